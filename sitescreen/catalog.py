@@ -1,0 +1,207 @@
+"""The data catalog: datasets, hazard layers and composites, read from ``catalog.toml``.
+
+The catalog is data, not code. Entries load into frozen dataclasses; unknown keys are refused
+so a typo never silently drops a licence or a checksum. A user catalog is merged over the
+packaged one entry by entry (a user entry replaces the packaged entry of the same name).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .classify import ThresholdSet, load_threshold_sets
+from .errors import CatalogError
+from .scenarios import Narrative, parse_narrative
+
+__all__ = ["CatalogEntry", "HazardSpec", "CompositeSpec", "Catalog", "load_catalog"]
+
+
+def _check_keys(kind: str, name: str, data: dict, cls: type, skip: set[str]) -> None:
+    allowed = {f.name for f in fields(cls)} - skip
+    unknown = set(data) - allowed
+    if unknown:
+        raise CatalogError(
+            f"catalog {kind} {name!r}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One dataset: where it lives upstream, how to cite it, how to verify it."""
+
+    id: str
+    title: str
+    publisher: str
+    version: str
+    license: str
+    citation: str
+    base_url: str
+    local_dir: str
+    family: str
+    files: tuple[str, ...]
+    homepage: str = ""
+    archive: str = ""
+    size: int | None = None
+    sha256: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, id: str, data: dict) -> CatalogEntry:
+        _check_keys("dataset", id, data, cls, {"id"})
+        required = ("title", "publisher", "version", "license", "citation", "base_url",
+                    "local_dir", "family", "files")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise CatalogError(f"catalog dataset {id!r}: missing keys {missing}")
+        return cls(id=id, **{**data, "files": tuple(data["files"]),
+                             "params": dict(data.get("params", {}))})
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["files"] = list(self.files)
+        return {k: v for k, v in out.items() if v not in (None, "", {}, [])}
+
+
+@dataclass(frozen=True, slots=True)
+class HazardSpec:
+    """One hazard layer: the plug-in that computes it and what it reads."""
+
+    name: str
+    label: str
+    plugin: str
+    datasets: tuple[str, ...]
+    threshold_set: str
+    scenarios: tuple[Narrative, ...]
+    years: tuple[int, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> HazardSpec:
+        _check_keys("hazard", name, data, cls, {"name"})
+        try:
+            return cls(
+                name=name,
+                label=str(data["label"]),
+                plugin=str(data["plugin"]),
+                datasets=tuple(data["datasets"]),
+                threshold_set=str(data["threshold_set"]),
+                scenarios=tuple(parse_narrative(s) for s in data["scenarios"]),
+                years=tuple(int(y) for y in data["years"]),
+                params=dict(data.get("params", {})),
+            )
+        except KeyError as exc:
+            raise CatalogError(f"catalog hazard {name!r}: missing key {exc.args[0]!r}") from exc
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "label": self.label, "plugin": self.plugin,
+                "datasets": list(self.datasets), "threshold_set": self.threshold_set,
+                "scenarios": [s.value for s in self.scenarios], "years": list(self.years),
+                "params": dict(self.params)}
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeSpec:
+    """Hazards reported together; a site's level is the highest of its components."""
+
+    name: str
+    label: str
+    components: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> CompositeSpec:
+        _check_keys("composite", name, data, cls, {"name"})
+        try:
+            return cls(name=name, label=str(data["label"]), components=tuple(data["components"]))
+        except KeyError as exc:
+            raise CatalogError(f"catalog composite {name!r}: missing key {exc.args[0]!r}") from exc
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "label": self.label, "components": list(self.components)}
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    datasets: dict[str, CatalogEntry]
+    hazards: dict[str, HazardSpec]
+    composites: dict[str, CompositeSpec]
+    thresholds: dict[str, ThresholdSet]
+    sources: tuple[str, ...] = ("packaged",)
+
+    def dataset(self, id: str) -> CatalogEntry:
+        try:
+            return self.datasets[id]
+        except KeyError:
+            raise CatalogError(
+                f"unknown dataset {id!r}; the catalog has: {', '.join(sorted(self.datasets))}"
+            ) from None
+
+    def hazard(self, name: str) -> HazardSpec:
+        try:
+            return self.hazards[name]
+        except KeyError:
+            raise CatalogError(
+                f"unknown hazard {name!r}; the catalog has: {', '.join(sorted(self.hazards))}"
+            ) from None
+
+    def threshold_set(self, name: str) -> ThresholdSet:
+        try:
+            return self.thresholds[name]
+        except KeyError:
+            raise CatalogError(
+                f"unknown threshold set {name!r}; known: {', '.join(sorted(self.thresholds))}"
+            ) from None
+
+
+def _read_toml(text: str, origin: str) -> dict:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{origin}: invalid TOML: {exc}") from exc
+    extra = set(doc) - {"datasets", "hazards", "composites"}
+    if extra:
+        raise CatalogError(
+            f"{origin}: unknown top-level tables {sorted(extra)}; "
+            "expected [datasets.*], [hazards.*], [composites.*]")
+    return doc
+
+
+def load_catalog(path: str | Path | None = None, *, thresholds: str | Path | None = None) -> Catalog:
+    """Load the packaged catalog, with a user catalog and threshold file merged over it."""
+    doc = _read_toml(
+        resources.files("sitescreen").joinpath("catalog.toml").read_text("utf-8"), "catalog.toml")
+    sources = ["packaged"]
+    if path is not None:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc
+        user = _read_toml(text, str(path))
+        for table in ("datasets", "hazards", "composites"):
+            doc.setdefault(table, {}).update(user.get(table, {}))
+        sources.append(str(path))
+    catalog = Catalog(
+        datasets={k: CatalogEntry.from_dict(k, v) for k, v in doc.get("datasets", {}).items()},
+        hazards={k: HazardSpec.from_dict(k, v) for k, v in doc.get("hazards", {}).items()},
+        composites={k: CompositeSpec.from_dict(k, v) for k, v in doc.get("composites", {}).items()},
+        thresholds=load_threshold_sets(thresholds),
+        sources=tuple(sources),
+    )
+    _check_references(catalog)
+    return catalog
+
+
+def _check_references(catalog: Catalog) -> None:
+    for spec in catalog.hazards.values():
+        for ds in spec.datasets:
+            if ds not in catalog.datasets:
+                raise CatalogError(f"hazard {spec.name!r} names unknown dataset {ds!r}")
+        if spec.threshold_set not in catalog.thresholds:
+            raise CatalogError(
+                f"hazard {spec.name!r} names unknown threshold set {spec.threshold_set!r}")
+    for comp in catalog.composites.values():
+        for c in comp.components:
+            if c not in catalog.hazards:
+                raise CatalogError(f"composite {comp.name!r} names unknown hazard {c!r}")
