@@ -1,0 +1,1 @@
+"""Prefect flows over the sitescreen library; they orchestrate and hold no science."""

@@ -1,0 +1,153 @@
+"""The screening flow: sites -> locations -> hazard layers (mapped) -> shares -> outputs.
+
+Each task wraps one library call from :mod:`sitescreen.pipeline`; the same steps run without
+Prefect through :func:`sitescreen.pipeline.screen`. Run it directly::
+
+    python flows/screen.py sites.geojson --data cache/demo-pack
+
+or through ``sitescreen screen``. With no ``PREFECT_API_URL`` Prefect starts a temporary
+local server; set ``PREFECT_API_URL`` to report to a running server.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from sitescreen import pipeline
+from sitescreen.datasources import DataSource
+from sitescreen.errors import DownloadError, GeocodeError
+from sitescreen.hazards import HazardResult
+from sitescreen.outputs import new_run_id, write_run
+from sitescreen.report import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only I/O that may succeed later (network, server errors), not bad input."""
+    try:
+        state.result()
+    except (DownloadError, GeocodeError, ConnectionError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="load-sites", cache_policy=NO_CACHE)
+def load_sites(path: str):
+    return pipeline.load_sites(path)
+
+
+@task(name="locate-sites", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=_transient)
+def locate_sites(sites, request: pipeline.ScreeningRequest):
+    return pipeline.locate_sites(sites, request)
+
+
+@task(name="assess-layer", task_run_name="assess-{layer.hazard}-{layer.scenario}-{layer.year}",
+      cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=_transient)
+def assess_layer(layer: pipeline.Layer, lon: np.ndarray, lat: np.ndarray,
+                 request: pipeline.ScreeningRequest) -> HazardResult:
+    catalog = pipeline.catalog_for(request)
+    data = DataSource.open(request.data)
+    return pipeline.assess_layer(lon, lat, layer, catalog=catalog, data=data,
+                                 cache_dir=request.cache_dir)
+
+
+@task(name="summarise", cache_policy=NO_CACHE)
+def summarise(sites, results, request: pipeline.ScreeningRequest):
+    return pipeline.summarise(sites, results, catalog=pipeline.catalog_for(request),
+                              weight=request.weight)
+
+
+@task(name="write-outputs", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=_transient)
+def write_outputs(sites, table, shares, results, request: pipeline.ScreeningRequest,
+                  timings: dict) -> str:
+    catalog = pipeline.catalog_for(request)
+    data = DataSource.open(request.data)
+    run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
+    manifest = pipeline.build_manifest(request=request, run_id=run_id, catalog=catalog,
+                                       data=data, sites=sites, results=results, timings=timings,
+                                       input_sha256=sites.attrs.get("source_sha256"))
+    files = pipeline.render_files(sites=sites, table=table, shares_table=shares,
+                                  manifest=manifest)
+    return str(write_run(request.out, run_id, files))
+
+
+def _publish_artifacts(shares, run_dir: str, origin: str) -> None:
+    cols = ["hazard", "scenario", "year", "pathway", "sites_screened", "sites_no_data",
+            "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)), "medium_plus_pct",
+            "medium_plus_pct_low", "medium_plus_pct_high"]
+    rows = shares[cols].round(1).astype(object).where(shares[cols].notna(), None)
+    create_table_artifact(key="risk-shares", table=rows.to_dict("records"),
+                          description=f"Share of sites per risk level (data origin: {origin})")
+    sentences = "\n".join(f"- {s}" for s in disclosure_sentences(shares))
+    warning = ("**SYNTHETIC DEMO DATA: not hazard data, do not report.**\n\n"
+               if origin == "synthetic-demo" else "")
+    create_markdown_artifact(
+        key="screening-summary",
+        markdown=f"{warning}## Screening summary\n\n{sentences}\n\nOutputs: `{run_dir}`\n",
+        description="Disclosure sentences generated from the shares")
+
+
+@flow(name="screen-sites", flow_run_name="screen-{sites}", log_prints=True)
+def screen_flow(
+    sites: str = "sites.geojson",
+    data: str = "cache/demo-pack",
+    out: str = "results",
+    scenarios: list[str] | None = None,
+    years: list[int] | None = None,
+    hazards: list[str] | None = None,
+    weight: str | None = None,
+    catalog: str | None = None,
+    thresholds: str | None = None,
+    geocoders: list[str] | None = None,
+    overrides: str | None = None,
+    refresh_geocodes: bool = False,
+    cache_dir: str = "cache",
+) -> dict:
+    """Screen a sites file for every hazard x scenario x year and write a run folder."""
+    logger = get_run_logger()
+    request = pipeline.make_request(
+        sites=sites, data=data, out=out, scenarios=scenarios, years=years, hazards=hazards,
+        weight=weight, catalog=catalog, thresholds=thresholds, geocoders=geocoders,
+        overrides=overrides, refresh_geocodes=refresh_geocodes, cache_dir=cache_dir)
+    layers = pipeline.plan_layers(pipeline.catalog_for(request), request)
+    origin = DataSource.open(data).origin.value
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    loaded = load_sites(sites)
+    located = locate_sites(loaded, request)
+    timings["load_and_locate"] = time.perf_counter() - start
+    logger.info("%d sites, %d located; %d hazard layers to assess (data: %s)",
+                len(located), int((located["location_source"] != "unresolved").sum()),
+                len(layers), origin)
+
+    start = time.perf_counter()
+    lon, lat = pipeline.coordinates(located)
+    futures = assess_layer.map(layers, unmapped(lon), unmapped(lat), unmapped(request))
+    results = [f.result() for f in futures]
+    timings["hazards"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    table, shares = summarise(located, results, request)
+    timings["aggregate"] = time.perf_counter() - start
+    run_dir = write_outputs(located, table, shares, results, request, timings)
+    _publish_artifacts(shares, run_dir, origin)
+    logger.info("wrote %s", run_dir)
+    return {"run_dir": run_dir, "data_origin": origin, "n_sites": int(len(located)),
+            "table": format_shares_table(shares, hazards=HEADLINE_HAZARDS, data_origin=origin)}
+
+
+if __name__ == "__main__":
+    from sitescreen.cli import main
+
+    main(["screen", *sys.argv[1:]])

@@ -1,0 +1,216 @@
+"""Write a screening run: GeoJSON, tables and manifest, atomically.
+
+A run is written into a hidden temporary folder beside its final place and renamed into
+``<out>/<run-id>`` only when every file is complete; ``<out>/latest`` is then switched to it
+with an atomic symlink replacement. A failure leaves earlier runs untouched and no partial
+run folder behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import OutputError, UnsafePathError
+
+__all__ = [
+    "new_run_id",
+    "site_features",
+    "write_run",
+    "atomic_write_bytes",
+    "json_bytes",
+    "sha256_file",
+    "latest_run",
+]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+LEVEL_FIELDS = ("level", "low", "high", "value", "flags", "pathway")
+
+
+def new_run_id(now: datetime | None = None, *, salt: str = "") -> str:
+    """A sortable run id: UTC timestamp plus a short hash of ``salt`` (e.g. the inputs)."""
+    now = now or datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(f"{salt}{now.isoformat()}".encode()).hexdigest()[:6]
+    return f"{stamp}-{digest}"
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalars: NaN/inf become null, numpy types become Python types."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Deterministic, human-readable JSON (sorted keys left to the caller's order)."""
+    return (json.dumps(_clean(obj), ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode()
+
+
+def field_name(hazard: str, scenario: str, year: int, what: str) -> str:
+    """Flat property name for a per-site result, e.g. ``water_stress_pessimistic_2030_level``."""
+    return f"{hazard}_{scenario}_{year}_{what}"
+
+
+def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
+                  data_origin: str, site_columns: list[str]) -> dict:
+    """RFC 7946 FeatureCollection: one Point feature per site (null geometry if unresolved).
+
+    Properties are flat: the site's own fields, its geocoding provenance, ``data_origin``,
+    and for every hazard x scenario x year the level, its low/high, the raw value, flags and
+    the dataset pathway used.
+    """
+    per_site: dict[str, dict] = {sid: {} for sid in sites["site_id"]}
+    cols = ["site_id", "hazard", "scenario", "year", "level", "level_low", "level_high",
+            "value", "flags", "pathway"]
+    for row in table[cols].itertuples(index=False):
+        props = per_site[row.site_id]
+        base = f"{row.hazard}_{row.scenario}_{row.year}"
+        props[f"{base}_level"] = int(row.level) if row.level > 0 else None
+        props[f"{base}_low"] = int(row.level_low) if row.level_low > 0 else None
+        props[f"{base}_high"] = int(row.level_high) if row.level_high > 0 else None
+        props[f"{base}_value"] = row.value
+        props[f"{base}_flags"] = row.flags or ""
+        props[f"{base}_pathway"] = row.pathway
+    features = []
+    for rec in sites.to_dict("records"):
+        lon, lat = rec.get("lon"), rec.get("lat")
+        has_point = lon is not None and lat is not None and not (
+            pd.isna(lon) or pd.isna(lat))
+        geometry = ({"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]}
+                    if has_point else None)
+        props = {c: rec.get(c) for c in site_columns if c in rec}
+        props["data_origin"] = data_origin
+        props.update(per_site.get(rec["site_id"], {}))
+        features.append({"type": "Feature", "id": rec["site_id"], "geometry": geometry,
+                         "properties": props})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _safe_child(root: Path, name: str) -> Path:
+    if not _RUN_ID.match(name) and not re.match(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", name):
+        raise UnsafePathError(f"output name {name!r} is not a plain relative file name")
+    target = (root / name).resolve()
+    if root.resolve() not in target.parents:
+        raise UnsafePathError(f"output name {name!r} would escape the run folder {root}")
+    return target
+
+
+def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Callable[[Path], None]],
+              *, update_latest: bool = True) -> Path:
+    """Write all ``files`` (name -> bytes, or a writer called with the target path) as a run.
+
+    Returns the final run folder. On any error nothing of this run remains and
+    :class:`OutputError` says which file failed.
+    """
+    if not _RUN_ID.match(run_id):
+        raise UnsafePathError(f"run id {run_id!r} must be a plain folder name")
+    out_root = Path(out_root)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_root}: {exc.strerror}") from exc
+    final = out_root / run_id
+    if final.exists():
+        raise OutputError(f"run folder {final} already exists; choose another run id")
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=out_root))
+    current = ""
+    try:
+        for name, content in files.items():
+            current = name
+            target = _safe_child(tmp, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                with open(target, "wb") as fh:
+                    fh.write(content)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            else:
+                content(target)
+        current = "(rename)"
+        os.replace(tmp, final)
+    except UnsafePathError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OutputError(f"writing {current} of run {run_id} in {out_root} failed: {reason}; "
+                          "nothing of this run was kept") from exc
+    if update_latest:
+        _point_latest(out_root, run_id)
+    return final
+
+
+def _point_latest(out_root: Path, run_id: str) -> None:
+    link = out_root / "latest"
+    tmp_link = out_root / f".latest-{os.getpid()}"
+    try:
+        tmp_link.unlink(missing_ok=True)
+        os.symlink(run_id, tmp_link, target_is_directory=True)
+        if link.is_dir() and not link.is_symlink():
+            raise OutputError(f"{link} is a real folder, not a link; move it away")
+        os.replace(tmp_link, link)
+    except OSError:
+        # File systems without symlinks: a text file naming the newest run.
+        tmp_link.unlink(missing_ok=True)
+        atomic_write_bytes(out_root / "LATEST", (run_id + "\n").encode())
+        return
+    atomic_write_bytes(out_root / "LATEST", (run_id + "\n").encode())
+
+
+def latest_run(out_root: str | Path) -> Path | None:
+    """The newest run folder under ``out_root``, or None."""
+    out_root = Path(out_root)
+    marker = out_root / "LATEST"
+    if marker.is_file():
+        run = out_root / marker.read_text("utf-8").strip()
+        if run.is_dir():
+            return run
+    return None

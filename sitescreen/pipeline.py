@@ -1,0 +1,364 @@
+"""The screening pipeline as plain functions: each step takes and returns plain data.
+
+``flows/screen.py`` wraps these steps as Prefect tasks; :func:`screen` runs them in order
+without Prefect. No science lives here: hazards compute, ``aggregate`` counts, ``outputs``
+writes; this module only connects them and records provenance and timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .aggregate import add_composites, results_table, shares
+from .catalog import Catalog, load_catalog
+from .datasources import DataOrigin, DataSource
+from .errors import CatalogError
+from .hazards import HazardContext, HazardResult, load_hazard
+from .outputs import json_bytes, new_run_id, site_features, write_run
+from .scenarios import Narrative, parse_narrative
+
+__all__ = [
+    "ScreeningRequest",
+    "ScreeningRun",
+    "make_request",
+    "Layer",
+    "plan_layers",
+    "load_sites",
+    "locate_sites",
+    "assess_layer",
+    "summarise",
+    "build_manifest",
+    "render_files",
+    "screen",
+    "SITE_OUTPUT_COLUMNS",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_YEARS = (2030, 2050)
+
+# Geocoding provenance columns carried into every per-site output.
+GEOCODE_COLUMNS = [
+    "location_source", "geocoder", "geocode_precision", "geocode_confidence", "geocode_datum",
+    "geocode_query", "geocode_status", "geocode_matched", "geocode_candidates",
+    "geocode_reason", "location_flags",
+]
+SITE_OUTPUT_COLUMNS = ["site_id", "name", "company", "kind", "address", "city", "country",
+                       "lon", "lat"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningRequest:
+    """What to screen, against which data, and where to write."""
+
+    sites: str
+    data: str
+    out: str = "results"
+    scenarios: tuple[Narrative, ...] = tuple(Narrative)
+    years: tuple[int, ...] = DEFAULT_YEARS
+    hazards: tuple[str, ...] = ()
+    weight: str | None = None
+    catalog: str | None = None
+    thresholds: str | None = None
+    geocoders: tuple[str, ...] = ("offline",)
+    overrides: str | None = None
+    refresh_geocodes: bool = False
+    cache_dir: str = "cache"
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scenarios", tuple(parse_narrative(s) for s in self.scenarios))
+        object.__setattr__(self, "years", tuple(int(y) for y in self.years))
+        object.__setattr__(self, "hazards", tuple(self.hazards))
+        object.__setattr__(self, "geocoders", tuple(self.geocoders))
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["scenarios"] = [s.value for s in self.scenarios]
+        d["years"] = list(self.years)
+        d["hazards"] = list(self.hazards)
+        d["geocoders"] = list(self.geocoders)
+        return {k: v for k, v in d.items() if v not in (None, ())}
+
+
+def make_request(*, sites: str, data: str, out: str = "results",
+                 scenarios: Sequence[str] | None = None, years: Sequence[int] | None = None,
+                 hazards: Sequence[str] | None = None, weight: str | None = None,
+                 catalog: str | None = None, thresholds: str | None = None,
+                 geocoders: Sequence[str] | None = None, overrides: str | None = None,
+                 refresh_geocodes: bool = False, cache_dir: str = "cache",
+                 run_id: str | None = None) -> ScreeningRequest:
+    """A request from optional user options (None: the defaults), as the CLI and flow get them."""
+    return ScreeningRequest(
+        sites=str(sites), data=str(data), out=str(out),
+        scenarios=tuple(scenarios) if scenarios else tuple(Narrative),
+        years=tuple(years) if years else DEFAULT_YEARS, hazards=tuple(hazards or ()),
+        weight=weight, catalog=catalog, thresholds=thresholds,
+        geocoders=tuple(geocoders) if geocoders else ("offline",), overrides=overrides,
+        refresh_geocodes=refresh_geocodes, cache_dir=cache_dir, run_id=run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One unit of hazard work: a hazard for a narrative and year."""
+
+    hazard: str
+    scenario: Narrative
+    year: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.hazard}/{self.scenario.value}/{self.year}"
+
+
+@dataclass(slots=True)
+class ScreeningRun:
+    run_dir: Path | None
+    sites: gpd.GeoDataFrame
+    table: pd.DataFrame
+    shares: pd.DataFrame
+    manifest: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=8)
+def _catalog(catalog: str | None, thresholds: str | None) -> Catalog:
+    return load_catalog(catalog, thresholds=thresholds)
+
+
+def catalog_for(request: ScreeningRequest) -> Catalog:
+    return _catalog(request.catalog, request.thresholds)
+
+
+def plan_layers(catalog: Catalog, request: ScreeningRequest) -> list[Layer]:
+    """Every hazard x scenario x year to compute, checked against the catalog.
+
+    A hazard, scenario or year the catalog does not offer is an error naming what is
+    available; nothing is skipped silently.
+    """
+    names = request.hazards or tuple(catalog.hazards)
+    layers = []
+    for name in names:
+        spec = catalog.hazard(name)
+        for scenario in request.scenarios:
+            if scenario not in spec.scenarios:
+                raise CatalogError(
+                    f"hazard {name!r} has no scenario {scenario.value!r}; "
+                    f"available: {', '.join(s.value for s in spec.scenarios)}")
+            for year in request.years:
+                if year not in spec.years:
+                    raise CatalogError(
+                        f"hazard {name!r} has no year {year}; available: "
+                        f"{', '.join(map(str, spec.years))}")
+                layers.append(Layer(name, scenario, year))
+    return layers
+
+
+def load_sites(path: str | Path) -> gpd.GeoDataFrame:
+    """Read and validate the sites file; every problem is reported at once."""
+    from .sites import read_sites
+
+    return read_sites(path)
+
+
+def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest,
+                 progress: Callable[[int, int], None] | None = None) -> gpd.GeoDataFrame:
+    """Fill coordinates for sites that only have an address, with provenance columns."""
+    from .geocode import GeocodeCache, default_geocoders, geocode_sites
+
+    cache = GeocodeCache(Path(request.cache_dir) / "geocode.sqlite")
+    return geocode_sites(sites, geocoders=default_geocoders(request.geocoders), cache=cache,
+                         overrides=request.overrides, refresh=request.refresh_geocodes,
+                         progress=progress)
+
+
+def coordinates(sites: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """lon/lat arrays for hazard sampling; unresolved sites are NaN (level 0)."""
+    lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype="float64")
+    lat = pd.to_numeric(sites["lat"], errors="coerce").to_numpy(dtype="float64")
+    return lon, lat
+
+
+def assess_layer(lon: np.ndarray, lat: np.ndarray, layer: Layer, *, catalog: Catalog,
+                 data: DataSource, cache_dir: str | None = None) -> HazardResult:
+    """Run one hazard plug-in for one narrative and year."""
+    context = HazardContext.build(catalog, layer.hazard, data, cache_dir=cache_dir)
+    hazard = load_hazard(context.spec)
+    return hazard.assess(lon, lat, scenario=layer.scenario, year=layer.year, context=context)
+
+
+def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: Catalog,
+              weight: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The long per-site table (hazards and composites) and the shares table."""
+    if weight is not None:
+        if weight not in sites.columns:
+            raise CatalogError(f"weight field {weight!r} is not a site property; "
+                               f"site properties: {', '.join(map(str, sites.columns))}")
+        values = pd.to_numeric(sites[weight], errors="coerce")
+        bad = sites.loc[values.isna() | (values < 0), "site_id"].tolist()
+        if bad:
+            raise CatalogError(f"weight field {weight!r} must be a number >= 0 for every site; "
+                               f"missing or invalid for: {', '.join(map(str, bad[:10]))}")
+    labels = {name: spec.label for name, spec in catalog.hazards.items()}
+    table = results_table(sites["site_id"].tolist(), results, labels=labels)
+    present = set(table["hazard"])
+    composites = [c for c in catalog.composites.values() if set(c.components) & present]
+    table = add_composites(table, composites)
+    return table, shares(table, sites, weight=weight)
+
+
+def _datasets_used(catalog: Catalog, results: Sequence[HazardResult]) -> list[dict]:
+    used = sorted({d for r in results for d in r.datasets})
+    return [catalog.dataset(d).to_dict() for d in used]
+
+
+def build_manifest(*, request: ScreeningRequest, run_id: str, catalog: Catalog, data: DataSource,
+                   sites: pd.DataFrame, results: Sequence[HazardResult], timings: dict,
+                   input_sha256: str | None = None) -> dict:
+    """Everything an output says, traceable: inputs, data, thresholds, pathways, method."""
+    precision_counts = (sites["geocode_precision"].fillna("").value_counts().to_dict()
+                        if "geocode_precision" in sites else {})
+    layers = []
+    for r in results:
+        layers.append({
+            "hazard": r.hazard, "scenario": r.scenario.value, "year": r.year,
+            "pathway": r.pathway.to_dict(), "units": r.units, "threshold_set": r.threshold_set,
+            "datasets": list(r.datasets), "method": r.method, "details": r.details,
+        })
+    used_sets = sorted({r.threshold_set for r in results})
+    return {
+        "sitescreen_version": __version__,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_origin": data.origin.value,
+        "data_origin_note": _origin_note(data.origin),
+        "request": request.to_dict(),
+        "inputs": {"sites": {"path": str(request.sites), "sha256": input_sha256,
+                             "n_sites": int(len(sites))}},
+        "data_source": data.to_dict(),
+        "datasets": _datasets_used(catalog, results),
+        "catalog_sources": list(catalog.sources),
+        "threshold_sets": [catalog.threshold_set(n).to_dict() for n in used_sets],
+        "composites": [c.to_dict() for c in catalog.composites.values()],
+        "scenario_crosswalk": sorted({json_key(r.pathway.to_dict()): r.pathway.to_dict()
+                                      for r in results}.values(),
+                                     key=lambda p: (p["family"], p["narrative"], p["year"])),
+        "layers": layers,
+        "geocoding": {"providers": list(request.geocoders),
+                      "precision_counts": precision_counts,
+                      "location_source_counts": sites["location_source"].value_counts().to_dict()
+                      if "location_source" in sites else {}},
+        "definitions": {
+            "levels": "1 very low, 2 low, 3 medium, 4 high, 5 very high; 0/empty: no data",
+            "medium_plus": "share of screened sites at level 3 or above",
+            "percent_denominator": "sites_screened (sites with a location and a level); "
+                                   "sites_unresolved and sites_no_data are reported beside it",
+            "range": "medium_plus_pct_low/high: the share with every site at the low/high end "
+                     "of its ensemble or uncertainty range",
+        },
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def json_key(d: dict) -> str:
+    return json_bytes(d).decode()
+
+
+def _origin_note(origin: DataOrigin) -> str:
+    if origin == DataOrigin.SYNTHETIC_DEMO:
+        return ("SYNTHETIC DEMO DATA: generated by 'sitescreen demo-data' in the upstream file "
+                "formats. These numbers are NOT hazard data and must not be reported.")
+    return f"hazard data read from a {origin.value} source"
+
+
+def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
+                 manifest: dict) -> dict[str, bytes]:
+    """All output files of a run as bytes, ready for :func:`outputs.write_run`."""
+    origin = manifest["data_origin"]
+    extras = [c for c in sites.columns if c not in SITE_OUTPUT_COLUMNS
+              and c not in GEOCODE_COLUMNS and c not in ("geometry", "input_ref")]
+    site_columns = SITE_OUTPUT_COLUMNS + [c for c in GEOCODE_COLUMNS if c in sites] + extras
+    fc = site_features(sites, table, data_origin=origin, site_columns=site_columns)
+    fc["name"] = "sitescreen results"
+    fc["sitescreen"] = {"run_id": manifest["run_id"], "data_origin": origin,
+                        "data_origin_note": manifest["data_origin_note"],
+                        "sitescreen_version": manifest["sitescreen_version"],
+                        "manifest": "manifest.json"}
+    shares_out = shares_table.assign(data_origin=origin)
+    summary = {
+        "header": {"run_id": manifest["run_id"], "data_origin": origin,
+                   "data_origin_note": manifest["data_origin_note"],
+                   "threshold_sets": [t["name"] for t in manifest["threshold_sets"]],
+                   "definitions": manifest["definitions"]},
+        "shares": shares_out.to_dict("records"),
+    }
+    table_out = table.assign(data_origin=origin)
+    header = (f"# sitescreen {manifest['sitescreen_version']} run {manifest['run_id']}; "
+              f"data_origin={origin}; {manifest['data_origin_note']}\n")
+    return {
+        "sites.geojson": json_bytes(fc),
+        "summary.csv": (header + shares_out.to_csv(index=False, float_format="%.4f")).encode(),
+        "summary.json": json_bytes(summary),
+        "site_results.csv": (header + table_out.to_csv(index=False)).encode(),
+        "manifest.json": json_bytes(manifest),
+    }
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
+
+
+def screen(request: ScreeningRequest, *, write: bool = True,
+           progress: Callable[[str], None] | None = None) -> ScreeningRun:
+    """Run the whole screening without Prefect (the flow runs the same steps as tasks)."""
+    say = progress or (lambda msg: log.info(msg))
+    timings: dict[str, float] = {}
+    catalog = catalog_for(request)
+    layers = plan_layers(catalog, request)
+    data = DataSource.open(request.data)
+    with timed(timings, "load_sites"):
+        sites = load_sites(request.sites)
+    say(f"loaded {len(sites)} sites from {request.sites}")
+    with timed(timings, "geocode"):
+        sites = locate_sites(sites, request)
+    lon, lat = coordinates(sites)
+    results = []
+    for i, layer in enumerate(layers, 1):
+        with timed(timings, f"hazard:{layer.hazard}"):
+            results.append(assess_layer(lon, lat, layer, catalog=catalog, data=data,
+                                        cache_dir=request.cache_dir))
+        say(f"[{i}/{len(layers)}] {layer.key}")
+    with timed(timings, "aggregate"):
+        table, shares_table = summarise(sites, results, catalog=catalog, weight=request.weight)
+    run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
+    manifest = build_manifest(request=request, run_id=run_id, catalog=catalog, data=data,
+                              sites=sites, results=results, timings=timings,
+                              input_sha256=sites.attrs.get("source_sha256"))
+    run_dir = None
+    if write:
+        files = render_files(sites=sites, table=table, shares_table=shares_table,
+                             manifest=manifest)
+        run_dir = write_run(request.out, run_id, files)
+        say(f"wrote {run_dir}")
+    return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings)
+
+
+def with_run_id(request: ScreeningRequest, run_id: str) -> ScreeningRequest:
+    return replace(request, run_id=run_id)

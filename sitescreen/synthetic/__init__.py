@@ -1,0 +1,160 @@
+"""Synthetic hazard data in the exact upstream file formats and names.
+
+Upstream data cannot be downloaded everywhere (not on this project's CI), so ``sitescreen
+demo-data`` writes a small, deterministic pack that the real readers load unchanged. The pack
+declares ``origin = "synthetic-demo"`` in ``PACK.json`` and every output made from it repeats
+that: these numbers are not hazard data and must never be reported as such.
+
+Each dataset has a writer module here with one function
+``write(root, areas, *, seed) -> list[Path]``; tests build their fixtures with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..datasources import PACK_MARKER, DataOrigin
+
+__all__ = ["DemoArea", "DEMO_AREAS", "build_demo_pack"]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoArea:
+    """A square around a point where raster writers put data (elsewhere: no data)."""
+
+    name: str
+    lon: float
+    lat: float
+    half_width_deg: float = 0.25
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        h = self.half_width_deg
+        return (self.lon - h, self.lat - h, self.lon + h, self.lat + h)
+
+    def contains(self, lon: float, lat: float) -> bool:
+        x0, y0, x1, y1 = self.bounds
+        return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
+def _areas(rows: str, half_width: float = 0.3) -> tuple[DemoArea, ...]:
+    out = []
+    for line in rows.strip().splitlines():
+        name, lon, lat = (x.strip() for x in line.split(","))
+        out.append(DemoArea(name, float(lon), float(lat), half_width))
+    return tuple(out)
+
+
+# Cities of the example portfolio (sites.geojson); raster writers put data around each, so
+# any site in these cities (given or geocoded to district precision) falls on demo data.
+DEMO_AREAS: tuple[DemoArea, ...] = _areas("""
+Shanghai, 121.47, 31.23
+Shanghai Lingang, 121.92, 30.90
+Hong Kong, 114.17, 22.35
+Beijing, 116.40, 39.95
+Shenzhen, 114.00, 22.58
+Hangzhou, 120.20, 30.25
+Chengdu, 104.06, 30.66
+Xi'an, 108.94, 34.27
+Wuhan, 114.30, 30.55
+Nanjing, 118.78, 32.05
+Guangzhou, 113.30, 23.13
+Qingdao, 120.38, 36.07
+Tianjin, 117.15, 39.25
+Chongqing, 106.55, 29.60
+Xiamen, 118.10, 24.48
+Suzhou and Changshu, 120.70, 31.45
+Hefei, 117.23, 31.82
+Changsha, 112.94, 28.20
+Shenyang, 123.43, 41.80
+Harbin, 126.64, 45.76
+Zhengzhou, 113.65, 34.76
+Jinan, 117.00, 36.67
+Fuzhou, 119.30, 26.08
+Kunming, 102.71, 25.04
+Ningbo, 121.55, 29.87
+Dalian, 121.60, 38.91
+Nanchang, 115.86, 28.68
+Shijiazhuang, 114.51, 38.04
+Taiyuan, 112.55, 37.87
+Singapore, 103.82, 1.35
+Tokyo, 139.69, 35.69
+Kyoto, 135.77, 35.01
+Seoul, 127.00, 37.55
+Abu Dhabi, 54.40, 24.45
+Riyadh, 46.72, 24.69
+Kuala Lumpur, 101.69, 3.14
+Bangkok, 100.50, 13.75
+""")
+
+#: Bumped whenever a writer changes what it writes, so stale packs are rebuilt.
+PACK_FORMAT = 1
+
+# Dataset id -> writer module; each module has write(root, areas, *, seed) -> list[Path].
+_WRITERS = {
+    "aqueduct40": "sitescreen.synthetic.aqueduct40",
+    "aqueduct_floods": "sitescreen.synthetic.aqueduct_floods",
+    "ibtracs_wp": "sitescreen.synthetic.ibtracs",
+}
+
+
+def pack_is_current(root: str | Path) -> bool:
+    """True when ``root`` holds a complete demo pack written by this pack format."""
+    marker = Path(root) / PACK_MARKER
+    try:
+        pack = json.loads(marker.read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return pack.get("origin") == DataOrigin.SYNTHETIC_DEMO and pack.get("pack_format") == PACK_FORMAT
+
+
+def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
+                    seed: int = 20231231, progress=None) -> dict:
+    """Write the synthetic demo pack into ``root`` and return its ``PACK.json`` content.
+
+    The pack is written into a temporary folder beside ``root`` and renamed into place, so a
+    pack is either complete or absent; an existing pack is replaced.
+    """
+    import importlib
+    import shutil
+
+    from .. import __version__
+
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
+    try:
+        written: list[str] = []
+        for dataset, module in _WRITERS.items():
+            if progress:
+                progress(f"writing synthetic {dataset}")
+            paths = importlib.import_module(module).write(tmp, list(areas), seed=seed)
+            written += [str(Path(p).relative_to(tmp)) for p in paths]
+        pack = {
+            "origin": DataOrigin.SYNTHETIC_DEMO.value,
+            "description": "SYNTHETIC demo hazard pack written by 'sitescreen demo-data': "
+                           "upstream file formats and names, invented values. Not hazard data.",
+            "generator": f"sitescreen {__version__}",
+            "pack_format": PACK_FORMAT,
+            "seed": seed,
+            "areas": [asdict(a) for a in areas],
+            "datasets": list(_WRITERS),
+            "n_files": len(written),
+        }
+        (tmp / PACK_MARKER).write_text(json.dumps(pack, indent=2) + "\n", "utf-8")
+        if root.exists():
+            old = root.with_name(f".{root.name}-old-{os.getpid()}")
+            os.replace(root, old)
+            os.replace(tmp, root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return pack

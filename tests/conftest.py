@@ -1,0 +1,52 @@
+"""Shared fixtures: the data mirror, and one Prefect test API for the whole session.
+
+The Prefect fixture is requested only by tests that run real flows, so the unit tests of the
+library never start a Prefect server.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Set before anything imports prefect: a private home, no telemetry, a generous startup time.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="sitescreen-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _mirror_dir() -> Path | None:
+    candidates = [os.environ.get("SITESCREEN_TEST_MIRROR"), REPO.parent / "shared" / "mirror"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The shared data mirror (real upstream files); tests skip with a reason when absent."""
+    path = _mirror_dir()
+    if path is None:
+        pytest.skip("data mirror not found: set SITESCREEN_TEST_MIRROR to a folder laid out "
+                    "as upstream (e.g. ibtracs/ibtracs.WP.list.v04r01.csv)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect test API for the session; heartbeats off."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield

@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sitescreen.aggregate import add_composites, results_table, shares
+from sitescreen.catalog import CompositeSpec
+from sitescreen.hazards import HazardResult
+from sitescreen.scenarios import Narrative, pathway_for
+
+
+def _result(hazard, levels, *, low=None, high=None, family="aqueduct_floods",
+            scenario=Narrative.PESSIMISTIC, year=2030):
+    levels = np.asarray(levels, dtype="int8")
+    return HazardResult(
+        hazard=hazard, scenario=scenario, year=year,
+        pathway=pathway_for(family, scenario, year), units="u", threshold_set="ts",
+        datasets=("d",), method="m", values=levels.astype(float),
+        levels=levels, level_low=np.asarray(low if low is not None else levels, dtype="int8"),
+        level_high=np.asarray(high if high is not None else levels, dtype="int8"),
+        flags=np.array([""] * len(levels), dtype=object))
+
+
+SITES = pd.DataFrame({
+    "site_id": ["a", "b", "c", "d", "e", "f"],
+    "location_source": ["given", "given", "geocoded", "given", "given", "unresolved"],
+    "value": [10.0, 20.0, 30.0, 40.0, 0.0, 5.0],
+})
+
+
+def test_shares_count_levels_and_denominators():
+    # e has no data (0); f is unresolved (its hazard level is 0 as it has no coordinates).
+    r = _result("river_flood", [1, 3, 3, 5, 0, 0], low=[1, 2, 3, 4, 0, 0], high=[2, 3, 4, 5, 0, 0])
+    table = results_table(SITES["site_id"], [r])
+    out = shares(table, SITES).iloc[0]
+    assert (out.sites_total, out.sites_unresolved, out.sites_no_data, out.sites_screened) == (6, 1, 1, 4)
+    assert [out[f"count_level_{i}"] for i in range(1, 6)] == [1, 0, 2, 0, 1]
+    assert out.pct_level_3 == pytest.approx(50.0)
+    assert out.medium_plus_count == 3 and out.medium_plus_pct == pytest.approx(75.0)
+    assert out.medium_plus_pct_low == pytest.approx(50.0)
+    assert out.medium_plus_pct_high == pytest.approx(75.0)
+    assert sum(out[f"pct_level_{i}"] for i in range(1, 6)) == pytest.approx(100.0)
+
+
+def test_weighted_shares_use_the_named_property():
+    r = _result("river_flood", [1, 3, 3, 5, 0, 0])
+    out = shares(results_table(SITES["site_id"], [r]), SITES, weight="value").iloc[0]
+    # screened weights: a 10 (L1), b 20 (L3), c 30 (L3), d 40 (L5) -> total 100
+    assert out.w_pct_level_3 == pytest.approx(50.0)
+    assert out.w_medium_plus_pct == pytest.approx(90.0)
+
+
+def test_composite_takes_highest_component_and_names_driver():
+    river = _result("river_flood", [1, 3, 0, 2, 0, 0])
+    coast = _result("coastal_flood", [2, 1, 0, 4, 1, 0])
+    typhoon = _result("typhoon", [2, 3, 0, 1, 0, 0], family="tc_change", high=[3, 3, 0, 1, 0, 0])
+    table = results_table(SITES["site_id"], [river, coast, typhoon])
+    comp = CompositeSpec("floods_typhoons", "Floods and typhoons",
+                         ("river_flood", "coastal_flood", "typhoon"))
+    full = add_composites(table, [comp])
+    c = full[full.hazard == "floods_typhoons"].set_index("site_id")
+    assert c.loc[["a", "b", "c", "d", "e"], "level"].tolist() == [2, 3, 0, 4, 1]
+    assert c.loc["a", "driver"] == "coastal_flood,typhoon"
+    assert c.loc["d", "driver"] == "coastal_flood"
+    assert c.loc["a", "level_high"] == 3
+    assert "missing:river_flood" in c.loc["e", "flags"]
+    assert "typhoon:ssp585" in c.loc["a", "pathway"]
+    s = shares(full, SITES).set_index("hazard").loc["floods_typhoons"]
+    assert s.sites_screened == 4 and s.medium_plus_count == 2
+
+
+def test_results_table_rejects_misaligned_results():
+    with pytest.raises(ValueError, match="3 results for 6 sites"):
+        results_table(SITES["site_id"], [_result("river_flood", [1, 2, 3])])
+
+
+def test_percentages_recompute_from_per_site_levels():
+    rng = np.random.default_rng(7)
+    results = [_result("river_flood", rng.integers(0, 6, 6), scenario=s)
+               for s in Narrative]
+    table = results_table(SITES["site_id"], results)
+    out = shares(table, SITES)
+    for _, row in out.iterrows():
+        part = table[(table.scenario == row.scenario) & ~table.site_id.isin(["f"])]
+        screened = part[part.level > 0]
+        for lvl in range(1, 6):
+            expected = 100 * (screened.level == lvl).sum() / len(screened) if len(screened) else np.nan
+            assert row[f"pct_level_{lvl}"] == pytest.approx(expected, nan_ok=True)
