@@ -77,6 +77,8 @@ class HazardSpec:
     scenarios: tuple[Narrative, ...]
     years: tuple[int, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    #: Screened when the user names no hazards; optional layers (depletion) set this false.
+    default: bool = True
 
     @classmethod
     def from_dict(cls, name: str, data: dict) -> HazardSpec:
@@ -91,6 +93,7 @@ class HazardSpec:
                 scenarios=tuple(parse_narrative(s) for s in data["scenarios"]),
                 years=tuple(int(y) for y in data["years"]),
                 params=dict(data.get("params", {})),
+                default=bool(data.get("default", True)),
             )
         except KeyError as exc:
             raise CatalogError(f"catalog hazard {name!r}: missing key {exc.args[0]!r}") from exc
@@ -99,7 +102,7 @@ class HazardSpec:
         return {"name": self.name, "label": self.label, "plugin": self.plugin,
                 "datasets": list(self.datasets), "threshold_set": self.threshold_set,
                 "scenarios": [s.value for s in self.scenarios], "years": list(self.years),
-                "params": dict(self.params)}
+                "params": dict(self.params), "default": self.default}
 
 
 @dataclass(frozen=True, slots=True)

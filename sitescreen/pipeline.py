@@ -148,7 +148,7 @@ def plan_layers(catalog: Catalog, request: ScreeningRequest) -> list[Layer]:
     A hazard, scenario or year the catalog does not offer is an error naming what is
     available; nothing is skipped silently.
     """
-    names = request.hazards or tuple(catalog.hazards)
+    names = request.hazards or tuple(n for n, s in catalog.hazards.items() if s.default)
     layers = []
     for name in names:
         spec = catalog.hazard(name)

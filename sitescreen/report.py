@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .scenarios import parse_narrative
+from .scenarios import Narrative, parse_narrative
 
 __all__ = ["format_shares_table", "disclosure_sentences", "HEADLINE_HAZARDS"]
 
@@ -38,6 +38,8 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
     names = list(hazards) if hazards else list(dict.fromkeys(shares["hazard"]))
     for name in names:
         part = shares[shares["hazard"] == name]
+        order = {n.value: i for i, n in enumerate(Narrative)}
+        part = part.assign(_o=part["scenario"].map(order)).sort_values(["_o", "year"])
         if part.empty:
             continue
         lines.append("")
@@ -50,15 +52,22 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
             pcts = " ".join(_fmt_pct(row[f"pct_level_{lvl}"]) for lvl in range(1, 6))
             mp = _fmt_pct(row["medium_plus_pct"])
             flag = "" if row["pathway_exact"] else " (approx.)"
+            codes = ", ".join(dict.fromkeys(p.split(":")[-1].strip()
+                                            for p in str(row["pathway"]).split(";")))
             lines.append(
                 f"{scen:<14} {row['year']:>4}  {pcts}  {mp:>6}% {_range(row):<9} "
                 f"{row['sites_screened']:>4} {row['sites_no_data']:>7} "
-                f"{row['sites_unresolved']:>10}  {row['pathway']}{flag}")
+                f"{row['sites_unresolved']:>10}  {codes}{flag}")
     return "\n".join(lines)
 
 
 def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZARDS) -> list[str]:
     """Sentences of the kind disclosures use, generated from the numbers.
+
+    One sentence per hazard x scenario x year with screened sites, ordered by hazard (as in
+    ``hazards``), year and scenario. The model range is added when it is not a single value,
+    the weighted share when the shares were weighted (IFRS S2 asks for amounts as well as
+    counts), and a note when the dataset pathway only approximates the scenario.
 
     >>> row = dict(hazard="water_scarcity_drought", hazard_label="Water scarcity and drought",
     ...            scenario="pessimistic", year=2030, medium_plus_count=22, sites_screened=38,
@@ -66,18 +75,40 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
     ...            pathway_exact=True)
     >>> disclosure_sentences(pd.DataFrame([row]))[0]
     'In 2030 under the Pessimistic scenario, 22 of 38 sites (58 %) face medium or higher water scarcity and drought risk.'
+    >>> row.update(medium_plus_pct_low=50.0, medium_plus_pct_high=63.2, pathway_exact=False,
+    ...            pathway="rcp4p5", w_medium_plus_pct=71.0, weight_field="asset_value")
+    >>> disclosure_sentences(pd.DataFrame([row]))[0]
+    'In 2030 under the Pessimistic scenario, 22 of 38 sites (58 %) face medium or higher water scarcity and drought risk; between 50 and 63 % across the model range; 71 % weighted by asset_value (dataset pathway rcp4p5 approximates this scenario).'
     """
+    order = {h: i for i, h in enumerate(hazards)}
+    part = shares[shares["hazard"].isin(hazards)]
+    part = part.assign(_h=part["hazard"].map(order),
+                       _s=part["scenario"].map(lambda s: list(Narrative).index(parse_narrative(s))))
     out = []
-    for _, row in shares[shares["hazard"].isin(hazards)].iterrows():
+    for _, row in part.sort_values(["_h", "year", "_s"], kind="stable").iterrows():
         if row["sites_screened"] == 0:
             continue
         scen = parse_narrative(row["scenario"]).title
         rng = ""
         lo, hi = row["medium_plus_pct_low"], row["medium_plus_pct_high"]
-        if round(lo) != round(hi):
+        if not (_isnan(lo) or _isnan(hi)) and round(lo) != round(hi):
             rng = f"; between {lo:.0f} and {hi:.0f} % across the model range"
+        weighted = ""
+        if "w_medium_plus_pct" in row and not _isnan(row["w_medium_plus_pct"]):
+            weighted = f"; {row['w_medium_plus_pct']:.0f} % weighted by {row.get('weight_field', 'weight')}"
+        approx = ""
+        if "pathway_exact" in row and not bool(row["pathway_exact"]):
+            approx = (f" (dataset pathway {row['pathway']} approximates this scenario)"
+                      if "pathway" in row else " (dataset pathway approximates this scenario)")
         out.append(
             f"In {row['year']} under the {scen} scenario, {row['medium_plus_count']} of "
             f"{row['sites_screened']} sites ({row['medium_plus_pct']:.0f} %) face medium or "
-            f"higher {row['hazard_label'].lower()} risk{rng}.")
+            f"higher {row['hazard_label'].lower()} risk{rng}{weighted}{approx}.")
     return out
+
+
+def _isnan(value: object) -> bool:
+    try:
+        return math.isnan(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value is None

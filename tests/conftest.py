@@ -50,3 +50,26 @@ def prefect_api():
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         with prefect_test_harness(server_startup_timeout=120):
             yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_api) -> str:
+    """URL of the session's Prefect test API, for subprocesses and Dask workers."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def demo_pack(tmp_path_factory) -> Path:
+    """The synthetic demo pack, built once per session with the same code as `demo-data`."""
+    from sitescreen.synthetic import build_demo_pack
+
+    root = tmp_path_factory.mktemp("data") / "demo-pack"
+    build_demo_pack(root)
+    return root
+
+
+@pytest.fixture()
+def example_sites() -> Path:
+    return REPO / "sites.geojson"

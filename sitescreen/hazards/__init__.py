@@ -9,6 +9,7 @@ in the catalog naming ``module:Class``: the catalog is the registry, no module s
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,10 +103,17 @@ class Hazard(Protocol):
 
 #: Hazard instances by catalog name, filled on first use by :func:`load_hazard`.
 HAZARDS: dict[str, Hazard] = {}
+# Mapped tasks load plug-ins from several threads at once.
+_LOCK = threading.RLock()
 
 
 def register_hazard(name: str, hazard: Hazard) -> None:
     """Register a hazard under ``name``; a second registration of a name is refused."""
+    with _LOCK:
+        _register(name, hazard)
+
+
+def _register(name: str, hazard: Hazard) -> None:
     if name in HAZARDS:
         raise CatalogError(f"hazard {name!r} is already registered ({type(HAZARDS[name]).__name__})")
     if not isinstance(hazard, Hazard):
@@ -115,8 +123,13 @@ def register_hazard(name: str, hazard: Hazard) -> None:
 
 def load_hazard(spec: HazardSpec) -> Hazard:
     """The hazard plug-in for a catalog entry, imported from its ``module:Class``."""
-    if spec.name in HAZARDS:
-        return HAZARDS[spec.name]
+    with _LOCK:
+        if spec.name in HAZARDS:
+            return HAZARDS[spec.name]
+        return _load(spec)
+
+
+def _load(spec: HazardSpec) -> Hazard:
     module_name, _, class_name = spec.plugin.partition(":")
     if not module_name or not class_name:
         raise CatalogError(
@@ -133,5 +146,5 @@ def load_hazard(spec: HazardSpec) -> Hazard:
         except AttributeError as exc:
             raise CatalogError(f"hazard {spec.name!r}: plugin {spec.plugin!r} has name "
                                f"{getattr(hazard, 'name', None)!r}") from exc
-    register_hazard(spec.name, hazard)
+    _register(spec.name, hazard)
     return hazard

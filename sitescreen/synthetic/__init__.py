@@ -31,6 +31,8 @@ class DemoArea:
     lon: float
     lat: float
     half_width_deg: float = 0.25
+    #: The sea lies on one side of the area (coastal flood tiles then have water pixels).
+    coastal: bool = False
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -45,51 +47,51 @@ class DemoArea:
 def _areas(rows: str, half_width: float = 0.3) -> tuple[DemoArea, ...]:
     out = []
     for line in rows.strip().splitlines():
-        name, lon, lat = (x.strip() for x in line.split(","))
-        out.append(DemoArea(name, float(lon), float(lat), half_width))
+        name, lon, lat, coast = (x.strip() for x in line.split(","))
+        out.append(DemoArea(name, float(lon), float(lat), half_width, coast == "coast"))
     return tuple(out)
 
 
 # Cities of the example portfolio (sites.geojson); raster writers put data around each, so
 # any site in these cities (given or geocoded to district precision) falls on demo data.
 DEMO_AREAS: tuple[DemoArea, ...] = _areas("""
-Shanghai, 121.47, 31.23
-Shanghai Lingang, 121.92, 30.90
-Hong Kong, 114.17, 22.35
-Beijing, 116.40, 39.95
-Shenzhen, 114.00, 22.58
-Hangzhou, 120.20, 30.25
-Chengdu, 104.06, 30.66
-Xi'an, 108.94, 34.27
-Wuhan, 114.30, 30.55
-Nanjing, 118.78, 32.05
-Guangzhou, 113.30, 23.13
-Qingdao, 120.38, 36.07
-Tianjin, 117.15, 39.25
-Chongqing, 106.55, 29.60
-Xiamen, 118.10, 24.48
-Suzhou and Changshu, 120.70, 31.45
-Hefei, 117.23, 31.82
-Changsha, 112.94, 28.20
-Shenyang, 123.43, 41.80
-Harbin, 126.64, 45.76
-Zhengzhou, 113.65, 34.76
-Jinan, 117.00, 36.67
-Fuzhou, 119.30, 26.08
-Kunming, 102.71, 25.04
-Ningbo, 121.55, 29.87
-Dalian, 121.60, 38.91
-Nanchang, 115.86, 28.68
-Shijiazhuang, 114.51, 38.04
-Taiyuan, 112.55, 37.87
-Singapore, 103.82, 1.35
-Tokyo, 139.69, 35.69
-Kyoto, 135.77, 35.01
-Seoul, 127.00, 37.55
-Abu Dhabi, 54.40, 24.45
-Riyadh, 46.72, 24.69
-Kuala Lumpur, 101.69, 3.14
-Bangkok, 100.50, 13.75
+Shanghai, 121.47, 31.23, coast
+Shanghai Lingang, 121.92, 30.90, coast
+Hong Kong, 114.17, 22.35, coast
+Beijing, 116.40, 39.95, inland
+Shenzhen, 114.00, 22.58, coast
+Hangzhou, 120.20, 30.25, inland
+Chengdu, 104.06, 30.66, inland
+Xi'an, 108.94, 34.27, inland
+Wuhan, 114.30, 30.55, inland
+Nanjing, 118.78, 32.05, inland
+Guangzhou, 113.30, 23.13, coast
+Qingdao, 120.38, 36.07, coast
+Tianjin, 117.15, 39.25, coast
+Chongqing, 106.55, 29.60, inland
+Xiamen, 118.10, 24.48, coast
+Suzhou and Changshu, 120.70, 31.45, inland
+Hefei, 117.23, 31.82, inland
+Changsha, 112.94, 28.20, inland
+Shenyang, 123.43, 41.80, inland
+Harbin, 126.64, 45.76, inland
+Zhengzhou, 113.65, 34.76, inland
+Jinan, 117.00, 36.67, inland
+Fuzhou, 119.30, 26.08, coast
+Kunming, 102.71, 25.04, inland
+Ningbo, 121.55, 29.87, coast
+Dalian, 121.60, 38.91, coast
+Nanchang, 115.86, 28.68, inland
+Shijiazhuang, 114.51, 38.04, inland
+Taiyuan, 112.55, 37.87, inland
+Singapore, 103.82, 1.35, coast
+Tokyo, 139.69, 35.69, coast
+Kyoto, 135.77, 35.01, inland
+Seoul, 127.00, 37.55, inland
+Abu Dhabi, 54.40, 24.45, coast
+Riyadh, 46.72, 24.69, inland
+Kuala Lumpur, 101.69, 3.14, inland
+Bangkok, 100.50, 13.75, inland
 """)
 
 #: Bumped whenever a writer changes what it writes, so stale packs are rebuilt.

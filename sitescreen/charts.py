@@ -1,0 +1,519 @@
+"""Charts of a run: shares of sites per risk level, and static maps of the sites.
+
+Two kinds of figure, both drawn with Matplotlib's object API (``Figure`` plus the Agg canvas;
+pyplot is never imported, so no figure lives on in global state):
+
+- **Shares chart** per hazard or composite, in the form of corporate climate-report figures
+  (SenseTime's 2023 report shows one stacked bar per scenario and year): one horizontal bar per
+  scenario x year, split into the share of screened sites at each level 1-5 on a fixed
+  green-to-red ramp, percentages written in the segments, the medium-and-above share and its
+  ensemble range (error bar on the medium boundary), and the sites not screened (no data,
+  unresolved) in a separate panel so they never dilute the percentages unseen.
+- **Site map** per hazard, scenario and year: sites coloured by level over Natural Earth
+  1:110m country outlines shipped in ``sitescreen/data`` (public domain). No web tiles.
+
+Output is deterministic: the same inputs give byte-identical PNG and SVG (no dates in the
+metadata, a fixed ``svg.hashsalt``, a fixed font), so reruns do not show up as changes.
+Charts of synthetic demo data say so in their title, in a banner and in a watermark.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import textwrap
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import shapely
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, PathPatch
+from matplotlib.path import Path as MplPath
+
+from .classify import RiskLevel
+from .errors import CatalogError
+from .scenarios import Narrative, parse_narrative
+
+__all__ = [
+    "render_charts",
+    "shares_figure",
+    "map_figure",
+    "map_layers",
+    "figure_bytes",
+    "shares_chart_name",
+    "map_chart_name",
+    "LEVEL_COLOURS",
+    "NO_DATA_COLOUR",
+    "BOUNDARY_CREDIT",
+]
+
+log = logging.getLogger(__name__)
+
+#: Level colours, green (1, very low) to red (5, very high): ColorBrewer RdYlGn, 6 classes,
+#: without the palest yellow so level 3 stays visible on white.
+LEVEL_COLOURS: dict[int, str] = {1: "#1a9850", 2: "#91cf60", 3: "#fee08b", 4: "#fc8d59",
+                                 5: "#d73027"}
+#: No data (level 0) is grey, never a level colour: missing is not low.
+NO_DATA_COLOUR = "#bdbdbd"
+_UNRESOLVED_COLOUR = "#ffffff"
+_TEXT_ON = {1: "white", 2: "black", 3: "black", 4: "black", 5: "white"}
+_SYNTHETIC_RED = "#b2182b"
+SYNTHETIC_TITLE = "SYNTHETIC DEMO DATA"
+
+#: Credit line for the country outlines drawn under the maps.
+BOUNDARY_CREDIT = ("Country outlines: Natural Earth 1:110m (public domain), for orientation "
+                   "only; not an official map.")
+
+# Fixed settings so output does not depend on the user's matplotlibrc, and no random ids.
+_RC = {
+    "svg.hashsalt": "sitescreen",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "hatch.linewidth": 0.6,
+    "axes.linewidth": 0.6,
+}
+# rc_context mutates matplotlib's global rcParams while it is active; the lock keeps two
+# threads of one process (Prefect task runners) from interleaving their settings.
+_LOCK = threading.Lock()
+
+_LEVELS = tuple(int(level) for level in RiskLevel if level > 0)
+
+
+def shares_chart_name(hazard: str, fmt: str) -> str:
+    """File name of a hazard's shares chart inside the run folder, e.g. ``charts/x_shares.png``."""
+    return f"charts/{hazard}_shares.{fmt}"
+
+
+def map_chart_name(hazard: str, scenario: str, year: int) -> str:
+    """File name of a site map inside the run folder, e.g. ``charts/map_x_pessimistic_2050.png``."""
+    return f"charts/map_{hazard}_{scenario}_{int(year)}.png"
+
+
+def _is_synthetic(manifest: Mapping) -> bool:
+    return manifest.get("data_origin") == "synthetic-demo"
+
+
+def _scenario_order(value: str) -> int:
+    try:
+        return list(Narrative).index(parse_narrative(value))
+    except CatalogError:  # an unknown scenario sorts last rather than failing a chart
+        return len(Narrative)
+
+
+def _scenario_title(value: str) -> str:
+    try:
+        return parse_narrative(value).title
+    except CatalogError:
+        return str(value)
+
+
+def _num(value: object) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def _hazard_order(frame: pd.DataFrame) -> list[str]:
+    """Composites first (what disclosures report), then single hazards, each in input order."""
+    first = frame.drop_duplicates("hazard")
+    comp = first["is_composite"].astype(bool) if "is_composite" in first else False
+    return list(first.loc[comp, "hazard"]) + list(first.loc[~comp, "hazard"]) \
+        if isinstance(comp, pd.Series) else list(first["hazard"])
+
+
+# ----------------------------------------------------------------------------- shares chart
+
+def _ordered_rows(part: pd.DataFrame) -> pd.DataFrame:
+    return part.assign(_s=part["scenario"].map(_scenario_order)).sort_values(
+        ["year", "_s"], kind="stable").drop(columns="_s").reset_index(drop=True)
+
+
+def _title_lines(label: str, what: str, manifest: Mapping) -> str:
+    title = f"{label}: {what}"
+    return f"{SYNTHETIC_TITLE}: {title}" if _is_synthetic(manifest) else title
+
+
+def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> Figure:
+    """Stacked bars of the share of screened sites per level, one bar per scenario x year.
+
+    Parameters
+    ----------
+    part : rows of :func:`sitescreen.aggregate.shares` for one hazard or composite.
+    manifest : the run manifest (``run_id``, ``data_origin``).
+
+    Returns
+    -------
+    A Matplotlib :class:`~matplotlib.figure.Figure` on an Agg canvas. Percentages are of the
+    sites screened (``sites_screened``); sites with no data and unresolved sites are drawn
+    apart, as counts, in the right-hand panel. The medium-and-above range
+    (``medium_plus_pct_low`` to ``_high``) is an error bar on the boundary between level 2
+    and level 3; it is drawn only when the range is not a single value.
+    """
+    rows = _ordered_rows(part)
+    if rows.empty:
+        raise ValueError("shares_figure needs at least one row of the shares table")
+    label = str(rows["hazard_label"].iloc[0])
+    synthetic = _is_synthetic(manifest)
+    years = list(dict.fromkeys(rows["year"]))
+    # y position: one slot per bar plus a half-slot gap between years, top to bottom.
+    ys = np.array([i + 0.5 * years.index(y) for i, y in enumerate(rows["year"])], dtype=float)
+    n = len(rows)
+
+    top_in = 1.0 + (0.3 if synthetic else 0.0)
+    bottom_in = 1.05
+    plot_h = 0.36 * (ys[-1] + 1.0)
+    width_in, height_in = 9.0, top_in + plot_h + bottom_in
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    bottom = bottom_in / height_in
+    h = plot_h / height_in
+    ax = fig.add_axes((1.55 / width_in, bottom, 4.55 / width_in, h))
+    side = fig.add_axes((7.45 / width_in, bottom, 1.2 / width_in, h), sharey=ax)
+
+    left = np.zeros(n)
+    for lvl in _LEVELS:
+        pct = rows[f"pct_level_{lvl}"].map(_num).fillna(0.0).to_numpy()
+        ax.barh(ys, pct, left=left, height=0.72, color=LEVEL_COLOURS[lvl],
+                edgecolor="white", linewidth=0.6, zorder=2)
+        for y, x0, w in zip(ys, left, pct, strict=True):
+            if w >= 6.0:  # narrower segments cannot hold a label legibly
+                ax.text(x0 + w / 2, y, f"{w:.0f}%", ha="center", va="center", fontsize=7.5,
+                        color=_TEXT_ON[lvl], zorder=3)
+        left = left + pct
+
+    yaxis = ax.get_yaxis_transform()
+    ax.text(1.03, 1.0, "medium+ (range)", transform=ax.transAxes, ha="left", va="bottom",
+            fontsize=8.5, fontweight="bold")
+    for y, row in zip(ys, rows.itertuples(index=False), strict=True):
+        screened = int(row.sites_screened)
+        if screened == 0:
+            ax.barh([y], [100.0], height=0.72, color="none", edgecolor=NO_DATA_COLOUR,
+                    hatch="///", linewidth=0.6, zorder=2)
+            ax.text(50, y, "no screened sites", ha="center", va="center", fontsize=8,
+                    color="#555555", zorder=3)
+            ax.text(1.03, y, "-", transform=yaxis, ha="left", va="center", fontsize=8.5)
+            continue
+        mp, lo, hi = _num(row.medium_plus_pct), _num(row.medium_plus_pct_low), \
+            _num(row.medium_plus_pct_high)
+        text = f"{mp:.0f} %"
+        if not (math.isnan(lo) or math.isnan(hi)) and round(lo) != round(hi):
+            # Medium+ occupies the right end of the bar, so its boundary sits at 100 - share.
+            # Drawn along the top edge of the bar so it does not cover the segment labels.
+            ax.errorbar([100.0 - mp], [y - 0.36], xerr=[[max(hi - mp, 0.0)], [max(mp - lo, 0.0)]],
+                        fmt="none", ecolor="black", elinewidth=1.4, capsize=3.5, capthick=1.4,
+                        zorder=4)
+            text += f" ({lo:.0f}-{hi:.0f})"
+        if not bool(row.pathway_exact):
+            text += " \u2020"
+        ax.text(1.03, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)
+
+    ticks = [f"{int(r.year)}  {_scenario_title(r.scenario)}" for r in rows.itertuples()]
+    ax.set_yticks(ys, ticks)
+    ax.set_ylim(ys[-1] + 0.6, ys[0] - 0.6)
+    ax.set_xlim(0, 100)
+    ax.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
+    ax.tick_params(axis="y", length=0)
+    ax.set_title("% of screened sites at each risk level", fontsize=9, loc="left")
+    for spine in ("top", "right"):
+        ax.spines[spine].set_visible(False)
+    ax.grid(axis="x", color="#e0e0e0", linewidth=0.5, zorder=0)
+
+    total = rows["sites_total"].astype(int).to_numpy()
+    no_data = rows["sites_no_data"].astype(int).to_numpy()
+    unresolved = rows["sites_unresolved"].astype(int).to_numpy()
+    side.barh(ys, no_data, height=0.72, color=NO_DATA_COLOUR, zorder=2)
+    side.barh(ys, unresolved, left=no_data, height=0.72, color=_UNRESOLVED_COLOUR,
+              edgecolor="#737373", hatch="////", linewidth=0.5, zorder=2)
+    xmax = max(int(total.max()), 1)
+    side.set_xlim(0, xmax)
+    for y, nd, un in zip(ys, no_data, unresolved, strict=True):
+        side.text(min(nd + un, xmax) + 0.03 * xmax, y, f"{nd + un}", ha="left", va="center",
+                  fontsize=8)
+    side.set_title(f"not screened\n(of {xmax} sites)", fontsize=8, loc="left")
+    side.tick_params(axis="y", left=False, labelleft=False)
+    side.set_xticks([0, xmax])
+    for spine in ("top", "right"):
+        side.spines[spine].set_visible(False)
+
+    fig.text(0.012, 1 - 0.32 / height_in, _title_lines(label, "share of sites by risk level",
+                                                         manifest),
+             fontsize=12, fontweight="bold", va="top",
+             color=_SYNTHETIC_RED if synthetic else "black")
+    sub = (f"Run {manifest.get('run_id', '')}; {int(total.max())} sites; threshold set "
+           f"{rows['threshold_set'].iloc[0]}")
+    fig.text(0.012, 1 - 0.62 / height_in, sub, fontsize=8.5, va="top", color="#444444")
+    if synthetic:
+        fig.text(0.012, 1 - 0.88 / height_in,
+                 "Illustrative numbers generated for a demonstration, NOT hazard data: "
+                 "do not report them.", fontsize=8.5, va="top", color=_SYNTHETIC_RED,
+                 fontweight="bold")
+        ax.text(50, (ys[0] + ys[-1]) / 2, SYNTHETIC_TITLE, ha="center", va="center",
+                rotation=12, fontsize=26, color=_SYNTHETIC_RED, alpha=0.16,
+                fontweight="bold", zorder=5)
+
+    handles = [Patch(facecolor=LEVEL_COLOURS[lvl], label=f"{lvl} {RiskLevel(lvl).label}")
+               for lvl in _LEVELS]
+    handles += [Patch(facecolor=NO_DATA_COLOUR, label="no data"),
+                Patch(facecolor=_UNRESOLVED_COLOUR, edgecolor="#737373", hatch="////",
+                      label="unresolved location"),
+                Line2D([], [], color="black", marker="|", markersize=8, linewidth=1.3,
+                       label="medium+ range (model spread)")]
+    fig.legend(handles=handles, loc="lower left", ncol=4, frameon=False, fontsize=8,
+               bbox_to_anchor=(1.45 / width_in, 0.3 / height_in))
+    note = ("Percentages of screened sites (located, with data); medium+ = levels 3-5."
+            + ("  \u2020 dataset pathway approximates the scenario (see Methods)."
+               if not rows["pathway_exact"].astype(bool).all() else ""))
+    fig.text(0.012, 0.08 / height_in, note, fontsize=7, color="#555555", va="bottom")
+    fig.set_label(_title_lines(label, "share of sites by risk level", manifest))
+    return fig
+
+
+# ----------------------------------------------------------------------------- site maps
+
+@lru_cache(maxsize=1)
+def _country_path() -> MplPath:
+    """All country outlines as one compound path (exteriors CCW, holes CW: nonzero fill)."""
+    text = resources.files("sitescreen").joinpath(
+        "data/naturalearth_110m_countries.geojson").read_text("utf-8")
+    geoms = shapely.from_geojson([json.dumps(f["geometry"]) for f in json.loads(text)["features"]])
+    polys = shapely.get_parts(shapely.orient_polygons(geoms))
+    paths = []
+    for poly in polys:
+        for ring in [poly.exterior, *poly.interiors]:
+            xy = np.asarray(ring.coords)
+            codes = np.full(len(xy), MplPath.LINETO, dtype=MplPath.code_type)
+            codes[0], codes[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
+            paths.append(MplPath(xy, codes))
+    return MplPath.make_compound_path(*paths)
+
+
+def _deg(value: float, pos_hemi: str, neg_hemi: str) -> str:
+    hemi = pos_hemi if value > 0 else neg_hemi if value < 0 else ""
+    return f"{abs(value):g}\u00b0{hemi}"
+
+
+def _nice_step(span: float) -> float:
+    for step in (0.5, 1, 2, 5, 10, 20, 30, 60):
+        if span / step <= 6:
+            return step
+    return 90.0
+
+
+def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
+               table: pd.DataFrame, manifest: Mapping, dpi: int = 150) -> Figure:
+    """A static map of the sites coloured by their level for one hazard, scenario and year.
+
+    Sites are drawn at their WGS 84 coordinates on a plate carree grid whose aspect is
+    corrected for the mean latitude (1 / cos(lat)); the worst levels are drawn last so they
+    stay visible where sites overlap. Sites without data are hollow grey circles; unresolved
+    sites cannot be placed and are counted in the subtitle.
+    """
+    rows = table[(table["hazard"] == hazard) & (table["scenario"] == scenario)
+                 & (table["year"].astype(int) == int(year))]
+    if rows.empty:
+        raise ValueError(f"no results for {hazard}/{scenario}/{year} to map")
+    label = str(rows["hazard_label"].iloc[0])
+    pos = sites[["site_id", "lon", "lat"]].copy()
+    pos["lon"] = pd.to_numeric(pos["lon"], errors="coerce")
+    pos["lat"] = pd.to_numeric(pos["lat"], errors="coerce")
+    merged = rows[["site_id", "level"]].merge(pos, on="site_id", how="left")
+    located = merged.dropna(subset=["lon", "lat"])
+    unresolved = len(merged) - len(located)
+    synthetic = _is_synthetic(manifest)
+
+    if located.empty:
+        x0, x1, y0, y1 = -180.0, 180.0, -60.0, 80.0
+    else:
+        lon, lat = located["lon"].to_numpy(), located["lat"].to_numpy()
+        span = max(np.ptp(lon), np.ptp(lat), 1.0)
+        pad = max(1.5, 0.15 * span)
+        x0, x1 = max(lon.min() - pad, -180.0), min(lon.max() + pad, 180.0)
+        y0, y1 = max(lat.min() - pad, -85.0), min(lat.max() + pad, 85.0)
+    aspect = 1.0 / max(math.cos(math.radians((y0 + y1) / 2)), 0.2)
+    map_w = 6.0
+    map_h = float(np.clip(map_w * (y1 - y0) * aspect / (x1 - x0), 2.5, 7.5))
+    if map_h in (2.5, 7.5):  # extent too wide or too tall for the box: widen the other way
+        if map_h == 2.5:
+            mid, half = (y0 + y1) / 2, map_h * (x1 - x0) / (map_w * aspect) / 2
+            y0, y1 = mid - half, mid + half
+        else:
+            mid, half = (x0 + x1) / 2, map_w * (y1 - y0) * aspect / map_h / 2
+            x0, x1 = mid - half, mid + half
+    top_in = 0.85 + (0.25 if synthetic else 0.0)
+    bottom_in = 0.6
+    width_in, height_in = map_w + 2.6, top_in + map_h + bottom_in
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.55 / width_in, bottom_in / height_in, map_w / width_in,
+                       map_h / height_in))
+    ax.set_facecolor("#e6f0f7")
+    # add_artist, not add_patch: the world outline must not widen the data limits (and
+    # computing them over 10,000 vertices per map is the slowest step of a map).
+    land = PathPatch(_country_path(), facecolor="#f4f4f1", edgecolor="#9e9e9e",
+                     linewidth=0.5, zorder=1, transform=ax.transData)
+    ax.add_artist(land)
+    land.set_clip_path(ax.patch)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect(aspect, adjustable="datalim")
+
+    counts = {}
+    ordered = located.sort_values("level", kind="stable")
+    for lvl in (0, *_LEVELS):
+        pts = ordered[ordered["level"].astype(int) == lvl]
+        counts[lvl] = len(pts)
+        if pts.empty:
+            continue
+        if lvl == 0:
+            ax.scatter(pts["lon"], pts["lat"], s=30, facecolors="none",
+                       edgecolors="#7a7a7a", linewidths=0.9, zorder=3)
+        else:
+            ax.scatter(pts["lon"], pts["lat"], s=38, c=LEVEL_COLOURS[lvl],
+                       edgecolors="#333333", linewidths=0.5, zorder=3 + lvl)
+
+    step = _nice_step(max(x1 - x0, y1 - y0))
+    xt = np.arange(math.ceil(x0 / step) * step, x1 + 1e-9, step)
+    yt = np.arange(math.ceil(y0 / step) * step, y1 + 1e-9, step)
+    ax.set_xticks(xt, [_deg(v, "E", "W") for v in xt])
+    ax.set_yticks(yt, [_deg(v, "N", "S") for v in yt])
+    ax.tick_params(labelsize=7.5)
+    ax.grid(color="white", linewidth=0.5, zorder=2)
+
+    handles = [Line2D([], [], linestyle="none", marker="o", markersize=7,
+                      markerfacecolor=LEVEL_COLOURS[lvl], markeredgecolor="#333333",
+                      label=f"{lvl} {RiskLevel(lvl).label} ({counts[lvl]})")
+               for lvl in reversed(_LEVELS)]
+    handles.append(Line2D([], [], linestyle="none", marker="o", markersize=7,
+                          markerfacecolor="none", markeredgecolor="#7a7a7a",
+                          label=f"no data ({counts[0]})"))
+    fig.legend(handles=handles, loc="upper left", frameon=False, fontsize=8,
+               title="risk level (sites)", title_fontsize=8,
+               bbox_to_anchor=((0.75 + map_w) / width_in, 1 - top_in / height_in))
+
+    title = _title_lines(label, f"{_scenario_title(scenario)} {int(year)}", manifest)
+    fig.text(0.012, 1 - 0.3 / height_in, title, fontsize=12, fontweight="bold", va="top",
+             color=_SYNTHETIC_RED if synthetic else "black")
+    pathways = "; ".join(dict.fromkeys(
+        f"{r.pathway} ({r.period})" for r in rows[["pathway", "period"]].itertuples()))
+    sub = (f"Dataset pathway: {pathways}.  {len(located)} sites shown"
+           + (f"; {unresolved} unresolved site{'s' if unresolved != 1 else ''} not shown"
+              if unresolved else "") + ".")
+    fig.text(0.012, 1 - 0.6 / height_in, textwrap.shorten(sub, 150, placeholder=" ..."),
+             fontsize=8, va="top", color="#444444")
+    if synthetic:
+        fig.text(0.012, 1 - 0.83 / height_in,
+                 "Illustrative numbers, NOT hazard data: do not report them.", fontsize=8.5,
+                 va="top", color=_SYNTHETIC_RED, fontweight="bold")
+        ax.text(0.5, 0.5, SYNTHETIC_TITLE, transform=ax.transAxes, ha="center", va="center",
+                rotation=20, fontsize=24, color=_SYNTHETIC_RED, alpha=0.16, fontweight="bold",
+                zorder=10)
+    fig.text(0.012, 0.1 / height_in,
+             f"{BOUNDARY_CREDIT} Run {manifest.get('run_id', '')}.",
+             fontsize=6.5, color="#555555", va="bottom")
+    if located.empty:
+        ax.text(0.5, 0.5, "no located sites", transform=ax.transAxes, ha="center")
+    fig.set_label(title)
+    return fig
+
+
+def map_layers(table: pd.DataFrame, *, hazards: Sequence[str] | None = None,
+               scenarios: Sequence[str] | None = None) -> list[tuple[str, str, int]]:
+    """The (hazard, scenario, year) maps worth drawing by default.
+
+    The headline composites (falling back to every hazard when the run has none), in the
+    worst scenario of the run (the last in optimistic, current trend, pessimistic order),
+    for every year of the run. Pass ``hazards``/``scenarios`` to choose others.
+    """
+    from .report import HEADLINE_HAZARDS  # report imports nothing from here
+
+    present = list(dict.fromkeys(table["hazard"]))
+    if hazards is None:
+        hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
+    if scenarios is None:
+        run_scen = sorted(set(table["scenario"]), key=_scenario_order)
+        scenarios = run_scen[-1:]
+    years = sorted({int(y) for y in table["year"]})
+    layers = []
+    for h in hazards:
+        for s in scenarios:
+            for y in years:
+                if ((table["hazard"] == h) & (table["scenario"] == s)
+                        & (table["year"].astype(int) == y)).any():
+                    layers.append((h, s, y))
+    return layers
+
+
+# ----------------------------------------------------------------------------- output
+
+def figure_bytes(fig: Figure, fmt: str, *, title: str | None = None) -> bytes:
+    """Encode a figure as PNG or SVG with no date in it, so reruns are byte-identical.
+
+    The chart title goes into the file's metadata (PNG ``Title`` text chunk, SVG Dublin Core
+    title) so a file says what it shows even where it is viewed alone.
+    """
+    title = title if title is not None else fig.get_label()
+    buf = io.BytesIO()
+    with _LOCK, matplotlib.rc_context(_RC):
+        if fmt == "png":
+            meta = {"Software": "sitescreen (matplotlib)"}
+            if title:
+                meta["Title"] = title
+            fig.savefig(buf, format="png", metadata=meta)
+        elif fmt == "svg":
+            meta = {"Date": None, "Creator": "sitescreen (matplotlib)"}
+            if title:
+                meta["Title"] = title
+            fig.savefig(buf, format="svg", metadata=meta)
+        else:
+            raise ValueError(f"unknown chart format {fmt!r}; expected 'png' or 'svg'")
+    return buf.getvalue()
+
+
+def render_charts(shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame, *,
+                  manifest: Mapping, formats: Iterable[str] = ("png", "svg"),
+                  maps: Sequence[tuple[str, str, int]] | None = None,
+                  dpi: int = 150) -> dict[str, bytes]:
+    """Every chart of a run, as ``{file name: bytes}`` ready for ``outputs.write_run``.
+
+    Parameters
+    ----------
+    shares : :func:`sitescreen.aggregate.shares` output (all hazards and composites).
+    sites : the located sites (``site_id``, ``lon``, ``lat``; NaN for unresolved).
+    table : the long per-site results table (for the maps).
+    manifest : the run manifest (``run_id``, ``data_origin``).
+    formats : formats of the shares charts ("png", "svg"). Maps are PNG only.
+    maps : (hazard, scenario, year) maps to draw; None: :func:`map_layers` defaults.
+
+    Returns
+    -------
+    ``charts/<hazard>_shares.<fmt>`` for every hazard and composite, and
+    ``charts/map_<hazard>_<scenario>_<year>.png`` for every map.
+    """
+    formats = tuple(formats)
+    out: dict[str, bytes] = {}
+    with _LOCK, matplotlib.rc_context(_RC):
+        figures: list[tuple[list[str], Figure]] = []
+        for hazard in _hazard_order(shares):
+            fig = shares_figure(shares[shares["hazard"] == hazard], manifest=manifest, dpi=dpi)
+            figures.append(([shares_chart_name(hazard, f) for f in formats], fig))
+        for hazard, scenario, year in (maps if maps is not None else map_layers(table)):
+            fig = map_figure(hazard, scenario, year, sites=sites, table=table,
+                             manifest=manifest, dpi=dpi)
+            figures.append(([map_chart_name(hazard, scenario, year)], fig))
+    for names, fig in figures:
+        for name in names:
+            out[name] = figure_bytes(fig, name.rsplit(".", 1)[1])
+    log.debug("rendered %d chart files", len(out))
+    return out

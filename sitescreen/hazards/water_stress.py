@@ -1,0 +1,650 @@
+"""Water stress (or water depletion) per site from Aqueduct 4.0 sub-basin projections.
+
+Method (Kuzma et al. 2023, *Aqueduct 4.0: Updated decision-relevant global water risk
+indicators*, WRI Technical Note, doi:10.46830/writn.23.00061): Aqueduct 4.0 gives, for every
+HydroBASINS level-6 sub-basin (``pfaf_id``), the water stress ratio (gross withdrawal over
+available renewable surface and ground water) as the median of five CMIP6 GCMs run through
+PCR-GLOBWB 2, for three pathways (``opt`` SSP1 RCP2.6, ``bau`` SSP3 RCP7.0, ``pes`` SSP5 RCP8.5)
+and three 30-year periods (2030 = 2015-2045, 2050 = 2035-2065, 2080 = 2065-2095). A site takes
+the value of the basin polygon that contains it.
+
+The raw value reported is the Aqueduct category (``_x_c``: -1 arid and low water use, 0 low
+(< 10 %) ... 4 extremely high (> 80 %)); the threshold set (categorical) turns it into a level.
+The ratio (``_x_r``, dimensionless; 9999 marks extreme scarcity), the score (``_x_s``, 0-5) and
+the label (``_x_l``) travel in ``extra``. Flags per site:
+
+``no-coordinates``      longitude or latitude is NaN (level 0)
+``outside-basins``      the site lies in no basin polygon, e.g. at sea (level 0)
+``no-data``             the basin has no value (-9999 or empty), or is a unit without a basin
+                        (``pfaf_id`` -9999), or its category is not in the threshold set (level 0)
+``arid-low-water-use``  category -1; ranked with high stress, as Aqueduct's FAQ advises
+``extreme-scarcity``    raw ratio 9999 (supply practically nil)
+``basin-boundary``      the site is within ``boundary_km`` (default 1 km) of its basin's
+                        boundary, so a small coordinate error could change its basin
+
+Catalog parameters (``[hazards.NAME.params]``): ``indicator`` (``ws`` water stress, ``wd`` water
+depletion, ``iv``/``sv`` variability), ``boundary_km`` (default 1.0), ``basin_layer`` (default
+``future_annual``). One class serves ``water_stress`` and ``water_depletion``.
+
+Speed: the basin polygons are read once per data source and process (and kept as GeoParquet
+under the cache folder, keyed by dataset version and the geodatabase's size and mtime); the
+point-in-basin join is vectorised (STRtree), runs on unique coordinates in chunks (memory stays
+bounded for a million sites) and is reused by the nine scenario x year calls on the same sites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from ..catalog import CatalogEntry
+from ..classify import ThresholdSet, classify
+from ..errors import CatalogError, HazardDataError
+from ..scenarios import Narrative, Pathway, parse_narrative, pathway_for
+from . import HazardContext, HazardResult
+
+__all__ = [
+    "WaterStress",
+    "INDICATORS",
+    "FLAG_NO_COORDINATES",
+    "FLAG_OUTSIDE_BASINS",
+    "FLAG_NO_DATA",
+    "FLAG_ARID",
+    "FLAG_EXTREME_SCARCITY",
+    "FLAG_BASIN_BOUNDARY",
+]
+
+log = logging.getLogger(__name__)
+
+FLAG_NO_COORDINATES = "no-coordinates"
+FLAG_OUTSIDE_BASINS = "outside-basins"
+FLAG_NO_DATA = "no-data"
+FLAG_ARID = "arid-low-water-use"
+FLAG_EXTREME_SCARCITY = "extreme-scarcity"
+FLAG_BASIN_BOUNDARY = "basin-boundary"
+# Bit order is the order flags are written in.
+_FLAG_BITS = (FLAG_NO_COORDINATES, FLAG_OUTSIDE_BASINS, FLAG_NO_DATA, FLAG_ARID,
+              FLAG_EXTREME_SCARCITY, FLAG_BASIN_BOUNDARY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Indicator:
+    code: str        # future table code, e.g. "ws"
+    baseline: str    # baseline table code, e.g. "bws"
+    title: str
+    has_arid: bool   # has category -1 "arid and low water use"
+
+
+#: Aqueduct 4.0 indicators this hazard can report, by future-table code.
+INDICATORS: dict[str, _Indicator] = {
+    "ws": _Indicator("ws", "bws", "water stress", True),
+    "wd": _Indicator("wd", "bwd", "water depletion", True),
+    "iv": _Indicator("iv", "iav", "interannual variability", False),
+    "sv": _Indicator("sv", "sev", "seasonal variability", False),
+}
+
+_NO_DATA = -9999.0
+_EXTREME_RAW = 9999.0
+_ARID = -1.0
+_KM_PER_DEG = 111.195          # mean Earth radius 6371.0088 km x pi / 180
+_DISK_VERTICES = 32
+_CHUNK = 50_000                # unique sites per join chunk: bounds memory for 1e6 sites
+_INDEX_FORMAT = "1"            # bump when the cached GeoParquet layout changes
+_SCENARIO_CODES = ("bau", "opt", "pes")
+_PERIOD_CODES = ("30", "50", "80")
+
+
+class WaterStress:
+    """Aqueduct 4.0 water stress (or another Aqueduct indicator) for every site.
+
+    ``name`` is set from the catalog entry; the indicator comes from the entry's ``params``.
+
+    Examples
+    --------
+    >>> WaterStress().name
+    'water_stress'
+    """
+
+    name: str = "water_stress"
+
+    def __init__(self) -> None:
+        self._joins: OrderedDict[tuple, _SiteJoin] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def assess(self, lon: np.ndarray, lat: np.ndarray, *, scenario: Narrative, year: int,
+               context: HazardContext) -> HazardResult:
+        """Aqueduct 4.0 category, level and flags of every site for one narrative and year.
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            WGS 84 degrees, one entry per site; NaN marks a site without coordinates.
+        scenario : Narrative or str
+            Optimistic, current trend or pessimistic (mapped to ``opt``/``bau``/``pes``).
+        year : int
+            2030, 2050 or 2080 (Aqueduct periods 2015-2045, 2035-2065, 2065-2095).
+        context : HazardContext
+            Catalog entry, threshold set and data source.
+
+        Returns
+        -------
+        HazardResult
+            ``values``: category (-1..4, NaN no data); ``extra``: ``{ind}_raw`` (ratio),
+            ``{ind}_score`` (0-5), ``{ind}_label`` (Aqueduct's label) and ``pfaf_id``
+            (-9999 where there is no basin).
+
+        Raises
+        ------
+        HazardDataError
+            A file, layer or column is missing or unreadable (the message names it).
+        CatalogError
+            Unknown scenario, year, indicator or a non-categorical threshold set.
+        """
+        narrative = parse_narrative(scenario)
+        ind, boundary_km, layer = _params(context)
+        entry = _entry(context)
+        pathway = pathway_for(entry.family, narrative, year)
+        prefix = f"{pathway.code}{int(year) % 100:02d}"
+        columns = {t: f"{prefix}_{ind.code}_x_{t}" for t in "rscl"}
+        relpath = _relpath(entry, "future_annual", ".csv")
+        table = _future_table(context, entry, relpath, ind.code)
+        missing = [c for c in columns.values() if c not in table.columns]
+        if missing:
+            raise HazardDataError(
+                f"dataset {entry.id!r} (version {entry.version}): {relpath} has no column "
+                f"{missing[0]!r}, needed for {narrative.value} {year} (Aqueduct pathway "
+                f"{pathway.code} {pathway.label}, period {pathway.period}); expected the Aqueduct "
+                f"4.0 future table layout {{opt|bau|pes}}{{30|50|80}}_{ind.code}_x_{{r|s|c|l}}; "
+                f"re-fetch it with 'sitescreen data fetch {entry.id}'")
+        index, join = self._locate(lon, lat, context, entry, layer, boundary_km)
+        per_basin = _per_basin(table, index, [columns[t] for t in "rscl"])
+        method = (
+            f"Aqueduct 4.0 (Kuzma et al. 2023, WRI) future {ind.title}, column "
+            f"{columns['c']}: median of five CMIP6 GCMs run through PCR-GLOBWB 2 under "
+            f"{pathway.label} ('{pathway.code}'), {pathway.period} period (the '{year}' "
+            f"milestone). {_method_common(ind, context.thresholds, boundary_km)}")
+        details = {
+            "indicator": ind.code, "columns": columns, "file": relpath,
+            "basins_layer": f"{_relpath(entry, '', '.gdb')}:{layer}",
+            "dataset_version": entry.version, "period": pathway.period,
+            "pathway_code": pathway.code, "boundary_km": boundary_km,
+            "basins": len(index.pfaf_id), "data_origin": str(context.data.origin),
+        }
+        return self._result(narrative, int(year), pathway, ind, index, join, per_basin,
+                            context, method, details)
+
+    def baseline(self, lon: np.ndarray, lat: np.ndarray, *, context: HazardContext) -> HazardResult:
+        """The Aqueduct 4.0 *baseline* category (``bws_cat`` for water stress) of every site.
+
+        Baseline is not a narrative: the result has ``scenario``, ``year`` and ``pathway`` set
+        to None and ``details["period"] == "baseline"``. The baseline table repeats each basin's
+        value on every basin x province x aquifer row, so values are looked up by ``pfaf_id``
+        of the same basin polygons as :meth:`assess` uses. ``extra`` keys are named after the
+        baseline indicator (``bws_raw``, ``bws_score``, ``bws_label``) plus ``pfaf_id``.
+        """
+        ind, boundary_km, layer = _params(context)
+        entry = _entry(context)
+        relpath = _relpath(entry, "baseline_annual", ".csv")
+        names = [f"{ind.baseline}_{t}" for t in ("raw", "score", "cat", "label")]
+        table = _baseline_table(context, entry, relpath, ind.baseline, names)
+        index, join = self._locate(lon, lat, context, entry, layer, boundary_km)
+        per_basin = _per_basin(table, index, names)
+        method = (f"Aqueduct 4.0 (Kuzma et al. 2023, WRI) baseline {ind.title}, column "
+                  f"{names[2]}. {_method_common(ind, context.thresholds, boundary_km)}")
+        details = {
+            "indicator": ind.baseline, "columns": dict(zip("rscl", names, strict=True)),
+            "file": relpath, "basins_layer": f"{_relpath(entry, '', '.gdb')}:{layer}",
+            "dataset_version": entry.version, "period": "baseline",
+            "boundary_km": boundary_km, "basins": len(index.pfaf_id),
+            "data_origin": str(context.data.origin),
+        }
+        return self._result(None, None, None, ind, index, join, per_basin, context, method,
+                            details, extra_prefix=ind.baseline)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _locate(self, lon: Any, lat: Any, context: HazardContext, entry: CatalogEntry,
+                layer: str, boundary_km: float) -> tuple[_BasinIndex, _SiteJoin]:
+        lon = np.ascontiguousarray(lon, dtype="float64")
+        lat = np.ascontiguousarray(lat, dtype="float64")
+        if lon.shape != lat.shape or lon.ndim != 1:
+            raise ValueError(f"{self.name}: lon and lat must be 1-D arrays of equal length, "
+                             f"got shapes {lon.shape} and {lat.shape}")
+        gdb = _relpath(entry, "", ".gdb")
+        index = _basin_index(context.data.require(entry, gdb), gdb, layer, entry,
+                             context.cache_dir)
+        digest = hashlib.blake2b(lon.tobytes() + lat.tobytes(), digest_size=16).hexdigest()
+        key = (index.key, boundary_km, len(lon), digest)
+        with self._lock:
+            join = self._joins.get(key)
+        if join is None:
+            join = _join_sites(index, lon, lat, boundary_km)
+            with self._lock:
+                self._joins[key] = join
+                while len(self._joins) > 4:  # the same sites come back for 9 scenario x years
+                    self._joins.popitem(last=False)
+        return index, join
+
+    def _result(self, narrative: Narrative | None, year: int | None, pathway: Pathway | None,
+                ind: _Indicator, index: _BasinIndex, join: _SiteJoin,
+                per_basin: dict[str, np.ndarray], context: HazardContext, method: str,
+                details: dict[str, Any], *, extra_prefix: str | None = None) -> HazardResult:
+        thresholds = context.thresholds
+        inside = join.basin >= 0
+        b = np.where(inside, join.basin, 0)
+        n = len(join.basin)
+
+        def take(arr: np.ndarray, fill: Any) -> np.ndarray:
+            out = arr[b] if len(arr) else np.empty(n, dtype=arr.dtype)
+            return np.where(inside, out, fill) if n else out
+
+        raw = take(per_basin["r"], np.nan).astype("float64")
+        score = take(per_basin["s"], np.nan).astype("float64")
+        cat = take(per_basin["c"], np.nan).astype("float64")
+        label = take(per_basin["l"], "").astype(object)
+        pfaf = take(index.pfaf_id, int(_NO_DATA)).astype("int64")
+        levels = classify(cat, thresholds)
+
+        bits = np.zeros(n, dtype=np.uint8)
+        bits |= (~join.located).astype(np.uint8)
+        bits |= ((join.located & ~inside) << 1).astype(np.uint8)
+        bits |= ((inside & (levels == 0)) << 2).astype(np.uint8)
+        if ind.has_arid:
+            bits |= ((cat == _ARID) << 3).astype(np.uint8)
+        bits |= ((raw == _EXTREME_RAW) << 4).astype(np.uint8)
+        bits |= ((inside & join.boundary) << 5).astype(np.uint8)
+
+        p = extra_prefix or ind.code
+        return HazardResult(
+            hazard=self.name, scenario=narrative, year=year, pathway=pathway,
+            units=_units(ind, baseline=extra_prefix is not None),
+            threshold_set=thresholds.name, datasets=tuple(context.spec.datasets),
+            method=method, values=cat, levels=levels, level_low=levels.copy(),
+            level_high=levels.copy(), flags=_flag_strings(bits),
+            extra={f"{p}_raw": raw, f"{p}_score": score, f"{p}_label": label, "pfaf_id": pfaf},
+            details=details,
+        )
+
+
+# --- parameters and files ----------------------------------------------------------------------
+
+def _params(context: HazardContext) -> tuple[_Indicator, float, str]:
+    params = context.params
+    name = context.spec.name
+    code = str(params.get("indicator", "ws"))
+    if code not in INDICATORS:
+        raise CatalogError(f"hazard {name!r}: unknown Aqueduct indicator {code!r} in params; "
+                           f"expected one of {', '.join(INDICATORS)}")
+    try:
+        boundary_km = float(params.get("boundary_km", 1.0))
+    except (TypeError, ValueError) as exc:
+        raise CatalogError(f"hazard {name!r}: boundary_km must be a number of km, got "
+                           f"{params.get('boundary_km')!r}") from exc
+    if not boundary_km >= 0:
+        raise CatalogError(f"hazard {name!r}: boundary_km must be >= 0, got {boundary_km}")
+    if context.thresholds.kind != "categorical":
+        raise CatalogError(
+            f"hazard {name!r}: threshold set {context.thresholds.name!r} is "
+            f"{context.thresholds.kind}; Aqueduct categories need a categorical set mapping "
+            "-1..4 to levels (e.g. water-stress-aqueduct-category-v1)")
+    return INDICATORS[code], boundary_km, str(params.get("basin_layer", "future_annual"))
+
+
+def _entry(context: HazardContext) -> CatalogEntry:
+    ds = context.spec.datasets[0]
+    try:
+        return context.datasets[ds]
+    except KeyError:
+        raise CatalogError(f"hazard {context.spec.name!r}: dataset {ds!r} is not in the "
+                           "context; build it with HazardContext.build") from None
+
+
+def _relpath(entry: CatalogEntry, marker: str, suffix: str) -> str:
+    """The catalog file whose name contains ``marker`` and ends with ``suffix``."""
+    for f in entry.files:
+        name = f.rsplit("/", 1)[-1].lower()
+        if marker in name and name.endswith(suffix):
+            return f
+    raise CatalogError(f"dataset {entry.id!r} ({entry.version}): no file like "
+                       f"*{marker}*{suffix} among its catalog files {list(entry.files)}")
+
+
+def _local(path: str) -> str:
+    """A path pandas can open: GDAL's /vsicurl/ prefix stripped from mirror URLs."""
+    return path.removeprefix("/vsicurl/")
+
+
+def _signature(path: str) -> str:
+    """Size, newest mtime and file count of a file or folder (a .gdb is a folder)."""
+    if path.startswith("/vsi"):
+        return "remote"
+    p = Path(path)
+    try:
+        stats = [f.stat() for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p.stat()]
+    except OSError as exc:
+        raise HazardDataError(f"cannot read {path}: {exc.strerror}") from exc
+    return (f"{sum(s.st_size for s in stats)}-"
+            f"{max((s.st_mtime_ns for s in stats), default=0)}-{len(stats)}")
+
+
+def _units(ind: _Indicator, *, baseline: bool) -> str:
+    span = "-1..4" if ind.has_arid else "0..4"
+    return f"Aqueduct 4.0 {'baseline' if baseline else 'future'} {ind.title} category ({span})"
+
+
+def _method_common(ind: _Indicator, ts: ThresholdSet, boundary_km: float) -> str:
+    arid = (" Category -1 (arid and low water use) is ranked with high stress, as Aqueduct's "
+            "FAQ advises, and flagged." if ind.has_arid else "")
+    return (
+        f"Each site takes the value of the HydroBASINS level-6 sub-basin (pfaf_id) whose "
+        f"polygon contains it; categories map to risk levels by threshold set {ts.name} "
+        f"(version {ts.version}).{arid} Sites within {boundary_km:g} km of their basin's "
+        f"boundary are flagged basin-boundary (distance on a local equirectangular "
+        f"approximation: longitude scaled by cos(latitude), {_KM_PER_DEG} km per degree).")
+
+
+def _flag_strings(bits: np.ndarray) -> np.ndarray:
+    """Semicolon-joined flag names per site, built once per distinct bit pattern."""
+    uniq, inverse = np.unique(bits, return_inverse=True)
+    names = [";".join(f for i, f in enumerate(_FLAG_BITS) if u >> i & 1) for u in uniq]
+    return np.array(names, dtype=object)[inverse.ravel()] if len(bits) else \
+        np.empty(0, dtype=object)
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+_TABLES: dict[tuple, pd.DataFrame] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _future_table(context: HazardContext, entry: CatalogEntry, relpath: str,
+                  ind: str) -> pd.DataFrame:
+    """The indicator's ``_x_`` columns for all nine pathways, indexed by pfaf_id (read once)."""
+    path = context.data.require(entry, relpath)
+    wanted = [f"{s}{p}_{ind}_x_{t}" for s in _SCENARIO_CODES for p in _PERIOD_CODES
+              for t in "rscl"]
+    return _cached_table(path, relpath, entry, wanted, repeated=False)
+
+
+def _baseline_table(context: HazardContext, entry: CatalogEntry, relpath: str, ind: str,
+                    names: list[str]) -> pd.DataFrame:
+    path = context.data.require(entry, relpath)
+    table = _cached_table(path, relpath, entry, names, repeated=True)
+    for c in names:
+        if c not in table.columns:
+            raise HazardDataError(
+                f"dataset {entry.id!r} (version {entry.version}): {relpath} has no column "
+                f"{c!r}; expected the Aqueduct 4.0 baseline table with {ind}_raw, {ind}_score, "
+                f"{ind}_cat and {ind}_label; re-fetch it with 'sitescreen data fetch {entry.id}'")
+    return table
+
+
+def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
+                  repeated: bool) -> pd.DataFrame:
+    cache_key = (path, _signature(path), tuple(wanted))
+    with _TABLES_LOCK:
+        hit = _TABLES.get(cache_key)
+        if hit is None:
+            hit = _read_table(path, relpath, entry, wanted, repeated=repeated)
+            _TABLES[cache_key] = hit
+            while len(_TABLES) > 8:
+                _TABLES.pop(next(iter(_TABLES)))
+        return hit
+
+
+def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
+                repeated: bool) -> pd.DataFrame:
+    """Read only ``pfaf_id`` and the ``wanted`` columns present; one row per basin.
+
+    ``repeated``: the table lists a basin on several rows (the baseline's basin x province x
+    aquifer units, whose basin indicators are equal), so the first row stands for the basin
+    without a warning.
+    """
+    key = "pfaf_id"
+    where = f"dataset {entry.id!r} (version {entry.version}): {relpath}"
+    src = _local(path)
+    try:
+        header = pd.read_csv(src, nrows=0).columns
+        if key not in header:
+            raise HazardDataError(
+                f"{where} has no column {key!r}; is it an Aqueduct 4.0 table? Columns start "
+                f"with {list(header[:5])}")
+        present = [c for c in wanted if c in header]
+        dtype: dict[str, Any] = {c: ("object" if c.endswith(("_l", "_label")) else "float64")
+                                 for c in present}
+        dtype[key] = "float64"
+        df = pd.read_csv(src, usecols=[key, *present], dtype=dtype)
+    except HazardDataError:
+        raise
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise HazardDataError(f"{where}: cannot read the table: {exc}") from exc
+    ids = df.pop(key).to_numpy()
+    keep = np.isfinite(ids) & (ids != _NO_DATA)  # pfaf_id -9999: units without a basin
+    df, ids = df[keep], ids[keep].astype("int64")
+    dup = pd.Index(ids).duplicated()
+    if dup.any():
+        if not repeated:
+            log.warning("%s: %d duplicated %s values; the first row of each is used",
+                        where, int(dup.sum()), key)
+        df, ids = df[~dup], ids[~dup]
+    df.index = pd.Index(ids, name=key)
+    log.debug("%s: read %d basins, columns %s", where, len(df), present)
+    return df
+
+
+def _per_basin(table: pd.DataFrame, index: _BasinIndex, cols: list[str]) -> dict[str, np.ndarray]:
+    """Raw, score, category and label per basin polygon; sentinels and gaps become NaN/""."""
+    rows = table.index.get_indexer(index.pfaf_id)
+    found = rows >= 0
+    r_idx = np.where(found, rows, 0)
+    out: dict[str, np.ndarray] = {}
+    for t, c in zip("rscl", cols, strict=True):
+        col = table[c].to_numpy()
+        if t == "l":
+            vals = np.asarray(col, dtype=object)[r_idx] if len(col) else \
+                np.full(len(rows), "", dtype=object)
+            vals = np.where(found & pd.notna(vals), vals, "").astype(object)
+        else:
+            vals = col.astype("float64")[r_idx] if len(col) else np.full(len(rows), np.nan)
+            vals = np.where(found, vals, np.nan)
+            vals[vals == _NO_DATA] = np.nan
+        out[t] = vals
+    return out
+
+
+# --- basin polygons ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _BasinIndex:
+    key: str
+    pfaf_id: np.ndarray  # int64 per polygon; -9999: a unit without a basin
+    geoms: np.ndarray    # prepared shapely polygons, EPSG:4326
+    edges: np.ndarray    # their prepared boundaries, for the distance pre-filter
+    tree: shapely.STRtree
+
+
+_INDEXES: dict[str, _BasinIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _basin_index(path: str, relpath: str, layer: str, entry: CatalogEntry,
+                 cache_dir: str | None) -> _BasinIndex:
+    """Basin polygons of ``layer``, once per process (and once per cache folder on disk)."""
+    ident = "|".join((_INDEX_FORMAT, entry.id, entry.version, os.path.abspath(path)
+                      if not path.startswith("/vsi") else path, layer, _signature(path)))
+    key = hashlib.sha1(ident.encode()).hexdigest()[:16]
+    with _INDEXES_LOCK:  # held while building: parallel tasks wait instead of re-reading
+        index = _INDEXES.get(key)
+        if index is None:
+            pfaf, geoms = _load_polygons(path, relpath, layer, entry, cache_dir, key)
+            edges = shapely.boundary(geoms)
+            shapely.prepare(geoms)
+            shapely.prepare(edges)
+            index = _BasinIndex(key, pfaf, geoms, edges, shapely.STRtree(geoms))
+            _INDEXES[key] = index
+            while len(_INDEXES) > 4:
+                _INDEXES.pop(next(iter(_INDEXES)))
+        return index
+
+
+def _load_polygons(path: str, relpath: str, layer: str, entry: CatalogEntry,
+                   cache_dir: str | None, key: str) -> tuple[np.ndarray, np.ndarray]:
+    import geopandas as gpd
+
+    cached = (Path(cache_dir) / entry.id / f"{layer}-{entry.version}-{key}.parquet"
+              if cache_dir else None)
+    if cached is not None and cached.is_file():
+        try:
+            gdf = gpd.read_parquet(cached)
+            return gdf["pfaf_id"].to_numpy("int64"), gdf.geometry.to_numpy()
+        except (OSError, ValueError) as exc:
+            log.warning("basin index cache %s unreadable (%s); rebuilding it", cached, exc)
+    pfaf, geoms = _read_gdb(path, relpath, layer, entry)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=cached.parent)
+            os.close(fd)
+            gpd.GeoDataFrame({"pfaf_id": pfaf}, geometry=geoms, crs="EPSG:4326").to_parquet(tmp)
+            os.replace(tmp, cached)
+        except OSError as exc:  # the cache only saves time; never fail a run over it
+            log.warning("cannot write basin index cache %s: %s", cached, exc)
+    return pfaf, geoms
+
+
+def _read_gdb(path: str, relpath: str, layer: str,
+              entry: CatalogEntry) -> tuple[np.ndarray, np.ndarray]:
+    """pfaf_id and polygons of one geodatabase layer, repaired, one polygon per basin."""
+    import pyogrio
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    where = f"dataset {entry.id!r} (version {entry.version}): {relpath}"
+    try:
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+        if layer not in layers:
+            raise HazardDataError(f"{where} has no layer {layer!r}; layers: {layers}")
+        info = pyogrio.read_info(path, layer=layer)
+        if "pfaf_id" not in list(info["fields"]):
+            raise HazardDataError(f"{where} layer {layer!r} has no column 'pfaf_id'; fields "
+                                  f"start with {list(info['fields'][:5])}")
+        gdf = pyogrio.read_dataframe(path, layer=layer, columns=["pfaf_id"])
+    except (DataSourceError, DataLayerError) as exc:
+        raise HazardDataError(f"{where}: cannot read the geodatabase: {exc}") from exc
+    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs(4326)
+    geoms = gdf.geometry.to_numpy()
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    pfaf = pd.to_numeric(gdf["pfaf_id"], errors="coerce").fillna(_NO_DATA).to_numpy("int64")
+    pfaf, geoms = pfaf[ok], geoms[ok]
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        # HydroBASINS-derived polygons can self-intersect; GEOS predicates need valid ones.
+        geoms[bad] = [_polygonal(g) for g in shapely.make_valid(geoms[bad])]
+    dup = pd.Index(pfaf).duplicated(keep=False) & (pfaf != int(_NO_DATA))
+    if dup.any():
+        # One basin split over several features (e.g. across the antimeridian): merge them so
+        # the boundary test measures the basin's real boundary.
+        groups = pd.Series(np.flatnonzero(dup)).groupby(pfaf[dup]).agg(list)
+        merged = [shapely.union_all(geoms[g]) for g in groups]
+        keep = ~dup
+        pfaf = np.concatenate([pfaf[keep], groups.index.to_numpy("int64")])
+        geoms = np.concatenate([geoms[keep], np.array(merged, dtype=object)])
+    log.info("%s layer %s: %d basin polygons", where, layer, len(pfaf))
+    return pfaf, geoms
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygonal part of a repaired geometry (make_valid may add stray lines)."""
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6)]
+    polys = [q for p in parts for q in shapely.get_parts(p)]
+    return shapely.multipolygons(polys) if polys else shapely.Polygon()
+
+
+# --- sites in basins -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _SiteJoin:
+    basin: np.ndarray     # int64 polygon index per site; -1 none
+    located: np.ndarray   # bool: finite coordinates
+    boundary: np.ndarray  # bool: within boundary_km of the basin's boundary
+
+
+def _join_sites(index: _BasinIndex, lon: np.ndarray, lat: np.ndarray,
+                boundary_km: float) -> _SiteJoin:
+    """Basin of every site (on unique coordinates, in chunks) and the boundary test."""
+    n = len(lon)
+    located = np.isfinite(lon) & np.isfinite(lat)
+    basin = np.full(n, -1, dtype=np.int64)
+    boundary = np.zeros(n, dtype=bool)
+    if located.any():
+        # Portfolios repeat coordinates (city centroids); hash lon + i*lat to join each once.
+        inverse, uniq = pd.factorize(lon[located] + 1j * lat[located])
+        uniq = np.asarray(uniq)
+        ub = np.full(len(uniq), -1, dtype=np.int64)
+        ubd = np.zeros(len(uniq), dtype=bool)
+        for start in range(0, len(uniq), _CHUNK):
+            sl = slice(start, start + _CHUNK)
+            ub[sl], ubd[sl] = _join_chunk(index, uniq[sl].real, uniq[sl].imag, boundary_km)
+        basin[located] = ub[inverse]
+        boundary[located] = ubd[inverse]
+    return _SiteJoin(basin, located, boundary)
+
+
+def _join_chunk(index: _BasinIndex, x: np.ndarray, y: np.ndarray,
+                boundary_km: float) -> tuple[np.ndarray, np.ndarray]:
+    m = len(x)
+    basin = np.full(m, -1, dtype=np.int64)
+    # "intersects" rather than "within": a site exactly on a shared edge still gets a basin.
+    points = shapely.points(x, y)
+    left, right = index.tree.query(points, predicate="intersects")
+    hits = np.bincount(left, minlength=m)
+    if len(left):
+        # Prefer a real basin over a unit without one, then the lowest polygon index.
+        nobasin = index.pfaf_id[right] == int(_NO_DATA)
+        order = np.lexsort((right, nobasin, left))
+        left, right = left[order], right[order]
+        first = np.ones(len(left), dtype=bool)
+        first[1:] = left[1:] != left[:-1]
+        basin[left[first]] = right[first]
+    boundary = hits > 1  # on an edge shared by two polygons
+    todo = np.flatnonzero((basin >= 0) & ~boundary)
+    if boundary_km > 0 and len(todo):
+        # Cheap pre-filter: a site farther (in plain degrees) from its basin's edge than the
+        # disk's longest semi-axis cannot be within boundary_km of it.
+        near = shapely.dwithin(index.edges[basin[todo]], points[todo],
+                               _radii(y[todo], boundary_km)[0])
+        todo = todo[near]
+        disks = _disks(x[todo], y[todo], boundary_km)
+        boundary[todo] = ~shapely.contains_properly(index.geoms[basin[todo]], disks)
+    return basin, boundary
+
+
+def _radii(y: np.ndarray, km: float) -> tuple[np.ndarray, float]:
+    """Semi-axes in degrees (longitude, latitude) of a polygon around a ``km`` circle."""
+    ry = km / _KM_PER_DEG / np.cos(np.pi / _DISK_VERTICES)  # circumscribed polygon
+    return ry / np.maximum(np.cos(np.radians(y)), 0.01), ry
+
+
+def _disks(x: np.ndarray, y: np.ndarray, km: float) -> np.ndarray:
+    """Polygons containing the circle of radius ``km`` around each point (equirectangular)."""
+    rx, ry = _radii(y, km)
+    t = np.linspace(0.0, 2 * np.pi, _DISK_VERTICES, endpoint=False)
+    cx = x[:, None] + rx[:, None] * np.cos(t)
+    cy = y[:, None] + ry * np.sin(t)
+    ring = np.stack([cx, cy], axis=-1)
+    return shapely.polygons(np.concatenate([ring, ring[:, :1]], axis=1))

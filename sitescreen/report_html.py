@@ -1,0 +1,688 @@
+"""The run report, as Markdown and as one self-contained HTML file.
+
+Both renderings come from one list of blocks (heading, paragraph, table, image, ...), so the
+two never disagree. The HTML needs nothing from the network: images are inlined as
+``data:image/png;base64`` URIs, the style sheet is inline, there are no scripts or web fonts,
+and a Content-Security-Policy forbids the page to load anything else. Every piece of text that
+comes from a user or a file (site names, addresses, reasons, catalog text) is escaped, in the
+Markdown as well, where raw HTML would otherwise pass through to the viewer.
+
+Sections: findings (disclosure sentences with model ranges), shares tables and charts per
+hazard, maps, a per-site table of the headline hazards, methods (per hazard: datasets,
+dataset pathways and periods, exact/approximate flag, threshold set, method text), data
+provenance and licences, geocoding quality, and changes since the previous run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from .charts import (
+    BOUNDARY_CREDIT,
+    LEVEL_COLOURS,
+    NO_DATA_COLOUR,
+    map_chart_name,
+    shares_chart_name,
+)
+from .classify import RiskLevel
+from .errors import CatalogError
+from .report import HEADLINE_HAZARDS, disclosure_sentences
+from .scenarios import Narrative, parse_narrative
+
+__all__ = ["render_report"]
+
+_SCEN_SHORT = {"optimistic": "Opt", "current_trend": "Cur", "pessimistic": "Pes"}
+_COARSE = ("city", "province", "country")
+_MAX_CHANGE_ROWS = 300
+
+
+# ----------------------------------------------------------------------------- document model
+
+@dataclass(slots=True)
+class _Cell:
+    """A table cell: text, an optional CSS class (HTML only) and a tooltip."""
+
+    text: str
+    cls: str = ""
+    title: str = ""
+
+
+@dataclass(slots=True)
+class _Doc:
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, level: int, text: str, anchor: str = "") -> None:
+        self.blocks.append(("h", (level, text, anchor)))
+
+    def para(self, text: str, cls: str = "") -> None:
+        self.blocks.append(("p", (text, cls)))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        if items:
+            self.blocks.append(("ul", list(items)))
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], *,
+              groups: Sequence[tuple[str, int]] = (), cls: str = "") -> None:
+        self.blocks.append(("table", (list(header), [list(r) for r in rows], list(groups), cls)))
+
+    def image(self, name: str, alt: str, data: bytes) -> None:
+        self.blocks.append(("img", (name, alt, data)))
+
+    def code(self, text: str, summary: str) -> None:
+        self.blocks.append(("code", (text, summary)))
+
+    def links(self, items: Sequence[tuple[str, str]]) -> None:
+        self.blocks.append(("links", list(items)))
+
+
+def _md_text(text: object) -> str:
+    """Markdown-safe inline text: HTML special characters become entities, Markdown
+    punctuation is backslash-escaped, and line breaks become spaces."""
+    s = _str(text).replace("&", "&amp;").replace("<", "&lt;")
+    s = re.sub(r"([\\`*_\[\]|#])", r"\\\1", s)
+    s = re.sub(r"^(\s*)>", r"\1&gt;", s)
+    return re.sub(r"\s*\n\s*", " ", s)
+
+
+def _str(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    try:
+        if pd.isna(value):  # pd.NA, NaT
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _safe_url(url: str) -> str:
+    """Only http(s) links are kept (never ``javascript:`` or ``data:``)."""
+    return url if re.match(r"^https?://[^\s\"'<>]+$", url or "") else ""
+
+
+def _to_markdown(doc: _Doc) -> str:
+    out: list[str] = []
+    for kind, body in doc.blocks:
+        if kind == "h":
+            level, text, _ = body
+            out.append(f"{'#' * level} {_md_text(text)}\n")
+        elif kind == "p":
+            text, cls = body
+            prefix = "> **Warning:** " if cls == "warn" else "> " if cls == "note" else ""
+            out.append(prefix + _md_text(text) + "\n")
+        elif kind == "ul":
+            out.append("\n".join(f"- {_md_text(item)}" for item in body) + "\n")
+        elif kind == "links":
+            out.append("\n".join(
+                f"- [{_md_text(label)}]({_safe_url(url)})" if _safe_url(url)
+                else f"- {_md_text(label)}" for label, url in body) + "\n")
+        elif kind == "table":
+            header, rows, _, _ = body
+            lines = ["| " + " | ".join(_md_text(h) for h in header) + " |",
+                     "|" + "|".join("---" for _ in header) + "|"]
+            for row in rows:
+                cells = [_md_text(c.text if isinstance(c, _Cell) else c) for c in row]
+                lines.append("| " + " | ".join(cells) + " |")
+            out.append("\n".join(lines) + "\n")
+        elif kind == "img":
+            name, alt, _ = body
+            out.append(f"![{_md_text(alt)}]({name})\n")
+        elif kind == "code":
+            text, summary = body
+            fence = "````" if "```" in text else "```"
+            out.append(f"{_md_text(summary)}:\n\n{fence}\n{text}\n{fence}\n")
+    return "\n".join(out)
+
+
+def _esc(text: object) -> str:
+    return html.escape(_str(text), quote=True)
+
+
+_NUMERIC = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _html_cell(tag: str, cell: Any) -> str:
+    if not isinstance(cell, _Cell):
+        cell = _Cell(_str(cell))
+    cls = cell.cls or ("n" if tag == "td" and _NUMERIC.match(cell.text) else "")
+    attrs = (f' class="{_esc(cls)}"' if cls else "") + \
+        (f' title="{_esc(cell.title)}"' if cell.title else "")
+    return f"<{tag}{attrs}>{_esc(cell.text)}</{tag}>"
+
+
+def _to_html_body(doc: _Doc) -> str:
+    out: list[str] = []
+    for kind, body in doc.blocks:
+        if kind == "h":
+            level, text, anchor = body
+            ident = f' id="{_esc(anchor)}"' if anchor else ""
+            out.append(f"<h{level}{ident}>{_esc(text)}</h{level}>")
+        elif kind == "p":
+            text, cls = body
+            out.append(f'<p class="{_esc(cls)}">{_esc(text)}</p>' if cls else f"<p>{_esc(text)}</p>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in body) + "</ul>")
+        elif kind == "links":
+            items = []
+            for label, url in body:
+                safe = _safe_url(url)
+                items.append(f'<li><a href="{_esc(safe)}" rel="noopener noreferrer">{_esc(label)}</a></li>'
+                             if safe else f"<li>{_esc(label)}</li>")
+            out.append("<ul>" + "".join(items) + "</ul>")
+        elif kind == "table":
+            header, rows, groups, cls = body
+            parts = [f'<div class="scroll"><table class="{_esc(cls)}">' if cls
+                     else '<div class="scroll"><table>', "<thead>"]
+            if groups:
+                parts.append("<tr>" + "".join(
+                    f'<th colspan="{n}" class="grp">{_esc(t)}</th>' if n > 1 else
+                    f'<th class="grp">{_esc(t)}</th>' for t, n in groups) + "</tr>")
+            parts.append("<tr>" + "".join(_html_cell("th", h) for h in header) + "</tr></thead><tbody>")
+            for row in rows:
+                parts.append("<tr>" + "".join(_html_cell("td", c) for c in row) + "</tr>")
+            parts.append("</tbody></table></div>")
+            out.append("".join(parts))
+        elif kind == "img":
+            name, alt, data = body
+            b64 = base64.b64encode(data).decode("ascii")
+            out.append(f'<figure><img src="data:image/png;base64,{b64}" alt="{_esc(alt)}">'
+                       f"<figcaption>{_esc(alt)} ({_esc(name)})</figcaption></figure>")
+        elif kind == "code":
+            text, summary = body
+            out.append(f"<details><summary>{_esc(summary)}</summary><pre>{_esc(text)}</pre></details>")
+    return "\n".join(out)
+
+
+def _css() -> str:
+    levels = "".join(f".l{lvl}{{background:{c};}}" for lvl, c in LEVEL_COLOURS.items())
+    return (
+        "body{font-family:-apple-system,'Segoe UI',Roboto,'Noto Sans','Noto Sans CJK SC',"
+        "'PingFang SC','Microsoft YaHei',sans-serif;max-width:72rem;margin:1.5rem auto;"
+        "padding:0 1rem;color:#222;line-height:1.45;font-size:15px}"
+        "h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;"
+        "padding-bottom:.2rem}h3{margin-top:1.6rem}"
+        "table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}"
+        "th,td{border:1px solid #d0d0d0;padding:.2rem .45rem;text-align:left;vertical-align:top}"
+        "th{background:#f3f3f3}th.grp{text-align:center}"
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}"
+        "td.lv{text-align:center;white-space:nowrap;font-variant-numeric:tabular-nums}"
+        f"{levels}.l1,.l5{{color:#fff}}.l0{{background:{NO_DATA_COLOUR};color:#333}}"
+        ".scroll{overflow-x:auto}"
+        "figure{margin:.8rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}"
+        "figcaption{font-size:.8rem;color:#666}"
+        ".warn{background:#fde0dd;border:2px solid #b2182b;color:#67000d;padding:.6rem .8rem;"
+        "font-weight:bold}"
+        ".banner{position:sticky;top:0;z-index:2;background:#b2182b;color:#fff;padding:.5rem .8rem;"
+        "font-weight:bold;text-align:center;letter-spacing:.02em}"
+        ".note{background:#f6f8fa;border-left:4px solid #8c96a0;padding:.4rem .7rem}"
+        ".meta{color:#555;font-size:.9rem}"
+        "td.bad{background:#fde0dd;font-weight:bold}"
+        "pre{white-space:pre-wrap;font-size:.8rem;background:#f6f8fa;padding:.5rem}"
+        "nav ul{columns:2;font-size:.9rem}"
+        "@media print{.banner{position:static}figure{break-inside:avoid}}"
+    )
+
+
+def _to_html(doc: _Doc, *, title: str, banner: str, toc: Sequence[tuple[str, str]]) -> str:
+    # The policy is the guarantee behind "self-contained": even an injected tag could load
+    # nothing, and inline images are the only resources allowed.
+    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    nav = ("<nav><ul>" + "".join(f'<li><a href="#{_esc(a)}">{_esc(t)}</a></li>' for a, t in toc)
+           + "</ul></nav>") if toc else ""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="generator" content="sitescreen">'
+        f"<title>{_esc(title)}</title><style>{_css()}</style></head><body>\n"
+        + (f'<div class="banner">{_esc(banner)}</div>\n' if banner else "")
+        + _to_html_body(_Doc(doc.blocks[:1])) + "\n" + nav + "\n"
+        + _to_html_body(_Doc(doc.blocks[1:])) + "\n</body></html>\n"
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _pct(value: object) -> str:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(v) else f"{v:.0f}"
+
+
+def _scen_title(value: str) -> str:
+    try:
+        return parse_narrative(value).title
+    except CatalogError:
+        return str(value)
+
+
+def _scen_order(value: str) -> int:
+    try:
+        return list(Narrative).index(parse_narrative(value))
+    except CatalogError:
+        return len(Narrative)
+
+
+def _hazards(frame: pd.DataFrame) -> list[str]:
+    first = frame.drop_duplicates("hazard")
+    comp = first["is_composite"].astype(bool)
+    return list(first.loc[comp, "hazard"]) + list(first.loc[~comp, "hazard"])
+
+
+def _labels(frame: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(frame["hazard"], frame["hazard_label"], strict=False))
+
+
+def _abbr(label: str) -> str:
+    words = [w for w in re.split(r"[\s_-]+", label) if w and w.lower() not in ("and", "of")]
+    return "".join(w[0].upper() for w in words) or label[:3]
+
+
+def _is_unresolved(sites: pd.DataFrame) -> pd.Series:
+    located = pd.to_numeric(sites.get("lon"), errors="coerce").notna() & \
+        pd.to_numeric(sites.get("lat"), errors="coerce").notna()
+    if "location_source" in sites:
+        return sites["location_source"].astype(str).eq("unresolved") | ~located
+    return ~located
+
+
+def _col(sites: pd.DataFrame, name: str) -> pd.Series:
+    return sites[name].map(_str) if name in sites else pd.Series("", index=sites.index)
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
+    run_id = manifest.get("run_id", "")
+    doc.heading(1, f"Physical climate risk screening: run {run_id}")
+    inputs = manifest.get("inputs", {}).get("sites", {})
+    doc.para(f"sitescreen {manifest.get('sitescreen_version', '')}; created "
+             f"{manifest.get('created_at', '')}; sites file {inputs.get('path', '')} "
+             f"({len(sites)} sites); data origin: {manifest.get('data_origin', '')}.", "meta")
+    if manifest.get("data_origin") == "synthetic-demo":
+        note = _str(manifest.get("data_origin_note"))
+        if not note.upper().startswith("SYNTHETIC DEMO DATA"):
+            note = "SYNTHETIC DEMO DATA. " + note
+        doc.para(note + " Every number, chart and map in this report is illustrative only.",
+                 "warn")
+
+
+def _findings(doc: _Doc, shares: pd.DataFrame, labels: Mapping[str, str]) -> None:
+    doc.heading(2, "Findings", "findings")
+    present = list(dict.fromkeys(shares["hazard"]))
+    headline = [h for h in HEADLINE_HAZARDS if h in present] or present
+    for hazard in headline:
+        sentences = disclosure_sentences(shares, hazards=(hazard,))
+        doc.heading(3, labels.get(hazard, hazard))
+        if sentences:
+            doc.bullets(sentences)
+        else:
+            doc.para("No site could be screened for this hazard (no location or no data).")
+    doc.para("Medium or higher means level 3 (medium) to 5 (very high). Percentages are of the "
+             "sites screened, that is, located and with data; sites with no data or no location "
+             "are counted beside every table, never as low risk. The range is the share with "
+             "every site at the low or high end of its model spread.", "note")
+
+
+def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes]) -> None:
+    doc.heading(2, "Share of sites per risk level", "shares")
+    weighted = "w_medium_plus_pct" in shares.columns
+    for hazard in _hazards(shares):
+        part = shares[shares["hazard"] == hazard]
+        part = part.assign(_s=part["scenario"].map(_scen_order)).sort_values(
+            ["year", "_s"], kind="stable")
+        label = _str(part["hazard_label"].iloc[0])
+        kind = " (composite)" if bool(part["is_composite"].iloc[0]) else ""
+        doc.heading(3, f"{label}{kind}", f"shares-{hazard}")
+        header = ["Scenario", "Year", "L1 %", "L2 %", "L3 %", "L4 %", "L5 %", "Medium+ %",
+                  "Range %"]
+        if weighted:
+            header.append(f"Medium+ % by {_str(part['weight_field'].iloc[0])}")
+        header += ["Screened", "No data", "Unresolved", "Dataset pathway", "Period"]
+        rows = []
+        for r in part.to_dict("records"):
+            lo, hi = _pct(r["medium_plus_pct_low"]), _pct(r["medium_plus_pct_high"])
+            row: list[Any] = [_scen_title(r["scenario"]), r["year"],
+                              *[_pct(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
+                              _pct(r["medium_plus_pct"]), "" if lo == hi else f"{lo}-{hi}"]
+            if weighted:
+                row.append(_pct(r["w_medium_plus_pct"]))
+            pathway = _str(r["pathway"]) + ("" if r["pathway_exact"] else " (approximate)")
+            row += [r["sites_screened"], r["sites_no_data"], r["sites_unresolved"],
+                    _Cell(pathway, "" if r["pathway_exact"] else "bad",
+                          _str(r.get("pathway_label"))), _str(r["period"])]
+            rows.append(row)
+        doc.table(header, rows, cls="num")
+        name = shares_chart_name(hazard, "png")
+        if name in charts:
+            doc.image(name, f"{label}: share of sites by risk level", charts[name])
+
+
+def _parse_map_name(name: str) -> tuple[str, str, int] | None:
+    m = re.match(r"^charts/map_(.+)_(\d{4})\.png$", name)
+    if not m:
+        return None
+    stem, year = m.group(1), int(m.group(2))
+    for scen in Narrative:
+        if stem.endswith("_" + scen.value):
+            return stem[: -len(scen.value) - 1], scen.value, year
+    return None
+
+
+def _maps(doc: _Doc, charts: Mapping[str, bytes], labels: Mapping[str, str]) -> None:
+    found = [(n, p) for n in charts if (p := _parse_map_name(n))]  # in the order drawn
+    if not found:
+        return
+    doc.heading(2, "Maps", "maps")
+    doc.para(BOUNDARY_CREDIT + " Sites are drawn where they were located; unresolved sites "
+             "are not drawn.", "note")
+    for name, (hazard, scen, year) in found:
+        if map_chart_name(hazard, scen, year) == name:
+            doc.image(name, f"{labels.get(hazard, hazard)}: {_scen_title(scen)} {year}",
+                      charts[name])
+
+
+def _level_cell(level: int, low: int, high: int, driver: str) -> _Cell:
+    if level <= 0:
+        return _Cell("-", "lv l0", "no data")
+    text = str(level) if low == high else f"{level} ({low}-{high})"
+    tip = RiskLevel(level).label + (f"; driven by {driver}" if driver else "")
+    return _Cell(text, f"lv l{level}", tip)
+
+
+def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
+                labels: Mapping[str, str]) -> None:
+    doc.heading(2, "Sites", "sites")
+    present = list(dict.fromkeys(table["hazard"]))
+    hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
+    part = table[table["hazard"].isin(hazards)]
+    combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]].itertuples(
+        index=False)}, key=lambda k: (hazards.index(k[0]), k[2], _scen_order(k[1])))
+    cells: dict[tuple[str, str, str, int], _Cell] = {}
+    flags: dict[str, list[str]] = {}
+    for r in part.itertuples(index=False):
+        cells[(r.site_id, r.hazard, r.scenario, int(r.year))] = _level_cell(
+            int(r.level), int(r.level_low), int(r.level_high), _str(r.driver))
+        for f in _str(r.flags).split(";"):
+            if f.strip():
+                flags.setdefault(r.site_id, []).append(f.strip())
+    abbr = {h: _abbr(labels.get(h, h)) for h in hazards}
+    header = ["Site", "Name", "City", "Precision"] + [
+        f"{abbr[h]} {_SCEN_SHORT.get(s, s)} {y}" for h, s, y in combos] + ["Flags"]
+    groups = [("", 4)] + [(labels.get(h, h), sum(1 for c in combos if c[0] == h))
+                          for h in hazards] + [("", 1)]
+    unresolved = _is_unresolved(sites)
+    rows = []
+    for (_, s), unres in zip(sites.iterrows(), unresolved, strict=True):
+        sid = _str(s["site_id"])
+        site_flags = [f.strip() for f in _str(s.get("location_flags")).split(";") if f.strip()]
+        if unres:
+            site_flags.insert(0, "unresolved location")
+        all_flags = list(dict.fromkeys(site_flags + flags.get(sid, [])))
+        rows.append([sid, _str(s.get("name")), _str(s.get("city")),
+                     _str(s.get("geocode_precision")) or _str(s.get("location_source")),
+                     *[cells.get((sid, h, sc, y), _Cell("-", "lv l0", "no result"))
+                       for h, sc, y in combos],
+                     "; ".join(all_flags)])
+    legend = ", ".join(f"{abbr[h]} = {labels.get(h, h)}" for h in hazards)
+    doc.para(f"Level per site (1 very low to 5 very high; '-' no data; a range in brackets is "
+             f"the model spread). Columns: {legend}; Opt/Cur/Pes = Optimistic, Current Trend, "
+             "Pessimistic. Every hazard, also the single ones, is in site_results.csv.")
+    doc.table(header, rows, groups=groups)
+
+
+def _fmt_threshold(ts: Mapping) -> str:
+    if ts.get("edges"):
+        edges = ", ".join(f"{e:g}" for e in ts["edges"])
+        direction = ("higher value, higher level" if ts.get("kind") == "ascending"
+                     else "lower value, higher level")
+        text = f"edges {edges} ({direction}) in {ts.get('units', '')}"
+    elif ts.get("mapping"):
+        text = "categories to levels " + ", ".join(f"{k} -> {v}" for k, v in ts["mapping"].items()) \
+            + f" ({ts.get('units', '')})"
+    else:
+        text = str(ts.get("units", ""))
+    if ts.get("near_margin"):
+        text += f"; values within {ts['near_margin']:g} of an edge are flagged near-threshold"
+    return text
+
+
+def _methods(doc: _Doc, manifest: Mapping, labels: Mapping[str, str]) -> None:
+    doc.heading(2, "Methods", "methods")
+    defs = manifest.get("definitions", {})
+    doc.bullets([f"{k.replace('_', ' ')}: {v}" for k, v in defs.items()])
+    comps = manifest.get("composites", [])
+    if comps:
+        doc.para("Composite hazards, as disclosures report them: a site's level is the highest "
+                 "level among the components with data.")
+        doc.bullets([f"{c.get('label', c.get('name'))} = highest of "
+                     f"{', '.join(labels.get(x, x) for x in c.get('components', []))}"
+                     for c in comps])
+    datasets = {d.get("id"): d for d in manifest.get("datasets", [])}
+    thresholds = {t.get("name"): t for t in manifest.get("threshold_sets", [])}
+    by_hazard: dict[str, list[Mapping]] = {}
+    for layer in manifest.get("layers", []):
+        by_hazard.setdefault(layer.get("hazard", ""), []).append(layer)
+    for hazard, layers in by_hazard.items():
+        doc.heading(3, f"{labels.get(hazard, hazard)} ({hazard})", f"method-{hazard}")
+        items = []
+        ds_ids = list(dict.fromkeys(d for lay in layers for d in lay.get("datasets", [])))
+        items.append("Datasets: " + "; ".join(
+            f"{datasets.get(d, {}).get('title', d)} ({datasets.get(d, {}).get('version', '?')})"
+            for d in ds_ids))
+        for name in dict.fromkeys(lay.get("threshold_set", "") for lay in layers):
+            ts = thresholds.get(name, {})
+            items.append(f"Threshold set {name} (version {ts.get('version', '?')}, "
+                         f"{ts.get('kind', '?')}): {_fmt_threshold(ts)}.")
+            if ts.get("source"):
+                items.append(f"Threshold source: {ts['source']}")
+        units = list(dict.fromkeys(_str(lay.get("units")) for lay in layers))
+        if units:
+            items.append("Value units: " + "; ".join(units))
+        for text in dict.fromkeys(_str(lay.get("method")) for lay in layers):
+            if text:
+                items.append(f"Method: {text}")
+        doc.bullets(items)
+        rows = []
+        for lay in sorted(layers, key=lambda x: (int(x.get("year", 0)),
+                                                 _scen_order(x.get("scenario", "")))):
+            pw = lay.get("pathway", {})
+            exact = bool(pw.get("exact", True))
+            rows.append([_scen_title(lay.get("scenario", "")), lay.get("year", ""),
+                         f"{pw.get('code', '')} ({pw.get('label', '')})", pw.get("period", ""),
+                         _Cell("exact" if exact else "approximate", "" if exact else "bad"),
+                         _str(pw.get("note"))])
+        doc.table(["Scenario", "Year", "Dataset pathway", "Period", "Match", "Note"], rows)
+        # Layers often share their details: print each distinct record once, keyed by the
+        # scenario/year layers it belongs to.
+        grouped: dict[str, list[str]] = {}
+        for lay in layers:
+            if lay.get("details"):
+                key = json.dumps(lay["details"], ensure_ascii=False, sort_keys=True, default=str)
+                grouped.setdefault(key, []).append(f"{lay.get('scenario')}/{lay.get('year')}")
+        if grouped:
+            details = {", ".join(keys): json.loads(k) for k, keys in grouped.items()}
+            text = json.dumps(details, ensure_ascii=False, indent=1, default=str)
+            if len(text) > 6000:
+                text = text[:6000] + "\n... (cut; the full record is in manifest.json)"
+            doc.code(text, f"Layer details for {labels.get(hazard, hazard)}")
+
+
+def _provenance(doc: _Doc, manifest: Mapping) -> None:
+    doc.heading(2, "Data provenance and licences", "provenance")
+    origin = _str(manifest.get("data_origin"))
+    doc.para(f"Data origin: {origin}. {_str(manifest.get('data_origin_note'))}",
+             "warn" if origin == "synthetic-demo" else "")
+    src = manifest.get("data_source", {})
+    if src:
+        doc.para(f"Data read from: {_str(src.get('description'))} ({_str(src.get('root'))}).")
+    rows = []
+    for d in manifest.get("datasets", []):
+        rows.append([f"{_str(d.get('title'))} ({_str(d.get('id'))})", _str(d.get("publisher")),
+                     _str(d.get("version")), _str(d.get("license")), _str(d.get("citation")),
+                     _str(d.get("sha256"))[:12]])
+    if rows:
+        doc.table(["Dataset", "Publisher", "Version", "Licence", "Citation", "SHA-256"], rows)
+        doc.para("Dataset pages:")
+        doc.links([(f"{_str(d.get('title'))}: {_str(d.get('homepage') or d.get('base_url'))}",
+                    _str(d.get("homepage") or d.get("base_url")))
+                   for d in manifest.get("datasets", [])])
+    inputs = manifest.get("inputs", {}).get("sites", {})
+    doc.bullets([
+        f"Sites file: {_str(inputs.get('path'))} (SHA-256 {_str(inputs.get('sha256'))}, "
+        f"{_str(inputs.get('n_sites'))} sites)",
+        f"Catalog: {', '.join(map(str, manifest.get('catalog_sources', [])))}; threshold sets: "
+        f"{', '.join(t.get('name', '') for t in manifest.get('threshold_sets', []))}",
+        f"Software: sitescreen {_str(manifest.get('sitescreen_version'))}; the full record of "
+        "this run is manifest.json beside this report.",
+        "Map outlines: Natural Earth 1:110m Admin 0 countries (public domain), shown for "
+        "orientation only.",
+    ])
+
+
+def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
+    doc.heading(2, "Site locations", "geocoding")
+    geo = manifest.get("geocoding", {})
+    if geo.get("providers"):
+        doc.para("Geocoders: " + ", ".join(map(str, geo["providers"])) + ".")
+    precision = _col(sites, "geocode_precision").replace("", "(none)")
+    source = _col(sites, "location_source").replace("", "(none)")
+    counts = pd.crosstab(precision, source) if len(sites) else pd.DataFrame()
+    if not counts.empty:
+        doc.table(["Precision"] + [str(c) for c in counts.columns],
+                  [[idx, *[int(v) for v in row]] for idx, row in counts.iterrows()], cls="num")
+    unresolved = sites[_is_unresolved(sites).to_numpy()]
+    if len(unresolved):
+        doc.heading(3, f"Unresolved sites ({len(unresolved)})")
+        doc.para("These sites have no location and are not screened; they are counted as "
+                 "'unresolved' in every table. Add coordinates or an override to place them.")
+        doc.table(["Site", "Name", "Address", "City", "Country", "Reason"], [
+            [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("address")),
+             _str(r.get("city")), _str(r.get("country")),
+             _str(r.get("geocode_reason")) or _str(r.get("geocode_status")) or "no coordinates"]
+            for r in unresolved.to_dict("records")])
+    coarse = sites[_col(sites, "geocode_precision").isin(_COARSE).to_numpy()]
+    if len(coarse):
+        doc.heading(3, f"Coarse locations ({len(coarse)})")
+        doc.para("These sites are placed at a city, province or country point, not at the "
+                 "building: their hazard values describe that point. Check them before "
+                 "reporting.", "note")
+        doc.table(["Site", "Name", "Precision", "Matched", "Geocoder", "Confidence"], [
+            [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("geocode_precision")),
+             _str(r.get("geocode_matched")), _str(r.get("geocoder")),
+             _str(r.get("geocode_confidence"))] for r in coarse.to_dict("records")])
+
+
+def _changes(doc: _Doc, changes: Mapping) -> None:
+    doc.heading(2, "Changes since the previous run", "changes")
+    if not changes.get("previous_run"):
+        doc.para(_str(changes.get("note")) or "No earlier run of this sites file was found: "
+                 "nothing to compare.")
+        return
+    doc.para(f"Compared with run {changes['previous_run']} "
+             f"(created {_str(changes.get('previous_created_at'))}).")
+    counts = changes.get("counts", {})
+    doc.table(["What", "Count"], [[k.replace("_", " "), v] for k, v in counts.items()], cls="num")
+    if counts.get("unexplained"):
+        doc.para(f"{counts['unexplained']} level changes have no recorded cause: the inputs, "
+                 "data and method recorded in the manifests are the same. Please report this.",
+                 "warn")
+    inputs = changes.get("input_changes", [])
+    if inputs:
+        doc.heading(3, "Data and method changes")
+        doc.bullets([f"{c.get('kind')}: {c.get('what')}: {_str(c.get('previous'))} -> "
+                     f"{_str(c.get('current'))}" for c in inputs])
+    for key, title in (("sites_added", "Sites added"), ("sites_removed", "Sites removed")):
+        items = changes.get(key, [])
+        if items:
+            doc.heading(3, f"{title} ({len(items)})")
+            doc.table(["Site", "Name", "City"],
+                      [[_str(s.get("site_id")), _str(s.get("name")), _str(s.get("city"))]
+                       for s in items])
+    moved = changes.get("sites_moved", [])
+    if moved:
+        doc.heading(3, f"Sites moved ({len(moved)})")
+        doc.table(["Site", "Name", "Distance (m)", "Cause", "Detail"], [
+            [_str(m.get("site_id")), _str(m.get("name")),
+             "-" if m.get("distance_m") is None else f"{m['distance_m']:.0f}",
+             _str(m.get("cause")), _str(m.get("detail"))] for m in moved])
+    shares = changes.get("share_changes", [])
+    if shares:
+        doc.heading(3, "Medium-and-above shares that changed")
+        doc.table(["Hazard", "Scenario", "Year", "Previous %", "Now %", "Change (points)"], [
+            [_str(s.get("hazard_label")), _scen_title(_str(s.get("scenario"))), s.get("year"),
+             _pct(s.get("previous_medium_plus_pct")), _pct(s.get("medium_plus_pct")),
+             _pct(s.get("delta_pct_points"))] for s in shares], cls="num")
+    levels = changes.get("level_changes", [])
+    if levels:
+        doc.heading(3, f"Level changes ({len(levels)})")
+        if len(levels) > _MAX_CHANGE_ROWS:
+            doc.para(f"The first {_MAX_CHANGE_ROWS} are shown; changes.csv lists all of them.")
+        doc.table(["Site", "Hazard", "Scenario", "Year", "Before", "Now", "Cause"], [
+            [_str(c.get("site_id")), _str(c.get("hazard_label") or c.get("hazard")),
+             _scen_title(_str(c.get("scenario"))), c.get("year"),
+             _level_cell(int(c.get("previous_level") or 0), int(c.get("previous_level") or 0),
+                         int(c.get("previous_level") or 0), ""),
+             _level_cell(int(c.get("level") or 0), int(c.get("level") or 0),
+                         int(c.get("level") or 0), ""),
+             _Cell(_str(c.get("cause")), "bad" if c.get("cause_group") == "unexplained" else "")]
+            for c in levels[:_MAX_CHANGE_ROWS]])
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame,
+                  manifest: Mapping, charts: Mapping[str, bytes],
+                  changes: Mapping | None = None) -> dict[str, bytes]:
+    """The run report as ``{"report.md": bytes, "report.html": bytes}``.
+
+    Parameters
+    ----------
+    shares, sites, table, manifest : the run's shares table, located sites, long per-site
+        results table and manifest, as the pipeline builds them.
+    charts : output of :func:`sitescreen.charts.render_charts`; PNG charts are inlined in the
+        HTML and linked by their relative path (``charts/...``) from the Markdown, which is
+        meant to sit in the run folder beside them.
+    changes : output of :func:`sitescreen.changes.compare_runs`; adds a changes section.
+
+    Returns
+    -------
+    UTF-8 encoded Markdown and HTML. Both are deterministic for the same inputs.
+    """
+    labels = {**_labels(table), **_labels(shares)}
+    synthetic = manifest.get("data_origin") == "synthetic-demo"
+    doc = _Doc()
+    _header(doc, manifest, sites)
+    _findings(doc, shares, labels)
+    _shares_sections(doc, shares, charts)
+    _maps(doc, charts, labels)
+    _site_table(doc, sites, table, labels)
+    _methods(doc, manifest, labels)
+    _provenance(doc, manifest)
+    _geocoding(doc, sites, manifest)
+    if changes is not None:
+        _changes(doc, changes)
+    toc = [(anchor, text) for kind, body in doc.blocks if kind == "h"
+           for level, text, anchor in [body] if level == 2 and anchor]
+    title = f"sitescreen run {manifest.get('run_id', '')}"
+    banner = ("SYNTHETIC DEMO DATA: illustrative numbers, not hazard data. Do not report them."
+              if synthetic else "")
+    md = _to_markdown(doc)
+    if synthetic:
+        md = f"> **{_md_text(banner)}**\n\n" + md
+    return {"report.md": md.encode("utf-8"),
+            "report.html": _to_html(doc, title=title, banner=banner, toc=toc).encode("utf-8")}

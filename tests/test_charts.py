@@ -1,0 +1,135 @@
+import io
+
+import matplotlib
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from report_fixtures import build_run
+
+from sitescreen.charts import (
+    LEVEL_COLOURS,
+    NO_DATA_COLOUR,
+    figure_bytes,
+    map_figure,
+    map_layers,
+    render_charts,
+    shares_figure,
+)
+from sitescreen.datasources import DataOrigin
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DPI = 80  # small images keep the tests fast; the layout is in inches
+
+
+@pytest.fixture(scope="module")
+def run():
+    return build_run(hazards=("water_stress", "typhoon"))
+
+
+@pytest.fixture(scope="module")
+def charts(run):
+    sites, table, shares, manifest = run
+    part = shares[shares["hazard"] == "typhoon"]
+    return render_charts(part, sites, table, manifest=manifest,
+                         maps=[("floods_typhoons", "pessimistic", 2050)], dpi=DPI)
+
+
+def test_render_charts_names_shares_charts_in_png_and_svg_and_maps(charts):
+    assert set(charts) == {
+        "charts/typhoon_shares.png", "charts/typhoon_shares.svg",
+        "charts/map_floods_typhoons_pessimistic_2050.png",
+    }
+
+
+def test_png_charts_are_real_images(charts):
+    for name, data in charts.items():
+        if not name.endswith(".png"):
+            continue
+        assert data[:8] == PNG_MAGIC
+        img = mpimg.imread(io.BytesIO(data), format="png")
+        h, w = img.shape[:2]
+        # 9 x 4+ inch shares charts, 8.6 x 4+ inch maps
+        assert w >= 8.5 * DPI and h >= 4 * DPI, (name, img.shape)
+        # not blank: many distinct colours
+        rgb = np.round(img[..., :3] * 255).astype(np.int64)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        assert len(np.unique(packed)) > 50
+
+
+def test_svg_charts_are_svg_with_the_synthetic_title(charts):
+    svg = charts["charts/typhoon_shares.svg"].decode("utf-8")
+    assert "<svg" in svg and svg.rstrip().endswith("</svg>")
+    # titles are drawn as paths; the Dublin Core title carries the text
+    assert "SYNTHETIC DEMO DATA: Typhoon: share of sites by risk level" in svg
+    assert "<dc:date>" not in svg  # no date: reruns are byte-identical
+
+
+def test_rerender_is_byte_identical(run, charts):
+    sites, table, shares, manifest = run
+    part = shares[shares["hazard"] == "typhoon"]
+    again = render_charts(part, sites, table, manifest=manifest,
+                          maps=[("floods_typhoons", "pessimistic", 2050)], dpi=DPI)
+    assert again == charts
+
+
+def test_segment_widths_are_the_level_shares(run):
+    sites, table, shares, manifest = run
+    part = shares[shares["hazard"] == "typhoon"]
+    fig = shares_figure(part, manifest=manifest)
+    ax = fig.axes[0]
+    # typhoon levels (fixture): optimistic 2030 = [2, 1, 3, 3, 1] over the 5 located sites
+    # -> level 1: 40 %, level 2: 20 %, level 3: 40 %; the first bar is optimistic 2030.
+    widths = {}
+    for patch in ax.patches:
+        colour = matplotlib.colors.to_hex(patch.get_facecolor())
+        if abs(patch.get_y() + patch.get_height() / 2) < 1e-9 and patch.get_width() > 0:
+            widths[colour] = widths.get(colour, 0) + patch.get_width()
+    assert widths == pytest.approx({LEVEL_COLOURS[1]: 40.0, LEVEL_COLOURS[2]: 20.0,
+                                    LEVEL_COLOURS[3]: 40.0})
+    texts = [t.get_text() for t in ax.texts]
+    # medium+ share with its model range: high ends one level up -> 3 of 5 sites at >= 3
+    assert "40 % (40-60)" in texts
+    assert "SYNTHETIC DEMO DATA" in fig.get_label()
+
+
+def test_real_data_charts_carry_no_synthetic_warning():
+    sites, table, shares, manifest = build_run(hazards=("typhoon",), origin=DataOrigin.MIRROR,
+                                               years=(2030,))
+    fig = shares_figure(shares[shares["hazard"] == "typhoon"], manifest=manifest)
+    all_text = " ".join(t.get_text() for t in fig.texts) + fig.get_label()
+    assert "SYNTHETIC" not in all_text
+    assert b"SYNTHETIC" not in figure_bytes(fig, "svg")
+
+
+def test_map_colours_sites_by_level_and_skips_unresolved(run):
+    sites, table, shares, manifest = run
+    fig = map_figure("typhoon", "optimistic", 2030, sites=sites, table=table, manifest=manifest)
+    ax = fig.axes[0]
+    drawn = {}
+    for coll in ax.collections:
+        offsets = coll.get_offsets()
+        face = coll.get_facecolors()
+        colour = matplotlib.colors.to_hex(face[0]) if len(face) else "none"
+        drawn[colour] = drawn.get(colour, 0) + len(offsets)
+    # levels [2, 1, 3, 3, 1] at the five located sites; the unresolved site is not drawn
+    assert drawn == {LEVEL_COLOURS[1]: 2, LEVEL_COLOURS[2]: 1, LEVEL_COLOURS[3]: 2}
+    assert sum(drawn.values()) == 5
+    assert NO_DATA_COLOUR not in drawn
+    assert any("1 unresolved site not shown" in t.get_text() for t in fig.texts)
+
+
+def test_default_maps_are_headline_composites_in_the_worst_scenario(run):
+    _, table, _, _ = run
+    assert map_layers(table) == [
+        ("water_scarcity_drought", "pessimistic", 2030),
+        ("water_scarcity_drought", "pessimistic", 2050),
+        ("floods_typhoons", "pessimistic", 2030),
+        ("floods_typhoons", "pessimistic", 2050),
+    ]
+
+
+def test_unknown_format_is_refused(run):
+    sites, table, shares, manifest = run
+    fig = shares_figure(shares[shares["hazard"] == "typhoon"], manifest=manifest)
+    with pytest.raises(ValueError, match="unknown chart format 'pdf'"):
+        figure_bytes(fig, "pdf")

@@ -1,0 +1,114 @@
+"""Tests of ``sitescreen data`` (sitescreen.cli_data) with typer's CliRunner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from sitescreen.cli_data import data_app
+
+runner = CliRunner()
+WP = "ibtracs.WP.list.v04r01.csv"
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.mirror
+def test_fetch_from_the_mirror_then_verify(mirror_dir, tmp_path):
+    cache = tmp_path / "cache"
+
+    res = runner.invoke(data_app, ["fetch", "ibtracs_wp", "--mirror", str(mirror_dir),
+                                   "--cache", str(cache), "--quiet"])
+
+    assert res.exit_code == 0, res.output
+    cached = cache / "ibtracs" / WP
+    assert _sha(cached) == _sha(mirror_dir / "ibtracs" / WP)
+    side = json.loads((cache / "ibtracs" / f"{WP}.sha256.json").read_text())
+    assert side["origin"] == "mirror" and side["version"] == "v04r01"
+    assert side["upstream_url"].startswith("https://www.ncei.noaa.gov/")
+    assert f"fetched from mirror {WP}" in res.output
+
+    res = runner.invoke(data_app, ["verify", "ibtracs_wp", "--cache", str(cache)])
+    assert res.exit_code == 0, res.output
+    assert "ibtracs_wp: 1 ok" in res.output
+
+    again = runner.invoke(data_app, ["fetch", "ibtracs_wp", "--offline", "--cache", str(cache)])
+    assert again.exit_code == 0 and f"cached {WP}" in again.output
+
+    listing = runner.invoke(data_app, ["list", "--cache", str(cache)])
+    line = next(ln for ln in listing.output.splitlines() if ln.startswith("ibtracs_wp"))
+    assert "cached" in line and "mirror" in line
+
+    with cached.open("r+b") as fh:  # flip one byte, keep the size
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    res = runner.invoke(data_app, ["verify", "ibtracs_wp", "--cache", str(cache)])
+    assert res.exit_code == 1
+    assert "mismatch" in res.output
+
+
+def test_offline_fetch_lists_the_missing_files_without_a_traceback(tmp_path):
+    res = runner.invoke(data_app, ["fetch", "ibtracs_all", "--offline", "--cache", str(tmp_path)])
+
+    assert res.exit_code == 2
+    assert "offline mode" in res.output and "ibtracs.ALL.list.v04r01.csv" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_the_cache_defaults_to_the_environment(tmp_path):
+    cache = tmp_path / "envcache"
+    (cache / "ibtracs").mkdir(parents=True)
+    (cache / "ibtracs" / WP).write_text("SID,SEASON\n,Year\n")
+
+    res = runner.invoke(data_app, ["fetch", "ibtracs_wp", "--offline"],
+                        env={"SITESCREEN_CACHE": str(cache)})
+
+    assert res.exit_code == 0, res.output
+    assert str(cache.resolve()) in res.output
+
+
+def test_verify_with_nothing_cached_fails(tmp_path):
+    res = runner.invoke(data_app, ["verify", "ibtracs_wp", "--cache", str(tmp_path)])
+
+    assert res.exit_code == 1
+    assert "1 missing" in res.output
+
+
+def test_info_shows_citation_licence_url_and_files(tmp_path):
+    res = runner.invoke(data_app, ["info", "aqueduct_floods", "--cache", str(tmp_path)])
+
+    assert res.exit_code == 0, res.output
+    assert "CC BY 4.0" in res.output and "Ward, P.J." in res.output
+    assert "http://wri-projects.s3.amazonaws.com/AqueductFloodTool/download/v2/" in res.output
+    assert "files (349)" in res.output and "... and 339 more" in res.output
+
+    res = runner.invoke(data_app, ["info", "aqueduct40", "--cache", str(tmp_path)])
+    assert "https://files.wri.org/aqueduct/aqueduct-4-0-water-risk-data.zip" in res.output
+    assert "bd3ed2bce88d6ff1b89191632ad134a2436e1e1d49599382f23a04d513624fc3" in res.output
+
+
+def test_errors_exit_2_with_one_line(tmp_path):
+    unknown = runner.invoke(data_app, ["info", "nope"])
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().startswith("error: unknown dataset 'nope'")
+    assert len(unknown.output.strip().splitlines()) == 1
+
+    nomatch = runner.invoke(data_app, ["fetch", "aqueduct_floods", "--files", "*.nc",
+                                       "--offline", "--cache", str(tmp_path)])
+    assert nomatch.exit_code == 2 and "no file matches ['*.nc']" in nomatch.output
+
+
+def test_list_shows_every_dataset(tmp_path):
+    res = runner.invoke(data_app, ["list", "--cache", str(tmp_path)])
+
+    assert res.exit_code == 0
+    for name in ("aqueduct40", "aqueduct_floods", "ibtracs_wp", "ibtracs_all"):
+        assert any(ln.startswith(name + " ") and ln.rstrip().endswith("not cached")
+                   for ln in res.output.splitlines()), name

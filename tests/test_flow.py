@@ -1,0 +1,104 @@
+"""Real flow runs on the session's Prefect test API, and the CLI end to end in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.prefect
+
+
+def _read_summary(run_dir):
+    return pd.read_csv(run_dir / "summary.csv", comment="#")
+
+
+def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path):
+    from flows.screen import screen_flow
+
+    state = screen_flow(sites=str(example_sites), data=str(demo_pack), out=str(tmp_path / "results"),
+                        years=[2030, 2050], cache_dir=str(tmp_path / "cache"), return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    run_dir = tmp_path / "results" / os.path.basename(result["run_dir"])
+    assert (tmp_path / "results" / "latest").resolve() == run_dir.resolve()
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["data_origin"] == "synthetic-demo"
+    assert {d["id"] for d in manifest["datasets"]} >= {"aqueduct40", "aqueduct_floods", "ibtracs_wp"}
+    assert (run_dir / "summary.csv").read_text().startswith("# sitescreen")
+    assert "synthetic-demo" in (run_dir / "summary.csv").read_text().splitlines()[0]
+
+    # Percentages in the summary equal those recomputed from the per-site levels.
+    summary = _read_summary(run_dir)
+    per_site = pd.read_csv(run_dir / "site_results.csv", comment="#")
+    sites = gpd.read_file(run_dir / "sites.geojson")
+    unresolved = set(sites.loc[sites["location_source"] == "unresolved", "site_id"])
+    for _, row in summary.iterrows():
+        part = per_site[(per_site.hazard == row.hazard) & (per_site.scenario == row.scenario)
+                        & (per_site.year == row.year) & ~per_site.site_id.isin(unresolved)]
+        screened = part[part.level > 0]
+        assert row.sites_screened == len(screened)
+        for lvl in range(1, 6):
+            expected = 100 * (screened.level == lvl).mean()
+            assert row[f"pct_level_{lvl}"] == pytest.approx(expected, abs=1e-3)
+        assert row.medium_plus_pct == pytest.approx(100 * (screened.level >= 3).mean(), abs=1e-3)
+    headline = summary[summary.hazard.isin(["water_scarcity_drought", "floods_typhoons"])]
+    assert len(headline) == 2 * 3 * 2
+
+    # GeoJSON loads with lon/lat order: the Xuhui head office is at about 121.4 E, 31.2 N.
+    assert sites.crs.to_epsg() == 4326
+    xuhui = sites.set_index("site_id").loc["st-sh-xuhui-hq"].geometry
+    assert xuhui.x == pytest.approx(121.394, abs=0.01) and xuhui.y == pytest.approx(31.169, abs=0.01)
+    assert (sites["data_origin"] == "synthetic-demo").all()
+    assert "water_stress_pessimistic_2050_level" in sites.columns
+
+    # The shares table was published as a Prefect artifact.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["risk-shares"])))
+
+    assert asyncio.run(artifacts())
+
+
+def test_cli_screen_in_subprocess(prefect_api_url, demo_pack, example_sites, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api_url}
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitescreen.cli", "screen", str(example_sites), "--data",
+         str(demo_pack), "--out", str(out), "--year", "2030", "--scenario", "pessimistic"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SYNTHETIC DEMO DATA" in proc.stdout
+    assert "Water scarcity and drought" in proc.stdout and "Floods and typhoons" in proc.stdout
+    assert (out / "latest" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("content", [
+    '{"type": "FeatureCollection", "features": [',
+    '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+    '{"site_id": "a", "name": "A"}, "geometry": {"type": "Point", "coordinates": [200, 95]}}]}',
+])
+def test_cli_rejects_bad_sites_without_writing(demo_pack, tmp_path, content):
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(content)
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sitescreen.cli", "screen", str(bad), "--data", str(demo_pack),
+         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "bad.geojson" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()

@@ -1,0 +1,200 @@
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+from report_fixtures import SITES, build_run, sites_frame
+
+from sitescreen.charts import render_charts
+from sitescreen.datasources import DataOrigin
+from sitescreen.report import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
+from sitescreen.report_html import render_report
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def run():
+    rows = [dict(r) for r in SITES]
+    rows[0]["name"] = EVIL
+    rows[2]["address"] = '"><img src=x onerror=alert(2)>'
+    return build_run(sites=sites_frame(rows), hazards=("water_stress", "typhoon"))
+
+
+@pytest.fixture(scope="module")
+def charts(run):
+    sites, table, shares, manifest = run
+    part = shares[shares["hazard"].isin(HEADLINE_HAZARDS)]
+    return render_charts(part, sites, table, manifest=manifest, formats=("png",),
+                         maps=[("floods_typhoons", "pessimistic", 2050)], dpi=60)
+
+
+@pytest.fixture(scope="module")
+def report(run, charts):
+    sites, table, shares, manifest = run
+    out = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                        charts=charts)
+    return out["report.html"].decode("utf-8"), out["report.md"].decode("utf-8")
+
+
+def test_disclosure_sentence_numbers_come_from_the_levels(run):
+    _, _, shares, _ = run
+    # water stress, pessimistic 2030 (fixture): levels [5, 5, 2, 3, 4] at the 5 located sites
+    # -> 4 of 5 at medium or above.
+    sentences = disclosure_sentences(shares, hazards=("water_scarcity_drought",))
+    assert ("In 2030 under the Pessimistic scenario, 4 of 5 sites (80 %) face medium or higher "
+            "water scarcity and drought risk.") in sentences
+    # typhoon optimistic 2030: levels [2, 1, 3, 3, 1], high ends one up -> 2 (40 %), 3 (60 %)
+    ft = disclosure_sentences(shares, hazards=("floods_typhoons",))
+    assert ft[0] == ("In 2030 under the Optimistic scenario, 2 of 5 sites (40 %) face medium or "
+                     "higher floods and typhoons risk; between 40 and 60 % across the model range.")
+    # ordered by year, then scenario
+    years = [int(re.match(r"In (\d{4})", s).group(1)) for s in ft]
+    assert years == sorted(years)
+
+
+def test_shares_table_text_keeps_working(run):
+    _, _, shares, _ = run
+    text = format_shares_table(shares, hazards=["typhoon"], data_origin="synthetic-demo")
+    assert text.startswith("!! SYNTHETIC DEMO DATA")
+    assert "Typhoon: % of screened sites at each risk level" in text
+
+
+def test_html_has_sentences_tables_and_inlined_images(run, charts, report):
+    html, _ = report
+    _, _, shares, _ = run
+    for sentence in disclosure_sentences(shares):
+        assert sentence in html
+    assert html.count('<img src="data:image/png;base64,') == len(charts)
+    first = re.search(r'<img src="data:image/png;base64,([^"]+)"', html).group(1)
+    assert base64.b64decode(first)[:8] == b"\x89PNG\r\n\x1a\n"
+    # a shares table per hazard and composite, and the per-site table
+    for hazard in ("water_scarcity_drought", "floods_typhoons", "water_stress", "typhoon"):
+        assert f'id="shares-{hazard}"' in html
+    assert "<th>Medium+ %</th>" in html
+    assert 'id="sites"' in html and 'id="methods"' in html and 'id="provenance"' in html
+
+
+def test_html_loads_nothing_from_outside(report):
+    html, _ = report
+    assert not re.search(r"""\bsrc\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert not re.search(r"<script|<link|@import|url\(", html, re.I)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    # dataset homepages are plain links, which is allowed
+    assert '<a href="https://www.wri.org/data/aqueduct-global-maps-40-data"' in html
+
+
+def test_user_text_is_escaped(report):
+    html, md = report
+    assert EVIL not in html and EVIL not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;script>alert(1)&lt;/script>" in md  # no tag can open without '<'
+    assert "<img src=x" not in html and "<img src=x" not in md
+
+
+def test_synthetic_warning_is_prominent(report):
+    html, md = report
+    body = html[html.index("<body>"):]
+    assert body.index('class="banner"') < body.index("<h1")
+    assert "SYNTHETIC DEMO DATA" in body[: body.index("<h1")]
+    assert md.startswith("> **SYNTHETIC DEMO DATA")
+
+
+def test_real_data_report_has_no_synthetic_banner():
+    sites, table, shares, manifest = build_run(hazards=("typhoon",), origin=DataOrigin.MIRROR,
+                                               years=(2030,))
+    out = render_report(shares=shares, sites=sites, table=table, manifest=manifest, charts={})
+    assert b"SYNTHETIC" not in out["report.html"] and b"SYNTHETIC" not in out["report.md"]
+
+
+def test_methods_provenance_and_geocoding_sections(report):
+    html, md = report
+    # approximate pathway flagged with its note (Aqueduct Floods has no RCP6.0 layer)
+    assert "typhoon-china-grade-rp50-v1" in html
+    assert "edges 17.2, 24.5, 32.7, 41.5" in html
+    assert "2041-2060" in html
+    # provenance: licences and versions
+    assert "CC BY 4.0" in html and "Y2023M07D05" in html and "v04r01" in html
+    # the unresolved site with its reason, and the coarse (city-level) site
+    assert "no match for &#x27;Nowhere Road&#x27;" in html
+    assert "Coarse locations (1)" in html
+    assert "## Methods" in md and "## Data provenance and licences" in md
+    assert "![Floods and typhoons: Pessimistic 2050](charts/map_floods_typhoons_pessimistic_2050.png)" in md
+
+
+def test_site_table_shows_levels_per_headline_hazard(run, report):
+    html, md = report
+    sites, table, _, _ = run
+    # Beijing: water stress pessimistic 2050 is min(5, 5 + 1 + 1) = 5
+    row = next(line for line in md.splitlines() if line.startswith("| bj |"))
+    header = next(line for line in md.splitlines() if line.startswith("| Site | Name"))
+    cols = [c.strip() for c in header.strip("|").split("|")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[cols.index("WSD Pes 2050")] == "5"
+    # the unresolved site has no level anywhere and says why
+    xx = next(line for line in md.splitlines() if line.startswith("| xx |"))
+    assert "unresolved location" in xx
+    assert all(c.strip() == "-" for c in xx.strip("|").split("|")[4:-1])
+
+
+def test_changes_section(run, charts):
+    sites, table, shares, manifest = run
+    changes = {"previous_run": "20240101T000000Z-ffffff", "previous_created_at": "2024-01-01",
+               "counts": {"sites_added": 1, "level_changes": 1, "unexplained": 1},
+               "input_changes": [], "sites_added": [{"site_id": "gz", "name": EVIL}],
+               "sites_moved": [{"site_id": "bj", "name": "Beijing", "distance_m": 853.2,
+                                "cause": "site moved"}],
+               "level_changes": [{"site_id": "sh", "hazard": "typhoon", "hazard_label": "Typhoon",
+                                  "scenario": "optimistic", "year": 2030, "previous_level": 2,
+                                  "level": 3, "cause": "unexplained",
+                                  "cause_group": "unexplained"}]}
+    out = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                        charts={}, changes=changes)
+    html = out["report.html"].decode()
+    assert 'id="changes"' in html and "20240101T000000Z-ffffff" in html
+    assert "853" in html and "1 level changes have no recorded cause" in html
+    assert EVIL not in html
+
+
+def test_report_is_deterministic(run, charts, report):
+    sites, table, shares, manifest = run
+    again = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                          charts=charts)
+    assert again["report.html"].decode() == report[0]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None,
+                    reason="chromium is not installed (Debian package 'chromium'); the "
+                           "headless rendering check of report.html is skipped")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    import matplotlib.image as mpimg
+
+    html, _ = report
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+           "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    img = mpimg.imread(shot)
+    assert img.shape[0] >= 1000 and img.shape[1] >= 1000
+    rgb = img[..., :3]
+    # the red synthetic-data banner is at the top, and the page is not blank
+    top = rgb[: 80].reshape(-1, 3)
+    assert ((top[:, 0] > 0.6) & (top[:, 1] < 0.2) & (top[:, 2] < 0.25)).mean() > 0.2
+    assert rgb.std() > 0.1
+
+
+def test_empty_shares_are_handled():
+    sites, table, shares, manifest = build_run(hazards=("typhoon",), years=(2030,))
+    empty = shares.iloc[0:0]
+    out = render_report(shares=empty, sites=sites, table=table, manifest=manifest, charts={})
+    assert b"Findings" in out["report.md"]
+    assert b"Share of sites per risk level" in out["report.md"]
