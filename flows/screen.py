@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 
 import numpy as np
 from prefect import flow, get_run_logger, task, unmapped
@@ -20,7 +21,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from sitescreen import pipeline
-from sitescreen.datasources import DataSource
 from sitescreen.errors import DownloadError, GeocodeError
 from sitescreen.hazards import HazardResult
 from sitescreen.outputs import new_run_id, write_run
@@ -49,15 +49,34 @@ def locate_sites(sites, request: pipeline.ScreeningRequest):
     return pipeline.locate_sites(sites, request)
 
 
-@task(name="assess-layer", task_run_name="assess-{layer.hazard}-{layer.scenario}-{layer.year}",
-      cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
-      retry_condition_fn=_transient)
-def assess_layer(layer: pipeline.Layer, lon: np.ndarray, lat: np.ndarray,
+def _layer_cache_key(context, parameters) -> str:
+    """Explicit cache key: the layer's fingerprint (hazard entry, threshold set, dataset
+    versions, data folder stamp, sitescreen version) plus the sampled locations."""
+    cached = parameters["cached"]
+    idx = cached.missing
+    locations = pipeline.location_digest(parameters["lon"][idx], parameters["lat"][idx])
+    return f"sitescreen-{cached.fingerprint}-{locations}"
+
+
+@task(name="check-result-store", cache_policy=NO_CACHE)
+def check_store(layer: pipeline.Layer, lon: np.ndarray, lat: np.ndarray,
+                request: pipeline.ScreeningRequest):
+    return pipeline.check_store(pipeline.result_store(request), lon, lat, layer,
+                                catalog=pipeline.catalog_for(request),
+                                data=pipeline.open_data(request.data))
+
+
+@task(name="assess-layer",
+      task_run_name="assess-{layer.hazard}-{layer.scenario}-{layer.year}",
+      cache_key_fn=_layer_cache_key, persist_result=True, cache_expiration=timedelta(days=30),
+      retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
+def assess_layer(layer: pipeline.Layer, cached, lon: np.ndarray, lat: np.ndarray,
                  request: pipeline.ScreeningRequest) -> HazardResult:
-    catalog = pipeline.catalog_for(request)
-    data = DataSource.open(request.data)
-    return pipeline.assess_layer(lon, lat, layer, catalog=catalog, data=data,
-                                 cache_dir=request.cache_dir)
+    """Sample the sites of one layer that the result store does not hold yet."""
+    return pipeline.assess_missing(pipeline.result_store(request), cached, lon, lat, layer,
+                                   catalog=pipeline.catalog_for(request),
+                                   data=pipeline.open_data(request.data),
+                                   cache_dir=request.cache_dir)
 
 
 @task(name="summarise", cache_policy=NO_CACHE)
@@ -71,13 +90,13 @@ def summarise(sites, results, request: pipeline.ScreeningRequest):
 def write_outputs(sites, table, shares, results, request: pipeline.ScreeningRequest,
                   timings: dict) -> str:
     catalog = pipeline.catalog_for(request)
-    data = DataSource.open(request.data)
+    data = pipeline.open_data(request.data)
     run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
     manifest = pipeline.build_manifest(request=request, run_id=run_id, catalog=catalog,
                                        data=data, sites=sites, results=results, timings=timings,
                                        input_sha256=sites.attrs.get("source_sha256"))
     files = pipeline.render_files(sites=sites, table=table, shares_table=shares,
-                                  manifest=manifest)
+                                  manifest=manifest, out_root=request.out)
     return str(write_run(request.out, run_id, files))
 
 
@@ -120,7 +139,7 @@ def screen_flow(
         weight=weight, catalog=catalog, thresholds=thresholds, geocoders=geocoders,
         overrides=overrides, refresh_geocodes=refresh_geocodes, cache_dir=cache_dir)
     layers = pipeline.plan_layers(pipeline.catalog_for(request), request)
-    origin = DataSource.open(data).origin.value
+    origin = pipeline.open_data(data).origin.value
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -133,8 +152,18 @@ def screen_flow(
 
     start = time.perf_counter()
     lon, lat = pipeline.coordinates(located)
-    futures = assess_layer.map(layers, unmapped(lon), unmapped(lat), unmapped(request))
-    results = [f.result() for f in futures]
+    checks = check_store.map(layers, unmapped(lon), unmapped(lat), unmapped(request))
+    cached = [c.result() for c in checks]
+    todo = [i for i, c in enumerate(cached) if len(c.missing)]
+    futures = assess_layer.map([layers[i] for i in todo], [cached[i] for i in todo],
+                               unmapped(lon), unmapped(lat), unmapped(request))
+    computed = dict(zip(todo, (f.result() for f in futures), strict=True))
+    store = pipeline.result_store(request)
+    results = [pipeline.assemble_layer(store, c, lon, lat, computed.get(i))
+               for i, c in enumerate(cached)]
+    sampled = {layers[i].key: int(len(cached[i].missing)) for i in todo}
+    logger.info("sampled %d of %d layers (%d site-layers); the rest came from the result store",
+                len(todo), len(layers), sum(sampled.values()))
     timings["hazards"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -144,6 +173,7 @@ def screen_flow(
     _publish_artifacts(shares, run_dir, origin)
     logger.info("wrote %s", run_dir)
     return {"run_dir": run_dir, "data_origin": origin, "n_sites": int(len(located)),
+            "sampled": sampled,
             "table": format_shares_table(shares, hazards=HEADLINE_HAZARDS, data_origin=origin)}
 
 

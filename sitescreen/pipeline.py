@@ -28,6 +28,7 @@ from .errors import CatalogError
 from .hazards import HazardContext, HazardResult, load_hazard
 from .outputs import json_bytes, new_run_id, site_features, write_run
 from .scenarios import Narrative, parse_narrative
+from .store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
 __all__ = [
     "ScreeningRequest",
@@ -38,6 +39,11 @@ __all__ = [
     "load_sites",
     "locate_sites",
     "assess_layer",
+    "open_data",
+    "location_digest",
+    "check_store",
+    "assess_missing",
+    "assemble_layer",
     "summarise",
     "build_manifest",
     "render_files",
@@ -199,6 +205,43 @@ def assess_layer(lon: np.ndarray, lat: np.ndarray, layer: Layer, *, catalog: Cat
     return hazard.assess(lon, lat, scenario=layer.scenario, year=layer.year, context=context)
 
 
+def open_data(root: str | Path) -> DataSource:
+    """The data source for ``--data``: a URL mirror, or a folder (its origin read from the
+    demo-pack marker or from the sidecars ``sitescreen data fetch`` writes)."""
+    root = str(root)
+    if root.startswith(("http://", "https://")):
+        return DataSource.open(root)
+    return DataSource.for_cache(root)
+
+
+def result_store(request: ScreeningRequest) -> ResultStore:
+    return ResultStore(Path(request.cache_dir) / "results")
+
+
+def check_store(store: ResultStore, lon: np.ndarray, lat: np.ndarray, layer: Layer, *,
+                catalog: Catalog, data: DataSource) -> CachedLayer:
+    """Which sites of ``layer`` already have results for exactly this data and method."""
+    fingerprint = layer_fingerprint(catalog, data, layer.hazard, layer.scenario, layer.year)
+    return store.lookup(fingerprint, lon, lat)
+
+
+def assess_missing(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
+                   layer: Layer, *, catalog: Catalog, data: DataSource,
+                   cache_dir: str | None = None) -> HazardResult:
+    """Sample only the sites the store lacks, save them, and return the result for those."""
+    idx = cached.missing
+    result = assess_layer(lon[idx], lat[idx], layer, catalog=catalog, data=data,
+                          cache_dir=cache_dir)
+    store.save(cached.fingerprint, lon[idx], lat[idx], result)
+    return result
+
+
+def assemble_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
+                   computed: HazardResult | None) -> HazardResult:
+    """The layer's result for every site, from the store and the newly computed sites."""
+    return store.assemble(cached, lon, lat, computed, store.meta(cached.fingerprint))
+
+
 def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: Catalog,
               weight: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The long per-site table (hazards and composites) and the shares table."""
@@ -284,8 +327,40 @@ def _origin_note(origin: DataOrigin) -> str:
 
 
 def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                 manifest: dict) -> dict[str, bytes]:
-    """All output files of a run as bytes, ready for :func:`outputs.write_run`."""
+                 manifest: dict, out_root: str | Path | None = None,
+                 charts: bool = True) -> dict[str, bytes | Callable[[Path], None]]:
+    """All output files of a run, ready for :func:`outputs.write_run`.
+
+    With ``out_root``, the run is compared with the previous run of the same sites file
+    there (``changes.json``/``changes.csv`` and a section of the report).
+    """
+    from functools import partial
+
+    from .changes import changes_table, compare_runs, find_previous_run
+    from .charts import render_charts
+    from .gis import GPKG_FILE, STYLE_FILE, level_style_qml, write_geopackage
+    from .report_html import render_report
+
+    files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
+    changes = None
+    if out_root is not None:
+        previous = find_previous_run(out_root, manifest["request"]["sites"],
+                                     before_run_id=manifest["run_id"])
+        changes = compare_runs(previous, sites=sites, table=table, manifest=manifest)
+        files["changes.json"] = json_bytes(changes)
+        files["changes.csv"] = changes_table(changes).to_csv(index=False).encode()
+    chart_files = render_charts(shares_table, sites, table, manifest=manifest) if charts else {}
+    files.update(chart_files)
+    files.update(render_report(shares=shares_table, sites=sites, table=table, manifest=manifest,
+                               charts=chart_files, changes=changes))
+    files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest)
+    files[STYLE_FILE] = level_style_qml()
+    return files
+
+
+def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
+                manifest: dict) -> dict[str, bytes]:
+    """GeoJSON, summary tables and manifest: the files every run has."""
     origin = manifest["data_origin"]
     extras = [c for c in sites.columns if c not in SITE_OUTPUT_COLUMNS
               and c not in GEOCODE_COLUMNS and c not in ("geometry", "input_ref")]
@@ -332,7 +407,8 @@ def screen(request: ScreeningRequest, *, write: bool = True,
     timings: dict[str, float] = {}
     catalog = catalog_for(request)
     layers = plan_layers(catalog, request)
-    data = DataSource.open(request.data)
+    data = open_data(request.data)
+    store = result_store(request)
     with timed(timings, "load_sites"):
         sites = load_sites(request.sites)
     say(f"loaded {len(sites)} sites from {request.sites}")
@@ -342,9 +418,13 @@ def screen(request: ScreeningRequest, *, write: bool = True,
     results = []
     for i, layer in enumerate(layers, 1):
         with timed(timings, f"hazard:{layer.hazard}"):
-            results.append(assess_layer(lon, lat, layer, catalog=catalog, data=data,
-                                        cache_dir=request.cache_dir))
-        say(f"[{i}/{len(layers)}] {layer.key}")
+            cached = check_store(store, lon, lat, layer, catalog=catalog, data=data)
+            computed = None
+            if len(cached.missing):
+                computed = assess_missing(store, cached, lon, lat, layer, catalog=catalog,
+                                          data=data, cache_dir=request.cache_dir)
+            results.append(assemble_layer(store, cached, lon, lat, computed))
+        say(f"[{i}/{len(layers)}] {layer.key}: {len(cached.missing)} of {len(lon)} sites sampled")
     with timed(timings, "aggregate"):
         table, shares_table = summarise(sites, results, catalog=catalog, weight=request.weight)
     run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
@@ -354,7 +434,7 @@ def screen(request: ScreeningRequest, *, write: bool = True,
     run_dir = None
     if write:
         files = render_files(sites=sites, table=table, shares_table=shares_table,
-                             manifest=manifest)
+                             manifest=manifest, out_root=request.out)
         run_dir = write_run(request.out, run_id, files)
         say(f"wrote {run_dir}")
     return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings)

@@ -44,6 +44,7 @@ def test_unresolved_round_trip_omits_nan():
     assert "lon" not in d and d["status"] == "unresolved"
     back = GeocodeResult.from_dict(d)
     assert math.isnan(back.lon) and back.reason == "AMap found no match"
+    assert back == r and hash(back) == hash(r)
 
 
 def test_result_validation():

@@ -16,7 +16,14 @@ import pytest
 from werkzeug.wrappers import Response
 
 from sitescreen.errors import ConfigError, GeocoderAuthError
-from sitescreen.geocode import AddressQuery, AMapGeocoder, NominatimGeocoder, Precision, datum
+from sitescreen.geocode import (
+    AddressQuery,
+    AMapGeocoder,
+    GeocodeCache,
+    NominatimGeocoder,
+    Precision,
+    datum,
+)
 from sitescreen.geocode._http import RetryPolicy, _retry_after, redact
 from sitescreen.geocode.gazetteer import haversine_km
 
@@ -97,6 +104,13 @@ def test_nominatim_waits_between_requests(httpserver):
     g.geocode(AddressQuery("a"))
     g.geocode(AddressQuery("b"))
     assert len(times) == 2 and times[1] - times[0] >= 0.29
+
+
+def test_nominatim_own_cache_sends_each_query_once(httpserver, tmp_path):
+    httpserver.expect_request("/search").respond_with_json(XUHUI)
+    g = nominatim(httpserver, cache=GeocodeCache(tmp_path / "c.sqlite"))
+    first, second = g.geocode(QUERY), g.geocode(QUERY)
+    assert first == second and first.status == "ok" and g.requests_sent == 1
 
 
 def test_nominatim_429_then_success(httpserver):

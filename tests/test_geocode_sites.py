@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point, Polygon
 
-from sitescreen.errors import ConfigError, SiteValidationError
+from sitescreen.errors import ConfigError, GeocoderAuthError, SiteValidationError
 from sitescreen.geocode import (
     GEOCODE_COLUMNS,
     AddressQuery,
@@ -252,3 +252,19 @@ def test_example_portfolio_given_sites_agree_with_offline_geocoding():
             if km > 60:
                 far.append(f"{row['site_id']}: {km:.0f} km")
     assert not far, far
+
+
+def test_refused_key_stops_the_run_but_keeps_earlier_answers(httpserver, tmp_path):
+    ok = {"status": "1", "info": "OK", "infocode": "10000", "count": "1",
+          "geocodes": [{"formatted_address": "上海市浦东新区", "location": "121.544346,31.221461",
+                        "level": "区县"}]}
+    httpserver.expect_oneshot_request("/v3/geocode/geo").respond_with_json(ok)
+    httpserver.expect_request("/v3/geocode/geo").respond_with_json(
+        {"status": "0", "info": "USER_DAILY_QUERY_OVER_LIMIT", "infocode": "10044"})
+    amap = AMapGeocoder(key="quota-key", base_url=httpserver.url_for(""), min_interval=0)
+    sites = frame([{"site_id": "a", "address": "上海市浦东新区", "country": "CN"},
+                   {"site_id": "b", "address": "上海市徐汇区", "country": "CN"}])
+    cache = GeocodeCache(tmp_path / "c.sqlite")
+    with pytest.raises(GeocoderAuthError, match="10044"):
+        geocode_sites(sites, geocoders=[amap], cache=cache)
+    assert cache.stats() == {"amap@1": 1}  # the next run resumes where this one stopped

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -44,16 +45,23 @@ GEOCODE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
 class Override:
-    """A pinned position: WGS 84 lon/lat and a note from the overrides file."""
+    """A pinned position: WGS 84 lon/lat, a note, and the CSV row it came from."""
 
-    __slots__ = ("site_id", "lon", "lat", "note", "row")
+    site_id: str
+    lon: float
+    lat: float
+    note: str = ""
+    row: int = 0
 
-    def __init__(self, site_id: str, lon: float, lat: float, note: str = "", row: int = 0):
-        self.site_id, self.lon, self.lat, self.note, self.row = site_id, lon, lat, note, row
+    def to_dict(self) -> dict[str, object]:
+        return {"site_id": self.site_id, "lon": self.lon, "lat": self.lat, "note": self.note,
+                "row": self.row}
 
-    def __repr__(self) -> str:
-        return f"Override({self.site_id!r}, {self.lon}, {self.lat}, {self.note!r})"
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Override:
+        return cls(**data)  # type: ignore[arg-type]
 
 
 def read_overrides(path: str | os.PathLike[str]) -> dict[str, Override]:

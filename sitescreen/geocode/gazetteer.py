@@ -22,8 +22,14 @@ Name keys are normalised (:func:`latin_key`, :func:`cjk_key`): Latin text loses 
 case, spaces and punctuation ("Sha Tin" -> "shatin", "Xi'an" -> "xian"); Chinese text loses
 spaces. The index maps a key to place ids ordered by importance.
 
-Loading takes a few seconds (the GeoNames file is 80 MB of JSON) and happens once per process,
-on first use (:func:`load_gazetteer`), never at import.
+Alternate names of places abroad with fewer than 15,000 inhabitants are not indexed (they are
+mostly transliterations into other scripts, and skipping them halves the build time); their
+main name is.
+
+Building takes a few seconds (the GeoNames file is 80 MB of JSON) and happens once per
+process, on first use (:func:`load_gazetteer`), never at import. The built gazetteer is kept
+as a pickle in ``~/.cache/sitescreen`` (see :func:`_cache_path`; ``SITESCREEN_GAZETTEER_CACHE``
+moves or disables it), which later processes load in about a second.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ class AddressQuery:
         return cls(**{k: data.get(k, "") for k in ("address", "city", "country", "name")})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class GeocodeResult:
     """One geocoder's answer to one query.
 
@@ -167,6 +167,16 @@ class GeocodeResult:
         object.__setattr__(self, "lon", float(self.lon))
         object.__setattr__(self, "lat", float(self.lat))
         object.__setattr__(self, "confidence", float(min(1.0, max(0.0, self.confidence))))
+
+    def __eq__(self, other: object) -> bool:
+        # Compared as dicts (pystac's convention), so two unresolved results with NaN
+        # coordinates are equal.
+        if not isinstance(other, GeocodeResult):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.provider, self.query, self.matched, self.reason))
 
     @property
     def ok(self) -> bool:

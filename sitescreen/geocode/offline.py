@@ -27,10 +27,14 @@ district or city, with precision saying so and a reason naming the part that was
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import gazetteer as gazetteer_module
 from .gazetteer import (
     CITY_PROVINCES,
     CITY_STATES,
@@ -51,6 +55,7 @@ _CJK_RUN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
 _TOKENS = re.compile(
     f"(?P<cjk>[{_CJK_RUN}]+)|(?P<word>[0-9A-Za-z\u00c0-\u024f\u1e00-\u1eff'’.\\-]+)")
 _DIGIT = re.compile(r"\d")
+_DIGITS = re.compile(r"\d+")
 
 # Words after a name that make it a street ("Hongmei Road", "Nanjing Lu").
 _STREET_WORDS = frozenset({
@@ -115,6 +120,15 @@ def _radius_km(population: int) -> float:
     return min(60.0, 10.0 + 10.0 * math.log10(max(population, 10_000) / 10_000))
 
 
+@functools.cache
+def _code_hash() -> str:
+    """Short hash of the matching code and the gazetteer builder."""
+    digest = hashlib.sha256()
+    for module in (__file__, gazetteer_module.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 class OfflineGeocoder:
     """Geocoder that needs no network: GeoNames and cpca gazetteers (see module docstring).
 
@@ -139,8 +153,9 @@ class OfflineGeocoder:
 
     @property
     def version(self) -> str:
-        """Changes whenever results may change, so cached answers are redone."""
-        return f"{GAZETTEER_VERSION}-{self.cities}-d{self.dominance:g}"
+        """Changes whenever results may change (settings, gazetteer, this code), so cached
+        offline answers are redone after an upgrade."""
+        return f"{GAZETTEER_VERSION}-{self.cities}-d{self.dominance:g}-{_code_hash()}"
 
     @property
     def gazetteer(self) -> Gazetteer:
@@ -193,7 +208,7 @@ class OfflineGeocoder:
             return Resolution("unresolved", reason=(
                 f"no known place name{scope} found in {what!r}; add the city or district, "
                 "or pin the site with an overrides file"))
-        return self._choose(mentions, street, query)
+        return self._choose(mentions, street)
 
     # ------------------------------------------------------------------------- parsing
     def _mentions(self, text: str, source: str, allowed: frozenset[str] | None,
@@ -215,7 +230,9 @@ class OfflineGeocoder:
                  allowed: frozenset[str] | None) -> tuple[tuple[_Mention, ...], bool]:
         """Mentions in one comma-separated part, memoised: city and district parts repeat
         across a portfolio ("Xuhui District", "Shanghai")."""
-        memo_key = (segment, source, allowed)
+        # House numbers differ from site to site but never name a place: one memo entry
+        # serves "12 Hongmei Road" and "1900 Hongmei Road".
+        memo_key = (_DIGITS.sub("0", segment), source, allowed)
         hit = self._memo.get(memo_key)
         if hit is not None:
             return hit
@@ -329,8 +346,7 @@ class OfflineGeocoder:
         return km_between(p.lon[inner], p.lat[inner], p.lon[outer],
                           p.lat[outer]) <= _radius_km(p.population[outer])
 
-    def _choose(self, mentions: list[_Mention], street: list[str],
-                query: AddressQuery) -> Resolution:
+    def _choose(self, mentions: list[_Mention], street: list[str]) -> Resolution:
         gaz = self.gazetteer
         p = gaz.places
         sets = [frozenset(m.cands) for m in mentions]
@@ -406,6 +422,8 @@ class OfflineGeocoder:
         if p.kind[uid] != Kind.PLACE:
             return gaz.precision(uid)
         country = p.country[uid]
+        if country in ("HK", "MO"):
+            return Precision.DISTRICT  # the SAR itself is the cpca unit, a city
         if country in CITY_STATES:
             return Precision.CITY if gaz.city_state_main.get(country) == uid else \
                 Precision.DISTRICT

@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import ConfigError, GeocoderAuthError
 from . import datum
 from ._http import HttpFailure, JsonClient, RetryPolicy, redact
+from .cache import GeocodeCache
 from .gazetteer import km_between
 from .model import AddressQuery, GeocodeResult, Precision
 
@@ -93,6 +94,9 @@ class NominatimGeocoder:
     timeout, retry : see :class:`~sitescreen.geocode._http.JsonClient`.
     limit : answers asked for (to notice namesakes).
     accept_language : language of returned names.
+    cache : answers already received are taken from it, and new ones stored (the usage
+        policy asks clients to cache); :func:`~sitescreen.geocode.geocode_sites` also caches
+        under the same key, so either way a query is sent once.
 
     Raises
     ------
@@ -107,7 +111,8 @@ class NominatimGeocoder:
                  user_agent: str | None = None, email: str | None = None,
                  min_interval: float = 1.0, timeout: float = 10.0,
                  retry: RetryPolicy | None = None, limit: int = 5,
-                 accept_language: str = "en", session: requests.Session | None = None) -> None:
+                 accept_language: str = "en", session: requests.Session | None = None,
+                 cache: GeocodeCache | None = None) -> None:
         ua = user_agent if user_agent is not None else os.environ.get(USER_AGENT_ENV,
                                                                       DEFAULT_USER_AGENT)
         if not ua or not ua.strip() or ua.lower().startswith(("python-requests", "curl/")):
@@ -123,6 +128,7 @@ class NominatimGeocoder:
         self.email = email
         self.limit = max(1, int(limit))
         self.accept_language = accept_language
+        self.cache = cache
         self._client = JsonClient(user_agent=ua, timeout=timeout, retry=retry,
                                   min_interval=min_interval, session=session)
 
@@ -134,6 +140,17 @@ class NominatimGeocoder:
         return self._client.requests_sent
 
     def geocode(self, query: AddressQuery) -> GeocodeResult:
+        cache_key = f"{self.name}@{self.version}"
+        if self.cache is not None:
+            hit = self.cache.get(cache_key, query)
+            if hit is not None:
+                return hit
+        result = self._lookup(query)
+        if self.cache is not None:
+            self.cache.put(cache_key, query, result)
+        return result
+
+    def _lookup(self, query: AddressQuery) -> GeocodeResult:
         text = query.text
         if not text:
             return GeocodeResult.unresolved(self.name, text, "nothing to look up: no address, "

@@ -1,0 +1,221 @@
+"""Per-site hazard results kept between runs, under explicit keys.
+
+Re-screening after analysts add sites should sample only the new or moved sites. Each hazard
+layer (hazard x narrative x year) gets a *fingerprint*: a hash of everything its numbers
+depend on — the hazard's catalog entry and parameters, the threshold set, the catalog entries
+(versions) of its datasets, the data folder's identity and a stamp of its files, and the
+sitescreen version. Results are stored per fingerprint and per site location (WGS 84,
+rounded to 1e-6 degrees, about 0.1 m), so a site keeps its cached result when other sites
+change, and any change of data, thresholds or method gives a new fingerprint and a full
+recomputation. Parts are Parquet files written atomically; concurrent runs only ever add
+parts, so they cannot corrupt each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .catalog import Catalog
+from .datasources import DataSource
+from .hazards import HazardResult
+from .outputs import atomic_write_bytes
+from .scenarios import Narrative, Pathway, pathway_for
+
+__all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer"]
+
+log = logging.getLogger(__name__)
+
+_DECIMALS = 6
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _folder_stamp(data: DataSource, local_dir: str) -> str:
+    """Names, sizes and modification times of a dataset's files: cheap, and changes when a
+    file is replaced (a re-fetch, a rebuilt demo pack)."""
+    if data.root.startswith(("http://", "https://")):
+        return "remote"
+    folder = Path(data.root) / local_dir
+    if not folder.is_dir():
+        return "missing"
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            entries.append((path.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns))
+    return _digest(entries)
+
+
+def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario: Narrative,
+                      year: int) -> str:
+    """The explicit cache key of one hazard layer (without the sites)."""
+    spec = catalog.hazard(hazard)
+    entries = [catalog.dataset(d) for d in spec.datasets]
+    key = {
+        "sitescreen": __version__,
+        "hazard": spec.to_dict(),
+        "thresholds": catalog.threshold_set(spec.threshold_set).to_dict(),
+        "datasets": [e.to_dict() for e in entries],
+        "pathway": pathway_for(entries[0].family, scenario, year).to_dict() if entries else None,
+        "data": {"root": data.root, "origin": data.origin.value, "pack": data.pack,
+                 "stamps": {e.id: _folder_stamp(data, e.local_dir) for e in entries}},
+        "scenario": scenario.value,
+        "year": int(year),
+    }
+    return _digest(key)[:32]
+
+
+def location_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """One string per site location (NaN coordinates give "nan"), rounded to 1e-6 degrees."""
+    lon = np.round(np.asarray(lon, dtype="float64"), _DECIMALS)
+    lat = np.round(np.asarray(lat, dtype="float64"), _DECIMALS)
+    return np.char.add(np.char.add(lon.astype(str), ","), lat.astype(str))
+
+
+def location_digest(lon: np.ndarray, lat: np.ndarray) -> str:
+    """A short hash of a set of site locations, for cache keys."""
+    return hashlib.sha256("|".join(location_keys(lon, lat)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLayer:
+    """Which sites of a layer are cached, and their stored rows."""
+
+    fingerprint: str
+    missing: np.ndarray  # indices of sites to compute
+    rows: pd.DataFrame   # cached rows, indexed by location key
+
+
+class ResultStore:
+    """Parquet parts of per-site results under ``root/<fingerprint>/``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def lookup(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray) -> CachedLayer:
+        keys = location_keys(lon, lat)
+        rows = self._read(fingerprint)
+        if rows.empty:
+            return CachedLayer(fingerprint, np.arange(len(keys)), rows)
+        hit = pd.Index(rows.index).get_indexer(keys) >= 0
+        return CachedLayer(fingerprint, np.flatnonzero(~hit), rows)
+
+    def _read(self, fingerprint: str) -> pd.DataFrame:
+        folder = self.root / fingerprint
+        parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+        frames = []
+        for part in parts:
+            try:
+                frames.append(pd.read_parquet(part))
+            except Exception as exc:  # a damaged part is recomputed, never trusted
+                log.warning("ignoring unreadable cached results %s: %s", part, exc)
+        if not frames:
+            return pd.DataFrame()
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates("loc", keep="last")
+        return rows.set_index("loc")
+
+    def meta(self, fingerprint: str) -> dict | None:
+        path = self.root / fingerprint / "meta.json"
+        try:
+            return json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray, result: HazardResult) -> None:
+        """Add the rows of ``result`` (computed for these locations) to the store."""
+        if len(result) == 0:
+            return
+        frame = pd.DataFrame({
+            "loc": location_keys(lon, lat),
+            "value": np.asarray(result.values, dtype="float64"),
+            "level": np.asarray(result.levels, dtype="int8"),
+            "level_low": np.asarray(result.level_low, dtype="int8"),
+            "level_high": np.asarray(result.level_high, dtype="int8"),
+            "flags": np.asarray(result.flags, dtype=object).astype(str),
+            **{f"extra__{k}": np.asarray(v) for k, v in result.extra.items()},
+        })
+        folder = self.root / fingerprint
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"hazard": result.hazard, "scenario": result.scenario.value, "year": result.year,
+                "pathway": result.pathway.to_dict(), "units": result.units, "threshold_set": result.threshold_set,
+                "datasets": list(result.datasets), "method": result.method,
+                "details": result.details}
+        atomic_write_bytes(folder / "meta.json",
+                      json.dumps(meta, default=_json_default, sort_keys=True).encode())
+        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".parquet", dir=folder)
+        os.close(fd)
+        try:
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
+                 computed: HazardResult | None, template: dict | None) -> HazardResult:
+        """One result for all sites from cached rows and the newly computed ones."""
+        keys = location_keys(lon, lat)
+        n = len(keys)
+        rows = cached.rows
+        if computed is not None and len(computed):
+            fresh = pd.DataFrame({
+                "loc": keys[cached.missing],
+                "value": np.asarray(computed.values, dtype="float64"),
+                "level": np.asarray(computed.levels, dtype="int8"),
+                "level_low": np.asarray(computed.level_low, dtype="int8"),
+                "level_high": np.asarray(computed.level_high, dtype="int8"),
+                "flags": np.asarray(computed.flags, dtype=object).astype(str),
+                **{f"extra__{k}": np.asarray(v) for k, v in computed.extra.items()},
+            }).drop_duplicates("loc", keep="last").set_index("loc")
+            rows = fresh if rows.empty else pd.concat([rows[~rows.index.isin(fresh.index)], fresh])
+        aligned = rows.reindex(keys)
+        if aligned["level"].isna().any():
+            raise RuntimeError("result store is missing sites after assembly")
+        base = computed if computed is not None else None
+        meta = template or {}
+        extra = {c[len("extra__"):]: aligned[c].to_numpy() for c in aligned.columns
+                 if c.startswith("extra__")}
+        return HazardResult(
+            hazard=base.hazard if base else meta["hazard"],
+            scenario=base.scenario if base else Narrative(meta["scenario"]),
+            year=base.year if base else int(meta["year"]),
+            pathway=base.pathway if base else _pathway(meta["pathway"]),
+            units=base.units if base else meta["units"],
+            threshold_set=base.threshold_set if base else meta["threshold_set"],
+            datasets=base.datasets if base else tuple(meta["datasets"]),
+            method=base.method if base else meta["method"],
+            values=aligned["value"].to_numpy(dtype="float64"),
+            levels=aligned["level"].to_numpy(dtype="int8"),
+            level_low=aligned["level_low"].to_numpy(dtype="int8"),
+            level_high=aligned["level_high"].to_numpy(dtype="int8"),
+            flags=aligned["flags"].fillna("").to_numpy(dtype=object),
+            extra=extra,
+            details=base.details if base else meta.get("details", {}),
+        ) if n else computed
+
+
+def _pathway(d: dict) -> Pathway:
+    return Pathway(family=d["family"], narrative=Narrative(d["narrative"]), year=int(d["year"]),
+                   code=d["code"], label=d["label"], period=d["period"], exact=bool(d["exact"]),
+                   note=d.get("note", ""))
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
