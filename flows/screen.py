@@ -14,10 +14,15 @@ from __future__ import annotations
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from sitescreen import pipeline
@@ -96,7 +101,8 @@ def write_outputs(sites, table, shares, results, request: pipeline.ScreeningRequ
                                        data=data, sites=sites, results=results, timings=timings,
                                        input_sha256=sites.attrs.get("source_sha256"))
     files = pipeline.render_files(sites=sites, table=table, shares_table=shares,
-                                  manifest=manifest, out_root=request.out)
+                                  manifest=manifest, out_root=request.out,
+                                  report=request.report)
     return str(write_run(request.out, run_id, files))
 
 
@@ -114,6 +120,10 @@ def _publish_artifacts(shares, run_dir: str, origin: str) -> None:
         key="screening-summary",
         markdown=f"{warning}## Screening summary\n\n{sentences}\n\nOutputs: `{run_dir}`\n",
         description="Disclosure sentences generated from the shares")
+    report = Path(run_dir) / "report.html"
+    if report.is_file():
+        create_link_artifact(key="screening-report", link=report.resolve().as_uri(),
+                             link_text="HTML report", description=f"Report of run {run_dir}")
 
 
 @flow(name="screen-sites", flow_run_name="screen-{sites}", log_prints=True)
@@ -131,13 +141,15 @@ def screen_flow(
     overrides: str | None = None,
     refresh_geocodes: bool = False,
     cache_dir: str = "cache",
+    report: bool = True,
 ) -> dict:
     """Screen a sites file for every hazard x scenario x year and write a run folder."""
     logger = get_run_logger()
     request = pipeline.make_request(
         sites=sites, data=data, out=out, scenarios=scenarios, years=years, hazards=hazards,
         weight=weight, catalog=catalog, thresholds=thresholds, geocoders=geocoders,
-        overrides=overrides, refresh_geocodes=refresh_geocodes, cache_dir=cache_dir)
+        overrides=overrides, refresh_geocodes=refresh_geocodes, cache_dir=cache_dir,
+        report=report)
     layers = pipeline.plan_layers(pipeline.catalog_for(request), request)
     origin = pipeline.open_data(data).origin.value
     timings: dict[str, float] = {}
@@ -175,6 +187,29 @@ def screen_flow(
     return {"run_dir": run_dir, "data_origin": origin, "n_sites": int(len(located)),
             "sampled": sampled,
             "table": format_shares_table(shares, hazards=HEADLINE_HAZARDS, data_origin=origin)}
+
+
+def dask_task_runner(address: str):
+    """A DaskTaskRunner on an existing cluster (``tcp://host:8786``) or, for ``"local"``, a
+    LocalCluster of one single-threaded worker per core. Workers report task runs to the
+    same Prefect API as the flow, so ``PREFECT_API_URL`` must be set (otherwise every
+    worker would start a temporary server of its own)."""
+    import os
+
+    from prefect_dask import DaskTaskRunner
+
+    if address == "local":
+        workers = max(1, min(4, os.cpu_count() or 1))
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+                                              "processes": True})
+    return DaskTaskRunner(address=address)
+
+
+def run_screen(*, dask: str | None = None, **parameters) -> dict:
+    """Run :func:`screen_flow`, on a Dask cluster when ``dask`` is given."""
+    if dask:
+        return screen_flow.with_options(task_runner=dask_task_runner(dask))(**parameters)
+    return screen_flow(**parameters)
 
 
 if __name__ == "__main__":

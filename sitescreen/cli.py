@@ -94,6 +94,11 @@ def screen(
         "--overrides", help="CSV site_id,lon,lat pinning sites' locations.")] = None,
     refresh_geocodes: Annotated[bool, typer.Option(
         "--refresh-geocodes", help="Ignore cached geocodes and ask the providers again.")] = False,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Skip charts and the HTML/Markdown report (faster).")] = False,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="Run hazard tasks on a Dask cluster: its address (tcp://host:8786) or "
+                       "'local' for a local cluster. Needs PREFECT_API_URL set.")] = None,
     no_prefect: Annotated[bool, typer.Option(
         "--no-prefect", help="Run the library pipeline directly, without Prefect.")] = False,
 ) -> None:
@@ -119,7 +124,7 @@ def screen(
             catalog=str(catalog) if catalog else None,
             thresholds=str(thresholds) if thresholds else None,
             geocoders=geocoder or None, overrides=str(overrides) if overrides else None,
-            refresh_geocodes=refresh_geocodes)
+            refresh_geocodes=refresh_geocodes, report=not no_report)
         # Validate sites and plan before the (slow) Prefect start, so bad input fails fast.
         from . import pipeline
 
@@ -135,9 +140,13 @@ def screen(
             run_dir = str(run.run_dir)
         else:
             os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-            from flows.screen import screen_flow
+            if dask and not os.environ.get("PREFECT_API_URL"):
+                raise SitescreenError(
+                    "--dask needs PREFECT_API_URL (a running Prefect server, e.g. "
+                    "'prefect server start'); otherwise each Dask worker starts its own")
+            from flows.screen import run_screen
 
-            result = screen_flow(**kwargs)
+            result = run_screen(dask=dask, **kwargs)
             table, run_dir = result["table"], result["run_dir"]
     except SitescreenError as exc:
         _fail(exc)

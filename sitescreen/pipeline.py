@@ -83,6 +83,8 @@ class ScreeningRequest:
     refresh_geocodes: bool = False
     cache_dir: str = "cache"
     run_id: str | None = None
+    #: Charts and the Markdown/HTML report (matplotlib rendering takes seconds).
+    report: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scenarios", tuple(parse_narrative(s) for s in self.scenarios))
@@ -105,7 +107,7 @@ def make_request(*, sites: str, data: str, out: str = "results",
                  catalog: str | None = None, thresholds: str | None = None,
                  geocoders: Sequence[str] | None = None, overrides: str | None = None,
                  refresh_geocodes: bool = False, cache_dir: str = "cache",
-                 run_id: str | None = None) -> ScreeningRequest:
+                 run_id: str | None = None, report: bool = True) -> ScreeningRequest:
     """A request from optional user options (None: the defaults), as the CLI and flow get them."""
     return ScreeningRequest(
         sites=str(sites), data=str(data), out=str(out),
@@ -113,7 +115,7 @@ def make_request(*, sites: str, data: str, out: str = "results",
         years=tuple(years) if years else DEFAULT_YEARS, hazards=tuple(hazards or ()),
         weight=weight, catalog=catalog, thresholds=thresholds,
         geocoders=tuple(geocoders) if geocoders else ("offline",), overrides=overrides,
-        refresh_geocodes=refresh_geocodes, cache_dir=cache_dir, run_id=run_id)
+        refresh_geocodes=refresh_geocodes, cache_dir=cache_dir, run_id=run_id, report=report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +330,7 @@ def _origin_note(origin: DataOrigin) -> str:
 
 def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
                  manifest: dict, out_root: str | Path | None = None,
-                 charts: bool = True) -> dict[str, bytes | Callable[[Path], None]]:
+                 report: bool = True) -> dict[str, bytes | Callable[[Path], None]]:
     """All output files of a run, ready for :func:`outputs.write_run`.
 
     With ``out_root``, the run is compared with the previous run of the same sites file
@@ -349,10 +351,11 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         changes = compare_runs(previous, sites=sites, table=table, manifest=manifest)
         files["changes.json"] = json_bytes(changes)
         files["changes.csv"] = changes_table(changes).to_csv(index=False).encode()
-    chart_files = render_charts(shares_table, sites, table, manifest=manifest) if charts else {}
-    files.update(chart_files)
-    files.update(render_report(shares=shares_table, sites=sites, table=table, manifest=manifest,
-                               charts=chart_files, changes=changes))
+    if report:
+        chart_files = render_charts(shares_table, sites, table, manifest=manifest)
+        files.update(chart_files)
+        files.update(render_report(shares=shares_table, sites=sites, table=table,
+                                   manifest=manifest, charts=chart_files, changes=changes))
     files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest)
     files[STYLE_FILE] = level_style_qml()
     return files
@@ -434,7 +437,7 @@ def screen(request: ScreeningRequest, *, write: bool = True,
     run_dir = None
     if write:
         files = render_files(sites=sites, table=table, shares_table=shares_table,
-                             manifest=manifest, out_root=request.out)
+                             manifest=manifest, out_root=request.out, report=request.report)
         run_dir = write_run(request.out, run_id, files)
         say(f"wrote {run_dir}")
     return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings)

@@ -184,3 +184,24 @@ def test_geonames_admin1_mapping_agrees_with_cpca():
     assert agree / len(cn) > 0.95
     assert t.kind[gaz.lookup("shaanxi")[0]] == Kind.PROVINCE
     assert t.local[gaz.lookup("shanxi")[0]] == "山西省"
+
+
+def test_gazetteer_cache_location(monkeypatch, tmp_path):
+    from sitescreen.geocode import gazetteer
+
+    monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", "off")
+    assert gazetteer._cache_path("cities500") is None
+    monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", str(tmp_path))
+    path = gazetteer._cache_path("cities500")
+    assert path.parent == tmp_path and path.name.startswith("gazetteer-1-cities500-")
+
+
+def test_nothing_is_loaded_at_import():
+    import subprocess
+    import sys
+
+    code = ("import sitescreen.geocode as g\n"
+            "from sitescreen.geocode import gazetteer\n"
+            "g.OfflineGeocoder()\n"
+            "assert not gazetteer._LOADED, 'loaded at import'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -303,6 +303,8 @@ class _Builder:
     def add(self, **kw) -> int:
         uid = len(self.places)
         kw["uid"] = uid
+        for f in ("adcode", "province", "admin1"):
+            kw.setdefault(f, "")
         self.places.append(kw)
         return uid
 
@@ -499,7 +501,7 @@ def _load_or_build(cities: str) -> Gazetteer:
             with path.open("rb") as fh:
                 state = pickle.load(fh)
             return Gazetteer(places=PlaceTable(state.pop("columns")), **state)
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt
             log.warning("ignoring unreadable gazetteer cache %s (%s); rebuilding", path, exc)
     gaz = _build(cities)
     if path is not None:
@@ -574,7 +576,7 @@ def _build(cities: str) -> Gazetteer:
     ctry = np.array([p["country"] for p in raw], dtype="<U2")
     _country_centroids(raw, lon, lat, ctry, country_uid)
 
-    columns = {f: [p.get(f, "") for p in raw] for f in _FIELDS}
+    columns = {f: [p[f] for p in raw] for f in _FIELDS}
     columns["lon"], columns["lat"] = lon.tolist(), lat.tolist()
     importance = columns["importance"]
     index = {k: (v[0],) if len(v) == 1 else tuple(sorted(set(v), key=lambda u: (-importance[u], u)))
@@ -712,7 +714,8 @@ def _add_geonames(b: _Builder, cities: str, cpca: _Cpca) -> None:
         lon, lat = float(g["longitude"]), float(g["latitude"])
         pop = int(g.get("population") or 0)
         name = g["name"]
-        latin: set[str] = {latin_key(name)}
+        name_key = latin_key(name)
+        latin: set[str] = {name_key}
         cjk: set[str] = set()
         # Alternate names of small places abroad are mostly transliterations nobody writes
         # in an address; skipping them halves the loading time.
@@ -733,8 +736,8 @@ def _add_geonames(b: _Builder, cities: str, cpca: _Cpca) -> None:
                 latin.add(latin_key(n))
         linked = None
         if cc in GREATER_CHINA:
-            linked = _link(places, lon, lat, cjk, latin_key(name), cpca)
-            key = latin_key(name)
+            linked = _link(places, lon, lat, cjk, name_key, cpca)
+            key = name_key
             for k in cjk:
                 stem_cands = cpca.cjk.get(k)
                 if stem_cands and pop > cpca.spelling.get(k, (-1, ""))[0] and any(
@@ -745,7 +748,7 @@ def _add_geonames(b: _Builder, cities: str, cpca: _Cpca) -> None:
             p["population"] = max(p["population"], pop)
             p["importance"] = max(p["importance"], float(pop))
             english = cpca.english[linked]
-            if pop > english[3] and latin_key(name) in english[2]:
+            if pop > english[3] and name_key in english[2]:
                 english[0], english[3] = name, pop
             # GeoNames lists names of a city's districts among the city's alternate names
             # (福州 has 鼓楼区): a name that belongs to another Chinese unit is not merged.
