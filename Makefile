@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --no-deps -e .
 	touch $(STAMP)
 
+# Screens the example portfolio against the SYNTHETIC demo pack (built on first use).
 demo: $(STAMP)
-	$(BIN)/sitescreen demo-data cache/demo-pack
-	$(BIN)/sitescreen screen sites.geojson --data cache/demo-pack --out results
+	$(BIN)/sitescreen screen sites.geojson --demo --out results
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,7 @@ local server; set ``PREFECT_API_URL`` to report to a running server.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import timedelta
@@ -48,10 +49,28 @@ def load_sites(path: str):
     return pipeline.load_sites(path)
 
 
+AMAP_SECRET_BLOCK = "sitescreen-amap-key"
+
+
+def _geocoder_options(request: pipeline.ScreeningRequest) -> dict:
+    """The AMap key from a Prefect Secret block when the environment does not give one.
+
+    The key is handed to the provider only; it is never logged or written to outputs."""
+    if "amap" not in request.geocoders or os.environ.get("SITESCREEN_AMAP_KEY"):
+        return {}
+    from prefect.blocks.system import Secret
+
+    try:
+        key = Secret.load(AMAP_SECRET_BLOCK).get()
+    except ValueError:
+        return {}  # no block: the provider reports the missing key itself
+    return {"amap": {"key": key}}
+
+
 @task(name="locate-sites", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=_transient)
 def locate_sites(sites, request: pipeline.ScreeningRequest):
-    return pipeline.locate_sites(sites, request)
+    return pipeline.locate_sites(sites, request, geocoder_options=_geocoder_options(request))
 
 
 def _layer_cache_key(context, parameters) -> str:
@@ -194,8 +213,6 @@ def dask_task_runner(address: str):
     LocalCluster of one single-threaded worker per core. Workers report task runs to the
     same Prefect API as the flow, so ``PREFECT_API_URL`` must be set (otherwise every
     worker would start a temporary server of its own)."""
-    import os
-
     from prefect_dask import DaskTaskRunner
 
     if address == "local":

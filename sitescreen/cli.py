@@ -18,6 +18,7 @@ app = typer.Typer(name="sitescreen", no_args_is_help=True, add_completion=False,
 
 EXIT_INVALID = 2
 DEMO_PACK = Path("cache/demo-pack")
+DEFAULT_DATA = Path("cache/data")  # where 'sitescreen data fetch' puts datasets
 
 
 def _fail(exc: SitescreenError) -> None:
@@ -81,7 +82,8 @@ def screen(
         "--hazard", help="Hazard layer from the catalog (repeatable; default all).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Results folder.")] = Path("results"),
     data: Annotated[Path | None, typer.Option(
-        "--data", help="Hazard data folder (or mirror URL) laid out as upstream.")] = None,
+        "--data", help="Hazard data folder (or mirror URL) laid out as upstream "
+                       "[default: $SITESCREEN_DATA, else cache/data].")] = None,
     demo: Annotated[bool, typer.Option(
         "--demo", help="Use the SYNTHETIC demo pack (built in cache/demo-pack if missing).")] = False,
     weight: Annotated[str | None, typer.Option(
@@ -113,6 +115,10 @@ def screen(
             if not pack_is_current(data):
                 typer.echo(f"building the synthetic demo pack in {data} ...", err=True)
                 build_demo_pack(data)
+        if data is None and os.environ.get("SITESCREEN_DATA"):
+            data = Path(os.environ["SITESCREEN_DATA"])
+        if data is None and DEFAULT_DATA.is_dir():
+            data = DEFAULT_DATA
         if data is None:
             raise SitescreenError(
                 "no hazard data given: pass --data FOLDER (see 'sitescreen data fetch') "

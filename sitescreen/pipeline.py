@@ -182,12 +182,17 @@ def load_sites(path: str | Path) -> gpd.GeoDataFrame:
 
 
 def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest,
-                 progress: Callable[[int, int], None] | None = None) -> gpd.GeoDataFrame:
-    """Fill coordinates for sites that only have an address, with provenance columns."""
+                 progress: Callable[[int, int], None] | None = None,
+                 geocoder_options: dict | None = None) -> gpd.GeoDataFrame:
+    """Fill coordinates for sites that only have an address, with provenance columns.
+
+    ``geocoder_options`` maps a provider name to its options (e.g. ``{"amap": {"key": k}}``).
+    """
     from .geocode import GeocodeCache, default_geocoders, geocode_sites
 
     cache = GeocodeCache(Path(request.cache_dir) / "geocode.sqlite")
-    return geocode_sites(sites, geocoders=default_geocoders(request.geocoders), cache=cache,
+    geocoders = default_geocoders(request.geocoders, **(geocoder_options or {}))
+    return geocode_sites(sites, geocoders=geocoders, cache=cache,
                          overrides=request.overrides, refresh=request.refresh_geocodes,
                          progress=progress)
 
