@@ -633,10 +633,10 @@ class _Retry(Exception):
         self.wait = wait
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid.
 
-    >>> _retry_after("3")
+    >>> retry_after_seconds("3")
     3.0
     """
     if not value:
@@ -876,7 +876,7 @@ def _attempt(sess: requests.Session, url: str, part: Path, part_meta: Path, dest
             raise _Retry(f"HTTP 416 for a resume at byte {offset}; restarting", wait=0.0)
         if status in _RETRY_STATUS or status >= 500:
             raise _Retry(f"HTTP {status} {r.reason or ''}".strip(),
-                         wait=_retry_after(r.headers.get("Retry-After")))
+                         wait=retry_after_seconds(r.headers.get("Retry-After")))
         if status >= 400 or status not in (200, 206):
             hint = {404: "the file is not there (check the URL or the mirror layout "
                          "<mirror>/<dataset folder>/<file>)",

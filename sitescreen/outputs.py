@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write_bytes",
     "json_bytes",
     "sha256_file",
+    "replace_path",
     "latest_run",
 ]
 
@@ -123,6 +124,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move ``src`` over ``dst`` (a file, or a folder such as a .gdb or a data pack), so that
+    ``dst`` is always either the old or the new content, never a mix."""
+    if dst.is_dir() and not dst.is_symlink():
+        trash = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, trash)
+        os.replace(src, dst)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(src, dst)
 
 
 def sha256_file(path: Path) -> str:

@@ -12,7 +12,6 @@ urllib3's debug log lines, which would otherwise print request URLs with their q
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import threading
@@ -23,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from ..download import retry_after_seconds
 
 __all__ = ["RetryPolicy", "HttpFailure", "JsonClient", "redact", "register_secret"]
 
@@ -109,17 +110,7 @@ class HttpFailure(Exception):
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 # Per-host pacing shared by every client in the process (Nominatim's policy is per client

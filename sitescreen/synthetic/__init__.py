@@ -12,7 +12,6 @@ Each dataset has a writer module here with one function
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -126,6 +125,7 @@ def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
     import shutil
 
     from .. import __version__
+    from ..outputs import replace_path
 
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -149,13 +149,7 @@ def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
             "n_files": len(written),
         }
         (tmp / PACK_MARKER).write_text(json.dumps(pack, indent=2) + "\n", "utf-8")
-        if root.exists():
-            old = root.with_name(f".{root.name}-old-{os.getpid()}")
-            os.replace(root, old)
-            os.replace(tmp, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, root)
+        replace_path(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -34,8 +34,6 @@ basin of an area's centre. THESE NUMBERS ARE NOT HAZARD DATA.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +42,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..outputs import replace_path
 from . import DemoArea
 
 __all__ = [
@@ -195,9 +194,9 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
         future.round(6).to_csv(tmp_path / "future.csv", index=False)
         baseline.drop(columns="geometry").to_csv(tmp_path / "baseline.csv", index=False)
         _write_gdb(tmp_path / "pack.gdb", basins, baseline)
-        _replace(tmp_path / "future.csv", targets[0])
-        _replace(tmp_path / "baseline.csv", targets[1])
-        _replace(tmp_path / "pack.gdb", targets[2])
+        replace_path(tmp_path / "future.csv", targets[0])
+        replace_path(tmp_path / "baseline.csv", targets[1])
+        replace_path(tmp_path / "pack.gdb", targets[2])
     log.info("wrote synthetic Aqueduct 4.0 pack: %d basins, %d baseline units under %s",
              len(basins), len(baseline), base)
     return targets
@@ -494,12 +493,3 @@ def _write_gdb(path: Path, basins: pd.DataFrame, baseline: pd.DataFrame) -> None
                             promote_to_multi=True)
 
 
-def _replace(src: Path, dst: Path) -> None:
-    """Move ``src`` over ``dst`` (a file or a folder such as a .gdb) in one rename."""
-    if dst.is_dir():
-        trash = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, trash)
-        os.replace(src, dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(src, dst)
