@@ -103,9 +103,12 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
         if missing_components:
             extra = ";".join(f"missing:{h}" for h in sorted(missing_components))
             missing = missing.map(lambda s, extra=extra: f"{s};{extra}" if s else extra)
+        # A composite screened without some components says so in its label.
+        label = comp.label if not missing_components else \
+            f"{comp.label} (without {', '.join(sorted(missing_components))})"
         out = pd.DataFrame({
             "hazard": comp.name,
-            "hazard_label": comp.label,
+            "hazard_label": label,
             "is_composite": True,
             "pathway": pathways,
             "pathway_label": pathways,

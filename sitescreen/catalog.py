@@ -12,12 +12,18 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .classify import ThresholdSet, load_threshold_sets
 from .errors import CatalogError
 from .scenarios import Narrative, parse_narrative
 
 __all__ = ["CatalogEntry", "HazardSpec", "CompositeSpec", "Catalog", "load_catalog"]
+
+#: Schemes a catalog ``base_url`` may use. Local copies are given as a mirror (``--mirror``,
+#: ``SITESCREEN_MIRROR``), never through the catalog: a shared catalog file naming
+#: ``file:///etc`` or an FTP host would otherwise make every user read from there.
+ALLOWED_URL_SCHEMES = ("http", "https")
 
 
 def _check_keys(kind: str, name: str, data: dict, cls: type, skip: set[str]) -> None:
@@ -182,6 +188,7 @@ def load_catalog(path: str | Path | None = None, *, thresholds: str | Path | Non
         except OSError as exc:
             raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc
         user = _read_toml(text, str(path))
+        _check_base_urls(user.get("datasets", {}), str(path))
         for table in ("datasets", "hazards", "composites"):
             doc.setdefault(table, {}).update(user.get(table, {}))
         sources.append(str(path))
@@ -194,6 +201,22 @@ def load_catalog(path: str | Path | None = None, *, thresholds: str | Path | Non
     )
     _check_references(catalog)
     return catalog
+
+
+def _check_base_urls(datasets: dict, origin: str) -> None:
+    for name, data in datasets.items():
+        url = str(data.get("base_url", "")) if isinstance(data, dict) else ""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if url and scheme not in ALLOWED_URL_SCHEMES:
+            # Without user info and query: a URL may carry a password or a token.
+            shown = (f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme
+                     else parts.path)
+            raise CatalogError(
+                f"{origin}: dataset {name!r} has base_url {shown!r} with scheme "
+                f"{scheme or '(none)'!r}; a catalog may only name http or https sources. "
+                "For a local copy, keep the upstream base_url and give the folder to "
+                "'sitescreen data fetch --mirror' (or SITESCREEN_MIRROR), or screen it with --data")
 
 
 def _check_references(catalog: Catalog) -> None:

@@ -224,6 +224,18 @@ def _check(ds: Any, name: str, band: int) -> RasterInfo:
         raise HazardDataError(
             f"raster {name} has a rotated or flipped geotransform {tuple(t)[:6]}; "
             "expected north-up (b = d = 0, a > 0, e < 0); warp it with gdalwarp")
+    # A projected grid labelled EPSG:4326 (a common mistake when a CRS is assigned by hand)
+    # has "degrees" in the millions: every site would silently fall outside and read as no
+    # data. One pixel of slack admits grids registered on pixel edges or centres.
+    slack = max(abs(t.a), abs(t.e)) + 1e-6
+    west, east = t.c, t.c + t.a * ds.width
+    north, south = t.f, t.f + t.e * ds.height
+    if west < -180 - slack or east > 360 + slack or north > 90 + slack or south < -90 - slack:
+        raise HazardDataError(
+            f"raster {name} declares WGS 84 but spans longitude {west:.6g}..{east:.6g}, "
+            f"latitude {south:.6g}..{north:.6g}, outside -180..360 and -90..90 degrees; its "
+            "CRS is probably wrong (a projected grid in metres?): fix it with "
+            "'gdal_edit.py -a_srs' and warp to EPSG:4326")
     if not 1 <= band <= ds.count:
         raise HazardDataError(f"raster {name} has {ds.count} band(s); band {band} requested")
     nodata = ds.nodatavals[band - 1]

@@ -35,7 +35,10 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
     if data_origin == "synthetic-demo":
         lines.append("!! SYNTHETIC DEMO DATA: illustrative numbers, not hazard data; "
                      "do not report them.")
-    names = list(hazards) if hazards else list(dict.fromkeys(shares["hazard"]))
+    present = list(dict.fromkeys(shares["hazard"]))
+    names = [h for h in hazards if h in present] if hazards else present
+    if not names:  # e.g. a run of one hazard: show what was screened
+        names = present
     for name in names:
         part = shares[shares["hazard"] == name]
         order = {n.value: i for i, n in enumerate(Narrative)}

@@ -48,7 +48,8 @@ def test_disclosure_sentence_numbers_come_from_the_levels(run):
     # typhoon optimistic 2030: levels [2, 1, 3, 3, 1], high ends one up -> 2 (40 %), 3 (60 %)
     ft = disclosure_sentences(shares, hazards=("floods_typhoons",))
     assert ft[0] == ("In 2030 under the Optimistic scenario, 2 of 5 sites (40 %) face medium or "
-                     "higher floods and typhoons risk; between 40 and 60 % across the model range.")
+                     "higher floods and typhoons (without coastal_flood, river_flood) risk; between 40 "
+                     "and 60 % across the model range.")
     # ordered by year, then scenario
     years = [int(re.match(r"In (\d{4})", s).group(1)) for s in ft]
     assert years == sorted(years)
@@ -120,7 +121,9 @@ def test_methods_provenance_and_geocoding_sections(report):
     assert "no match for &#x27;Nowhere Road&#x27;" in html
     assert "Coarse locations (1)" in html
     assert "## Methods" in md and "## Data provenance and licences" in md
-    assert "![Floods and typhoons: Pessimistic 2050](charts/map_floods_typhoons_pessimistic_2050.png)" in md
+    # Screened with typhoon alone, the composite's label says what it lacks.
+    assert ("![Floods and typhoons (without coastal\\_flood, river\\_flood): Pessimistic 2050]"
+            "(charts/map_floods_typhoons_pessimistic_2050.png)") in md
 
 
 def test_site_table_shows_levels_per_headline_hazard(run, report):
