@@ -69,28 +69,24 @@ def make_queries(geocoder: OfflineGeocoder, n: int, seed: int = 1) -> list[Addre
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000, help="addresses to geocode")
-    args = parser.parse_args()
+def measure(n: int = 20_000, *, seed: int = 1, single: int = 2000) -> dict:
+    """Geocode ``n`` distinct addresses offline, then write and read them through the cache.
 
+    Returns the figures :func:`main` prints (seconds and per-second rates); ``benchmarks/run.py``
+    reports the same dictionary.
+    """
     geocoder = OfflineGeocoder()
     t0 = time.perf_counter()
     geocoder.gazetteer  # noqa: B018 - load once, outside the timing
     load = time.perf_counter() - t0
-    queries = make_queries(geocoder, args.n)
+    queries = make_queries(geocoder, n, seed=seed)
 
     t0, c0 = time.perf_counter(), time.process_time()
     results = [geocoder.geocode(q) for q in queries]
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rate = len(queries) / elapsed
-    ok = sum(r.status == "ok" for r in results) / len(results)
-    print(f"gazetteer load: {load:.2f} s")
-    print(f"offline geocoding: {len(queries)} addresses in {elapsed:.2f} s = {rate:,.0f} "
-          f"addresses/s (goal >= {GOAL:,}/s: {'met' if rate >= GOAL else 'NOT met'}); "
-          f"{ok:.1%} ok")
-    # On a shared machine the wall clock includes time other processes had the CPU.
-    print(f"offline geocoding per CPU second: {len(queries) / cpu:,.0f} addresses")
+    out = {"gazetteer_load_s": load, "n": len(queries), "geocode_s": elapsed,
+           "geocode_per_s": len(queries) / elapsed, "geocode_per_cpu_s": len(queries) / cpu,
+           "ok_share": sum(r.status == "ok" for r in results) / len(results)}
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = GeocodeCache(Path(tmp) / "geocode.sqlite")
@@ -100,14 +96,37 @@ def main() -> None:
         t0 = time.perf_counter()
         hits = cache.get_many("offline", queries)
         read = time.perf_counter() - t0
+        single = min(single, len(queries))
         t0 = time.perf_counter()
-        for q in queries[:2000]:
+        for q in queries[:single]:
             cache.get("offline", q)
-        single = time.perf_counter() - t0
+        one = time.perf_counter() - t0
         keys = len({q.key for q in queries})
-        print(f"cache write: {keys} answers in {write:.2f} s = {keys / write:,.0f}/s")
-        print(f"cache hits (batch): {len(hits)} in {read:.3f} s = {len(hits) / read:,.0f}/s")
-        print(f"cache hits (one by one): 2000 in {single:.3f} s = {2000 / single:,.0f}/s")
+    out.update({"cache_keys": keys, "cache_write_s": write, "cache_write_per_s": keys / write,
+                "cache_hits": len(hits), "cache_read_s": read,
+                "cache_read_per_s": len(hits) / read, "cache_single": single,
+                "cache_single_s": one, "cache_single_per_s": single / one})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="addresses to geocode")
+    args = parser.parse_args()
+    m = measure(args.n)
+    rate = m["geocode_per_s"]
+    print(f"gazetteer load: {m['gazetteer_load_s']:.2f} s")
+    print(f"offline geocoding: {m['n']} addresses in {m['geocode_s']:.2f} s = {rate:,.0f} "
+          f"addresses/s (goal >= {GOAL:,}/s: {'met' if rate >= GOAL else 'NOT met'}); "
+          f"{m['ok_share']:.1%} ok")
+    # On a shared machine the wall clock includes time other processes had the CPU.
+    print(f"offline geocoding per CPU second: {m['geocode_per_cpu_s']:,.0f} addresses")
+    print(f"cache write: {m['cache_keys']} answers in {m['cache_write_s']:.2f} s = "
+          f"{m['cache_write_per_s']:,.0f}/s")
+    print(f"cache hits (batch): {m['cache_hits']} in {m['cache_read_s']:.3f} s = "
+          f"{m['cache_read_per_s']:,.0f}/s")
+    print(f"cache hits (one by one): {m['cache_single']} in {m['cache_single_s']:.3f} s = "
+          f"{m['cache_single_per_s']:,.0f}/s")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ components, and name the component that drove it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,35 +79,43 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
     with none, it is 0 (no data). ``level_low``/``level_high`` are the highest of the
     components' lows/highs. ``driver`` names the component(s) at the composite level; a
     component without data is listed in ``flags`` as ``missing:<hazard>``.
+
+    Rows come sorted by site, scenario and year. The work is done on arrays (one
+    site x scenario x year group per row of a levels matrix), and strings are built once
+    per distinct combination, so 100,000 sites cost about a second.
     """
     rows = [table]
     core = table[~table["is_composite"].astype(bool)]
+    keys = ["site_id", "scenario", "year"]
     for comp in composites:
         part = core[core["hazard"].isin(comp.components)]
         if part.empty:
             continue
         missing_components = set(comp.components) - set(part["hazard"])
-        keys = ["site_id", "scenario", "year"]
-        wide = {col: part.pivot_table(index=keys, columns="hazard", values=col, aggfunc="first")
-                for col in ("level", "level_low", "level_high")}
-        pathways = part.assign(pw=part["hazard"] + ":" + part["pathway"]).groupby(
-            keys, sort=False)["pw"].agg("; ".join)
-        exact = part.groupby(keys, sort=False)["pathway_exact"].all()
-        periods = part.groupby(keys, sort=False)["period"].agg(lambda s: "; ".join(sorted(set(s))))
-        levels = wide["level"].fillna(0).astype(int)
-        best = levels.max(axis=1)
-        driver = levels.apply(
-            lambda row: ",".join(h for h in row.index if row[h] == row.max() and row.max() > 0),
-            axis=1)
-        missing = levels.apply(
-            lambda row: ";".join(f"missing:{h}" for h in row.index if row[h] == 0), axis=1)
+        # Groups sorted by (site_id, scenario, year), as a pivot table orders them.
+        group_index, g = _group_codes(part, keys)
+        n_groups = len(group_index)
+        hazards = sorted(set(part["hazard"]))
+        j = pd.Index(hazards).get_indexer(part["hazard"])
+        level = _component_matrix(part["level"], g, j, n_groups, len(hazards))
+        low = _component_matrix(part["level_low"], g, j, n_groups, len(hazards))
+        high = _component_matrix(part["level_high"], g, j, n_groups, len(hazards))
+        best = level.max(axis=1)
+        driver = _mask_labels((level == best[:, None]) & (best[:, None] > 0), hazards, ",")
+        missing = _mask_labels(level == 0, [f"missing:{h}" for h in hazards], ";")
         if missing_components:
             extra = ";".join(f"missing:{h}" for h in sorted(missing_components))
-            missing = missing.map(lambda s, extra=extra: f"{s};{extra}" if s else extra)
+            missing = np.array([f"{s};{extra}" if s else extra for s in missing], dtype=object)
+        pathways = _joined_in_order((part["hazard"] + ":" + part["pathway"]).to_numpy(), g,
+                                    n_groups, "; ")
+        periods = _joined_sorted_unique(part["period"].to_numpy(), g, n_groups, "; ")
+        exact = np.ones(n_groups, dtype=bool)
+        np.logical_and.at(exact, g, part["pathway_exact"].to_numpy(dtype=bool))
         # A composite screened without some components says so in its label.
         label = comp.label if not missing_components else \
             f"{comp.label} (without {', '.join(sorted(missing_components))})"
-        out = pd.DataFrame({
+        out = group_index.to_frame(index=False)
+        out = out.assign(**{
             "hazard": comp.name,
             "hazard_label": label,
             "is_composite": True,
@@ -115,18 +124,107 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
             "period": periods,
             "pathway_exact": exact,
             "pathway_note": "",
-            "value": best.astype(float).where(best > 0),
+            "value": np.where(best > 0, best.astype(float), np.nan),
             "units": "level (highest component)",
             "level": best,
-            "level_low": wide["level_low"].fillna(0).astype(int).max(axis=1),
-            "level_high": wide["level_high"].fillna(0).astype(int).max(axis=1),
+            "level_low": low.max(axis=1),
+            "level_high": high.max(axis=1),
             "flags": missing,
             "driver": driver,
             "threshold_set": "composite:max(" + ",".join(comp.components) + ")",
-            "datasets": ",".join(sorted({d for ds in part["datasets"] for d in ds.split(",") if d})),
-        }).reset_index()
+            "datasets": ",".join(sorted({d for ds in part["datasets"].unique()
+                                         for d in str(ds).split(",") if d})),
+        })
         rows.append(out)
     return pd.concat(rows, ignore_index=True)
+
+
+def _group_codes(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.MultiIndex, np.ndarray]:
+    """The distinct ``keys`` combinations of ``frame`` (sorted) and each row's group number."""
+    codes = []
+    levels = []
+    for k in keys:
+        c, u = pd.factorize(frame[k], sort=True)
+        codes.append(c.astype(np.int64))
+        levels.append(u)
+    sizes = [max(1, len(u)) for u in levels]
+    # One integer per combination (mixed radix), so grouping is a 1-D sort.
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for c, n in zip(codes, sizes, strict=True):
+        combined = combined * n + c
+    uniq, g = np.unique(combined, return_inverse=True)
+    split = []
+    for n in reversed(sizes):
+        split.append(uniq % n)
+        uniq = uniq // n
+    groups = pd.MultiIndex(levels=levels, codes=split[::-1], names=keys)
+    return groups, np.asarray(g).ravel()
+
+
+def _unique_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a small non-negative integer matrix and each row's number among them
+    (rows packed into one integer when they fit, else ``np.unique(axis=0)``)."""
+    n, w = matrix.shape
+    base = int(matrix.max()) + 1 if matrix.size else 1
+    if w and w * math.log2(max(base, 2)) < 62:
+        packed = np.zeros(n, dtype=np.int64)
+        for col in range(w):
+            packed = packed * base + matrix[:, col]
+        uniq, inv = np.unique(packed, return_inverse=True)
+        rows = np.empty((len(uniq), w), dtype=matrix.dtype)
+        for col in range(w - 1, -1, -1):
+            rows[:, col] = uniq % base
+            uniq = uniq // base
+        return rows, np.asarray(inv).ravel()
+    rows, inv = np.unique(matrix, axis=0, return_inverse=True)
+    return rows, np.asarray(inv).ravel()
+
+
+def _component_matrix(values: pd.Series, g: np.ndarray, j: np.ndarray, n_groups: int,
+                      n_components: int) -> np.ndarray:
+    """(groups x components) integer levels; 0 where a component has no row (no data).
+    With several rows for one cell the first wins (as ``aggfunc="first"`` would)."""
+    out = np.zeros((n_groups, n_components), dtype=np.int64)
+    v = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+    out[g[::-1], j[::-1]] = v[::-1]
+    return out
+
+
+def _mask_labels(mask: np.ndarray, names: Sequence[str], sep: str) -> np.ndarray:
+    """Per row of a boolean (rows x names) matrix, the names where it is True, joined."""
+    if mask.shape[1] == 0 or mask.shape[0] == 0:
+        return np.full(mask.shape[0], "", dtype=object)
+    combos, inv = _unique_rows(mask.astype(np.int64))
+    labels = np.array([sep.join(n for n, on in zip(names, row, strict=True) if on)
+                       for row in combos], dtype=object)
+    return labels[inv]
+
+
+def _joined_in_order(values: np.ndarray, g: np.ndarray, n_groups: int, sep: str) -> np.ndarray:
+    """Per group, its rows' ``values`` joined in row order."""
+    codes, uniq = pd.factorize(values)
+    order = np.argsort(g, kind="stable")
+    gs = g[order]
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    rank = np.arange(len(gs)) - starts[gs]
+    width = int(counts.max()) if len(counts) else 0
+    # Code + 1, so 0 marks "no row" and sorts first.
+    matrix = np.zeros((n_groups, width), dtype=np.int64)
+    matrix[gs, rank] = codes[order] + 1
+    combos, inv = _unique_rows(matrix)
+    labels = np.array([sep.join(str(uniq[c - 1]) for c in row if c > 0) for row in combos],
+                      dtype=object)
+    return labels[inv]
+
+
+def _joined_sorted_unique(values: np.ndarray, g: np.ndarray, n_groups: int,
+                          sep: str) -> np.ndarray:
+    """Per group, the distinct ``values`` of its rows, sorted and joined."""
+    codes, uniq = pd.factorize(values.astype(str), sort=True)
+    present = np.zeros((n_groups, len(uniq)), dtype=bool)
+    present[g, codes] = True
+    return _mask_labels(present, [str(u) for u in uniq], sep)
 
 
 def _pct(num: pd.Series | np.ndarray, den: pd.Series | np.ndarray) -> np.ndarray:
@@ -174,9 +272,6 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
 
     g = t.groupby(keys, sort=False)
     out = g.agg(
-        pathway=("pathway", _first_or_mixed),
-        pathway_label=("pathway_label", _first_or_mixed),
-        period=("period", _first_or_mixed),
         pathway_exact=("pathway_exact", "all"),
         threshold_set=("threshold_set", "first"),
         sites_total=("site_id", "nunique"),
@@ -187,6 +282,10 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
         medium_plus_count_low=("_mp_low", "sum"),
         medium_plus_count_high=("_mp_high", "sum"),
     ).reset_index()
+    # Groups are numbered in order of first appearance, the order of ``out`` (sort=False).
+    gid = g.ngroup().to_numpy()
+    for i, col in enumerate(("pathway", "pathway_label", "period")):
+        out.insert(len(keys) + i, col, _first_or_mixed_by_group(t[col], gid, len(out)))
     out["sites_no_data"] = out["sites_total"] - out["sites_unresolved"] - out["sites_screened"]
     for lvl in LEVELS:
         out[f"pct_level_{lvl}"] = _pct(out[f"count_level_{lvl}"], out["sites_screened"])
@@ -208,6 +307,18 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     int_cols = [c for c in out.columns if c.startswith(("count_", "sites_", "medium_plus_count"))]
     out[int_cols] = out[int_cols].astype(int)
     return out
+
+
+def _first_or_mixed_by_group(values: pd.Series, gid: np.ndarray, n_groups: int) -> np.ndarray:
+    """:func:`_first_or_mixed` of each group's values, on integer codes: groups with a single
+    distinct value (nearly all) cost no Python work."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    c = pd.Series(codes).groupby(gid, sort=True)
+    lo, hi, first = c.min().to_numpy(), c.max().to_numpy(), c.first().to_numpy()
+    out = np.array([str(uniq[k]) for k in first], dtype=object)
+    for grp in np.flatnonzero(lo != hi):
+        out[grp] = _first_or_mixed(values[gid == grp])
+    return out[:n_groups]
 
 
 def _first_or_mixed(values: pd.Series) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "json_bytes",
     "sha256_file",
     "replace_path",
+    "check_run_id",
     "latest_run",
 ]
 
@@ -155,6 +156,30 @@ def _safe_child(root: Path, name: str) -> Path:
     return target
 
 
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a plain folder name, else :class:`UnsafePathError`."""
+    if not _RUN_ID.match(run_id):
+        raise UnsafePathError(f"run id {run_id!r} must be a plain folder name "
+                              "(letters, digits, '.', '_', '-')")
+    return run_id
+
+
+#: Temporary run folders older than this are leftovers of killed runs and are removed.
+STALE_TMP_SECONDS = 6 * 3600
+
+
+def _remove_stale_tmp(out_root: Path) -> None:
+    import time
+
+    now = time.time()
+    for tmp in out_root.glob(".tmp-*"):
+        try:
+            if tmp.is_dir() and now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Callable[[Path], None]],
               *, update_latest: bool = True) -> Path:
     """Write all ``files`` (name -> bytes, or a writer called with the target path) as a run.
@@ -162,13 +187,13 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
     Returns the final run folder. On any error nothing of this run remains and
     :class:`OutputError` says which file failed.
     """
-    if not _RUN_ID.match(run_id):
-        raise UnsafePathError(f"run id {run_id!r} must be a plain folder name")
+    check_run_id(run_id)
     out_root = Path(out_root)
     try:
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_root}: {exc.strerror}") from exc
+    _remove_stale_tmp(out_root)
     final = out_root / run_id
     if final.exists():
         raise OutputError(f"run folder {final} already exists; choose another run id")

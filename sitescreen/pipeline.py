@@ -26,7 +26,7 @@ from .catalog import Catalog, load_catalog
 from .datasources import DataOrigin, DataSource
 from .errors import CatalogError
 from .hazards import HazardContext, HazardResult, load_hazard
-from .outputs import json_bytes, new_run_id, site_features, write_run
+from .outputs import check_run_id, json_bytes, new_run_id, site_features, write_run
 from .scenarios import Narrative, parse_narrative
 from .store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
@@ -87,6 +87,8 @@ class ScreeningRequest:
     report: bool = True
 
     def __post_init__(self) -> None:
+        if self.run_id is not None:
+            check_run_id(self.run_id)  # fail before the work, not when writing
         object.__setattr__(self, "scenarios", tuple(parse_narrative(s) for s in self.scenarios))
         object.__setattr__(self, "years", tuple(int(y) for y in self.years))
         object.__setattr__(self, "hazards", tuple(self.hazards))
@@ -344,9 +346,7 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
     from functools import partial
 
     from .changes import changes_table, compare_runs, find_previous_run
-    from .charts import render_charts
     from .gis import GPKG_FILE, STYLE_FILE, level_style_qml, write_geopackage
-    from .report_html import render_report
 
     files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
     changes = None
@@ -357,6 +357,9 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         files["changes.json"] = json_bytes(changes)
         files["changes.csv"] = changes_table(changes).to_csv(index=False).encode()
     if report:
+        from .charts import render_charts  # matplotlib: imported only when charts are wanted
+        from .report_html import render_report
+
         chart_files = render_charts(shares_table, sites, table, manifest=manifest)
         files.update(chart_files)
         files.update(render_report(shares=shares_table, sites=sites, table=table,

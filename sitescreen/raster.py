@@ -81,9 +81,12 @@ _FALLBACK_NODATA_MAX = -9999.0
 # Largest window read at once (pixels): 4 Mpx = 16 MB of float32, which bounds memory per
 # read while letting dense point sets decode big windows in parallel.
 _MAX_WINDOW_PIXELS = 2048 * 2048
-# Within a group of blocks, read the blocks' bounding window in one go only when at least
-# this share of it holds points; otherwise read the occupied blocks one by one.
+# Within a group of blocks, read the blocks' bounding window in one go when every block of it
+# holds points, or when at least this share of it does and the points are dense (at least
+# _MIN_POINTS_PER_BLOCK per block of the window); otherwise read the occupied blocks one by
+# one, so a scattered portfolio never decodes (or fetches over HTTP) a block without a site.
 _MIN_OCCUPANCY = 0.5
+_MIN_POINTS_PER_BLOCK = 1
 # Decoded windows a single call keeps (so point chunks share windows) unless given a cache.
 _CALL_CACHE_BYTES = 128 * 2**20
 _EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
@@ -337,7 +340,8 @@ def _plan(info: RasterInfo, rows: np.ndarray, cols: np.ndarray
 
     Blocks are grouped into "super-tiles" of at most ``_MAX_WINDOW_PIXELS`` pixels; a
     super-tile's occupied blocks are read as one bounding window when they fill at least
-    ``_MIN_OCCUPANCY`` of it (dense points), else block by block (scattered sites).
+    ``_MIN_OCCUPANCY`` of it and hold dense points (or fill it entirely), else block by
+    block (scattered sites).
     """
     bh, bw = info.block_shape
     nbr = -(-info.height // bh)
@@ -376,7 +380,9 @@ def _plan(info: RasterInfo, rows: np.ndarray, cols: np.ndarray
         r0, r1 = sr0 + int(occ_r[0]), sr0 + int(occ_r[-1])
         c0, c1 = sc0 + int(occ_c[0]), sc0 + int(occ_c[-1])
         n_occ = int(occ.sum())
-        if n_occ == 1 or n_occ >= _MIN_OCCUPANCY * (r1 - r0 + 1) * (c1 - c0 + 1):
+        n_box = (r1 - r0 + 1) * (c1 - c0 + 1)
+        if n_occ == n_box or (n_occ >= _MIN_OCCUPANCY * n_box
+                              and len(idx) >= _MIN_POINTS_PER_BLOCK * n_box):
             yield window(r0, r1, c0, c1), idx
             continue
         bk_all = block_key[idx]

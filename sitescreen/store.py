@@ -153,8 +153,10 @@ class ResultStore:
                 "pathway": result.pathway.to_dict(), "units": result.units, "threshold_set": result.threshold_set,
                 "datasets": list(result.datasets), "method": result.method,
                 "details": result.details}
+        # Keys in the hazard's own order (no sort_keys): a run assembled from the store then
+        # writes the same manifest bytes as a run that computed the layer.
         atomic_write_bytes(folder / "meta.json",
-                      json.dumps(meta, default=_json_default, sort_keys=True).encode())
+                           json.dumps(meta, default=_json_default).encode())
         fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".parquet", dir=folder)
         os.close(fd)
         try:

@@ -1,7 +1,8 @@
 """The bad-input corpus: every file in tests/corpus is refused or accepted as expected.toml says.
 
 The big cases (a file over the size limit, 100,000 rows) are generated here in ``tmp_path``
-rather than committed.
+rather than committed. End to end, every rejected file stops ``pipeline.screen`` before
+anything is written, and ``sitescreen screen`` exits 2 with a message and no traceback.
 """
 
 from __future__ import annotations
@@ -114,3 +115,57 @@ def test_hundred_thousand_rows(tmp_path):
     assert len(gdf) == n - 2
     assert gdf["lon"].iloc[0] == lon[0]
     assert gdf["input_ref"].iloc[-1] == f"row {n + 1}"
+
+
+# ------------------------------------------------------------------- end to end: nothing written
+
+REJECTED = sorted(name for name, case in EXPECTED.items() if case["outcome"] == "reject")
+
+
+@pytest.fixture(scope="module")
+def empty_data(tmp_path_factory) -> Path:
+    """A data folder with nothing in it: a rejected sites file must fail before any data."""
+    return tmp_path_factory.mktemp("empty-data")
+
+
+@pytest.mark.parametrize("name", REJECTED)
+def test_pipeline_refuses_a_rejected_file_before_writing_anything(tmp_path, empty_data, name):
+    from sitescreen import pipeline
+
+    out, cache = tmp_path / "results", tmp_path / "cache"
+    request = pipeline.make_request(sites=str(CORPUS / name), data=str(empty_data),
+                                    out=str(out), cache_dir=str(cache))
+    with pytest.raises(SiteValidationError) as info:
+        pipeline.screen(request)
+    assert str(info.value).startswith(f"{CORPUS / name}: ")
+    # No run folder, no .tmp-* folder, no result store or geocode cache: nothing at all.
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+CLI_CASES = {  # one per family: syntax, encoding, structure, site-level errors
+    "invalid_json_missing_comma.geojson": "line 6, column 4",
+    "latin1.csv": "not UTF-8",
+    "missing_header.csv": "no header row",
+    "nan_and_infinity.csv": "longitude is NaN",
+}
+
+
+def test_cli_screen_refuses_rejected_files_with_exit_2_and_no_traceback(tmp_path, empty_data):
+    import subprocess
+    import sys
+
+    procs = {}
+    for name in CLI_CASES:  # in parallel: each is a fresh interpreter
+        out = tmp_path / name / "results"
+        procs[name] = (out, subprocess.Popen(
+            [sys.executable, "-m", "sitescreen.cli", "screen", str(CORPUS / name), "--data",
+             str(empty_data), "--no-prefect", "--out", str(out)],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for name, (out, proc) in procs.items():
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (name, stderr)
+        assert stderr.startswith(f"error: {CORPUS / name}: "), stderr
+        assert CLI_CASES[name] in stderr
+        assert "Traceback" not in stderr + stdout and 'File "' not in stderr
+        assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no cache/ in the working folder

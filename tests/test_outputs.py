@@ -59,3 +59,15 @@ def test_geojson_is_lon_lat_with_nulls_for_missing():
     assert b["geometry"] is None
     assert b["properties"]["typhoon_optimistic_2030_level"] is None
     assert b["properties"]["typhoon_optimistic_2030_value"] is None
+
+
+def test_leftovers_of_killed_runs_are_cleaned_but_fresh_ones_kept(tmp_path):
+    old = tmp_path / ".tmp-20260101T000000Z-abc-x1"
+    fresh = tmp_path / ".tmp-20261122T000000Z-def-x2"
+    for d in (old, fresh):
+        d.mkdir()
+        (d / "sites.geojson").write_text("{}")
+    os.utime(old, (1, 1))  # a run killed long ago
+    write_run(tmp_path, "run-1", {"a.txt": b"one"})
+    assert not old.exists()
+    assert fresh.exists()  # may belong to a run still writing

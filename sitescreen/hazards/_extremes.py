@@ -132,11 +132,16 @@ def return_level(fit: PotFit, return_period_years: float, *, frequency: float = 
         raise ValueError(f"factors must be positive, got frequency={frequency}, intensity={intensity}")
     r_t = annual_rate_for_return_period(return_period_years)
     m = fit.rate * frequency / r_t
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y_exp = fit.sigma * np.log(m)
-        safe_xi = np.where(fit.xi == 0, 1.0, fit.xi)
-        y_gpd = fit.sigma / safe_xi * (np.power(m, safe_xi) - 1.0)
-    y = np.where(fit.xi == 0, y_exp, y_gpd)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_m = np.log(m)
+        y_exp = fit.sigma * log_m
+        # sigma/xi (m^xi - 1) cancels catastrophically as xi -> 0 (m^xi rounds to 1: the
+        # level collapses to u0, or NaN for a subnormal xi); expm1 keeps it exact, and below
+        # 1e-12 the exponential limit is used.
+        tiny = np.abs(fit.xi) < 1e-12
+        safe_xi = np.where(tiny, 1.0, fit.xi)
+        y_gpd = fit.sigma * (np.expm1(safe_xi * log_m) / safe_xi)
+    y = np.where(tiny, y_exp, y_gpd)
     w = intensity * (fit.u0 + y)
     w = np.where(fit.n > 0, np.maximum(w, 0.0), np.nan)
     return w

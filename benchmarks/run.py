@@ -1,0 +1,709 @@
+"""sitescreen benchmarks (issue 7): raster sampling, memory, full pipeline, re-runs, geocoding.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # about 2 minutes; some figures extrapolated
+    .venv/bin/python benchmarks/run.py --only raster --only memory
+    make bench
+
+Prints one table of figures, goals, ratios and PASS/MISS per goal, and writes the same as
+JSON to ``benchmarks/results/latest.json`` (git-ignored). Inputs are built once and kept
+under ``cache/bench/``: a 6000 x 4800 tiled DEFLATE float32 GeoTIFF at 30 arc-seconds over
+East Asia (lon 95-145, lat 15-55) and the synthetic demo pack. Heavy cases run in a child
+process each, so their peak memory (``ru_maxrss``) is their own and in-process caches
+(sample cache, typhoon base climate) do not carry over between runs, as between two CLI
+invocations.
+
+Benchmarks (``--only`` names):
+
+- ``raster``: :func:`sitescreen.raster.sample_points` at 1,000 / 100,000 / 1,000,000 random
+  points against rasterio ``DatasetReader.sample``, ``rasterstats.point_query`` (nearest
+  pixel) and the floor (one read of the whole raster plus numpy indexing); blocks and bytes
+  read for a few dozen scattered sites.
+- ``memory``: peak memory of sampling 1,000,000 points (tracemalloc and ``ru_maxrss``).
+- ``pipeline``: :func:`sitescreen.pipeline.screen` on 100,000 synthetic sites with
+  coordinates, all default hazards x 3 narratives x (2030, 2050), without and with writing
+  the outputs.
+- ``incremental``: 10,000 sites screened, then 10 added: cost of the second run.
+- ``geocode``: offline geocoding and cache throughput (``benchmarks/bench_geocode.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode")
+GB = 2**30
+MB = 2**20
+
+# The benchmark raster: 30 arc-seconds over East Asia, tiled 256 x 256, DEFLATE float32.
+RASTER_BOUNDS = (95.0, 15.0, 145.0, 55.0)
+RES_DEG = 1.0 / 120.0
+BLOCK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Sizes of one benchmark configuration."""
+
+    name: str
+    raster_bounds: tuple[float, float, float, float]
+    points: tuple[int, ...]          # sample_points sizes
+    rio_points: int                  # DatasetReader.sample measured at (extrapolated to max)
+    rs_points: int                   # rasterstats.point_query measured at
+    rs_goal_points: int              # rasterstats compared at (extrapolated from rs_points)
+    sparse_sites: int                # "a few dozen sites" for the block-read count
+    memory_points: int
+    pipeline_sites: int              # measured
+    pipeline_goal_sites: int         # goal stated for (linear extrapolation if larger)
+    incr_sites: int
+    incr_added: int
+    geocode_n: int
+    area_names: tuple[str, ...] = () # demo areas of the pack (empty: all DEMO_AREAS)
+    subprocess: bool = True
+    repeats: int = 3
+
+
+FULL = Config(
+    name="full", raster_bounds=RASTER_BOUNDS, points=(1_000, 100_000, 1_000_000),
+    rio_points=1_000_000, rs_points=20_000, rs_goal_points=20_000, sparse_sites=36,
+    memory_points=1_000_000, pipeline_sites=100_000, pipeline_goal_sites=100_000,
+    incr_sites=10_000, incr_added=10, geocode_n=20_000)
+QUICK = Config(
+    name="quick", raster_bounds=RASTER_BOUNDS, points=(1_000, 100_000, 1_000_000),
+    rio_points=100_000, rs_points=2_000, rs_goal_points=20_000, sparse_sites=36,
+    memory_points=1_000_000, pipeline_sites=20_000, pipeline_goal_sites=100_000,
+    incr_sites=10_000, incr_added=10, geocode_n=5_000, repeats=2)
+# The smallest configuration: every code path, in-process, in a few seconds (for the tests).
+TINY = Config(
+    name="tiny", raster_bounds=(95.0, 15.0, 100.0, 19.0), points=(1_000,),
+    rio_points=1_000, rs_points=100, rs_goal_points=100, sparse_sites=12,
+    memory_points=10_000, pipeline_sites=200, pipeline_goal_sites=200,
+    incr_sites=100, incr_added=10, geocode_n=200, area_names=("Shanghai", "Beijing"),
+    subprocess=False, repeats=1)
+CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
+
+
+@dataclass(slots=True)
+class Figure:
+    """One measured figure, with its goal when it has one."""
+
+    bench: str
+    name: str
+    value: float | None
+    unit: str
+    goal: str = ""
+    ratio: float | None = None   # value / goal limit (<= 1 passes for "<" goals) or speed-up
+    status: str = ""             # PASS, MISS, or "" for information
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Report:
+    config: Config
+    figures: list[Figure] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add(self, *args: Any, **kwargs: Any) -> Figure:
+        f = Figure(*args, **kwargs)
+        self.figures.append(f)
+        return f
+
+    def less_than(self, bench: str, name: str, value: float, limit: float, unit: str, *,
+                  note: str = "") -> Figure:
+        ok = value < limit
+        return self.add(bench, name, value, unit, goal=f"< {_num(limit)} {unit}",
+                        ratio=value / limit, status="PASS" if ok else "MISS", note=note)
+
+    def at_least(self, bench: str, name: str, value: float, limit: float, unit: str, *,
+                 note: str = "") -> Figure:
+        ok = value >= limit
+        return self.add(bench, name, value, unit, goal=f">= {_num(limit)} {unit}",
+                        ratio=value / limit, status="PASS" if ok else "MISS", note=note)
+
+
+def _num(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e5:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    if a >= 0.001:
+        return f"{v:.4f}"
+    return f"{v:.2e}"
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+def run_case(cfg: Config, case: str, params: dict) -> dict:
+    """Run ``case`` in a fresh interpreter (or in-process for the tiny configuration)."""
+    if not cfg.subprocess:
+        return CASES[case](**params)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case,
+           "--params", json.dumps(params)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON "):])
+    tail = (proc.stderr or proc.stdout)[-2000:]
+    raise RuntimeError(f"benchmark case {case} failed (exit {proc.returncode}): {tail}")
+
+
+def _peak_rss_bytes() -> int:
+    # Linux reports ru_maxrss in kilobytes (macOS in bytes).
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def build_raster(path: Path, bounds: tuple[float, float, float, float]) -> Path:
+    """A tiled DEFLATE float32 GeoTIFF at 30 arc-seconds over ``bounds`` (built once).
+
+    Values are a smooth field plus noise (so DEFLATE does real work) with a no-data "sea" in
+    the south-east corner, like a flood or hazard grid.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    if path.exists():
+        return path
+    x0, y0, x1, y1 = bounds
+    width = round((x1 - x0) / RES_DEG)
+    height = round((y1 - y0) / RES_DEG)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="float32",
+                   crs="EPSG:4326", transform=from_origin(x0, y1, RES_DEG, RES_DEG),
+                   nodata=-9999.0, tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
+                   compress="DEFLATE", predictor=3)
+    rng = np.random.default_rng(7)
+    cols = np.arange(width)
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for r0 in range(0, height, BLOCK):
+            h = min(BLOCK, height - r0)
+            rows = np.arange(r0, r0 + h)[:, None]
+            v = (np.sin(cols[None, :] / 150.0) * np.cos(rows / 110.0) + 1.0).astype("float32")
+            v += rng.normal(0, 0.05, size=v.shape).astype("float32")
+            v[(rows > 0.6 * height) & (cols[None, :] > 0.7 * width)] = -9999.0
+            dst.write(v, 1, window=Window(0, r0, width, h))
+    os.replace(tmp, path)
+    return path
+
+
+def random_points(n: int, bounds: tuple[float, float, float, float], seed: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    x0, y0, x1, y1 = bounds
+    rng = np.random.default_rng(seed)
+    return rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)
+
+
+def _areas(cfg: Config) -> list:
+    from sitescreen.synthetic import DEMO_AREAS
+
+    if not cfg.area_names:
+        return list(DEMO_AREAS)
+    return [a for a in DEMO_AREAS if a.name in cfg.area_names]
+
+
+def build_pack(cache: Path, cfg: Config) -> Path:
+    """The synthetic demo pack for ``cfg`` (rebuilt only when its format changed)."""
+    from sitescreen.synthetic import build_demo_pack, pack_is_current
+
+    root = cache / ("pack" if not cfg.area_names else f"pack-{cfg.name}")
+    if not pack_is_current(root):
+        build_demo_pack(root, areas=_areas(cfg))
+    return root
+
+
+def write_sites(path: Path, n: int, cfg: Config, *, seed: int = 11, start: int = 0) -> Path:
+    """``n`` sites with coordinates, spread uniformly over the demo areas (so every site
+    falls on demo data), as a CSV sites file."""
+    import pandas as pd
+
+    areas = _areas(cfg)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(areas), n)
+    lon0 = np.array([a.lon for a in areas])[pick]
+    lat0 = np.array([a.lat for a in areas])[pick]
+    hw = np.array([a.half_width_deg for a in areas])[pick]
+    ids = np.arange(start, start + n)
+    frame = pd.DataFrame({
+        "site_id": [f"bench-{i:07d}" for i in ids],
+        "name": [f"Benchmark site {i}" for i in ids],
+        "company": "Bench Co",
+        "kind": "office",
+        "city": [areas[j].name for j in pick],
+        "lon": np.round(lon0 + rng.uniform(-1, 1, n) * hw * 0.95, 5),
+        "lat": np.round(lat0 + rng.uniform(-1, 1, n) * hw * 0.95, 5),
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+# --------------------------------------------------------------------------- cases (children)
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def case_raster(raster: str, points: list[int], rio_points: int, rs_points: int,
+                rs_goal_points: int, bounds: list[float], repeats: int) -> dict:
+    """Timings of sample_points, DatasetReader.sample, rasterstats and the floor."""
+    import rasterio
+
+    from sitescreen.raster import _pixel_index, raster_info, sample_points
+
+    out: dict[str, Any] = {"sample_points": {}}
+    info = raster_info(raster)
+    nmax = max(points)
+    x, y = random_points(nmax, tuple(bounds), seed=1)
+    sample_points(raster, x[:1000], y[:1000])  # warm the OS file cache and imports
+    for n in points:
+        out["sample_points"][str(n)] = _best(lambda n=n: sample_points(raster, x[:n], y[:n]),
+                                             repeats)
+    ref = sample_points(raster, x[:nmax], y[:nmax])
+
+    def floor() -> np.ndarray:
+        with rasterio.open(raster) as ds:
+            arr = ds.read(1)
+        rows, cols, _ = _pixel_index(info, x, y)
+        v = arr[rows, cols].astype("float64")
+        v[(v == info.nodata) | ~np.isfinite(v)] = np.nan
+        return v
+
+    out["floor"] = _best(floor, repeats)
+    out["floor_points"] = nmax
+    out["floor_agrees"] = bool(np.array_equal(np.isnan(floor()), np.isnan(ref)))
+
+    m = min(rio_points, nmax)
+    with rasterio.open(raster) as ds:
+        t0 = time.perf_counter()
+        rio = np.fromiter((v[0] for v in ds.sample(zip(x[:m], y[:m]))), dtype="float64",
+                          count=m)
+        out["rio_sample"] = time.perf_counter() - t0
+    rio[rio == info.nodata] = np.nan
+    out["rio_points"] = m
+    out["rio_agrees"] = bool(np.allclose(rio, ref[:m], equal_nan=True))
+
+    from rasterstats import point_query
+
+    from shapely import points as shp_points
+
+    k = min(rs_points, nmax)
+    geoms = list(shp_points(x[:k], y[:k]))
+    t0 = time.perf_counter()
+    rs = np.asarray(point_query(geoms, raster, interpolate="nearest"), dtype="float64")
+    out["rasterstats"] = time.perf_counter() - t0
+    out["rs_points"] = k
+    out["rs_agrees"] = bool(np.allclose(rs, ref[:k], equal_nan=True))
+    kg = min(rs_goal_points, nmax)
+    out["sample_points_at_rs_goal"] = _best(lambda: sample_points(raster, x[:kg], y[:kg]),
+                                            repeats)
+    return out
+
+
+class _CountingDataset:
+    """An open rasterio dataset that records the windows read through it."""
+
+    def __init__(self, ds: Any) -> None:
+        self._ds = ds
+        self.windows: list[Any] = []
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        self.windows.append(kwargs.get("window"))
+        return self._ds.read(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
+
+
+def case_blocks(raster: str, n_sites: int, bounds: list[float]) -> dict:
+    """Blocks (and compressed bytes) read for a few dozen scattered sites, against the
+    blocks that hold them and the blocks of the whole raster."""
+    import rasterio
+
+    from sitescreen.raster import _pixel_index, raster_info, sample_points
+
+    info = raster_info(raster)
+    x, y = random_points(n_sites, tuple(bounds), seed=5)
+    bh, bw = info.block_shape
+    nbr, nbc = -(-info.height // bh), -(-info.width // bw)
+    rows, cols, inside = _pixel_index(info, x, y)
+    needed = {(int(r) // bh, int(c) // bw) for r, c in zip(rows[inside], cols[inside],
+                                                           strict=True)}
+    with rasterio.open(raster) as ds:
+        counting = _CountingDataset(ds)
+        sample_points(counting, x, y)
+        read: set[tuple[int, int]] = set()
+        for w in counting.windows:
+            r0, c0 = int(w.row_off) // bh, int(w.col_off) // bw
+            r1 = (int(w.row_off) + int(w.height) - 1) // bh
+            c1 = (int(w.col_off) + int(w.width) - 1) // bw
+            read |= {(r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)}
+        nbytes = sum(ds.block_size(1, r, c) for r, c in read)
+        total_bytes = sum(ds.block_size(1, r, c) for r in range(nbr) for c in range(nbc))
+    return {"sites": n_sites, "reads": len(counting.windows), "blocks_read": len(read),
+            "blocks_needed": len(needed), "blocks_total": nbr * nbc,
+            "extra_blocks": len(read - needed), "bytes_read": int(nbytes),
+            "bytes_total": int(total_bytes), "file_bytes": os.path.getsize(raster)}
+
+
+def case_memory(raster: str, n: int, bounds: list[float]) -> dict:
+    """Peak memory of sampling ``n`` points (fresh process: ru_maxrss is this case's own)."""
+    import sitescreen.raster as raster_mod
+
+    x, y = random_points(n, tuple(bounds), seed=3)
+    rss_before = _peak_rss_bytes()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    v = raster_mod.sample_points(raster, x, y)
+    elapsed = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"points": n, "tracemalloc_peak": peak, "rss_peak": _peak_rss_bytes(),
+            "rss_before": rss_before, "inputs_bytes": int(x.nbytes + y.nbytes + v.nbytes),
+            "seconds_traced": elapsed}
+
+
+def case_pipeline(sites: str, pack: str, out: str, cache_dir: str, write: bool,
+                  profile: str = "") -> dict:
+    """One :func:`sitescreen.pipeline.screen` run; wall time, step timings and peak RSS."""
+    from sitescreen import pipeline
+
+    request = pipeline.make_request(sites=sites, data=pack, out=out, cache_dir=cache_dir,
+                                    years=[2030, 2050])
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = pipeline.screen(request, write=write)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    steps = dict(run.timings)
+    accounted = sum(steps.values())
+    if write:
+        # screen() times its steps up to aggregation; the rest is building and writing files.
+        steps["outputs (render + write)"] = max(0.0, wall - accounted)
+    else:
+        steps["other"] = max(0.0, wall - accounted)
+    out_bytes = 0
+    if run.run_dir is not None:
+        out_bytes = sum(p.stat().st_size for p in Path(run.run_dir).rglob("*") if p.is_file())
+    return {"sites": int(len(run.sites)), "rows": int(len(run.table)), "wall_s": wall,
+            "cpu_s": cpu, "steps": steps, "rss_peak": _peak_rss_bytes(), "write": write,
+            "layers": len(run.manifest.get("layers", [])), "output_bytes": out_bytes,
+            "screened": int((run.table["level"] > 0).sum())}
+
+
+def case_geocode(n: int) -> dict:
+    from bench_geocode import GOAL, measure
+
+    out = measure(n)
+    out["goal_per_s"] = GOAL
+    return out
+
+
+CASES = {"raster": case_raster, "blocks": case_blocks, "memory": case_memory,
+         "pipeline": case_pipeline, "geocode": case_geocode}
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def bench_raster(rep: Report, cache: Path) -> None:
+    cfg = rep.config
+    raster = str(build_raster(cache / _raster_name(cfg), cfg.raster_bounds))
+    bounds = list(cfg.raster_bounds)
+    r = run_case(cfg, "raster", {"raster": raster, "points": list(cfg.points),
+                                 "rio_points": cfg.rio_points, "rs_points": cfg.rs_points,
+                                 "rs_goal_points": cfg.rs_goal_points,
+                                 "bounds": bounds, "repeats": cfg.repeats})
+    b = run_case(cfg, "blocks", {"raster": raster, "n_sites": cfg.sparse_sites,
+                                 "bounds": bounds})
+    rep.raw["raster"] = {"file": raster, **r, "blocks": b}
+    nmax = max(cfg.points)
+    for n in cfg.points:
+        t = r["sample_points"][str(n)]
+        if n == 1_000_000:
+            rep.less_than("raster", f"sample_points, {n:,} points", t, 1.0, "s",
+                          note=f"{n / t:,.0f} points/s")
+        else:
+            rep.add("raster", f"sample_points, {n:,} points", t, "s",
+                    note=f"{n / t:,.0f} points/s")
+    t_max = r["sample_points"][str(nmax)]
+    rep.add("raster", f"floor: read whole raster + numpy index, {nmax:,} points", r["floor"],
+            "s", note=f"sample_points / floor = {t_max / r['floor']:.2f}; NaN pattern "
+            f"{'agrees' if r['floor_agrees'] else 'DIFFERS'}")
+    rio_m = r["rio_points"]
+    rio_t = r["rio_sample"] * nmax / rio_m
+    note = (f"measured at {rio_m:,} points ({r['rio_sample']:.2f} s), extrapolated linearly "
+            f"to {nmax:,}" if rio_m < nmax else "measured")
+    rep.add("raster", f"rasterio DatasetReader.sample, {nmax:,} points", rio_t, "s",
+            note=note + f"; values {'agree' if r['rio_agrees'] else 'DIFFER'}")
+    rep.at_least("raster", f"speed-up vs DatasetReader.sample at {nmax:,}", rio_t / t_max, 20,
+                 "x")
+    k, kg = r["rs_points"], cfg.rs_goal_points
+    rs_t = r["rasterstats"] * kg / k
+    sp_t = r["sample_points_at_rs_goal"]
+    note = (f"measured at {k:,} points ({r['rasterstats']:.2f} s), extrapolated linearly to "
+            f"{kg:,}" if k < kg else "measured")
+    rep.add("raster", f"rasterstats.point_query (nearest), {kg:,} points", rs_t, "s",
+            note=note + f"; values {'agree' if r['rs_agrees'] else 'DIFFER'}")
+    rep.at_least("raster", f"speed-up vs rasterstats.point_query at {kg:,}", rs_t / sp_t, 100,
+                 "x", note=f"sample_points at {kg:,} points: {sp_t:.4f} s (measured)")
+    blocks_ok = b["extra_blocks"] == 0 and b["blocks_read"] == b["blocks_needed"]
+    rep.add("raster", f"blocks read for {b['sites']} scattered sites", b["blocks_read"],
+            "blocks", goal="only the blocks holding sites",
+            ratio=b["blocks_read"] / max(1, b["blocks_needed"]),
+            status="PASS" if blocks_ok else "MISS",
+            note=f"{b['blocks_needed']} blocks hold sites, {b['blocks_total']:,} in the raster; "
+                 f"{b['reads']} window reads; {b['bytes_read'] / MB:.2f} MB of "
+                 f"{b['bytes_total'] / MB:.1f} MB compressed tile data")
+
+
+def _raster_name(cfg: Config) -> str:
+    x0, y0, x1, y1 = cfg.raster_bounds
+    return f"raster-{x0:g}_{y0:g}_{x1:g}_{y1:g}-30s-b{BLOCK}-deflate.tif"
+
+
+def bench_memory(rep: Report, cache: Path) -> None:
+    cfg = rep.config
+    raster = str(build_raster(cache / _raster_name(cfg), cfg.raster_bounds))
+    m = run_case(cfg, "memory", {"raster": raster, "n": cfg.memory_points,
+                                 "bounds": list(cfg.raster_bounds)})
+    rep.raw["memory"] = m
+    n = m["points"]
+    rep.less_than("memory", f"tracemalloc peak, sample_points {n:,} points",
+                  m["tracemalloc_peak"] / GB, 4, "GB",
+                  note=f"{m['tracemalloc_peak'] / MB:.0f} MB (Python and numpy allocations)")
+    rep.less_than("memory", f"process peak RSS, sample_points {n:,} points",
+                  m["rss_peak"] / GB, 4, "GB",
+                  note=f"{m['rss_peak'] / MB:.0f} MB incl. interpreter, GDAL block cache; "
+                       f"{m['rss_before'] / MB:.0f} MB before sampling"
+                       + ("" if cfg.subprocess else "; in-process (not a clean peak)"))
+
+
+def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
+    cfg = rep.config
+    pack = build_pack(cache, cfg)
+    n, goal_n = cfg.pipeline_sites, cfg.pipeline_goal_sites
+    sites = write_sites(cache / "sites" / f"pipeline-{cfg.name}-{n}.csv", n, cfg)
+    work = cache / "work" / f"pipeline-{cfg.name}"
+    rep.raw["pipeline"] = {"sites": n, "cpu_count": os.cpu_count(), "pack": str(pack)}
+    for write in (False, True):
+        tag = "with outputs" if write else "without outputs"
+        shutil.rmtree(work, ignore_errors=True)
+        prof = str(cache / f"profile-pipeline-{'write' if write else 'nowrite'}.prof") \
+            if profile else ""
+        p = run_case(cfg, "pipeline", {"sites": str(sites), "pack": str(pack),
+                                       "out": str(work / "out"),
+                                       "cache_dir": str(work / "cache"), "write": write,
+                                       "profile": prof})
+        rep.raw["pipeline"]["write" if write else "nowrite"] = p
+        scale = goal_n / n
+        t = p["wall_s"] * scale
+        note = (f"{p['layers']} layers, {p['rows']:,} result rows, {p['cpu_s']:.1f} s CPU on "
+                f"{os.cpu_count()} cores")
+        if scale != 1:
+            note = (f"measured {p['wall_s']:.1f} s at {n:,} sites, extrapolated linearly to "
+                    f"{goal_n:,}; ") + note
+        if write:
+            note += f"; {p['output_bytes'] / MB:.0f} MB written"
+        rep.less_than("pipeline", f"screen {goal_n:,} sites, {tag}", t, 60, "s", note=note)
+        steps = sorted(p["steps"].items(), key=lambda kv: -kv[1])
+        rep.add("pipeline", f"  steps, {tag} ({n:,} sites)", None, "",
+                note="; ".join(f"{k} {v:.1f} s" for k, v in steps if v >= 0.05))
+        rep.less_than("pipeline", f"peak RSS, {tag} ({n:,} sites)", p["rss_peak"] / GB, 4,
+                      "GB", note="" if cfg.subprocess else "in-process (not a clean peak)")
+
+
+def bench_incremental(rep: Report, cache: Path) -> None:
+    cfg = rep.config
+    pack = build_pack(cache, cfg)
+    n, k = cfg.incr_sites, cfg.incr_added
+    first = write_sites(cache / "sites" / f"incr-{cfg.name}-{n}.csv", n, cfg, seed=21)
+    added = write_sites(cache / "sites" / f"incr-{cfg.name}-{n}-added.csv", k, cfg, seed=22,
+                        start=n)
+    import pandas as pd
+
+    second = cache / "sites" / f"incr-{cfg.name}-{n}+{k}.csv"
+    pd.concat([pd.read_csv(first), pd.read_csv(added)]).to_csv(second, index=False)
+    work = cache / "work" / f"incremental-{cfg.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    common = {"pack": str(pack), "out": str(work / "out"), "cache_dir": str(work / "cache"),
+              "write": False}
+    a = run_case(cfg, "pipeline", {"sites": str(first), **common})
+    b = run_case(cfg, "pipeline", {"sites": str(second), **common})
+    rep.raw["incremental"] = {"first": a, "second": b}
+    rep.add("incremental", f"first run, {n:,} sites (empty cache)", a["wall_s"], "s",
+            note="without outputs; " + "; ".join(
+                f"{s} {v:.2f} s" for s, v in sorted(a["steps"].items(), key=lambda kv: -kv[1])
+                if v >= 0.01))
+    rep.add("incremental", f"second run, {n:,} + {k} sites (same cache)", b["wall_s"], "s",
+            note="; ".join(f"{s} {v:.2f} s" for s, v in
+                           sorted(b["steps"].items(), key=lambda kv: -kv[1]) if v >= 0.01))
+    rep.less_than("incremental", "second run / first run", 100 * b["wall_s"] / a["wall_s"], 5,
+                  "%")
+
+
+def bench_geocode(rep: Report, cache: Path) -> None:
+    cfg = rep.config
+    g = run_case(cfg, "geocode", {"n": cfg.geocode_n})
+    rep.raw["geocode"] = g
+    rep.at_least("geocode", f"offline geocoding, {g['n']:,} addresses", g["geocode_per_s"],
+                 g["goal_per_s"], "addresses/s",
+                 note=f"{g['geocode_per_cpu_s']:,.0f} per CPU second; {g['ok_share']:.1%} ok; "
+                      f"gazetteer load {g['gazetteer_load_s']:.2f} s")
+    rep.add("geocode", "cache hits (batch get_many)", g["cache_read_per_s"], "answers/s")
+    rep.add("geocode", "cache hits (one by one)", g["cache_single_per_s"], "answers/s")
+    rep.add("geocode", "cache writes (put_many)", g["cache_write_per_s"], "answers/s")
+
+
+BENCH_FUNCS = {"raster": bench_raster, "memory": bench_memory, "pipeline": bench_pipeline,
+               "incremental": bench_incremental, "geocode": bench_geocode}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    import rasterio
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "numpy": np.__version__,
+            "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
+
+
+def format_report(rep: Report, elapsed: float) -> str:
+    rows = [("bench", "figure", "value", "unit", "goal", "ratio", "status")]
+    for f in rep.figures:
+        rows.append((f.bench, f.name, _num(f.value), f.unit, f.goal,
+                     "" if f.ratio is None else f"{f.ratio:.3g}", f.status))
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(rows[0]))]
+    lines = [f"sitescreen benchmarks, configuration {rep.config.name!r}, "
+             f"{os.cpu_count()} CPUs, {elapsed:.0f} s"]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    notes = [f for f in rep.figures if f.note]
+    if notes:
+        lines.append("")
+        lines.append("notes:")
+        lines += [f"  [{f.bench}] {f.name.strip()}: {f.note}" for f in notes]
+    for bench, err in rep.errors.items():
+        lines.append(f"ERROR in {bench}: {err}")
+    goals = [f for f in rep.figures if f.status]
+    passed = sum(f.status == "PASS" for f in goals)
+    lines.append("")
+    lines.append(f"goals: {passed} PASS, {len(goals) - passed} MISS"
+                 + (f", {len(rep.errors)} benchmark(s) failed" if rep.errors else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes (about 2 minutes); extrapolated figures say so")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smallest sizes, in-process (a smoke test, not a measurement)")
+    parser.add_argument("--only", action="append", choices=BENCHES,
+                        help="run only this benchmark (repeatable)")
+    parser.add_argument("--cache", type=Path, default=ROOT / "cache" / "bench",
+                        help="where inputs are built and kept (default cache/bench)")
+    parser.add_argument("--json", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "latest.json",
+                        help="where to write the report as JSON")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write cProfile stats of the pipeline runs into --cache")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--params", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        result = CASES[args.child](**json.loads(args.params or "{}"))
+        print("BENCH_JSON " + json.dumps(result), flush=True)
+        return 0
+
+    cfg = TINY if args.tiny else QUICK if args.quick else FULL
+    rep = Report(cfg)
+    cache = args.cache.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for name in args.only or BENCHES:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        try:
+            if name == "pipeline":
+                bench_pipeline(rep, cache, profile=args.profile)
+            else:
+                BENCH_FUNCS[name](rep, cache)
+        except Exception as exc:  # one failing benchmark must not hide the others
+            rep.errors[name] = f"{type(exc).__name__}: {exc}"
+        print(f"  {name}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    elapsed = time.perf_counter() - t0
+    text = format_report(rep, elapsed)
+    print(text)
+    doc = {"created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+           "config": asdict(cfg), "elapsed_s": elapsed, "machine": machine(),
+           "figures": [f.to_dict() for f in rep.figures], "raw": rep.raw,
+           "errors": rep.errors,
+           "goals": {"pass": sum(f.status == "PASS" for f in rep.figures),
+                     "miss": sum(f.status == "MISS" for f in rep.figures)}}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.json.with_name(f".{args.json.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", "utf-8")
+    os.replace(tmp, args.json)
+    print(f"\nwrote {args.json}", file=sys.stderr)
+    return 1 if rep.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
