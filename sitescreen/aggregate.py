@@ -91,11 +91,12 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
         part = core[core["hazard"].isin(comp.components)]
         if part.empty:
             continue
-        missing_components = set(comp.components) - set(part["hazard"])
+        present = {str(h) for h in part["hazard"].unique()}
+        missing_components = set(comp.components) - present
         # Groups sorted by (site_id, scenario, year), as a pivot table orders them.
         group_index, g = _group_codes(part, keys)
         n_groups = len(group_index)
-        hazards = sorted(set(part["hazard"]))
+        hazards = sorted(present)
         j = pd.Index(hazards).get_indexer(part["hazard"])
         level = _component_matrix(part["level"], g, j, n_groups, len(hazards))
         low = _component_matrix(part["level_low"], g, j, n_groups, len(hazards))

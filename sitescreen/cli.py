@@ -108,22 +108,7 @@ def screen(
     from .datasources import DataSource
 
     try:
-        if demo:
-            from .synthetic import build_demo_pack, pack_is_current
-
-            data = data or DEMO_PACK
-            if not pack_is_current(data):
-                typer.echo(f"building the synthetic demo pack in {data} ...", err=True)
-                build_demo_pack(data)
-        if data is None and os.environ.get("SITESCREEN_DATA"):
-            data = Path(os.environ["SITESCREEN_DATA"])
-        if data is None and DEFAULT_DATA.is_dir():
-            data = DEFAULT_DATA
-        if data is None:
-            raise SitescreenError(
-                "no hazard data given: pass --data FOLDER (see 'sitescreen data fetch') "
-                "or --demo for the synthetic demo pack")
-        DataSource.open(data)  # fail early, before Prefect starts, on a missing folder
+        data = _data_folder(data, demo=demo)
         kwargs = dict(
             sites=str(sites), data=str(data), out=str(out), scenarios=scenario or None,
             years=year or None, hazards=hazard or None, weight=weight,
@@ -131,12 +116,20 @@ def screen(
             thresholds=str(thresholds) if thresholds else None,
             geocoders=geocoder or None, overrides=str(overrides) if overrides else None,
             refresh_geocodes=refresh_geocodes, report=not no_report)
-        # Validate sites and plan before the (slow) Prefect start, so bad input fails fast.
+        # Validate sites and plan before anything slow (demo pack, Prefect's start), so bad
+        # input fails fast and nothing is written.
         from . import pipeline
 
         request = pipeline.make_request(**kwargs)
         pipeline.plan_layers(pipeline.catalog_for(request), request)
         pipeline.load_sites(request.sites)
+        if demo:
+            from .synthetic import build_demo_pack, pack_is_current
+
+            if not pack_is_current(data):
+                typer.echo(f"building the synthetic demo pack in {data} ...", err=True)
+                build_demo_pack(data)
+        DataSource.open(data)  # a missing folder fails here, before Prefect starts
         if no_prefect:
             run = pipeline.screen(request, progress=lambda m: typer.echo(f"  {m}", err=True))
             from .report import HEADLINE_HAZARDS, format_shares_table
@@ -158,6 +151,21 @@ def screen(
         _fail(exc)
     typer.echo(table)
     typer.echo(f"\nresults: {run_dir}")
+
+
+def _data_folder(data: Path | None, *, demo: bool) -> Path:
+    """--data, else the demo pack with --demo, else $SITESCREEN_DATA, else cache/data."""
+    if data is not None:
+        return data
+    if demo:
+        return DEMO_PACK
+    if os.environ.get("SITESCREEN_DATA"):
+        return Path(os.environ["SITESCREEN_DATA"])
+    if DEFAULT_DATA.is_dir():
+        return DEFAULT_DATA
+    raise SitescreenError(
+        "no hazard data given: pass --data FOLDER (see 'sitescreen data fetch') "
+        "or --demo for the synthetic demo pack")
 
 
 def _mount_data_app() -> None:
