@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
-    .venv/bin/python benchmarks/run.py --quick    # about 2 minutes; some figures extrapolated
+    .venv/bin/python benchmarks/run.py            # full run (about 8 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # about 2.5 minutes; some figures extrapolated
     .venv/bin/python benchmarks/run.py --only raster --only memory
     make bench
 
@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,12 +76,16 @@ class Config:
     rs_goal_points: int              # rasterstats compared at (extrapolated from rs_points)
     sparse_sites: int                # "a few dozen sites" for the block-read count
     memory_points: int
-    pipeline_sites: int              # measured
-    pipeline_goal_sites: int         # goal stated for (linear extrapolation if larger)
+    pipeline_sites: int              # measured, without and with outputs
+    pipeline_goal_sites: int         # goal stated for (extrapolated if larger)
     incr_sites: int
     incr_added: int
     geocode_n: int
-    area_names: tuple[str, ...] = () # demo areas of the pack (empty: all DEMO_AREAS)
+    area_names: tuple[str, ...] = ()  # demo areas of the pack (empty: all DEMO_AREAS)
+    pipeline_writes: tuple[bool, ...] = (False, True)  # without / with writing outputs
+    # A second, smaller size screened without outputs: with two sizes the time is
+    # extrapolated as fixed cost + cost per site, not as cost per site alone.
+    pipeline_small_sites: int = 0
     subprocess: bool = True
     repeats: int = 3
 
@@ -92,16 +97,17 @@ FULL = Config(
     incr_sites=10_000, incr_added=10, geocode_n=20_000)
 QUICK = Config(
     name="quick", raster_bounds=RASTER_BOUNDS, points=(1_000, 100_000, 1_000_000),
-    rio_points=100_000, rs_points=2_000, rs_goal_points=20_000, sparse_sites=36,
+    rio_points=50_000, rs_points=1_000, rs_goal_points=20_000, sparse_sites=36,
     memory_points=1_000_000, pipeline_sites=20_000, pipeline_goal_sites=100_000,
-    incr_sites=10_000, incr_added=10, geocode_n=5_000, repeats=2)
+    pipeline_small_sites=5_000, incr_sites=10_000, incr_added=10, geocode_n=5_000,
+    repeats=2)
 # The smallest configuration: every code path, in-process, in a few seconds (for the tests).
 TINY = Config(
     name="tiny", raster_bounds=(95.0, 15.0, 100.0, 19.0), points=(1_000,),
     rio_points=1_000, rs_points=100, rs_goal_points=100, sparse_sites=12,
-    memory_points=10_000, pipeline_sites=200, pipeline_goal_sites=200,
-    incr_sites=100, incr_added=10, geocode_n=200, area_names=("Shanghai", "Beijing"),
-    subprocess=False, repeats=1)
+    memory_points=10_000, pipeline_sites=100, pipeline_goal_sites=100,
+    incr_sites=50, incr_added=5, geocode_n=200, area_names=("Shanghai",),
+    pipeline_writes=(False,), subprocess=False, repeats=1)
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
 
 
@@ -207,8 +213,11 @@ def build_raster(path: Path, bounds: tuple[float, float, float, float]) -> Path:
     height = round((y1 - y0) / RES_DEG)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # rasterio's own "*"
+        transform = from_origin(x0, y1, RES_DEG, RES_DEG)
     profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="float32",
-                   crs="EPSG:4326", transform=from_origin(x0, y1, RES_DEG, RES_DEG),
+                   crs="EPSG:4326", transform=transform,
                    nodata=-9999.0, tiled=True, blockxsize=BLOCK, blockysize=BLOCK,
                    compress="DEFLATE", predictor=3)
     rng = np.random.default_rng(7)
@@ -320,7 +329,7 @@ def case_raster(raster: str, points: list[int], rio_points: int, rs_points: int,
     m = min(rio_points, nmax)
     with rasterio.open(raster) as ds:
         t0 = time.perf_counter()
-        rio = np.fromiter((v[0] for v in ds.sample(zip(x[:m], y[:m]))), dtype="float64",
+        rio = np.fromiter((v[0] for v in ds.sample(zip(x[:m], y[:m], strict=True))), dtype="float64",
                           count=m)
         out["rio_sample"] = time.perf_counter() - t0
     rio[rio == info.nodata] = np.nan
@@ -328,14 +337,16 @@ def case_raster(raster: str, points: list[int], rio_points: int, rs_points: int,
     out["rio_agrees"] = bool(np.allclose(rio, ref[:m], equal_nan=True))
 
     from rasterstats import point_query
-
     from shapely import points as shp_points
 
     k = min(rs_points, nmax)
     geoms = list(shp_points(x[:k], y[:k]))
-    t0 = time.perf_counter()
-    rs = np.asarray(point_query(geoms, raster, interpolate="nearest"), dtype="float64")
-    out["rasterstats"] = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        # rasterstats uses the affine "*" operator, deprecated for "@": one warning a point.
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        t0 = time.perf_counter()
+        rs = np.asarray(point_query(geoms, raster, interpolate="nearest"), dtype="float64")
+        out["rasterstats"] = time.perf_counter() - t0
     out["rs_points"] = k
     out["rs_agrees"] = bool(np.allclose(rs, ref[:k], equal_nan=True))
     kg = min(rs_goal_points, nmax)
@@ -537,23 +548,49 @@ def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
     sites = write_sites(cache / "sites" / f"pipeline-{cfg.name}-{n}.csv", n, cfg)
     work = cache / "work" / f"pipeline-{cfg.name}"
     rep.raw["pipeline"] = {"sites": n, "cpu_count": os.cpu_count(), "pack": str(pack)}
-    for write in (False, True):
-        tag = "with outputs" if write else "without outputs"
-        shutil.rmtree(work, ignore_errors=True)
+
+    def run(sites_file: Path, write: bool) -> dict:
+        shutil.rmtree(work, ignore_errors=True)  # an empty result store: everything computed
         prof = str(cache / f"profile-pipeline-{'write' if write else 'nowrite'}.prof") \
             if profile else ""
-        p = run_case(cfg, "pipeline", {"sites": str(sites), "pack": str(pack),
-                                       "out": str(work / "out"),
-                                       "cache_dir": str(work / "cache"), "write": write,
-                                       "profile": prof})
+        return run_case(cfg, "pipeline", {"sites": str(sites_file), "pack": str(pack),
+                                          "out": str(work / "out"),
+                                          "cache_dir": str(work / "cache"), "write": write,
+                                          "profile": prof})
+
+    small = None
+    if goal_n > n and cfg.pipeline_small_sites:
+        m = cfg.pipeline_small_sites
+        small = run(write_sites(cache / "sites" / f"pipeline-{cfg.name}-{m}.csv", m, cfg), False)
+        rep.raw["pipeline"]["nowrite_small"] = small
+    nowrite_est = None
+    for write in cfg.pipeline_writes:
+        tag = "with outputs" if write else "without outputs"
+        p = run(sites, write)
         rep.raw["pipeline"]["write" if write else "nowrite"] = p
-        scale = goal_n / n
-        t = p["wall_s"] * scale
         note = (f"{p['layers']} layers, {p['rows']:,} result rows, {p['cpu_s']:.1f} s CPU on "
                 f"{os.cpu_count()} cores")
-        if scale != 1:
-            note = (f"measured {p['wall_s']:.1f} s at {n:,} sites, extrapolated linearly to "
-                    f"{goal_n:,}; ") + note
+        t = p["wall_s"]
+        if goal_n != n:
+            base = rep.raw["pipeline"].get("nowrite")
+            if not write and small is not None:
+                # fixed cost + cost per site, from the two sizes
+                m = small["sites"]
+                per_site = (p["wall_s"] - small["wall_s"]) / (n - m)
+                t = p["wall_s"] + per_site * (goal_n - n)
+                how = (f"fixed + per-site cost fitted to {m:,} sites ({small['wall_s']:.1f} s) "
+                       f"and {n:,} sites")
+                nowrite_est = t
+            elif write and nowrite_est is not None and base is not None:
+                outputs = p["wall_s"] - base["wall_s"]
+                t = nowrite_est + outputs * goal_n / n
+                how = ("the estimate without outputs plus the output cost "
+                       f"({outputs:.1f} s) scaled per site")
+            else:
+                t = p["wall_s"] * goal_n / n
+                how = "linear per site"
+            note = (f"ESTIMATE: measured {p['wall_s']:.1f} s at {n:,} sites, extrapolated to "
+                    f"{goal_n:,} ({how}); ") + note
         if write:
             note += f"; {p['output_bytes'] / MB:.0f} MB written"
         rep.less_than("pipeline", f"screen {goal_n:,} sites, {tag}", t, 60, "s", note=note)
@@ -562,6 +599,7 @@ def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
                 note="; ".join(f"{k} {v:.1f} s" for k, v in steps if v >= 0.05))
         rep.less_than("pipeline", f"peak RSS, {tag} ({n:,} sites)", p["rss_peak"] / GB, 4,
                       "GB", note="" if cfg.subprocess else "in-process (not a clean peak)")
+    shutil.rmtree(work, ignore_errors=True)  # outputs of 100,000 sites take gigabytes
 
 
 def bench_incremental(rep: Report, cache: Path) -> None:
@@ -582,6 +620,7 @@ def bench_incremental(rep: Report, cache: Path) -> None:
     a = run_case(cfg, "pipeline", {"sites": str(first), **common})
     b = run_case(cfg, "pipeline", {"sites": str(second), **common})
     rep.raw["incremental"] = {"first": a, "second": b}
+    shutil.rmtree(work, ignore_errors=True)
     rep.add("incremental", f"first run, {n:,} sites (empty cache)", a["wall_s"], "s",
             note="without outputs; " + "; ".join(
                 f"{s} {v:.2f} s" for s, v in sorted(a["steps"].items(), key=lambda kv: -kv[1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,33 +86,49 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
     per distinct combination, so 100,000 sites cost about a second.
     """
     rows = [table]
-    core = table[~table["is_composite"].astype(bool)]
     keys = ["site_id", "scenario", "year"]
+    cols = keys + ["hazard", "pathway", "period", "pathway_exact", "level", "level_low",
+                   "level_high", "datasets"]
+    # Only the columns needed, and every string column factorized once for all composites.
+    is_comp = table["is_composite"].astype(bool).to_numpy()
+    core = table.loc[~is_comp, cols] if is_comp.any() else table[cols]
+    key_codes = [pd.factorize(core[k], sort=True) for k in keys]
+    haz_c, haz_u = pd.factorize(core["hazard"])
+    pw_c, pw_u = pd.factorize(core["pathway"])
+    period_c, period_u = pd.factorize(core["period"].astype(str), sort=True)
+    exact_all = core["pathway_exact"].to_numpy(dtype=bool)
+    level_all = {c: pd.to_numeric(core[c], errors="coerce").fillna(0).to_numpy(dtype=np.int64)
+                 for c in ("level", "level_low", "level_high")}
+    datasets_all = core["datasets"]
     for comp in composites:
-        part = core[core["hazard"].isin(comp.components)]
-        if part.empty:
+        sel = np.flatnonzero(np.isin(np.asarray(haz_u, dtype=object),
+                                     list(comp.components))[haz_c])
+        if not len(sel):
             continue
-        present = {str(h) for h in part["hazard"].unique()}
+        present = {str(haz_u[c]) for c in np.unique(haz_c[sel])}
         missing_components = set(comp.components) - present
         # Groups sorted by (site_id, scenario, year), as a pivot table orders them.
-        group_index, g = _group_codes(part, keys)
+        group_index, g = _group_codes([(c[sel], u) for c, u in key_codes], keys)
         n_groups = len(group_index)
         hazards = sorted(present)
-        j = pd.Index(hazards).get_indexer(part["hazard"])
-        level = _component_matrix(part["level"], g, j, n_groups, len(hazards))
-        low = _component_matrix(part["level_low"], g, j, n_groups, len(hazards))
-        high = _component_matrix(part["level_high"], g, j, n_groups, len(hazards))
+        j = pd.Index(hazards).get_indexer(np.asarray(haz_u, dtype=object)[haz_c[sel]])
+        level, low, high = (_component_matrix(level_all[c][sel], g, j, n_groups, len(hazards))
+                            for c in ("level", "level_low", "level_high"))
         best = level.max(axis=1)
         driver = _mask_labels((level == best[:, None]) & (best[:, None] > 0), hazards, ",")
         missing = _mask_labels(level == 0, [f"missing:{h}" for h in hazards], ";")
         if missing_components:
             extra = ";".join(f"missing:{h}" for h in sorted(missing_components))
             missing = np.array([f"{s};{extra}" if s else extra for s in missing], dtype=object)
-        pathways = _joined_in_order((part["hazard"] + ":" + part["pathway"]).to_numpy(), g,
-                                    n_groups, "; ")
-        periods = _joined_sorted_unique(part["period"].to_numpy(), g, n_groups, "; ")
+        pair = haz_c[sel].astype(np.int64) * len(pw_u) + pw_c[sel]
+        pair_c, pair_u = pd.factorize(pair)
+        pair_labels = [f"{haz_u[p // len(pw_u)]}:{pw_u[p % len(pw_u)]}" for p in pair_u]
+        pathways = _joined_in_order(pair_c, pair_labels, g, n_groups, "; ")
+        present_periods = np.zeros((n_groups, len(period_u)), dtype=bool)
+        present_periods[g, period_c[sel]] = True
+        periods = _mask_labels(present_periods, [str(u) for u in period_u], "; ")
         exact = np.ones(n_groups, dtype=bool)
-        np.logical_and.at(exact, g, part["pathway_exact"].to_numpy(dtype=bool))
+        np.logical_and.at(exact, g, exact_all[sel])
         # A composite screened without some components says so in its label.
         label = comp.label if not missing_components else \
             f"{comp.label} (without {', '.join(sorted(missing_components))})"
@@ -133,25 +150,22 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
             "flags": missing,
             "driver": driver,
             "threshold_set": "composite:max(" + ",".join(comp.components) + ")",
-            "datasets": ",".join(sorted({d for ds in part["datasets"].unique()
+            "datasets": ",".join(sorted({d for ds in datasets_all.iloc[sel].unique()
                                          for d in str(ds).split(",") if d})),
         })
         rows.append(out)
     return pd.concat(rows, ignore_index=True)
 
 
-def _group_codes(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.MultiIndex, np.ndarray]:
-    """The distinct ``keys`` combinations of ``frame`` (sorted) and each row's group number."""
-    codes = []
-    levels = []
-    for k in keys:
-        c, u = pd.factorize(frame[k], sort=True)
-        codes.append(c.astype(np.int64))
-        levels.append(u)
+def _group_codes(columns: list[tuple[np.ndarray, Any]], keys: list[str]
+                 ) -> tuple[pd.MultiIndex, np.ndarray]:
+    """The distinct combinations of factorized key ``columns`` ((codes, uniques) pairs with
+    sorted uniques), sorted, and each row's group number."""
+    levels = [u for _, u in columns]
     sizes = [max(1, len(u)) for u in levels]
     # One integer per combination (mixed radix), so grouping is a 1-D sort.
-    combined = np.zeros(len(frame), dtype=np.int64)
-    for c, n in zip(codes, sizes, strict=True):
+    combined = np.zeros(len(columns[0][0]), dtype=np.int64)
+    for (c, _), n in zip(columns, sizes, strict=True):
         combined = combined * n + c
     uniq, g = np.unique(combined, return_inverse=True)
     split = []
@@ -181,13 +195,12 @@ def _unique_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.asarray(inv).ravel()
 
 
-def _component_matrix(values: pd.Series, g: np.ndarray, j: np.ndarray, n_groups: int,
+def _component_matrix(values: np.ndarray, g: np.ndarray, j: np.ndarray, n_groups: int,
                       n_components: int) -> np.ndarray:
     """(groups x components) integer levels; 0 where a component has no row (no data).
     With several rows for one cell the first wins (as ``aggfunc="first"`` would)."""
     out = np.zeros((n_groups, n_components), dtype=np.int64)
-    v = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(dtype=np.int64)
-    out[g[::-1], j[::-1]] = v[::-1]
+    out[g[::-1], j[::-1]] = values[::-1]
     return out
 
 
@@ -201,31 +214,22 @@ def _mask_labels(mask: np.ndarray, names: Sequence[str], sep: str) -> np.ndarray
     return labels[inv]
 
 
-def _joined_in_order(values: np.ndarray, g: np.ndarray, n_groups: int, sep: str) -> np.ndarray:
-    """Per group, its rows' ``values`` joined in row order."""
-    codes, uniq = pd.factorize(values)
+def _joined_in_order(codes: np.ndarray, labels: Sequence[str], g: np.ndarray,
+                     n_groups: int, sep: str) -> np.ndarray:
+    """Per group, the ``labels`` of its rows' ``codes`` joined in row order."""
     order = np.argsort(g, kind="stable")
     gs = g[order]
     counts = np.bincount(g, minlength=n_groups)
     starts = np.r_[0, np.cumsum(counts)[:-1]]
     rank = np.arange(len(gs)) - starts[gs]
     width = int(counts.max()) if len(counts) else 0
-    # Code + 1, so 0 marks "no row" and sorts first.
+    # Code + 1, so 0 marks "no row".
     matrix = np.zeros((n_groups, width), dtype=np.int64)
-    matrix[gs, rank] = codes[order] + 1
+    matrix[gs, rank] = np.asarray(codes, dtype=np.int64)[order] + 1
     combos, inv = _unique_rows(matrix)
-    labels = np.array([sep.join(str(uniq[c - 1]) for c in row if c > 0) for row in combos],
+    joined = np.array([sep.join(labels[c - 1] for c in row if c > 0) for row in combos],
                       dtype=object)
-    return labels[inv]
-
-
-def _joined_sorted_unique(values: np.ndarray, g: np.ndarray, n_groups: int,
-                          sep: str) -> np.ndarray:
-    """Per group, the distinct ``values`` of its rows, sorted and joined."""
-    codes, uniq = pd.factorize(values.astype(str), sort=True)
-    present = np.zeros((n_groups, len(uniq)), dtype=bool)
-    present[g, codes] = True
-    return _mask_labels(present, [str(u) for u in uniq], sep)
+    return joined[inv]
 
 
 def _pct(num: pd.Series | np.ndarray, den: pd.Series | np.ndarray) -> np.ndarray:
@@ -257,7 +261,10 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     located = sites["location_source"].ne("unresolved") if "location_source" in sites else \
         pd.Series(True, index=sites.index)
     unresolved_ids = set(sites.loc[~located, "site_id"])
-    t = table.copy()
+    # Only the columns counted (a copy of the whole long table would double its memory).
+    t = table[list(dict.fromkeys(keys + ["pathway", "pathway_label", "period", "pathway_exact",
+                                         "threshold_set", "site_id", "level", "level_low",
+                                         "level_high"]))].copy()
     t["_unresolved"] = t["site_id"].isin(unresolved_ids)
     t["_screened"] = (t["level"] > 0) & ~t["_unresolved"]
     t["_w"] = 1.0

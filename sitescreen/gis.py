@@ -111,12 +111,31 @@ def _scalar(value: Any) -> Any:
     return value
 
 
+def _is_text(values: pd.Series) -> bool:
+    return str(values.dtype).startswith(("str", "string"))
+
+
+def _text_or_none(values: pd.Series) -> pd.Series:
+    """:func:`_scalar` of every cell, vectorised for string columns (NA -> None)."""
+    if _is_text(values):
+        out = values.astype(object)
+        return out.where(values.notna(), None)
+    return values.map(_scalar).astype(object)
+
+
+def _text_or_empty(values: pd.Series) -> pd.Series:
+    """``"" if _scalar(v) is None else str(v)`` for every cell, vectorised for strings."""
+    if _is_text(values):
+        return values.fillna("").astype(object)
+    return values.map(lambda v: "" if _scalar(v) is None else str(v))
+
+
 def _site_fields(sites: pd.DataFrame) -> pd.DataFrame:
     """Site attributes as GPKG-ready columns (geometry dropped, names sanitised)."""
     frame = pd.DataFrame(sites.drop(columns=[c for c in ("geometry",) if c in sites]))
     for col in frame.columns:
-        if frame[col].dtype == object or str(frame[col].dtype).startswith(("str", "string")):
-            frame[col] = frame[col].map(_scalar).astype(object)
+        if frame[col].dtype == object or _is_text(frame[col]):
+            frame[col] = _text_or_none(frame[col])
     frame["lon"] = pd.to_numeric(frame.get("lon"), errors="coerce")
     frame["lat"] = pd.to_numeric(frame.get("lat"), errors="coerce")
     return frame.rename(columns=_unique_fields(list(frame.columns)))
@@ -215,8 +234,7 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
     fields = _site_fields(sites)
     fields["data_origin"] = origin
     fields["run_id"] = run_id
-    names = sites["name"].map(lambda v: "" if _scalar(v) is None else str(v)) \
-        if "name" in sites else pd.Series("", index=sites.index)
+    names = _text_or_empty(sites["name"]) if "name" in sites else pd.Series("", index=sites.index)
     name_of = dict(zip(sites["site_id"].astype(str), names, strict=True))
     located_ids = set(sites.loc[located, "site_id"].astype(str))
     pos = fields.loc[located, ["site_id", "lon", "lat"]]
@@ -230,7 +248,9 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
     def write(frame: pd.DataFrame, layer: str, description: str = "") -> None:
         current[0] = layer
         opts = {"DESCRIPTION": description} if description else None
-        pyogrio.write_dataframe(frame, tmp, layer=layer, driver="GPKG", layer_options=opts)
+        # The Arrow path writes the same layer about twice as fast as row by row.
+        pyogrio.write_dataframe(frame, tmp, layer=layer, driver="GPKG", layer_options=opts,
+                                use_arrow=_ARROW_WRITE)
 
     try:
         with _unsynced_sqlite():
@@ -259,14 +279,19 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
 def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
                   name_of: Mapping[str, str], origin: str):
     """(layer name, GeoDataFrame, source rows) per hazard x scenario x year, in report order."""
-    order = table.assign(
-        _h=table["hazard"].map({h: i for i, h in enumerate(dict.fromkeys(table["hazard"]))}),
-        _s=table["scenario"].map(_scen_key))
+    # Only the columns the layers and their descriptions use (the long table of 100,000
+    # sites is gigabytes); ranks of hazards and scenarios computed once per distinct value.
+    needed = [c for c in dict.fromkeys([*_LEVEL_FIELDS, "hazard_label"]) if c in table]
+    hazard_rank = {h: i for i, h in enumerate(table["hazard"].unique())}
+    scen_rank = {s: _scen_key(s) for s in table["scenario"].unique()}
+    order = table[needed].assign(
+        _h=table["hazard"].map(hazard_rank), _s=table["scenario"].map(scen_rank),
+        _located=table["site_id"].astype(str).isin(located_ids))
+    order = order[order["_located"].to_numpy()]
     groups = order.sort_values(["_h", "_s", "year"], kind="stable").groupby(
         ["_h", "_s", "year"], sort=False)
     pos = pos.assign(site_id=pos["site_id"].astype(str))
     for _, rows in groups:
-        rows = rows[rows["site_id"].astype(str).isin(located_ids)]
         if rows.empty:
             continue
         name = layer_name(rows["hazard"].iloc[0], rows["scenario"].iloc[0], rows["year"].iloc[0])
@@ -281,12 +306,13 @@ def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
         out["exact"] = out["exact"].astype(bool)
         for col in ("units", "flags", "driver", "pathway", "period", "threshold_set"):
             if col in out:
-                out[col] = out[col].map(lambda v: "" if _scalar(v) is None else str(v))
+                out[col] = _text_or_empty(out[col])
         out["data_origin"] = origin
         yield name, _points(out.merge(pos, on="site_id", how="left")), rows
 
 
 _SQLITE_LOCK = threading.Lock()
+_ARROW_WRITE = True
 
 
 @contextmanager

@@ -9,6 +9,7 @@ run folder behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -68,8 +69,68 @@ def _clean(value: Any) -> Any:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """Deterministic, human-readable JSON (sorted keys left to the caller's order)."""
+    """Deterministic, human-readable JSON (sorted keys left to the caller's order).
+
+    A GeoJSON FeatureCollection is written with one feature per line (the members around
+    the features indented as elsewhere): as readable and diffable, and encoded by the C
+    encoder, which is about ten times faster than the indenting one (100,000 sites give
+    about a gigabyte of GeoJSON).
+    """
+    if isinstance(obj, Mapping) and obj.get("type") == "FeatureCollection" \
+            and isinstance(obj.get("features"), list):
+        return _feature_collection_bytes(obj)
     return (json.dumps(_clean(obj), ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode()
+
+
+def _native(value: Any) -> Any:
+    """``default`` hook of the line encoder: numpy scalars that are not float subclasses."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# Compact but spaced like the indented output; allow_nan=False makes a NaN raise, and such
+# a feature is then cleaned first (NaN -> null), so the result equals json.dumps(_clean(...)).
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": "),
+                                 default=_native)
+
+
+def _line(value: Any) -> str:
+    try:
+        return _LINE_ENCODER.encode(value)
+    except (ValueError, TypeError):
+        return _LINE_ENCODER.encode(_clean(value))
+
+
+def _feature_collection_bytes(fc: Mapping) -> bytes:
+    if not fc:
+        return b"{}\n"
+    # Written piece by piece into one buffer: a gigabyte of GeoJSON is then held about
+    # twice (buffer, result), not four times (lines, joined text, wrapped text, bytes).
+    buf = io.BytesIO()
+    buf.write(b"{\n")
+    for i, (key, value) in enumerate(fc.items()):
+        if i:
+            buf.write(b",\n")
+        name = json.dumps(str(key), ensure_ascii=False)
+        if key == "features":
+            if not value:
+                buf.write(f"  {name}: []".encode())
+                continue
+            buf.write(f"  {name}: [\n".encode())
+            for j, feature in enumerate(value):
+                buf.write(b"    " if not j else b",\n    ")
+                buf.write(_line(feature).encode())
+            buf.write(b"\n  ]")
+        else:
+            text = json.dumps(_clean(value), ensure_ascii=False, indent=2, allow_nan=False)
+            buf.write(f"  {name}: {text.replace(chr(10), chr(10) + '  ')}".encode())
+    buf.write(b"\n}\n")
+    return buf.getvalue()
 
 
 def field_name(hazard: str, scenario: str, year: int, what: str) -> str:
@@ -85,6 +146,10 @@ def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
     and for every hazard x scenario x year the level, its low/high, the raw value, flags and
     the dataset pathway used.
     """
+    fast = _site_features_columnar(sites, table, data_origin=data_origin,
+                                   site_columns=site_columns)
+    if fast is not None:
+        return fast
     per_site: dict[str, dict] = {sid: {} for sid in sites["site_id"]}
     cols = ["site_id", "hazard", "scenario", "year", "level", "level_low", "level_high",
             "value", "flags", "pathway"]
@@ -108,6 +173,95 @@ def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
         props["data_origin"] = data_origin
         props.update(per_site.get(rec["site_id"], {}))
         features.append({"type": "Feature", "id": rec["site_id"], "geometry": geometry,
+                         "properties": props})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _none_for_na(values: pd.Series) -> list:
+    """Cells as Python values; missing ones (NaN, NA) and infinities as None, as
+    :func:`_clean` writes them."""
+    ok = values.notna()
+    if values.dtype.kind == "f":
+        ok = pd.Series(np.isfinite(values.to_numpy()), index=values.index)
+    return values.astype(object).where(ok, None).tolist()
+
+
+def _site_features_columnar(sites: pd.DataFrame, table: pd.DataFrame, *, data_origin: str,
+                            site_columns: list[str]) -> dict | None:
+    """:func:`site_features` built column by column, for the usual table where every site has
+    the same hazard x scenario x year rows in the same order; None otherwise (the caller then
+    builds it row by row). Values come out JSON-ready (None for missing), so the GeoJSON
+    encoder needs no cleaning pass."""
+    n = len(sites)
+    site_ids = pd.Index(sites["site_id"])
+    if n == 0 or not site_ids.is_unique or len(table) == 0:
+        return None
+    pos = site_ids.get_indexer(table["site_id"])
+    if (pos < 0).any():
+        return None
+    counts = np.bincount(pos, minlength=n)
+    k = int(counts[0])
+    if k == 0 or (counts != k).any():
+        return None
+    base_codes = np.zeros(len(table), dtype=np.int64)
+    names: list[list] = []
+    for col in ("hazard", "scenario", "year"):
+        codes, uniq = pd.factorize(table[col])
+        if (codes < 0).any():
+            return None
+        base_codes = base_codes * len(uniq) + codes
+        names.append(list(uniq))
+    order = np.argsort(pos, kind="stable").reshape(n, k)  # each site's rows, in table order
+    layout = base_codes[order]
+    if not (layout == layout[0]).all() or len(np.unique(layout[0])) != k:
+        return None
+
+    def base_name(code: int) -> str:
+        y = code % len(names[2])
+        s = code // len(names[2]) % len(names[1])
+        h = code // (len(names[2]) * len(names[1]))
+        return f"{names[0][h]}_{names[1][s]}_{names[2][y]}"
+
+    def level_list(values: np.ndarray) -> np.ndarray:
+        ok = values > 0
+        out = np.where(ok, values, 0).astype(np.int64).astype(object)
+        out[~ok] = None
+        return out
+
+    level = pd.to_numeric(table["level"]).to_numpy()
+    low = pd.to_numeric(table["level_low"]).to_numpy()
+    high = pd.to_numeric(table["level_high"]).to_numpy()
+    value = np.asarray(_none_for_na(table["value"]), dtype=object)
+    if table["flags"].dtype == object:
+        return None  # None and NA flags have their own rules in the row-by-row path
+    flags = np.asarray(_none_for_na(table["flags"]), dtype=object)
+    pathway = np.asarray(_none_for_na(table["pathway"]), dtype=object)
+    keys: list[str] = []
+    columns: list[np.ndarray] = []
+    for j, code in enumerate(layout[0]):
+        rows = order[:, j]
+        base = base_name(int(code))
+        keys += [f"{base}_level", f"{base}_low", f"{base}_high", f"{base}_value",
+                 f"{base}_flags", f"{base}_pathway"]
+        columns += [level_list(level[rows]), level_list(low[rows]), level_list(high[rows]),
+                    value[rows], flags[rows], pathway[rows]]
+    layer_values = np.column_stack(columns).tolist() if columns else [[] for _ in range(n)]
+
+    present = [c for c in site_columns if c in sites.columns]
+    site_values = list(zip(*(_none_for_na(sites[c]) for c in present), strict=True)) \
+        if present else [()] * n
+    lon = pd.to_numeric(sites["lon"], errors="coerce").tolist() if "lon" in sites else [None] * n
+    lat = pd.to_numeric(sites["lat"], errors="coerce").tolist() if "lat" in sites else [None] * n
+    features = []
+    for i, sid in enumerate(sites["site_id"].tolist()):
+        x, y = lon[i], lat[i]
+        geometry = ({"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]}
+                    if x is not None and y is not None and not (pd.isna(x) or pd.isna(y))
+                    else None)
+        props = dict(zip(present, site_values[i], strict=True))
+        props["data_origin"] = data_origin
+        props.update(zip(keys, layer_values[i], strict=True))
+        features.append({"type": "Feature", "id": sid, "geometry": geometry,
                          "properties": props})
     return {"type": "FeatureCollection", "features": features}
 

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .charts import (
@@ -43,6 +44,10 @@ __all__ = ["render_report"]
 _SCEN_SHORT = {"optimistic": "Opt", "current_trend": "Cur", "pessimistic": "Pes"}
 _COARSE = ("city", "province", "country")
 _MAX_CHANGE_ROWS = 300
+# Sites listed in the report's per-site table; larger portfolios list those with the highest
+# headline levels (every site is in site_results.csv and sites.geojson). A table of 100,000
+# sites would make a report of about 100 MB that takes a minute to build and to open.
+_MAX_SITE_ROWS = 2000
 
 
 # ----------------------------------------------------------------------------- document model
@@ -410,8 +415,16 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
     present = list(dict.fromkeys(table["hazard"]))
     hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
     part = table[table["hazard"].isin(hazards)]
-    combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]].itertuples(
-        index=False)}, key=lambda k: (hazards.index(k[0]), k[2], _scen_order(k[1])))
+    combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]]
+                     .drop_duplicates().itertuples(index=False)},
+                    key=lambda k: (hazards.index(k[0]), k[2], _scen_order(k[1])))
+    n_sites = len(sites)
+    if n_sites > _MAX_SITE_ROWS:
+        top = pd.to_numeric(part["level"], errors="coerce").groupby(part["site_id"]).max()
+        rank = sites["site_id"].map(top).fillna(0).to_numpy()
+        keep = np.sort(np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS])
+        sites = sites.iloc[keep]
+        part = part[part["site_id"].isin(set(sites["site_id"]))]
     cells: dict[tuple[str, str, str, int], _Cell] = {}
     flags: dict[str, list[str]] = {}
     for r in part.itertuples(index=False):
@@ -441,7 +454,10 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
     legend = ", ".join(f"{abbr[h]} = {labels.get(h, h)}" for h in hazards)
     doc.para(f"Level per site (1 very low to 5 very high; '-' no data; a range in brackets is "
              f"the model spread). Columns: {legend}; Opt/Cur/Pes = Optimistic, Current Trend, "
-             "Pessimistic. Every hazard, also the single ones, is in site_results.csv.")
+             "Pessimistic. Every hazard, also the single ones, is in site_results.csv."
+             + (f" Listed: the {len(sites):,} of {n_sites:,} sites with the highest levels, "
+                "in input order; every site is in site_results.csv and sites.geojson."
+                if len(sites) < n_sites else ""))
     doc.table(header, rows, groups=groups)
 
 
