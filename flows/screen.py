@@ -97,7 +97,7 @@ def check_store(layer: pipeline.Layer, lon: np.ndarray, lat: np.ndarray,
 def assess_layer(layer: pipeline.Layer, cached, lon: np.ndarray, lat: np.ndarray,
                  request: pipeline.ScreeningRequest) -> HazardResult:
     """Sample the sites of one layer that the result store does not hold yet."""
-    return pipeline.assess_missing(pipeline.result_store(request), cached, lon, lat, layer,
+    return pipeline.assess_missing(cached, lon, lat, layer,
                                    catalog=pipeline.catalog_for(request),
                                    data=pipeline.open_data(request.data),
                                    cache_dir=request.cache_dir)
@@ -190,7 +190,7 @@ def screen_flow(
                                unmapped(lon), unmapped(lat), unmapped(request))
     computed = dict(zip(todo, (f.result() for f in futures), strict=True))
     store = pipeline.result_store(request)
-    results = [pipeline.assemble_layer(store, c, lon, lat, computed.get(i))
+    results = [pipeline.complete_layer(store, c, lon, lat, computed.get(i))
                for i, c in enumerate(cached)]
     sampled = {layers[i].key: int(len(cached[i].missing)) for i in todo}
     logger.info("sampled %d of %d layers (%d site-layers); the rest came from the result store",

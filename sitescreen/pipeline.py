@@ -43,7 +43,7 @@ __all__ = [
     "location_digest",
     "check_store",
     "assess_missing",
-    "assemble_layer",
+    "complete_layer",
     "summarise",
     "build_manifest",
     "render_files",
@@ -234,20 +234,25 @@ def check_store(store: ResultStore, lon: np.ndarray, lat: np.ndarray, layer: Lay
     return store.lookup(fingerprint, lon, lat)
 
 
-def assess_missing(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
-                   layer: Layer, *, catalog: Catalog, data: DataSource,
+def assess_missing(cached: CachedLayer, lon: np.ndarray, lat: np.ndarray, layer: Layer, *,
+                   catalog: Catalog, data: DataSource,
                    cache_dir: str | None = None) -> HazardResult:
-    """Sample only the sites the store lacks, save them, and return the result for those."""
+    """Sample only the sites the store lacks (a pure computation: nothing is stored)."""
     idx = cached.missing
-    result = assess_layer(lon[idx], lat[idx], layer, catalog=catalog, data=data,
-                          cache_dir=cache_dir)
-    store.save(cached.fingerprint, lon[idx], lat[idx], result)
-    return result
+    return assess_layer(lon[idx], lat[idx], layer, catalog=catalog, data=data,
+                        cache_dir=cache_dir)
 
 
-def assemble_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
+def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
                    computed: HazardResult | None) -> HazardResult:
-    """The layer's result for every site, from the store and the newly computed sites."""
+    """Store the newly computed sites and return the layer's result for every site.
+
+    Saving happens here, after the computation, so that a computation served from Prefect's
+    task cache still fills this run's result store.
+    """
+    if computed is not None:
+        idx = cached.missing
+        store.save(cached.fingerprint, lon[idx], lat[idx], computed)
     return store.assemble(cached, lon, lat, computed, store.meta(cached.fingerprint))
 
 
@@ -265,7 +270,7 @@ def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: 
                                f"missing or invalid for: {', '.join(map(str, bad[:10]))}")
     labels = {name: spec.label for name, spec in catalog.hazards.items()}
     table = results_table(sites["site_id"].tolist(), results, labels=labels)
-    present = set(table["hazard"])
+    present = set(table["hazard"].unique())
     composites = [c for c in catalog.composites.values() if set(c.components) & present]
     table = add_composites(table, composites)
     return table, shares(table, sites, weight=weight)
@@ -432,9 +437,9 @@ def screen(request: ScreeningRequest, *, write: bool = True,
             cached = check_store(store, lon, lat, layer, catalog=catalog, data=data)
             computed = None
             if len(cached.missing):
-                computed = assess_missing(store, cached, lon, lat, layer, catalog=catalog,
-                                          data=data, cache_dir=request.cache_dir)
-            results.append(assemble_layer(store, cached, lon, lat, computed))
+                computed = assess_missing(cached, lon, lat, layer, catalog=catalog, data=data,
+                                          cache_dir=request.cache_dir)
+            results.append(complete_layer(store, cached, lon, lat, computed))
         say(f"[{i}/{len(layers)}] {layer.key}: {len(cached.missing)} of {len(lon)} sites sampled")
     with timed(timings, "aggregate"):
         table, shares_table = summarise(sites, results, catalog=catalog, weight=request.weight)
