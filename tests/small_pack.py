@@ -20,3 +20,17 @@ def small_pack(tmp_path_factory) -> Path:
     if not pack_is_current(root):
         build_demo_pack(root, areas=AREAS)
     return root
+
+
+def site(site_id: str, name: str, *, lon: float | None = None, lat: float | None = None,
+         address: str = "", city: str = "Shanghai", country: str = "CN") -> dict:
+    """A GeoJSON site feature: a Point when lon/lat are given, else address-only."""
+    props = {"site_id": site_id, "name": name, "city": city, "country": country}
+    if address:
+        props["address"] = address
+    geometry = {"type": "Point", "coordinates": [lon, lat]} if lon is not None else None
+    return {"type": "Feature", "geometry": geometry, "properties": props}
+
+
+def sites_doc(*features: dict) -> dict:
+    return {"type": "FeatureCollection", "features": list(features)}

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from small_pack import small_pack
+from small_pack import site, sites_doc, small_pack
 
 from sitescreen.catalog import CatalogEntry
 from sitescreen.download import VerifyStatus, fetch, fetch_dataset, verify_dataset
@@ -376,20 +376,12 @@ def test_a_full_disk_while_writing_outputs_keeps_the_previous_run(tmp_path, fail
 
 # -------------------------------------------------------------------------------- processes
 
-SITES = {"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.45, 31.22]},
-     "properties": {"site_id": "sh-1", "name": "Shanghai office", "city": "Shanghai",
-                    "country": "CN"}},
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.52, 31.28]},
-     "properties": {"site_id": "sh-2", "name": "Yangpu lab", "city": "Shanghai",
-                    "country": "CN"}},
-    {"type": "Feature", "geometry": None,
-     "properties": {"site_id": "sh-3", "name": "Xuhui office", "address": "Xuhui District",
-                    "city": "Shanghai", "country": "CN"}},
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [116.38, 39.92]},
-     "properties": {"site_id": "bj-1", "name": "Beijing office", "city": "Beijing",
-                    "country": "CN"}},
-]}
+SITES = sites_doc(
+    site("sh-1", "Shanghai office", lon=121.45, lat=31.22),
+    site("sh-2", "Yangpu lab", lon=121.52, lat=31.28),
+    site("sh-3", "Xuhui office", address="Xuhui District"),
+    site("bj-1", "Beijing office", lon=116.38, lat=39.92, city="Beijing"),
+)
 COMPARED = ["summary.csv", "site_results.csv", "sites.geojson"]
 
 

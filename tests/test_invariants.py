@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from small_pack import small_pack
+from small_pack import site, sites_doc, small_pack
 
 from sitescreen import pipeline
 from sitescreen.aggregate import LEVELS, add_composites, results_table, shares
@@ -219,20 +219,12 @@ def test_stronger_or_more_frequent_typhoons_never_lower_the_wind_level(
 
 # ------------------------------------------------------------------------------ reproducibility
 
-SITES = {"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.45, 31.22]},
-     "properties": {"site_id": "sh-1", "name": "Shanghai office", "city": "Shanghai",
-                    "country": "CN"}},
-    {"type": "Feature", "geometry": None,
-     "properties": {"site_id": "sh-2", "name": "Xuhui lab", "address": "Xuhui District",
-                    "city": "Shanghai", "country": "CN"}},
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [116.38, 39.92]},
-     "properties": {"site_id": "bj-1", "name": "Beijing office", "city": "Beijing",
-                    "country": "CN"}},
-    {"type": "Feature", "geometry": None,
-     "properties": {"site_id": "xx-1", "name": "Lost site", "address": "99 Nowhere Road",
-                    "city": "Atlantis", "country": "CN"}},
-]}
+SITES = sites_doc(
+    site("sh-1", "Shanghai office", lon=121.45, lat=31.22),
+    site("sh-2", "Xuhui lab", address="Xuhui District"),
+    site("bj-1", "Beijing office", lon=116.38, lat=39.92, city="Beijing"),
+    site("xx-1", "Lost site", address="99 Nowhere Road", city="Atlantis"),
+)
 IDENTICAL = ["sites.geojson", "summary.csv", "summary.json", "site_results.csv", "report.md"]
 
 
