@@ -32,14 +32,12 @@ __all__ = [
     "write_run",
     "atomic_write_bytes",
     "json_bytes",
-    "sha256_file",
     "replace_path",
     "check_run_id",
     "latest_run",
 ]
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-LEVEL_FIELDS = ("level", "low", "high", "value", "flags", "pathway")
 
 
 def new_run_id(now: datetime | None = None, *, salt: str = "") -> str:
@@ -131,11 +129,6 @@ def _feature_collection_bytes(fc: Mapping) -> bytes:
             buf.write(f"  {name}: {text.replace(chr(10), chr(10) + '  ')}".encode())
     buf.write(b"\n}\n")
     return buf.getvalue()
-
-
-def field_name(hazard: str, scenario: str, year: int, what: str) -> str:
-    """Flat property name for a per-site result, e.g. ``water_stress_pessimistic_2030_level``."""
-    return f"{hazard}_{scenario}_{year}_{what}"
 
 
 def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
@@ -291,14 +284,6 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(src, dst)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _safe_child(root: Path, name: str) -> Path:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +25,7 @@ from .aggregate import add_composites, results_table, shares
 from .catalog import Catalog, load_catalog
 from .datasources import DataOrigin, DataSource
 from .errors import CatalogError
+from .geocode import GEOCODE_COLUMNS
 from .hazards import HazardContext, HazardResult, load_hazard
 from .outputs import check_run_id, json_bytes, new_run_id, site_features, write_run
 from .scenarios import Narrative, parse_narrative
@@ -55,12 +56,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_YEARS = (2030, 2050)
 
-# Geocoding provenance columns carried into every per-site output.
-GEOCODE_COLUMNS = [
-    "location_source", "geocoder", "geocode_precision", "geocode_confidence", "geocode_datum",
-    "geocode_query", "geocode_status", "geocode_matched", "geocode_candidates",
-    "geocode_reason", "location_flags",
-]
 SITE_OUTPUT_COLUMNS = ["site_id", "name", "company", "kind", "address", "city", "country",
                        "lon", "lat"]
 
@@ -253,7 +248,7 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
     if computed is not None:
         idx = cached.missing
         store.save(cached.fingerprint, lon[idx], lat[idx], computed)
-    return store.assemble(cached, lon, lat, computed, store.meta(cached.fingerprint))
+    return store.assemble(cached, lon, lat, computed)
 
 
 def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: Catalog,
@@ -309,9 +304,8 @@ def build_manifest(*, request: ScreeningRequest, run_id: str, catalog: Catalog, 
         "catalog_sources": list(catalog.sources),
         "threshold_sets": [catalog.threshold_set(n).to_dict() for n in used_sets],
         "composites": [c.to_dict() for c in catalog.composites.values()],
-        "scenario_crosswalk": sorted({json_key(r.pathway.to_dict()): r.pathway.to_dict()
-                                      for r in results}.values(),
-                                     key=lambda p: (p["family"], p["narrative"], p["year"])),
+        "scenario_crosswalk": [p.to_dict() for p in sorted(
+            {r.pathway for r in results}, key=lambda p: (p.family, p.narrative, p.year))],
         "layers": layers,
         "geocoding": {"providers": list(request.geocoders),
                       "precision_counts": precision_counts,
@@ -327,10 +321,6 @@ def build_manifest(*, request: ScreeningRequest, run_id: str, catalog: Catalog, 
         },
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-
-
-def json_key(d: dict) -> str:
-    return json_bytes(d).decode()
 
 
 def _origin_note(origin: DataOrigin) -> str:
@@ -454,7 +444,3 @@ def screen(request: ScreeningRequest, *, write: bool = True,
         run_dir = write_run(request.out, run_id, files)
         say(f"wrote {run_dir}")
     return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings)
-
-
-def with_run_id(request: ScreeningRequest, run_id: str) -> ScreeningRequest:
-    return replace(request, run_id=run_id)

@@ -76,6 +76,12 @@ class Pathway:
     exact: bool
     note: str = ""
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Pathway:
+        return cls(family=d["family"], narrative=Narrative(d["narrative"]), year=int(d["year"]),
+                   code=d["code"], label=d["label"], period=d["period"],
+                   exact=bool(d["exact"]), note=d.get("note", ""))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["narrative"] = self.narrative.value

@@ -162,19 +162,12 @@ class ResultStore:
         """Add the rows of ``result`` (computed for these locations) to the store."""
         if len(result) == 0:
             return
-        frame = pd.DataFrame({
-            "loc": self._locations(lon, lat)[0],
-            "value": np.asarray(result.values, dtype="float64"),
-            "level": np.asarray(result.levels, dtype="int8"),
-            "level_low": np.asarray(result.level_low, dtype="int8"),
-            "level_high": np.asarray(result.level_high, dtype="int8"),
-            "flags": np.asarray(result.flags, dtype=object).astype(str),
-            **{f"extra__{k}": np.asarray(v) for k, v in result.extra.items()},
-        })
+        frame = pd.DataFrame({"loc": self._locations(lon, lat)[0], **_columns(result)})
         folder = self.root / fingerprint
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"hazard": result.hazard, "scenario": result.scenario.value, "year": result.year,
-                "pathway": result.pathway.to_dict(), "units": result.units, "threshold_set": result.threshold_set,
+                "pathway": result.pathway.to_dict(), "units": result.units,
+                "threshold_set": result.threshold_set,
                 "datasets": list(result.datasets), "method": result.method,
                 "details": result.details}
         # Keys in the hazard's own order (no sort_keys): a run assembled from the store then
@@ -191,8 +184,11 @@ class ResultStore:
             raise
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
-                 computed: HazardResult | None, template: dict | None) -> HazardResult:
-        """One result for all sites from cached rows and the newly computed ones."""
+                 computed: HazardResult | None) -> HazardResult:
+        """One result for all sites from cached rows and the newly computed ones.
+
+        Run-level fields (pathway, method, details) come from ``computed`` when there is
+        one, else from the layer's stored ``meta.json``."""
         keys, codes = self._locations(lon, lat)
         n = len(keys)
         # Rows are aligned on integer location codes (each site's number among the distinct
@@ -205,28 +201,21 @@ class ResultStore:
         if computed is not None and len(computed):
             fresh_codes = codes[cached.missing]
             keep = ~pd.Series(fresh_codes).duplicated(keep="last").to_numpy()
-            fresh = pd.DataFrame({
-                "value": np.asarray(computed.values, dtype="float64"),
-                "level": np.asarray(computed.levels, dtype="int8"),
-                "level_low": np.asarray(computed.level_low, dtype="int8"),
-                "level_high": np.asarray(computed.level_high, dtype="int8"),
-                "flags": np.asarray(computed.flags, dtype=object).astype(str),
-                **{f"extra__{k}": np.asarray(v) for k, v in computed.extra.items()},
-            })[keep].set_axis(fresh_codes[keep], axis=0)
+            fresh = pd.DataFrame(_columns(computed))[keep].set_axis(fresh_codes[keep], axis=0)
             rows = fresh if cached.rows.empty else pd.concat(
                 [rows[~rows.index.isin(fresh.index)], fresh])
         aligned = rows.reindex(codes)
         if aligned["level"].isna().any():
             raise RuntimeError("result store is missing sites after assembly")
-        base = computed if computed is not None else None
-        meta = template or {}
+        base = computed
+        meta = {} if base is not None else (self.meta(cached.fingerprint) or {})
         extra = {c[len("extra__"):]: aligned[c].to_numpy() for c in aligned.columns
                  if c.startswith("extra__")}
         return HazardResult(
             hazard=base.hazard if base else meta["hazard"],
             scenario=base.scenario if base else Narrative(meta["scenario"]),
             year=base.year if base else int(meta["year"]),
-            pathway=base.pathway if base else _pathway(meta["pathway"]),
+            pathway=base.pathway if base else Pathway.from_dict(meta["pathway"]),
             units=base.units if base else meta["units"],
             threshold_set=base.threshold_set if base else meta["threshold_set"],
             datasets=base.datasets if base else tuple(meta["datasets"]),
@@ -241,17 +230,23 @@ class ResultStore:
         ) if n else computed
 
 
+def _columns(result: HazardResult) -> dict[str, np.ndarray]:
+    """The per-site columns of a result, as stored."""
+    return {
+        "value": np.asarray(result.values, dtype="float64"),
+        "level": np.asarray(result.levels, dtype="int8"),
+        "level_low": np.asarray(result.level_low, dtype="int8"),
+        "level_high": np.asarray(result.level_high, dtype="int8"),
+        "flags": np.asarray(result.flags, dtype=object).astype(str),
+        **{f"extra__{k}": np.asarray(v) for k, v in result.extra.items()},
+    }
+
+
 def _first_of_each(codes: np.ndarray) -> np.ndarray:
     """Position of the first occurrence of each code 0..k-1 (codes from ``pd.factorize``,
     which numbers keys in order of first appearance)."""
     _, first = np.unique(codes, return_index=True)
     return first
-
-
-def _pathway(d: dict) -> Pathway:
-    return Pathway(family=d["family"], narrative=Narrative(d["narrative"]), year=int(d["year"]),
-                   code=d["code"], label=d["label"], period=d["period"], exact=bool(d["exact"]),
-                   note=d.get("note", ""))
 
 
 def _json_default(obj):

@@ -32,7 +32,8 @@ def test_tiny_benchmark_runs_and_reports(bench, tmp_path, capsys, pytestconfig):
     out = tmp_path / "report.json"
     # Inputs (a small raster, a one-area demo pack) are kept in pytest's cache folder, so
     # only the first run pays the ~3 s of building them; runs and outputs go to tmp_path.
-    inputs = pytestconfig.cache.mkdir("benchmarks-tiny")
+    cache = getattr(pytestconfig, "cache", None)  # absent with -p no:cacheprovider
+    inputs = cache.mkdir("benchmarks-tiny") if cache is not None else tmp_path / "inputs"
     code = bench.main(["--tiny", "--cache", str(inputs), "--json", str(out),
                        "--only", "raster", "--only", "memory", "--only", "pipeline",
                        "--only", "incremental", "--only", "geocode"])
