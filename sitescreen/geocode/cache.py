@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -53,6 +54,11 @@ CREATE TABLE IF NOT EXISTS geocodes (
 """
 _COLUMNS = ("status", "lon", "lat", "datum", "precision", "confidence", "query", "matched",
             "candidates", "reason", "source", "created_at")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 class GeocodeCache:
@@ -96,9 +102,29 @@ class GeocodeCache:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
+        deadline = time.monotonic() + self.timeout
+        pause = 0.01
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL takes an exclusive lock without calling the
+                # busy handler, so two processes opening the cache at once must retry.
+                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                    raise self._open_error(exc) from exc
+                time.sleep(pause * (1 + random.random()))
+                pause = min(pause * 2, 0.5)
+            except sqlite3.Error as exc:
+                raise self._open_error(exc) from exc
+        self._local.conn = conn
+        self._local.pid = os.getpid()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             # WAL lets readers go on while another process writes.
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -110,13 +136,15 @@ class GeocodeCache:
                     conn.executescript(_SCHEMA)
                     conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
                     self._initialised = True
-        except sqlite3.Error as exc:
-            raise GeocodeError(
-                f"cannot open the geocoding cache {self.path}: {exc}; check the folder is "
-                "writable, or pass another cache path") from exc
-        self._local.conn = conn
-        self._local.pid = os.getpid()
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _open_error(self, exc: sqlite3.Error) -> GeocodeError:
+        return GeocodeError(
+            f"cannot open the geocoding cache {self.path}: {exc}; check the folder is "
+            "writable and no other program holds it, or pass another cache path")
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""
