@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from .catalog import CatalogEntry
 from .datasources import EXTRACTED_SUFFIX, DataOrigin
 from .errors import CatalogError, HazardDataError, UnsafePathError
+from .fetch import read_sidecar
 
 __all__ = ["extract_zip", "prepare_aqueduct", "DEFAULT_MAX_MEMBER_BYTES", "DEFAULT_MAX_TOTAL_BYTES"]
 
@@ -225,8 +226,6 @@ def prepare_aqueduct(entry: CatalogEntry, cache_root: str | Path, *,
         raise HazardDataError(
             f"dataset {entry.id!r}: {zip_path} is not in the cache; run "
             f"'sitescreen data fetch {entry.id}' first")
-    from .download import read_sidecar  # download imports this module lazily
-
     side = read_sidecar(zip_path) or {}
     archive_sha = str(side.get("sha256") or entry.sha256)
     manifest = folder / (entry.archive + EXTRACTED_SUFFIX)

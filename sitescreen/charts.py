@@ -405,8 +405,8 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     title = _title_lines(label, f"{_scenario_title(scenario)} {int(year)}", manifest)
     fig.text(0.012, 1 - 0.3 / height_in, title, fontsize=12, fontweight="bold", va="top",
              color=_SYNTHETIC_RED if synthetic else "black")
-    pathways = "; ".join(dict.fromkeys(
-        f"{r.pathway} ({r.period})" for r in rows[["pathway", "period"]].itertuples()))
+    pathways = "; ".join(f"{r.pathway} ({r.period})" for r in
+                         rows[["pathway", "period"]].drop_duplicates().itertuples())
     sub = (f"Dataset pathway: {pathways}.  {len(located)} sites shown"
            + (f"; {unresolved} unresolved site{'s' if unresolved != 1 else ''} not shown"
               if unresolved else "") + ".")
@@ -438,21 +438,17 @@ def map_layers(table: pd.DataFrame, *, hazards: Sequence[str] | None = None,
     """
     from .report import HEADLINE_HAZARDS  # report imports nothing from here
 
-    present = list(dict.fromkeys(table["hazard"]))
+    # Distinct combinations first: the long table has millions of rows.
+    combos = table[["hazard", "scenario", "year"]].drop_duplicates()
+    present = list(combos["hazard"].unique())
     if hazards is None:
         hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
     if scenarios is None:
-        run_scen = sorted(set(table["scenario"]), key=_scenario_order)
+        run_scen = sorted(set(combos["scenario"]), key=_scenario_order)
         scenarios = run_scen[-1:]
-    years = sorted({int(y) for y in table["year"]})
-    layers = []
-    for h in hazards:
-        for s in scenarios:
-            for y in years:
-                if ((table["hazard"] == h) & (table["scenario"] == s)
-                        & (table["year"].astype(int) == y)).any():
-                    layers.append((h, s, y))
-    return layers
+    years = sorted({int(y) for y in combos["year"]})
+    have = {(h, s, int(y)) for h, s, y in combos.itertuples(index=False)}
+    return [(h, s, y) for h in hazards for s in scenarios for y in years if (h, s, y) in have]
 
 
 # ----------------------------------------------------------------------------- output

@@ -4,6 +4,13 @@ Layout of ``<run>/sites.gpkg`` (EPSG:4326, WGS 84 longitude/latitude):
 
 - ``sites``: one point per located site with the site's own fields, its geocoding
   provenance (geocoder, precision, datum, query, ...), ``data_origin`` and ``run_id``.
+- ``site_footprints`` (only when some input site is a Polygon/MultiPolygon): one
+  MultiPolygon per footprint site with ``site_id``, ``name``, the level fields of the
+  headline layer (the report's first map: first headline hazard, worst scenario of the run,
+  first year; ``hazard``/``scenario``/``year`` say which) and ``<layer>_level`` for every
+  level layer, so footprints can be styled by any of them. The same features are written
+  as ``site_footprints.geojson`` (:func:`footprint_files`); ``sites.geojson`` stays
+  Point-only, one geometry type per file.
 - one point layer per hazard x scenario x year, named ``<hazard>_<scenario>_<year>``
   (``water_stress_pessimistic_2030``), every one with the same fields, above all ``level``
   (1-5, NULL for no data). Long layers rather than one wide layer: one style file
@@ -16,7 +23,8 @@ Layout of ``<run>/sites.gpkg`` (EPSG:4326, WGS 84 longitude/latitude):
   licences, threshold sets, scenario crosswalk) so the file explains itself when shared
   alone.
 - ``layer_styles``: the level style stored as each level layer's default (the table QGIS
-  itself uses), so QGIS colours the layers on opening without the ``.qml``.
+  itself uses), so QGIS colours the layers on opening without the ``.qml``; the footprint
+  layer gets the same categories as fills.
 
 The file is written to a temporary folder beside the target and renamed into place, so a
 failed write never leaves a partial GeoPackage.
@@ -35,25 +43,33 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
+from shapely.geometry import mapping
 
-from .charts import LEVEL_COLOURS, NO_DATA_COLOUR
+from .charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from .classify import RiskLevel
 from .errors import CatalogError, OutputError
+from .outputs import json_bytes
 from .scenarios import Narrative, parse_narrative
 
-__all__ = ["write_geopackage", "level_style_qml", "layer_name", "STYLE_FILE", "GPKG_FILE"]
+__all__ = ["write_geopackage", "level_style_qml", "layer_name", "footprint_files", "STYLE_FILE",
+           "GPKG_FILE", "FOOTPRINT_FILE", "FOOTPRINT_LAYER"]
 
 log = logging.getLogger(__name__)
 
 #: File names the run folder uses for the GeoPackage and its style.
 GPKG_FILE = "sites.gpkg"
 STYLE_FILE = "sitescreen_level.qml"
+#: GeoJSON of the site footprints and the GeoPackage layer holding them (only written when
+#: some site was given as a Polygon/MultiPolygon).
+FOOTPRINT_FILE = "site_footprints.geojson"
+FOOTPRINT_LAYER = "site_footprints"
 
 _CRS = "EPSG:4326"
 _GEOM = "geom"
@@ -256,6 +272,12 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
         with _unsynced_sqlite():
             write(_points(fields.loc[located].reset_index(drop=True)), "sites",
                   f"Screened sites of run {run_id} (data origin {origin}); WGS 84")
+            footprints = _footprints(sites, table, origin=origin)
+            if footprints is not None:
+                frame, head_rows = footprints
+                frame = frame.set_geometry(gpd.GeoSeries(
+                    _as_multipolygons(frame.geometry.to_numpy()), index=frame.index, crs=_CRS))
+                write(frame, FOOTPRINT_LAYER, _footprint_description(head_rows, manifest))
             for name, frame, rows in _level_layers(table, located_ids, pos, name_of, origin):
                 write(frame, name, _description(rows, manifest))
                 styled.append(name)
@@ -264,7 +286,12 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
                 {c: pd.Series(dtype=object) for c in unresolved.columns}), "unresolved_sites",
                 "Sites without a location: not screened, not drawn")
             write(_metadata_rows(manifest), "run_metadata", f"Provenance of run {run_id}")
-            write(_layer_styles(styled, manifest), "layer_styles")
+            styles = _layer_styles(styled, manifest)
+            if footprints is not None:
+                styles = pd.concat([styles, _layer_styles([FOOTPRINT_LAYER], manifest,
+                                                          geometry="polygon")],
+                                   ignore_index=True)
+            write(styles, "layer_styles")
         _fsync(tmp)
         os.replace(tmp, path)
     except Exception as exc:
@@ -279,6 +306,18 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
 def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
                   name_of: Mapping[str, str], origin: str):
     """(layer name, GeoDataFrame, source rows) per hazard x scenario x year, in report order."""
+    pos = pos.assign(site_id=pos["site_id"].astype(str))
+    for name, out, rows in _level_frames(table, located_ids, name_of, origin):
+        yield name, _points(out.merge(pos, on="site_id", how="left")), rows
+
+
+def _level_frames(table: pd.DataFrame, located_ids: set[str], name_of: Mapping[str, str],
+                  origin: str):
+    """(layer name, attribute frame, source rows) per hazard x scenario x year, in report order.
+
+    The attribute frame has no geometry: the level layers place it at the site points,
+    the footprint layer (:func:`_footprints`) on the footprints.
+    """
     # Only the columns the layers and their descriptions use (the long table of 100,000
     # sites is gigabytes); ranks of hazards and scenarios computed once per distinct value.
     needed = [c for c in dict.fromkeys([*_LEVEL_FIELDS, "hazard_label"]) if c in table]
@@ -290,7 +329,6 @@ def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
     order = order[order["_located"].to_numpy()]
     groups = order.sort_values(["_h", "_s", "year"], kind="stable").groupby(
         ["_h", "_s", "year"], sort=False)
-    pos = pos.assign(site_id=pos["site_id"].astype(str))
     for _, rows in groups:
         if rows.empty:
             continue
@@ -308,7 +346,110 @@ def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
             if col in out:
                 out[col] = _text_or_empty(out[col])
         out["data_origin"] = origin
-        yield name, _points(out.merge(pos, on="site_id", how="left")), rows
+        yield name, out, rows
+
+
+def _footprints(sites: pd.DataFrame, table: pd.DataFrame, *,
+                origin: str) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None] | None:
+    """The footprint sites with their level attributes, or None when no site has a footprint.
+
+    Returns the GeoDataFrame (input Polygon/MultiPolygon, 2-D, EPSG:4326; fields ``site_id``,
+    ``name``, the headline layer's level-layer fields, then ``<layer>_level`` per level
+    layer) and the headline layer's rows of ``table`` (None when the table has none). The
+    attributes come from :func:`_level_frames`, so they equal those of the level layers.
+    """
+    if "geometry" not in sites or not len(sites):
+        return None
+    geoms = np.asarray(sites["geometry"], dtype=object)
+    geoms = np.where(shapely.is_geometry(geoms), geoms, None)  # NaN in a plain frame: none
+    kind = shapely.get_type_id(geoms)
+    is_footprint = np.isin(kind, (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
+    is_footprint &= _located(sites)
+    if not is_footprint.any():
+        return None
+    ids = sites["site_id"].astype(str).to_numpy()[is_footprint]
+    names = (_text_or_empty(sites["name"]).to_numpy()[is_footprint] if "name" in sites
+             else np.full(len(ids), "", dtype=object))
+    name_of = dict(zip(ids, names, strict=True))
+    # Only the footprint sites' rows: every site has the same layers, and this stays small.
+    part = table[table["site_id"].astype(str).isin(name_of)]
+    first = map_layers(part)[:1] if len(part) else []
+    headline = layer_name(*first[0]) if first else None
+
+    out = pd.DataFrame({"site_id": ids, "name": names})
+    head_rows = None
+    wide: dict[str, pd.Series] = {}
+    for name, attrs, rows in _level_frames(part, set(ids), name_of, origin):
+        if name == headline:
+            out = out.merge(attrs.drop(columns="name"), on="site_id", how="left")
+            head_rows = rows
+        wide[_field(f"{name}_level")] = attrs.set_index("site_id")["level"]
+    if head_rows is None:
+        out["data_origin"] = origin
+    for col, levels in wide.items():
+        out[col] = out["site_id"].map(levels).astype("Int32")
+    geometry = gpd.GeoSeries(shapely.force_2d(geoms[is_footprint]), crs=_CRS)
+    return gpd.GeoDataFrame(out, geometry=geometry.to_numpy(), crs=_CRS), head_rows
+
+
+def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
+    """Polygons and MultiPolygons as MultiPolygons (one layer, one geometry type)."""
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    return shapely.multipolygons(parts, indices=index)
+
+
+def _footprint_description(rows: pd.DataFrame | None, manifest: Mapping) -> str:
+    if rows is None:
+        return f"Site footprints of run {manifest.get('run_id', '')}; WGS 84"
+    warn = "SYNTHETIC DEMO DATA, NOT HAZARD DATA. "
+    text = _description(rows, manifest)
+    return (f"{warn if text.startswith(warn) else ''}Site footprints; fields level, level_low, "
+            f"level_high, value: {text.removeprefix(warn)}; fields <layer>_level: the level of "
+            "every level layer")
+
+
+def footprint_files(sites: pd.DataFrame, table: pd.DataFrame, *,
+                    manifest: Mapping) -> dict[str, bytes]:
+    """``{FOOTPRINT_FILE: GeoJSON bytes}`` when some site has a footprint, else ``{}``.
+
+    An RFC 7946 FeatureCollection (WGS 84 longitude/latitude): one Polygon or MultiPolygon
+    feature (as given, 2-D, exterior rings counterclockwise as RFC 7946 section 3.1.6 asks)
+    per located footprint site, with the attributes of the ``site_footprints`` layer of the
+    GeoPackage. Kept apart from ``sites.geojson`` so each file has one geometry type, which
+    QGIS loads as one layer.
+
+    Parameters
+    ----------
+    sites : the run's sites (``site_id``, ``name``, ``lon``, ``lat``, ``geometry``).
+    table : the long per-site results table.
+    manifest : the run manifest (run id, data origin).
+    """
+    origin = str(manifest.get("data_origin", ""))
+    footprints = _footprints(sites, table, origin=origin)
+    if footprints is None:
+        return {}
+    frame, head_rows = footprints
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    values = [_json_values(frame[c]) for c in columns]
+    geoms = shapely.orient_polygons(frame.geometry.to_numpy(), exterior_cw=False)
+    features = [{"type": "Feature", "id": sid, "geometry": mapping(g),
+                 "properties": dict(zip(columns, row, strict=True))}
+                for sid, g, row in zip(frame["site_id"], geoms, zip(*values, strict=True),
+                                       strict=True)]
+    headline = (layer_name(head_rows["hazard"].iloc[0], head_rows["scenario"].iloc[0],
+                           head_rows["year"].iloc[0]) if head_rows is not None else None)
+    fc = {"type": "FeatureCollection", "features": features,
+          "name": "sitescreen site footprints",
+          "sitescreen": {"run_id": manifest.get("run_id", ""), "data_origin": origin,
+                         "data_origin_note": manifest.get("data_origin_note", ""),
+                         "sitescreen_version": manifest.get("sitescreen_version", ""),
+                         "level_fields_layer": headline, "manifest": "manifest.json"}}
+    return {FOOTPRINT_FILE: json_bytes(fc)}
+
+
+def _json_values(values: pd.Series) -> list:
+    """Cells as JSON-ready Python values (missing ones None)."""
+    return values.astype(object).where(values.notna(), None).tolist()
 
 
 _SQLITE_LOCK = threading.Lock()
@@ -344,9 +485,10 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _layer_styles(layers: list[str], manifest: Mapping) -> pd.DataFrame:
+def _layer_styles(layers: list[str], manifest: Mapping, *,
+                  geometry: Literal["point", "polygon"] = "point") -> pd.DataFrame:
     """Rows of QGIS's ``layer_styles`` table making the level style each layer's default."""
-    qml = level_style_qml().decode("utf-8")
+    qml = level_style_qml(geometry=geometry).decode("utf-8")
     stamp = pd.to_datetime(manifest.get("created_at") or "1970-01-01T00:00:00Z", utc=True,
                            errors="coerce")
     n = len(layers)
@@ -364,6 +506,28 @@ def _rgba(hex_colour: str) -> str:
     return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
 
 
+def _symbol(kind: str, layer_class: str, index: int, props: Mapping[str, str]) -> str:
+    # QGIS >= 3.26 reads the <Option> map, older 3.x releases the <prop> elements; both are
+    # written, as QGIS itself did during the transition.
+    options = "".join(f'<Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
+    legacy = "".join(f'<prop k="{k}" v="{v}"/>' for k, v in props.items())
+    return (f'<symbol type="{kind}" name="{index}" alpha="1" clip_to_extent="1" force_rhr="0">'
+            f'<layer class="{layer_class}" enabled="1" locked="0" pass="0">'
+            f'<Option type="Map">{options}</Option>{legacy}</layer></symbol>')
+
+
+def _fill_symbol(index: int, colour: str, *, hollow: bool = False) -> str:
+    props = {
+        "border_width_map_unit_scale": "3x:0,0,0,0,0,0",
+        "color": _rgba(colour) if not hollow else "0,0,0,0", "joinstyle": "bevel",
+        "offset": "0,0", "offset_map_unit_scale": "3x:0,0,0,0,0,0", "offset_unit": "MM",
+        "outline_color": "51,51,51,255" if not hollow else _rgba("#7a7a7a"),
+        "outline_style": "solid", "outline_width": "0.26" if not hollow else "0.5",
+        "outline_width_unit": "MM", "style": "solid" if not hollow else "no",
+    }
+    return _symbol("fill", "SimpleFill", index, props)
+
+
 def _marker_symbol(index: int, colour: str, *, hollow: bool = False) -> str:
     props = {
         "angle": "0", "color": _rgba(colour) if not hollow else "0,0,0,0",
@@ -375,29 +539,27 @@ def _marker_symbol(index: int, colour: str, *, hollow: bool = False) -> str:
         "scale_method": "diameter", "size": "3.2", "size_map_unit_scale": "3x:0,0,0,0,0,0",
         "size_unit": "MM", "vertical_anchor_point": "1",
     }
-    # QGIS >= 3.26 reads the <Option> map, older 3.x releases the <prop> elements; both are
-    # written, as QGIS itself did during the transition.
-    options = "".join(f'<Option type="QString" name="{k}" value="{v}"/>' for k, v in props.items())
-    legacy = "".join(f'<prop k="{k}" v="{v}"/>' for k, v in props.items())
-    return (f'<symbol type="marker" name="{index}" alpha="1" clip_to_extent="1" force_rhr="0">'
-            f'<layer class="SimpleMarker" enabled="1" locked="0" pass="0">'
-            f'<Option type="Map">{options}</Option>{legacy}</layer></symbol>')
+    return _symbol("marker", "SimpleMarker", index, props)
 
 
-def level_style_qml() -> bytes:
+def level_style_qml(*, geometry: Literal["point", "polygon"] = "point") -> bytes:
     """QGIS layer style (``.qml``): categorized on ``level``, 1-5 green to red, else grey.
 
     Six categories: the five levels in the colours of the charts, and a grey hollow
     catch-all (empty value: QGIS's "all other values", which takes NULL and 0) labelled
-    "no data".
+    "no data". ``geometry="polygon"`` gives the same categories as fills (for
+    ``site_footprints``); the default, circle markers, is the style file of the run.
     """
+    if geometry not in ("point", "polygon"):
+        raise ValueError(f"geometry {geometry!r} is not 'point' or 'polygon'")
+    symbol = _marker_symbol if geometry == "point" else _fill_symbol
     cats, symbols = [], []
     for i, lvl in enumerate(range(1, 6)):
         label = f"{lvl} {RiskLevel(lvl).label}"
         cats.append(f'<category render="true" symbol="{i}" value="{lvl}" label={quoteattr(label)}/>')
-        symbols.append(_marker_symbol(i, LEVEL_COLOURS[lvl]))
+        symbols.append(symbol(i, LEVEL_COLOURS[lvl]))
     cats.append('<category render="true" symbol="5" value="" label="no data"/>')
-    symbols.append(_marker_symbol(5, NO_DATA_COLOUR, hollow=True))
+    symbols.append(symbol(5, NO_DATA_COLOUR, hollow=True))
     xml = (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         '<qgis version="3.28.0-Firenze" styleCategories="Symbology">\n'
@@ -405,12 +567,12 @@ def level_style_qml() -> bytes:
         'enableorderby="1" forceraster="0" referencescale="-1">\n'
         "    <categories>\n      " + "\n      ".join(cats) + "\n    </categories>\n"
         "    <symbols>\n      " + "\n      ".join(symbols) + "\n    </symbols>\n"
-        "    <source-symbol>" + _marker_symbol(0, NO_DATA_COLOUR) + "</source-symbol>\n"
+        "    <source-symbol>" + symbol(0, NO_DATA_COLOUR) + "</source-symbol>\n"
         # Draw the worst levels last, so they are on top where sites overlap.
         '    <orderby><orderByClause asc="1" nullsFirst="1">"level"</orderByClause></orderby>\n'
         '    <rotation/><sizescale/>\n'
         "  </renderer-v2>\n"
-        "  <layerGeometryType>0</layerGeometryType>\n"
+        f"  <layerGeometryType>{0 if geometry == 'point' else 2}</layerGeometryType>\n"
         "</qgis>\n"
     )
     return xml.encode("utf-8")

@@ -27,7 +27,15 @@ from .datasources import DataOrigin, DataSource
 from .errors import CatalogError
 from .geocode import GEOCODE_COLUMNS
 from .hazards import HazardContext, HazardResult, load_hazard
-from .outputs import check_run_id, json_bytes, new_run_id, site_features, write_run
+from .outputs import (
+    check_run_id,
+    csv_writer,
+    geojson_writer,
+    json_bytes,
+    new_run_id,
+    site_features,
+    write_run,
+)
 from .scenarios import Narrative, parse_narrative
 from .store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
@@ -341,7 +349,7 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
     from functools import partial
 
     from .changes import changes_table, compare_runs, find_previous_run
-    from .gis import GPKG_FILE, STYLE_FILE, level_style_qml, write_geopackage
+    from .gis import GPKG_FILE, STYLE_FILE, footprint_files, level_style_qml, write_geopackage
 
     files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
     changes = None
@@ -361,17 +369,19 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
                                    manifest=manifest, charts=chart_files, changes=changes))
     files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest)
     files[STYLE_FILE] = level_style_qml()
+    files.update(footprint_files(sites, table, manifest=manifest))  # footprint sites only
     return files
 
 
 def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                manifest: dict) -> dict[str, bytes]:
+                manifest: dict) -> dict[str, bytes | Callable[[Path], None]]:
     """GeoJSON, summary tables and manifest: the files every run has."""
     origin = manifest["data_origin"]
     extras = [c for c in sites.columns if c not in SITE_OUTPUT_COLUMNS
               and c not in GEOCODE_COLUMNS and c not in ("geometry", "input_ref")]
     site_columns = SITE_OUTPUT_COLUMNS + [c for c in GEOCODE_COLUMNS if c in sites] + extras
-    fc = site_features(sites, table, data_origin=origin, site_columns=site_columns)
+    fc = site_features(sites, table, data_origin=origin, site_columns=site_columns,
+                       lazy=True)
     fc["name"] = "sitescreen results"
     fc["sitescreen"] = {"run_id": manifest["run_id"], "data_origin": origin,
                         "data_origin_note": manifest["data_origin_note"],
@@ -385,14 +395,13 @@ def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.Da
                    "definitions": manifest["definitions"]},
         "shares": shares_out.to_dict("records"),
     }
-    table_out = table.assign(data_origin=origin)
     header = (f"# sitescreen {manifest['sitescreen_version']} run {manifest['run_id']}; "
               f"data_origin={origin}; {manifest['data_origin_note']}\n")
     return {
-        "sites.geojson": json_bytes(fc),
+        "sites.geojson": geojson_writer(fc),
         "summary.csv": (header + shares_out.to_csv(index=False, float_format="%.4f")).encode(),
         "summary.json": json_bytes(summary),
-        "site_results.csv": (header + table_out.to_csv(index=False)).encode(),
+        "site_results.csv": csv_writer(table.assign(data_origin=origin), comment=header),
         "manifest.json": json_bytes(manifest),
     }
 

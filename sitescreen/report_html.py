@@ -289,7 +289,9 @@ def _hazards(frame: pd.DataFrame) -> list[str]:
 
 
 def _labels(frame: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(frame["hazard"], frame["hazard_label"], strict=False))
+    # One row per hazard first: the long table has millions of rows.
+    first = frame[["hazard", "hazard_label"]].drop_duplicates("hazard", keep="last")
+    return dict(zip(first["hazard"], first["hazard_label"], strict=True))
 
 
 def _abbr(label: str) -> str:
@@ -412,7 +414,7 @@ def _level_cell(level: int, low: int, high: int, driver: str) -> _Cell:
 def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
                 labels: Mapping[str, str]) -> None:
     doc.heading(2, "Sites", "sites")
-    present = list(dict.fromkeys(table["hazard"]))
+    present = list(table["hazard"].unique())
     hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
     part = table[table["hazard"].isin(hazards)]
     combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]]

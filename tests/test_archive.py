@@ -22,8 +22,8 @@ import shapely
 
 from sitescreen.archive import extract_zip, prepare_aqueduct
 from sitescreen.catalog import load_catalog
+from sitescreen.datasets import VerifyStatus, fetch_dataset, verify_dataset
 from sitescreen.datasources import DataOrigin, DataSource
-from sitescreen.download import VerifyStatus, fetch_dataset, verify_dataset
 from sitescreen.errors import HazardDataError, UnsafePathError
 
 

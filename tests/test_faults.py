@@ -2,7 +2,7 @@
 
 Covered elsewhere and not repeated: downloads dropped mid-transfer and resumed, 5xx and 429
 with Retry-After, checksum mismatches and a same-size corrupted cache file
-(tests/test_download.py); geocoder 429, 5xx, timeouts and refused connections
+(tests/test_fetch.py); geocoder 429, 5xx, timeouts and refused connections
 (tests/test_geocode_online.py); a writer failing inside ``write_run``
 (tests/test_outputs.py); two processes writing the geocode cache (test_geocode_cache.py).
 
@@ -36,8 +36,9 @@ import pytest
 from small_pack import site, sites_doc, small_pack
 
 from sitescreen.catalog import CatalogEntry
-from sitescreen.download import VerifyStatus, fetch, fetch_dataset, verify_dataset
+from sitescreen.datasets import VerifyStatus, fetch_dataset, verify_dataset
 from sitescreen.errors import DownloadError
+from sitescreen.fetch import fetch
 from sitescreen.geocode import AddressQuery, AMapGeocoder, GeocodeCache, geocode_sites
 from sitescreen.geocode._http import RetryPolicy
 from sitescreen.sites import read_sites

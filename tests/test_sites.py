@@ -1,4 +1,7 @@
-"""Unit tests for sitescreen.sites: reading, validating, ids, policies, the example portfolio."""
+"""Unit tests for sitescreen.sites: reading, columns, ids, policies, the example portfolio.
+
+The checks and the problem/report objects are tested in tests/test_site_checks.py.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +23,7 @@ from sitescreen.errors import SiteValidationError
 from sitescreen.sites import (
     CORE_COLUMNS,
     OUTPUT_COLUMNS,
-    Problem,
     SiteWarning,
-    ValidationReport,
     derive_site_id,
     read_sites,
     validate_sites,
@@ -102,26 +103,6 @@ def test_geojson_reserved_property_names_are_renamed(tmp_path):
     assert gdf["src_lat"].iloc[0] == 5
     assert gdf["src_geometry"].iloc[0] == "x"
     assert {p.field for p in report.warnings} == {"lat", "geometry"}
-
-
-def test_all_errors_reported_at_once(tmp_path):
-    path = _write_json(tmp_path / "bad.geojson", _fc(
-        _feat({"site_id": "a", "name": "A"}, {"type": "Point", "coordinates": [31.2, 121.4]}),
-        _feat({"site_id": "b", "name": ""}, {"type": "Point", "coordinates": [0, 0]}),
-        _feat({"site_id": "A ", "name": "A2"}, {"type": "Point", "coordinates": [1.0, 2.0]}),
-        _feat({"site_id": "d", "name": "D"}, None)))
-    with pytest.raises(SiteValidationError) as info:
-        read_sites(path)
-    errs = info.value.problems
-    assert [(p.where, p.field) for p in errs] == [
-        ("feature 1 (site_id 'a')", "geometry.coordinates"),
-        ("feature 2 (site_id 'b')", "geometry.coordinates"),
-        ("feature 3 (site_id 'A')", "site_id"),
-        ("feature 4 (site_id 'd')", "geometry"),
-    ]
-    assert "lon 121.4, lat 31.2" in errs[0].hint
-    assert isinstance(info.value, ValueError)
-    assert str(info.value).startswith(f"{path}: 4 problems found")
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -267,26 +248,7 @@ def test_unknown_policy_is_refused(mixed_csv):
         read_sites(mixed_csv, on_invalid="skip")
 
 
-# --- value objects --------------------------------------------------------------------------
-
-
-def test_problem_round_trip_and_text():
-    p = Problem("error", "row 7", "lat", "latitude 121.4 is outside -90..90", "swap them", 5)
-    assert Problem.from_dict(p.to_dict()) == p
-    assert "hint" not in Problem("warning", "row 2", "name", "name is blank").to_dict()
-    assert str(p) == ("error: row 7, field 'lat': latitude 121.4 is outside -90..90 "
-                      "(hint: swap them)")
-
-
-def test_report_format_limits_and_counts():
-    probs = tuple(Problem("error", f"row {i}", "lat", "bad", index=i) for i in range(2, 6))
-    report = ValidationReport("s.csv", probs, None, 4)
-    assert not report.ok
-    text = report.format(max_problems=2)
-    assert text.splitlines()[0] == "s.csv: 4 sites read, 4 errors, 0 warnings"
-    assert text.splitlines()[-1] == "  ... and 2 more"
-    assert report.to_dict()["problems"][0] == {"severity": "error", "where": "row 2",
-                                                "field": "lat", "message": "bad", "index": 2}
+# --- docstrings ---------------------------------------------------------------------------------
 
 
 def test_docstring_examples():

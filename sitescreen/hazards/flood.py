@@ -53,7 +53,7 @@ import numpy as np
 
 from ..catalog import CatalogEntry
 from ..classify import ThresholdSet, classify
-from ..download import format_file_name
+from ..datasets import format_file_name
 from ..errors import CatalogError, HazardDataError
 from ..raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
 from ..scenarios import Narrative, Pathway, parse_narrative, pathway_for

@@ -12,7 +12,7 @@ REFERENCE section 3):
   names ``..._rp0001_5.tif`` without the ``_0``.
 
 Names come from the catalog's file templates through
-:func:`sitescreen.download.format_file_name`, so the writer, ``sitescreen data fetch`` and
+:func:`sitescreen.datasets.format_file_name`, so the writer, ``sitescreen data fetch`` and
 the flood hazard use one naming rule.
 
 The grid is the upstream one: global, -180..180 x -90..90 at 30 arc-seconds (43200 x 21600
@@ -62,7 +62,7 @@ import rasterio
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from ..download import format_file_name
+from ..datasets import format_file_name
 from . import DemoArea
 
 __all__ = [
@@ -142,7 +142,7 @@ def coast_name(pathway: str, year: int | str, rp: float | str, *,
                subsidence: str = SUBSIDENCE, slr: str = SLR) -> str:
     """Upstream coastal name, ``inuncoast_{pathway}_{subsidence}_{year}_rp{RP}_{slr}.tif``,
     with upstream's quirk: the 1.5-year tile has no ``_0`` (see
-    :func:`sitescreen.download.format_file_name`).
+    :func:`sitescreen.datasets.format_file_name`).
 
     >>> coast_name("rcp4p5", 2030, 10), coast_name("rcp4p5", 2030, 1.5)
     ('inuncoast_rcp4p5_wtsub_2030_rp0010_0.tif', 'inuncoast_rcp4p5_wtsub_2030_rp0001_5.tif')
