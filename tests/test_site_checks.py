@@ -6,13 +6,14 @@ End to end (files in, problems out) the checks are also exercised by tests/test_
 from __future__ import annotations
 
 import doctest
-import json
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from site_docs import feature as _feat
+from site_docs import feature_collection as _fc
+from site_docs import write_json as _write_json
 
 import sitescreen.site_checks as checks_mod
 from sitescreen.errors import SiteValidationError
@@ -30,20 +31,6 @@ from sitescreen.site_checks import (
     check_text_fields,
 )
 from sitescreen.sites import SITE_KINDS, read_sites
-
-
-def _fc(*features, **top) -> dict:
-    return {"type": "FeatureCollection", **top, "features": list(features)}
-
-
-def _feat(props: dict, geom: dict | None) -> dict:
-    return {"type": "Feature", "properties": props, "geometry": geom}
-
-
-def _write_json(path: Path, obj) -> Path:
-    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    return path
-
 
 # --- every problem at once, through the reader ------------------------------------------------
 

