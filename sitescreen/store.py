@@ -37,6 +37,9 @@ __all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore
 log = logging.getLogger(__name__)
 
 _DECIMALS = 6
+#: Part of every layer fingerprint: raise it when a hazard's result columns change (as when
+#: water stress gained its baseline columns), so stores written before are not reused.
+RESULT_LAYOUT = 2
 
 
 def _digest(obj) -> str:
@@ -66,6 +69,7 @@ def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario:
     entries = [catalog.dataset(d) for d in spec.datasets]
     key = {
         "sitescreen": __version__,
+        "layout": RESULT_LAYOUT,
         "hazard": spec.to_dict(),
         "thresholds": catalog.threshold_set(spec.threshold_set).to_dict(),
         "datasets": [e.to_dict() for e in entries],

@@ -282,6 +282,28 @@ def test_baseline_reads_bws(catalog, pack):
     assert "bws_cat" in r.method
 
 
+def test_each_future_layer_carries_the_baseline_beside_it(catalog, pack):
+    r = WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
+                             context=context(catalog, pack))
+    a, arid, nodata = AT["a"], AT["b_arid"], AT["c_nodata"]
+    # Basin A: baseline bws_cat 3 (high) -> level 4, beside its own future category.
+    assert r.extra["bws_cat"][a] == 3 and r.extra["level_baseline"][a] == 4
+    assert r.extra["bws_label"][a] == "High (40-80%)"
+    assert r.extra["bws_raw"][a] == pytest.approx(0.6)
+    assert r.levels[a] != r.extra["level_baseline"][a]  # the future value is its own column
+    assert r.extra["level_baseline"][arid] == 4  # arid ranks with high stress
+    assert r.extra["level_baseline"][nodata] == 0
+    assert r.details["baseline"]["columns"]["c"] == "bws_cat"
+    assert "level_baseline" in r.method
+    depletion = WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
+                                     context=context(catalog, pack, hazard="water_depletion"))
+    assert "bwd_cat" in depletion.extra and "bws_cat" not in depletion.extra
+
+    off = WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
+                               context=context(catalog, pack, baseline=False))
+    assert "level_baseline" not in off.extra and "baseline" not in off.details
+
+
 def test_missing_column_names_file_column_and_version(catalog, tmp_path):
     future = _future_rows().drop(columns=[c for c in _future_rows().columns
                                           if c.startswith("bau50_ws")])

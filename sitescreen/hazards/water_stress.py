@@ -22,9 +22,15 @@ the label (``_x_l``) travel in ``extra``. Flags per site:
 ``basin-boundary``      the site is within ``boundary_km`` (default 1 km) of its basin's
                         boundary, so a small coordinate error could change its basin
 
+Every future layer also carries today's picture: the baseline category (``bws_cat`` of the
+baseline table for water stress, the same basins and threshold set) and its level, as
+``bws_raw``/``bws_cat``/``bws_label``/``level_baseline`` in ``extra`` (the flood hazards
+report their historical baseline the same way).
+
 Catalog parameters (``[hazards.NAME.params]``): ``indicator`` (``ws`` water stress, ``wd`` water
 depletion, ``iv``/``sv`` variability), ``boundary_km`` (default 1.0), ``basin_layer`` (default
-``future_annual``). One class serves ``water_stress`` and ``water_depletion``.
+``future_annual``), ``baseline`` (default true: report the baseline beside each future layer).
+One class serves ``water_stress`` and ``water_depletion``.
 
 Speed: the basin polygons are read once per data source and process (and kept as GeoParquet
 under the cache folder, keyed by dataset version and the geodatabase's size and mtime); the
@@ -144,7 +150,9 @@ class WaterStress:
         HazardResult
             ``values``: category (-1..4, NaN no data); ``extra``: ``{ind}_raw`` (ratio),
             ``{ind}_score`` (0-5), ``{ind}_label`` (Aqueduct's label) and ``pfaf_id``
-            (-9999 where there is no basin).
+            (-9999 where there is no basin); unless the catalog sets ``baseline = false``,
+            also the baseline beside it: ``b{ind}_raw``, ``b{ind}_cat``, ``b{ind}_label``
+            and ``level_baseline`` (see :meth:`baseline`).
 
         Raises
         ------
@@ -183,8 +191,18 @@ class WaterStress:
             "pathway_code": pathway.code, "boundary_km": boundary_km,
             "basins": len(index.pfaf_id), "data_origin": str(context.data.origin),
         }
+        beside: dict[str, np.ndarray] = {}
+        if bool(context.params.get("baseline", True)):
+            base = self.baseline(lon, lat, context=context)
+            b = ind.baseline
+            beside = {f"{b}_raw": base.extra[f"{b}_raw"], f"{b}_cat": base.values,
+                      f"{b}_label": base.extra[f"{b}_label"], "level_baseline": base.levels}
+            details["baseline"] = {"file": base.details["file"],
+                                   "columns": base.details["columns"]}
+            method += (f" The baseline category ({b}_cat of the baseline table, same basins and "
+                       "thresholds) is reported beside it as level_baseline.")
         return self._result(narrative, int(year), pathway, ind, index, join, per_basin,
-                            context, method, details)
+                            context, method, details, beside=beside)
 
     def baseline(self, lon: np.ndarray, lat: np.ndarray, *, context: HazardContext) -> HazardResult:
         """The Aqueduct 4.0 *baseline* category (``bws_cat`` for water stress) of every site.
@@ -241,7 +259,8 @@ class WaterStress:
     def _result(self, narrative: Narrative | None, year: int | None, pathway: Pathway | None,
                 ind: _Indicator, index: _BasinIndex, join: _SiteJoin,
                 per_basin: dict[str, np.ndarray], context: HazardContext, method: str,
-                details: dict[str, Any], *, extra_prefix: str | None = None) -> HazardResult:
+                details: dict[str, Any], *, extra_prefix: str | None = None,
+                beside: dict[str, np.ndarray] | None = None) -> HazardResult:
         thresholds = context.thresholds
         inside = join.basin >= 0
         b = np.where(inside, join.basin, 0)
@@ -274,7 +293,8 @@ class WaterStress:
             threshold_set=thresholds.name, datasets=tuple(context.spec.datasets),
             method=method, values=cat, levels=levels, level_low=levels.copy(),
             level_high=levels.copy(), flags=_flag_strings(bits),
-            extra={f"{p}_raw": raw, f"{p}_score": score, f"{p}_label": label, "pfaf_id": pfaf},
+            extra={f"{p}_raw": raw, f"{p}_score": score, f"{p}_label": label, "pfaf_id": pfaf,
+                   **(beside or {})},
             details=details,
         )
 
