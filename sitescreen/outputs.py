@@ -409,13 +409,33 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = exc.strerror
+        else:  # a library's own words, which may hide a full disk
+            reason = str(exc) + _storage_problem(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise OutputError(f"writing {current} of run {run_id} in {out_root} failed: {reason}; "
                           "nothing of this run was kept") from exc
     if update_latest:
         _point_latest(out_root, run_id)
     return final
+
+
+def _storage_problem(folder: Path) -> str:
+    """A hint when ``folder`` refuses a 1 MiB write: libraries such as GDAL report a full disk
+    in their own words ("no such table: gpkg_contents"), which would hide the cause."""
+    probe = folder / f".space-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * (1 << 20))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return (f" (the folder refuses writes: {exc.strerror or exc}; the disk or the quota "
+                "may be full)")
+    finally:
+        probe.unlink(missing_ok=True)
+    return ""
 
 
 def _point_latest(out_root: Path, run_id: str) -> None:
