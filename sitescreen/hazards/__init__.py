@@ -101,8 +101,12 @@ class Hazard(Protocol):
         ...
 
 
-#: Hazard instances by catalog name, filled on first use by :func:`load_hazard`.
+#: Hazard instances registered by :func:`register_hazard`, by name; they take precedence
+#: over the catalog's plugin for that name.
 HAZARDS: dict[str, Hazard] = {}
+# Plug-ins loaded from catalogs, by (name, plugin): a user catalog may point a packaged
+# name at another class in the same process and must get that class.
+_LOADED: dict[tuple[str, str], Hazard] = {}
 # Mapped tasks load plug-ins from several threads at once.
 _LOCK = threading.RLock()
 
@@ -126,7 +130,10 @@ def load_hazard(spec: HazardSpec) -> Hazard:
     with _LOCK:
         if spec.name in HAZARDS:
             return HAZARDS[spec.name]
-        return _load(spec)
+        key = (spec.name, spec.plugin)
+        if key not in _LOADED:
+            _LOADED[key] = _load(spec)
+        return _LOADED[key]
 
 
 def _load(spec: HazardSpec) -> Hazard:
@@ -146,5 +153,7 @@ def _load(spec: HazardSpec) -> Hazard:
         except AttributeError as exc:
             raise CatalogError(f"hazard {spec.name!r}: plugin {spec.plugin!r} has name "
                                f"{getattr(hazard, 'name', None)!r}") from exc
-    _register(spec.name, hazard)
+    if not isinstance(hazard, Hazard):
+        raise CatalogError(f"hazard {spec.name!r}: plugin {spec.plugin!r} does not implement "
+                           "the Hazard interface (name, assess)")
     return hazard
