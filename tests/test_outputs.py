@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from sitescreen.errors import OutputError, UnsafePathError
-from sitescreen.outputs import json_bytes, latest_run, site_features, write_run
+from sitescreen.outputs import (
+    csv_writer,
+    geojson_writer,
+    json_bytes,
+    latest_run,
+    site_features,
+    write_run,
+)
 
 
 def test_write_run_is_atomic_and_points_latest(tmp_path):
@@ -71,3 +78,42 @@ def test_leftovers_of_killed_runs_are_cleaned_but_fresh_ones_kept(tmp_path):
     write_run(tmp_path, "run-1", {"a.txt": b"one"})
     assert not old.exists()
     assert fresh.exists()  # may belong to a run still writing
+
+
+def test_csv_writer_puts_the_comment_line_above_a_table_pandas_reads_back(tmp_path):
+    frame = pd.DataFrame({"site_id": ["a", "b,2", 'q"x'], "year": [2030, 2050, 2030],
+                          "value": [0.1, float("nan"), 3.25], "exact": [True, False, True],
+                          "flags": ["", "no-data", ""]})
+    path = tmp_path / "t.csv"
+    csv_writer(frame, comment="# provenance line\n")(path)
+
+    lines = path.read_text("utf-8").splitlines()
+    assert lines[0] == "# provenance line" and len(lines) == 5
+    back = pd.read_csv(path, comment="#", keep_default_na=False, na_values={"value": [""]})
+    assert back["site_id"].tolist() == ["a", "b,2", 'q"x']  # quoting survives the round trip
+    assert back["year"].tolist() == [2030, 2050, 2030]
+    assert back["value"].iloc[0] == 0.1 and pd.isna(back["value"].iloc[1])
+    assert back["exact"].tolist() == [True, False, True]
+    with pytest.raises(ValueError, match="starts with '#'"):
+        csv_writer(frame, comment="no hash\n")
+
+
+def test_csv_writer_falls_back_to_pandas_for_mixed_object_columns(tmp_path):
+    frame = pd.DataFrame({"mixed": pd.Series([1, "two", None], dtype=object)})
+    path = tmp_path / "m.csv"
+    csv_writer(frame)(path)
+    # pandas quotes a lone empty cell so the row is not a blank line
+    assert path.read_text("utf-8").splitlines() == ["mixed", "1", "two", '""']
+
+
+def test_geojson_writer_streams_the_same_bytes_as_json_bytes(tmp_path):
+    features = [{"type": "Feature", "id": f"s{i}", "geometry": None,
+                 "properties": {"v": float("nan") if i == 1 else i}} for i in range(3)]
+    whole = {"type": "FeatureCollection", "features": features, "name": "x"}
+    lazy = {"type": "FeatureCollection", "features": iter(features), "name": "x"}
+    geojson_writer(lazy)(tmp_path / "a.geojson")
+    assert (tmp_path / "a.geojson").read_bytes() == json_bytes(whole)
+    assert json.loads(json_bytes(whole))["features"][1]["properties"]["v"] is None
+    empty = {"type": "FeatureCollection", "features": iter(())}
+    geojson_writer(empty)(tmp_path / "e.geojson")
+    assert json.loads((tmp_path / "e.geojson").read_text())["features"] == []
