@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import CatalogError, OutputError
-from .scenarios import Narrative, parse_narrative
+from .errors import OutputError
+from .scenarios import scenario_rank
 
 __all__ = ["compare_runs", "changes_table", "find_previous_run", "CHANGES_COLUMNS"]
 
@@ -193,13 +193,6 @@ def _site_frame(sites: pd.DataFrame) -> pd.DataFrame:
 
 def _by_id(items: Sequence[Mapping], key: str) -> dict[str, Mapping]:
     return {str(i.get(key)): i for i in items if i.get(key) is not None}
-
-
-def _scen_key(value: str) -> int:
-    try:
-        return list(Narrative).index(parse_narrative(value))
-    except CatalogError:
-        return len(Narrative)
 
 
 def _composite_components(manifest: Mapping, hazard: str, threshold_set: str) -> list[str]:
@@ -543,7 +536,7 @@ def _share_changes(psummary: Mapping, sites: pd.DataFrame, table: pd.DataFrame) 
     m = cur.merge(prev[keys + ["medium_plus_pct", "sites_screened"]], on=keys,
                   suffixes=("", "_prev"))
     order = {h: i for i, h in enumerate(dict.fromkeys(table["hazard"]))}
-    m = m.assign(_h=m["hazard"].map(order), _s=m["scenario"].map(_scen_key)).sort_values(
+    m = m.assign(_h=m["hazard"].map(order), _s=m["scenario"].map(scenario_rank)).sort_values(
         ["_h", "year", "_s"], kind="stable")
     out = []
     for r in m.itertuples(index=False):

@@ -40,14 +40,14 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
 from .classify import RiskLevel
-from .errors import CatalogError
-from .scenarios import Narrative, parse_narrative
+from .scenarios import scenario_rank, scenario_title
 
 __all__ = [
     "render_charts",
     "shares_figure",
     "map_figure",
     "map_layers",
+    "hazard_order",
     "figure_bytes",
     "shares_chart_name",
     "map_chart_name",
@@ -103,20 +103,6 @@ def _is_synthetic(manifest: Mapping) -> bool:
     return manifest.get("data_origin") == "synthetic-demo"
 
 
-def _scenario_order(value: str) -> int:
-    try:
-        return list(Narrative).index(parse_narrative(value))
-    except CatalogError:  # an unknown scenario sorts last rather than failing a chart
-        return len(Narrative)
-
-
-def _scenario_title(value: str) -> str:
-    try:
-        return parse_narrative(value).title
-    except CatalogError:
-        return str(value)
-
-
 def _num(value: object) -> float:
     try:
         v = float(value)  # type: ignore[arg-type]
@@ -125,7 +111,7 @@ def _num(value: object) -> float:
     return v
 
 
-def _hazard_order(frame: pd.DataFrame) -> list[str]:
+def hazard_order(frame: pd.DataFrame) -> list[str]:
     """Composites first (what disclosures report), then single hazards, each in input order."""
     first = frame.drop_duplicates("hazard")
     comp = first["is_composite"].astype(bool) if "is_composite" in first else False
@@ -136,7 +122,7 @@ def _hazard_order(frame: pd.DataFrame) -> list[str]:
 # ----------------------------------------------------------------------------- shares chart
 
 def _ordered_rows(part: pd.DataFrame) -> pd.DataFrame:
-    return part.assign(_s=part["scenario"].map(_scenario_order)).sort_values(
+    return part.assign(_s=part["scenario"].map(scenario_rank)).sort_values(
         ["year", "_s"], kind="stable").drop(columns="_s").reset_index(drop=True)
 
 
@@ -219,7 +205,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
             text += " \u2020"
         ax.text(1.03, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)
 
-    ticks = [f"{int(r.year)}  {_scenario_title(r.scenario)}" for r in rows.itertuples()]
+    ticks = [f"{int(r.year)}  {scenario_title(r.scenario)}" for r in rows.itertuples()]
     ax.set_yticks(ys, ticks)
     ax.set_ylim(ys[-1] + 0.6, ys[0] - 0.6)
     ax.set_xlim(0, 100)
@@ -402,7 +388,7 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
                title="risk level (sites)", title_fontsize=8,
                bbox_to_anchor=((0.75 + map_w) / width_in, 1 - top_in / height_in))
 
-    title = _title_lines(label, f"{_scenario_title(scenario)} {int(year)}", manifest)
+    title = _title_lines(label, f"{scenario_title(scenario)} {int(year)}", manifest)
     fig.text(0.012, 1 - 0.3 / height_in, title, fontsize=12, fontweight="bold", va="top",
              color=_SYNTHETIC_RED if synthetic else "black")
     pathways = "; ".join(f"{r.pathway} ({r.period})" for r in
@@ -444,7 +430,7 @@ def map_layers(table: pd.DataFrame, *, hazards: Sequence[str] | None = None,
     if hazards is None:
         hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
     if scenarios is None:
-        run_scen = sorted(set(combos["scenario"]), key=_scenario_order)
+        run_scen = sorted(set(combos["scenario"]), key=scenario_rank)
         scenarios = run_scen[-1:]
     years = sorted({int(y) for y in combos["year"]})
     have = {(h, s, int(y)) for h, s, y in combos.itertuples(index=False)}
@@ -501,7 +487,7 @@ def render_charts(shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame
     out: dict[str, bytes] = {}
     with _LOCK, matplotlib.rc_context(_RC):
         figures: list[tuple[list[str], Figure]] = []
-        for hazard in _hazard_order(shares):
+        for hazard in hazard_order(shares):
             fig = shares_figure(shares[shares["hazard"] == hazard], manifest=manifest, dpi=dpi)
             figures.append(([shares_chart_name(hazard, f) for f in formats], fig))
         for hazard, scenario, year in (maps if maps is not None else map_layers(table)):

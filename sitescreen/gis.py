@@ -54,9 +54,9 @@ from shapely.geometry import mapping
 
 from .charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from .classify import RiskLevel
-from .errors import CatalogError, OutputError
+from .errors import OutputError
 from .outputs import json_bytes
-from .scenarios import Narrative, parse_narrative
+from .scenarios import scenario_rank, scenario_title
 
 __all__ = ["write_geopackage", "level_style_qml", "layer_name", "footprint_files", "STYLE_FILE",
            "GPKG_FILE", "FOOTPRINT_FILE", "FOOTPRINT_LAYER"]
@@ -177,13 +177,6 @@ def _nullable_level(values: pd.Series) -> pd.Series:
     return v.where(v > 0, pd.NA)
 
 
-def _scen_key(value: str) -> int:
-    try:
-        return list(Narrative).index(parse_narrative(value))
-    except CatalogError:
-        return len(Narrative)
-
-
 def _metadata_rows(manifest: Mapping) -> pd.DataFrame:
     def js(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
@@ -212,10 +205,7 @@ def _metadata_rows(manifest: Mapping) -> pd.DataFrame:
 
 def _description(rows: pd.DataFrame, manifest: Mapping) -> str:
     r = rows.iloc[0]
-    try:
-        scen = parse_narrative(r["scenario"]).title
-    except CatalogError:
-        scen = str(r["scenario"])
+    scen = scenario_title(r["scenario"])
     text = (f"{r['hazard_label']}, {scen} {int(r['year'])}: risk level 1-5 per site "
             f"(NULL = no data); dataset pathway {r['pathway']} ({r['period']}); threshold set "
             f"{r['threshold_set']}; run {manifest.get('run_id', '')}; data origin "
@@ -322,7 +312,7 @@ def _level_frames(table: pd.DataFrame, located_ids: set[str], name_of: Mapping[s
     # sites is gigabytes); ranks of hazards and scenarios computed once per distinct value.
     needed = [c for c in dict.fromkeys([*_LEVEL_FIELDS, "hazard_label"]) if c in table]
     hazard_rank = {h: i for i, h in enumerate(table["hazard"].unique())}
-    scen_rank = {s: _scen_key(s) for s in table["scenario"].unique()}
+    scen_rank = {s: scenario_rank(s) for s in table["scenario"].unique()}
     order = table[needed].assign(
         _h=table["hazard"].map(hazard_rank), _s=table["scenario"].map(scen_rank),
         _located=table["site_id"].astype(str).isin(located_ids))

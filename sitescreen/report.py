@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .scenarios import Narrative, parse_narrative
+from .scenarios import Narrative, parse_narrative, scenario_rank
 
 __all__ = ["format_shares_table", "disclosure_sentences", "HEADLINE_HAZARDS"]
 
@@ -86,7 +86,7 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
     order = {h: i for i, h in enumerate(hazards)}
     part = shares[shares["hazard"].isin(hazards)]
     part = part.assign(_h=part["hazard"].map(order),
-                       _s=part["scenario"].map(lambda s: list(Narrative).index(parse_narrative(s))))
+                       _s=part["scenario"].map(scenario_rank))
     out = []
     for _, row in part.sort_values(["_h", "year", "_s"], kind="stable").iterrows():
         if row["sites_screened"] == 0:

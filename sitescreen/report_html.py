@@ -31,13 +31,13 @@ from .charts import (
     BOUNDARY_CREDIT,
     LEVEL_COLOURS,
     NO_DATA_COLOUR,
+    hazard_order,
     map_chart_name,
     shares_chart_name,
 )
 from .classify import RiskLevel
-from .errors import CatalogError
 from .report import HEADLINE_HAZARDS, disclosure_sentences
-from .scenarios import Narrative, parse_narrative
+from .scenarios import Narrative, scenario_rank, scenario_title
 
 __all__ = ["render_report"]
 
@@ -268,26 +268,6 @@ def _pct(value: object) -> str:
     return "-" if math.isnan(v) else f"{v:.0f}"
 
 
-def _scen_title(value: str) -> str:
-    try:
-        return parse_narrative(value).title
-    except CatalogError:
-        return str(value)
-
-
-def _scen_order(value: str) -> int:
-    try:
-        return list(Narrative).index(parse_narrative(value))
-    except CatalogError:
-        return len(Narrative)
-
-
-def _hazards(frame: pd.DataFrame) -> list[str]:
-    first = frame.drop_duplicates("hazard")
-    comp = first["is_composite"].astype(bool)
-    return list(first.loc[comp, "hazard"]) + list(first.loc[~comp, "hazard"])
-
-
 def _labels(frame: pd.DataFrame) -> dict[str, str]:
     # One row per hazard first: the long table has millions of rows.
     first = frame[["hazard", "hazard_label"]].drop_duplicates("hazard", keep="last")
@@ -348,9 +328,9 @@ def _findings(doc: _Doc, shares: pd.DataFrame, labels: Mapping[str, str]) -> Non
 def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes]) -> None:
     doc.heading(2, "Share of sites per risk level", "shares")
     weighted = "w_medium_plus_pct" in shares.columns
-    for hazard in _hazards(shares):
+    for hazard in hazard_order(shares):
         part = shares[shares["hazard"] == hazard]
-        part = part.assign(_s=part["scenario"].map(_scen_order)).sort_values(
+        part = part.assign(_s=part["scenario"].map(scenario_rank)).sort_values(
             ["year", "_s"], kind="stable")
         label = _str(part["hazard_label"].iloc[0])
         kind = " (composite)" if bool(part["is_composite"].iloc[0]) else ""
@@ -363,7 +343,7 @@ def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes
         rows = []
         for r in part.to_dict("records"):
             lo, hi = _pct(r["medium_plus_pct_low"]), _pct(r["medium_plus_pct_high"])
-            row: list[Any] = [_scen_title(r["scenario"]), r["year"],
+            row: list[Any] = [scenario_title(r["scenario"]), r["year"],
                               *[_pct(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
                               _pct(r["medium_plus_pct"]), "" if lo == hi else f"{lo}-{hi}"]
             if weighted:
@@ -399,7 +379,7 @@ def _maps(doc: _Doc, charts: Mapping[str, bytes], labels: Mapping[str, str]) -> 
              "are not drawn.", "note")
     for name, (hazard, scen, year) in found:
         if map_chart_name(hazard, scen, year) == name:
-            doc.image(name, f"{labels.get(hazard, hazard)}: {_scen_title(scen)} {year}",
+            doc.image(name, f"{labels.get(hazard, hazard)}: {scenario_title(scen)} {year}",
                       charts[name])
 
 
@@ -419,7 +399,7 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
     part = table[table["hazard"].isin(hazards)]
     combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]]
                      .drop_duplicates().itertuples(index=False)},
-                    key=lambda k: (hazards.index(k[0]), k[2], _scen_order(k[1])))
+                    key=lambda k: (hazards.index(k[0]), k[2], scenario_rank(k[1])))
     n_sites = len(sites)
     if n_sites > _MAX_SITE_ROWS:
         top = pd.to_numeric(part["level"], errors="coerce").groupby(part["site_id"]).max()
@@ -517,10 +497,10 @@ def _methods(doc: _Doc, manifest: Mapping, labels: Mapping[str, str]) -> None:
         doc.bullets(items)
         rows = []
         for lay in sorted(layers, key=lambda x: (int(x.get("year", 0)),
-                                                 _scen_order(x.get("scenario", "")))):
+                                                 scenario_rank(x.get("scenario", "")))):
             pw = lay.get("pathway", {})
             exact = bool(pw.get("exact", True))
-            rows.append([_scen_title(lay.get("scenario", "")), lay.get("year", ""),
+            rows.append([scenario_title(lay.get("scenario", "")), lay.get("year", ""),
                          f"{pw.get('code', '')} ({pw.get('label', '')})", pw.get("period", ""),
                          _Cell("exact" if exact else "approximate", "" if exact else "bad"),
                          _str(pw.get("note"))])
@@ -642,7 +622,7 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
     if shares:
         doc.heading(3, "Medium-and-above shares that changed")
         doc.table(["Hazard", "Scenario", "Year", "Previous %", "Now %", "Change (points)"], [
-            [_str(s.get("hazard_label")), _scen_title(_str(s.get("scenario"))), s.get("year"),
+            [_str(s.get("hazard_label")), scenario_title(_str(s.get("scenario"))), s.get("year"),
              _pct(s.get("previous_medium_plus_pct")), _pct(s.get("medium_plus_pct")),
              _pct(s.get("delta_pct_points"))] for s in shares], cls="num")
     levels = changes.get("level_changes", [])
@@ -652,7 +632,7 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
             doc.para(f"The first {_MAX_CHANGE_ROWS} are shown; changes.csv lists all of them.")
         doc.table(["Site", "Hazard", "Scenario", "Year", "Before", "Now", "Cause"], [
             [_str(c.get("site_id")), _str(c.get("hazard_label") or c.get("hazard")),
-             _scen_title(_str(c.get("scenario"))), c.get("year"),
+             scenario_title(_str(c.get("scenario"))), c.get("year"),
              _level_cell(int(c.get("previous_level") or 0), int(c.get("previous_level") or 0),
                          int(c.get("previous_level") or 0), ""),
              _level_cell(int(c.get("level") or 0), int(c.get("level") or 0),

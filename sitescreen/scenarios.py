@@ -23,6 +23,8 @@ __all__ = [
     "CROSSWALK",
     "GLOBAL_WARMING_C",
     "parse_narrative",
+    "scenario_rank",
+    "scenario_title",
     "pathway_for",
     "crosswalk_table",
 ]
@@ -61,6 +63,27 @@ def parse_narrative(name: str | Narrative) -> Narrative:
         return _ALIASES[key]
     valid = ", ".join(n.value for n in Narrative)
     raise CatalogError(f"unknown scenario {name!r}: expected one of {valid}")
+
+
+def scenario_rank(name: str | Narrative) -> int:
+    """Sort key of a scenario in tables, charts and reports: optimistic, current trend,
+    pessimistic, then anything unknown (outputs of other versions are shown, not refused).
+
+    >>> sorted(["pessimistic", "other", "Optimistic"], key=scenario_rank)
+    ['Optimistic', 'pessimistic', 'other']
+    """
+    try:
+        return list(Narrative).index(parse_narrative(name))
+    except CatalogError:
+        return len(Narrative)
+
+
+def scenario_title(name: str | Narrative) -> str:
+    """The display title of a scenario ("Current Trend"); an unknown name as given."""
+    try:
+        return parse_narrative(name).title
+    except CatalogError:
+        return str(name)
 
 
 @dataclass(frozen=True, slots=True)
