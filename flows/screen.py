@@ -29,8 +29,8 @@ from prefect.cache_policies import NO_CACHE
 from sitescreen import pipeline
 from sitescreen.errors import DownloadError, GeocodeError
 from sitescreen.hazards import HazardResult
-from sitescreen.outputs import new_run_id, write_run
-from sitescreen.report import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
+from sitescreen.outputs.run_folder import new_run_id, write_run
+from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
 
 
 def _transient(task, task_run, state) -> bool:

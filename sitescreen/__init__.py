@@ -6,7 +6,7 @@ The library is usable without Prefect; ``flows/`` orchestrates it.
 
 import logging
 
-from .errors import SitescreenError
+from sitescreen.errors import SitescreenError
 
 __version__ = "0.1.0"
 __all__ = ["SitescreenError", "__version__"]

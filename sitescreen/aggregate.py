@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .catalog import CompositeSpec
-from .classify import MEDIUM_AND_ABOVE
-from .hazards import HazardResult
+from sitescreen.catalog import CompositeSpec
+from sitescreen.classify import MEDIUM_AND_ABOVE
+from sitescreen.hazards import HazardResult
 
 __all__ = ["results_table", "add_composites", "shares", "LEVELS"]
 

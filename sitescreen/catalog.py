@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .classify import ThresholdSet, load_threshold_sets
-from .errors import CatalogError
-from .scenarios import Narrative, parse_narrative
+from sitescreen.classify import ThresholdSet, load_threshold_sets
+from sitescreen.errors import CatalogError
+from sitescreen.scenarios import Narrative, parse_narrative
 
 __all__ = ["CatalogEntry", "HazardSpec", "CompositeSpec", "Catalog", "load_catalog"]
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import CatalogError
+from sitescreen.errors import CatalogError
 
 __all__ = [
     "RiskLevel",

@@ -20,14 +20,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .aggregate import add_composites, results_table, shares
-from .catalog import Catalog, load_catalog
-from .datasources import DataOrigin, DataSource
-from .errors import CatalogError
-from .geocode import GEOCODE_COLUMNS
-from .hazards import HazardContext, HazardResult, load_hazard
-from .outputs import (
+from sitescreen import __version__
+from sitescreen.aggregate import add_composites, results_table, shares
+from sitescreen.catalog import Catalog, load_catalog
+from sitescreen.data.sources import DataOrigin, DataSource
+from sitescreen.errors import CatalogError
+from sitescreen.geocode import GEOCODE_COLUMNS
+from sitescreen.hazards import HazardContext, HazardResult, load_hazard
+from sitescreen.outputs.run_folder import (
     check_run_id,
     csv_writer,
     geojson_writer,
@@ -36,8 +36,8 @@ from .outputs import (
     site_features,
     write_run,
 )
-from .scenarios import Narrative, parse_narrative
-from .store import CachedLayer, ResultStore, layer_fingerprint, location_digest
+from sitescreen.scenarios import Narrative, parse_narrative
+from sitescreen.store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
 __all__ = [
     "ScreeningRequest",
@@ -181,7 +181,7 @@ def plan_layers(catalog: Catalog, request: ScreeningRequest) -> list[Layer]:
 
 def load_sites(path: str | Path) -> gpd.GeoDataFrame:
     """Read and validate the sites file; every problem is reported at once."""
-    from .sites import read_sites
+    from sitescreen.sites import read_sites
 
     return read_sites(path)
 
@@ -193,7 +193,7 @@ def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest,
 
     ``geocoder_options`` maps a provider name to its options (e.g. ``{"amap": {"key": k}}``).
     """
-    from .geocode import GeocodeCache, default_geocoders, geocode_sites
+    from sitescreen.geocode import GeocodeCache, default_geocoders, geocode_sites
 
     cache = GeocodeCache(Path(request.cache_dir) / "geocode.sqlite")
     geocoders = default_geocoders(request.geocoders, **(geocoder_options or {}))
@@ -348,8 +348,14 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
     """
     from functools import partial
 
-    from .changes import changes_table, compare_runs, find_previous_run
-    from .gis import GPKG_FILE, STYLE_FILE, footprint_files, level_style_qml, write_geopackage
+    from sitescreen.outputs.changes import changes_table, compare_runs, find_previous_run
+    from sitescreen.outputs.geopackage import (
+        GPKG_FILE,
+        STYLE_FILE,
+        footprint_files,
+        level_style_qml,
+        write_geopackage,
+    )
 
     files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
     changes = None
@@ -360,8 +366,10 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         files["changes.json"] = json_bytes(changes)
         files["changes.csv"] = changes_table(changes).to_csv(index=False).encode()
     if report:
-        from .charts import render_charts  # matplotlib: imported only when charts are wanted
-        from .report_html import render_report
+        from sitescreen.outputs.charts import (
+            render_charts,  # matplotlib: imported only when charts are wanted
+        )
+        from sitescreen.outputs.report import render_report
 
         chart_files = render_charts(shares_table, sites, table, manifest=manifest)
         files.update(chart_files)

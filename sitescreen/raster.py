@@ -39,7 +39,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from scipy import ndimage
 
-from .errors import HazardDataError
+from sitescreen.errors import HazardDataError
 
 __all__ = [
     "GDAL_ENV",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
-from .errors import CatalogError
+from sitescreen.errors import CatalogError
 
 __all__ = [
     "Narrative",

@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .errors import SiteValidationError
-from .site_checks import (
+from sitescreen.errors import SiteValidationError
+from sitescreen.site_checks import (
     ON_INVALID,
     Issues,
     OnInvalid,

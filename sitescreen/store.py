@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .catalog import Catalog
-from .datasources import DataSource
-from .hazards import HazardResult
-from .outputs import atomic_write_bytes
-from .scenarios import Narrative, Pathway, pathway_for
+from sitescreen import __version__
+from sitescreen.catalog import Catalog
+from sitescreen.data.sources import DataSource
+from sitescreen.hazards import HazardResult
+from sitescreen.outputs.run_folder import atomic_write_bytes
+from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
 __all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer"]
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sitescreen.catalog import load_catalog
 from sitescreen.classify import ThresholdSet
-from sitescreen.datasources import DataOrigin, DataSource
+from sitescreen.data.sources import DataOrigin, DataSource
 from sitescreen.hazards import HazardResult
 from sitescreen.pipeline import ScreeningRequest, build_manifest, render_files, summarise
 from sitescreen.scenarios import Narrative, pathway_for
@@ -124,7 +124,7 @@ def build_run(*, sites: pd.DataFrame | None = None, run_id: str = "20250101T0000
 
 def write_run_folder(out_root, run, *, created_at: str | None = None):
     """Write a run's standard files (as the pipeline does) and return its folder."""
-    from sitescreen.outputs import write_run
+    from sitescreen.outputs.run_folder import write_run
 
     sites, table, shares, manifest = run
     if created_at:

@@ -1,4 +1,4 @@
-"""Tests of ``sitescreen data`` (sitescreen.cli_data) with typer's CliRunner."""
+"""Tests of ``sitescreen data`` (sitescreen.cli.data) with typer's CliRunner."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sitescreen.cli_data import data_app
+from sitescreen.cli.data import data_app
 
 runner = CliRunner()
 WP = "ibtracs.WP.list.v04r01.csv"

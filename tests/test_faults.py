@@ -36,9 +36,9 @@ import pytest
 from small_pack import site, sites_doc, small_pack
 
 from sitescreen.catalog import CatalogEntry
-from sitescreen.datasets import VerifyStatus, fetch_dataset, verify_dataset
+from sitescreen.data.datasets import VerifyStatus, fetch_dataset, verify_dataset
+from sitescreen.data.fetch import fetch
 from sitescreen.errors import DownloadError
-from sitescreen.fetch import fetch
 from sitescreen.geocode import AddressQuery, AMapGeocoder, GeocodeCache, geocode_sites
 from sitescreen.geocode._http import RetryPolicy
 from sitescreen.sites import read_sites
@@ -329,7 +329,7 @@ FULL_DISK = r"""
 import resource, signal, sys
 from pathlib import Path
 from sitescreen.errors import OutputError
-from sitescreen.outputs import write_run
+from sitescreen.outputs.run_folder import write_run
 
 out, failing = Path(sys.argv[1]), sys.argv[2]
 # The disk "fills" at 64 KiB per file: writes beyond fail with EFBIG, as on a full quota.
@@ -356,7 +356,7 @@ print("written")
 
 @pytest.mark.parametrize("failing", ["charts/map.png", "sites.gpkg"])
 def test_a_full_disk_while_writing_outputs_keeps_the_previous_run(tmp_path, failing):
-    from sitescreen.outputs import latest_run, write_run
+    from sitescreen.outputs.run_folder import latest_run, write_run
 
     out = tmp_path / "results"
     first = write_run(out, "20250101T000000Z-aaaaaa", {"summary.csv": b"previous\n"})

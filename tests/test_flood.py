@@ -18,8 +18,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from sitescreen.catalog import load_catalog
-from sitescreen.datasets import expand_files
-from sitescreen.datasources import DataSource
+from sitescreen.data.datasets import expand_files
+from sitescreen.data.sources import DataSource
 from sitescreen.errors import HazardDataError
 from sitescreen.hazards import HazardContext, HazardResult
 from sitescreen.hazards.flood import (

@@ -1,5 +1,5 @@
 """Site footprints in the run outputs: the ``site_footprints`` GeoPackage layer and
-``site_footprints.geojson`` (sitescreen.gis), written only when an input site is a
+``site_footprints.geojson`` (sitescreen.outputs.geopackage), written only when an input site is a
 Polygon/MultiPolygon. Whole screenings without Prefect on the shared small demo pack."""
 
 import json
@@ -13,7 +13,7 @@ from report_fixtures import build_run, sites_frame
 from small_pack import site, sites_doc, small_pack
 
 from sitescreen import pipeline
-from sitescreen.gis import (
+from sitescreen.outputs.geopackage import (
     FOOTPRINT_FILE,
     FOOTPRINT_LAYER,
     GPKG_FILE,

@@ -25,12 +25,12 @@ from rasterio.transform import Affine
 from werkzeug import Request, Response
 
 from sitescreen import pipeline
-from sitescreen.archive import extract_zip
 from sitescreen.catalog import load_catalog
+from sitescreen.data.archive import extract_zip
 from sitescreen.errors import CatalogError, GeocoderAuthError, HazardDataError, UnsafePathError
 from sitescreen.geocode import GeocodeCache, default_geocoders, geocode_sites
 from sitescreen.geocode._http import RetryPolicy
-from sitescreen.outputs import write_run
+from sitescreen.outputs.run_folder import write_run
 from sitescreen.raster import raster_info, sample_points
 from sitescreen.sites import read_sites
 from sitescreen.synthetic import DemoArea, ibtracs

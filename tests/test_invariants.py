@@ -34,7 +34,7 @@ from sitescreen.classify import ThresholdSet, classify
 from sitescreen.hazards import HazardResult
 from sitescreen.hazards._extremes import PotFit, return_level
 from sitescreen.hazards.flood import ensemble_summary, member_return_periods
-from sitescreen.outputs import json_bytes
+from sitescreen.outputs.run_folder import json_bytes
 from sitescreen.scenarios import Narrative, pathway_for
 
 SETTINGS = settings(max_examples=40, deadline=None)

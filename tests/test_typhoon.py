@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from sitescreen.catalog import load_catalog
-from sitescreen.datasources import DataSource
+from sitescreen.data.sources import DataSource
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.hazards import Hazard, HazardContext
 from sitescreen.hazards._extremes import annual_rate_for_return_period, fit_pot, return_level

@@ -27,7 +27,7 @@ import shapely
 
 from sitescreen.catalog import load_catalog
 from sitescreen.classify import ThresholdSet
-from sitescreen.datasources import DataSource
+from sitescreen.data.sources import DataSource
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.hazards import HazardContext, HazardResult, load_hazard
 from sitescreen.hazards import water_stress as ws_module

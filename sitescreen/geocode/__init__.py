@@ -19,13 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import ConfigError
-from .cache import DEFAULT_CACHE_PATH, GeocodeCache
-from .checks import LocationFlag, location_flags
-from .frame import GEOCODE_COLUMNS, geocode_sites, read_overrides
-from .model import AddressQuery, Geocoder, GeocodeResult, Precision
-from .offline import OfflineGeocoder
-from .online import AMapGeocoder, NominatimGeocoder, RetryPolicy
+from sitescreen.errors import ConfigError
+from sitescreen.geocode.cache import DEFAULT_CACHE_PATH, GeocodeCache
+from sitescreen.geocode.checks import LocationFlag, location_flags
+from sitescreen.geocode.frame import GEOCODE_COLUMNS, geocode_sites, read_overrides
+from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
+from sitescreen.geocode.offline import OfflineGeocoder
+from sitescreen.geocode.online import AMapGeocoder, NominatimGeocoder, RetryPolicy
 
 __all__ = [
     "AddressQuery",

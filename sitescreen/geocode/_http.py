@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..fetch import retry_after_seconds
+from sitescreen.data.fetch import retry_after_seconds
 
 __all__ = ["RetryPolicy", "HttpFailure", "JsonClient", "redact", "register_secret"]
 

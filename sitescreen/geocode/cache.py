@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import GeocodeError
-from .model import GeocodeResult
+from sitescreen.errors import GeocodeError
+from sitescreen.geocode.model import GeocodeResult
 
 __all__ = ["GeocodeCache", "DEFAULT_CACHE_PATH"]
 

@@ -36,9 +36,15 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .gazetteer import GREATER_CHINA, Gazetteer, Kind, haversine_km, load_gazetteer
-from .model import AddressQuery, Precision, normalise_text
-from .offline import OfflineGeocoder
+from sitescreen.geocode.gazetteer import (
+    GREATER_CHINA,
+    Gazetteer,
+    Kind,
+    haversine_km,
+    load_gazetteer,
+)
+from sitescreen.geocode.model import AddressQuery, Precision, normalise_text
+from sitescreen.geocode.offline import OfflineGeocoder
 
 __all__ = ["LocationFlag", "location_flags", "outside_country"]
 

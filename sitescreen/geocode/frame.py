@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import Point
 
-from ..errors import GeocodeError, SiteValidationError
-from .cache import GeocodeCache
-from .checks import location_flags
-from .model import AddressQuery, Geocoder, GeocodeResult, Precision
-from .offline import OfflineGeocoder
+from sitescreen.errors import GeocodeError, SiteValidationError
+from sitescreen.geocode.cache import GeocodeCache
+from sitescreen.geocode.checks import location_flags
+from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
+from sitescreen.geocode.offline import OfflineGeocoder
 
 __all__ = ["geocode_sites", "read_overrides", "Override", "GEOCODE_COLUMNS", "cache_name"]
 

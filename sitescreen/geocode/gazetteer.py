@@ -58,8 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GeocodeError
-from .model import Precision
+from sitescreen.errors import GeocodeError
+from sitescreen.geocode.model import Precision
 
 __all__ = [
     "GAZETTEER_VERSION",

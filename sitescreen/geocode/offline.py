@@ -34,8 +34,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import gazetteer as gazetteer_module
-from .gazetteer import (
+from sitescreen.geocode import gazetteer as gazetteer_module
+from sitescreen.geocode.gazetteer import (
     CITY_PROVINCES,
     CITY_STATES,
     GAZETTEER_VERSION,
@@ -46,7 +46,7 @@ from .gazetteer import (
     latin_key,
     load_gazetteer,
 )
-from .model import AddressQuery, GeocodeResult, Precision
+from sitescreen.geocode.model import AddressQuery, GeocodeResult, Precision
 
 __all__ = ["OfflineGeocoder", "Resolution"]
 

@@ -28,13 +28,13 @@ from typing import Any
 
 import requests
 
-from .. import __version__
-from ..errors import ConfigError, GeocoderAuthError
-from . import datum
-from ._http import HttpFailure, JsonClient, RetryPolicy, redact
-from .cache import GeocodeCache
-from .gazetteer import km_between
-from .model import AddressQuery, GeocodeResult, Precision
+from sitescreen import __version__
+from sitescreen.errors import ConfigError, GeocoderAuthError
+from sitescreen.geocode import datum
+from sitescreen.geocode._http import HttpFailure, JsonClient, RetryPolicy, redact
+from sitescreen.geocode.cache import GeocodeCache
+from sitescreen.geocode.gazetteer import km_between
+from sitescreen.geocode.model import AddressQuery, GeocodeResult, Precision
 
 __all__ = ["NominatimGeocoder", "AMapGeocoder", "DEFAULT_USER_AGENT", "AMAP_KEY_ENV",
            "RetryPolicy"]

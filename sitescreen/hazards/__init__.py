@@ -15,11 +15,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..catalog import Catalog, CatalogEntry, HazardSpec
-from ..classify import ThresholdSet
-from ..datasources import DataSource
-from ..errors import CatalogError
-from ..scenarios import Narrative, Pathway
+from sitescreen.catalog import Catalog, CatalogEntry, HazardSpec
+from sitescreen.classify import ThresholdSet
+from sitescreen.data.sources import DataSource
+from sitescreen.errors import CatalogError
+from sitescreen.scenarios import Narrative, Pathway
 
 __all__ = ["Hazard", "HazardContext", "HazardResult", "load_hazard", "register_hazard", "HAZARDS"]
 

@@ -43,7 +43,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import HazardDataError
+from sitescreen.errors import HazardDataError
 
 __all__ = [
     "Tracks",

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._ibtracs import Tracks
+from sitescreen.hazards._ibtracs import Tracks
 
 __all__ = [
     "EARTH_RADIUS_KM",

@@ -51,13 +51,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import CatalogEntry
-from ..classify import ThresholdSet, classify
-from ..datasets import format_file_name
-from ..errors import CatalogError, HazardDataError
-from ..raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
-from ..scenarios import Narrative, Pathway, parse_narrative, pathway_for
-from . import HazardContext, HazardResult
+from sitescreen.catalog import CatalogEntry
+from sitescreen.classify import ThresholdSet, classify
+from sitescreen.data.datasets import format_file_name
+from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.hazards import HazardContext, HazardResult
+from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
+from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
 __all__ = ["RiverFlood", "CoastalFlood", "member_return_periods", "ensemble_summary"]
 

@@ -54,11 +54,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..catalog import CatalogEntry
-from ..classify import ThresholdSet, classify
-from ..errors import CatalogError, HazardDataError
-from ..scenarios import Narrative, Pathway, parse_narrative, pathway_for
-from . import HazardContext, HazardResult
+from sitescreen.catalog import CatalogEntry
+from sitescreen.classify import ThresholdSet, classify
+from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.hazards import HazardContext, HazardResult
+from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
 __all__ = [
     "WaterStress",

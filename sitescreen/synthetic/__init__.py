@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..datasources import PACK_MARKER, DataOrigin
+from sitescreen.data.sources import PACK_MARKER, DataOrigin
 
 __all__ = ["DemoArea", "DEMO_AREAS", "build_demo_pack"]
 
@@ -124,8 +124,8 @@ def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
     import importlib
     import shutil
 
-    from .. import __version__
-    from ..outputs import replace_path
+    from sitescreen import __version__
+    from sitescreen.outputs.run_folder import replace_path
 
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ..outputs import replace_path
-from . import DemoArea
+from sitescreen.outputs.run_folder import replace_path
+from sitescreen.synthetic import DemoArea
 
 __all__ = [
     "write",

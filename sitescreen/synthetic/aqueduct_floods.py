@@ -12,7 +12,7 @@ REFERENCE section 3):
   names ``..._rp0001_5.tif`` without the ``_0``.
 
 Names come from the catalog's file templates through
-:func:`sitescreen.datasets.format_file_name`, so the writer, ``sitescreen data fetch`` and
+:func:`sitescreen.data.datasets.format_file_name`, so the writer, ``sitescreen data fetch`` and
 the flood hazard use one naming rule.
 
 The grid is the upstream one: global, -180..180 x -90..90 at 30 arc-seconds (43200 x 21600
@@ -62,8 +62,8 @@ import rasterio
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from ..datasets import format_file_name
-from . import DemoArea
+from sitescreen.data.datasets import format_file_name
+from sitescreen.synthetic import DemoArea
 
 __all__ = [
     "NODATA",
@@ -122,7 +122,7 @@ def coast_rp_token(rp: float) -> str:
 @functools.cache
 def _templates() -> dict[str, str]:
     """The packaged catalog's file templates, so writer, fetcher and reader agree on names."""
-    from ..catalog import load_catalog
+    from sitescreen.catalog import load_catalog
 
     files = load_catalog().dataset("aqueduct_floods").files
     return {t.split("_", 1)[0]: t for t in files}
@@ -142,7 +142,7 @@ def coast_name(pathway: str, year: int | str, rp: float | str, *,
                subsidence: str = SUBSIDENCE, slr: str = SLR) -> str:
     """Upstream coastal name, ``inuncoast_{pathway}_{subsidence}_{year}_rp{RP}_{slr}.tif``,
     with upstream's quirk: the 1.5-year tile has no ``_0`` (see
-    :func:`sitescreen.datasets.format_file_name`).
+    :func:`sitescreen.data.datasets.format_file_name`).
 
     >>> coast_name("rcp4p5", 2030, 10), coast_name("rcp4p5", 2030, 1.5)
     ('inuncoast_rcp4p5_wtsub_2030_rp0010_0.tif', 'inuncoast_rcp4p5_wtsub_2030_rp0001_5.tif')

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import DemoArea
+from sitescreen.synthetic import DemoArea
 
 __all__ = ["write", "COLUMNS", "UNITS", "RELPATH"]
 

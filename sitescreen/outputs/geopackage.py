@@ -52,11 +52,11 @@ import pandas as pd
 import shapely
 from shapely.geometry import mapping
 
-from .charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
-from .classify import RiskLevel
-from .errors import OutputError
-from .outputs import json_bytes
-from .scenarios import scenario_rank, scenario_title
+from sitescreen.classify import RiskLevel
+from sitescreen.errors import OutputError
+from sitescreen.outputs.charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
+from sitescreen.outputs.run_folder import json_bytes
+from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = ["write_geopackage", "level_style_qml", "layer_name", "footprint_files", "STYLE_FILE",
            "GPKG_FILE", "FOOTPRINT_FILE", "FOOTPRINT_LAYER"]

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import OutputError
-from .scenarios import scenario_rank
+from sitescreen.errors import OutputError
+from sitescreen.scenarios import scenario_rank
 
 __all__ = ["compare_runs", "changes_table", "find_previous_run", "CHANGES_COLUMNS"]
 
@@ -527,7 +527,7 @@ def _share_changes(psummary: Mapping, sites: pd.DataFrame, table: pd.DataFrame) 
     prev = pd.DataFrame(psummary.get("shares", []))
     if prev.empty or table.empty:
         return []
-    from .aggregate import shares as compute_shares
+    from sitescreen.aggregate import shares as compute_shares
 
     cur = compute_shares(table, sites)
     keys = ["hazard", "scenario", "year"]

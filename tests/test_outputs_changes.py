@@ -4,9 +4,14 @@ import math
 import pytest
 from report_fixtures import SITES, build_run, sites_frame, write_run_folder
 
-from sitescreen.changes import CHANGES_COLUMNS, changes_table, compare_runs, find_previous_run
 from sitescreen.classify import ThresholdSet
-from sitescreen.datasources import DataOrigin
+from sitescreen.data.sources import DataOrigin
+from sitescreen.outputs.changes import (
+    CHANGES_COLUMNS,
+    changes_table,
+    compare_runs,
+    find_previous_run,
+)
 
 HAZARDS = ("water_stress", "typhoon")
 # Typhoon v2 lowers the first edge from 17.2 to 15.0 m/s.

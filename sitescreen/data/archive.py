@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from .catalog import CatalogEntry
-from .datasources import EXTRACTED_SUFFIX, DataOrigin
-from .errors import CatalogError, HazardDataError, UnsafePathError
-from .fetch import read_sidecar
+from sitescreen.catalog import CatalogEntry
+from sitescreen.data.fetch import read_sidecar
+from sitescreen.data.sources import EXTRACTED_SUFFIX, DataOrigin
+from sitescreen.errors import CatalogError, HazardDataError, UnsafePathError
 
 __all__ = ["extract_zip", "prepare_aqueduct", "DEFAULT_MAX_MEMBER_BYTES", "DEFAULT_MAX_TOTAL_BYTES"]
 
@@ -208,7 +208,7 @@ def prepare_aqueduct(entry: CatalogEntry, cache_root: str | Path, *,
 
     Reads ``<cache_root>/<local_dir>/<entry.archive>`` and writes the members listed in
     ``entry.files`` (CSV files, the ``.gdb`` folder) to ``<cache_root>/<local_dir>/<member>``,
-    with their archive paths, so a :class:`~sitescreen.datasources.DataSource` on the cache
+    with their archive paths, so a :class:`~sitescreen.data.sources.DataSource` on the cache
     finds them as a data pack would hold them. ``<archive>.extracted.json`` records the
     archive checksum and member sizes; when it matches and the files are present, nothing is
     done again (unless ``force``).

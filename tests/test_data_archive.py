@@ -1,4 +1,4 @@
-"""Tests of sitescreen.archive: safe extraction and the Aqueduct 4.0 preparation.
+"""Tests of sitescreen.data.archive: safe extraction and the Aqueduct 4.0 preparation.
 
 Archives are built in code with zipfile; the Aqueduct-shaped one holds real CSVs in the
 upstream column layout and a real File Geodatabase written with GDAL's OpenFileGDB driver.
@@ -20,10 +20,10 @@ import pyogrio
 import pytest
 import shapely
 
-from sitescreen.archive import extract_zip, prepare_aqueduct
 from sitescreen.catalog import load_catalog
-from sitescreen.datasets import VerifyStatus, fetch_dataset, verify_dataset
-from sitescreen.datasources import DataOrigin, DataSource
+from sitescreen.data.archive import extract_zip, prepare_aqueduct
+from sitescreen.data.datasets import VerifyStatus, fetch_dataset, verify_dataset
+from sitescreen.data.sources import DataOrigin, DataSource
 from sitescreen.errors import HazardDataError, UnsafePathError
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from report_fixtures import build_run
 
-from sitescreen.charts import (
+from sitescreen.data.sources import DataOrigin
+from sitescreen.outputs.charts import (
     LEVEL_COLOURS,
     NO_DATA_COLOUR,
     figure_bytes,
@@ -15,7 +16,6 @@ from sitescreen.charts import (
     render_charts,
     shares_figure,
 )
-from sitescreen.datasources import DataOrigin
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DPI = 80  # small images keep the tests fast; the layout is in inches

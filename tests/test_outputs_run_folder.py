@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from sitescreen.errors import OutputError, UnsafePathError
-from sitescreen.outputs import (
+from sitescreen.outputs.run_folder import (
     csv_writer,
     geojson_writer,
     json_bytes,

@@ -1,9 +1,9 @@
 """Catalog datasets in a local cache: their file names, fetching, verifying, status.
 
 The cache is laid out as ``<cache_root>/<entry.local_dir>/<file>``, the layout of a data pack
-and of a mirror, so a cache folder is itself a :class:`~sitescreen.datasources.DataSource`
+and of a mirror, so a cache folder is itself a :class:`~sitescreen.data.sources.DataSource`
 root and a mirror base can stand in for every upstream base. Each file is transferred by
-:func:`sitescreen.fetch.fetch` (resumable, verified, atomic, with a ``<file>.sha256.json``
+:func:`sitescreen.data.fetch.fetch` (resumable, verified, atomic, with a ``<file>.sha256.json``
 provenance sidecar); this module decides which files a dataset has (:func:`expand_files`),
 where each comes from (upstream or a mirror, :func:`source_url`) and what the cache holds of
 it (:func:`verify_dataset`, :func:`dataset_status`).
@@ -28,20 +28,12 @@ from urllib.request import url2pathname
 
 import requests
 
-from .archive import prepare_aqueduct
-from .catalog import CatalogEntry
-from .datasources import EXTRACTED_SUFFIX, DataOrigin
-from .errors import (
-    CatalogError,
-    ConfigError,
-    DownloadError,
-    OfflineError,
-    UnsafePathError,
-)
+from sitescreen.catalog import CatalogEntry
+from sitescreen.data.archive import prepare_aqueduct
 
 # _cached and _local_path are fetch's own cache check and source parsing, shared so that an
 # offline run and a mirror error judge a file exactly as fetch would.
-from .fetch import (
+from sitescreen.data.fetch import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     FetchResult,
@@ -52,7 +44,15 @@ from .fetch import (
     redact_url,
     sha256_file,
 )
-from .scenarios import Narrative, pathway_for
+from sitescreen.data.sources import EXTRACTED_SUFFIX, DataOrigin
+from sitescreen.errors import (
+    CatalogError,
+    ConfigError,
+    DownloadError,
+    OfflineError,
+    UnsafePathError,
+)
+from sitescreen.scenarios import Narrative, pathway_for
 
 __all__ = [
     "VerifyResult",
@@ -412,7 +412,7 @@ def fetch_dataset(entry: CatalogEntry, cache_root: str | Path, *,
 
     Files already cached and verified are not fetched again. An archive dataset (Aqueduct
     4.0) is downloaded as its zip and then the catalog files are extracted from it
-    (:func:`sitescreen.archive.prepare_aqueduct`).
+    (:func:`sitescreen.data.archive.prepare_aqueduct`).
 
     Parameters
     ----------

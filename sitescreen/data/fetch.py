@@ -6,9 +6,9 @@ cache never holds a half-written or unverified file under its real name. Next to
 ``<file>.sha256.json`` records where it came from (url, origin, upstream url), its checksum,
 size and retrieval time: datasets that upstream re-issues in place (IBTrACS) have no static
 checksum, so the one seen at fetch time is what
-:func:`sitescreen.datasets.verify_dataset` checks later.
+:func:`sitescreen.data.datasets.verify_dataset` checks later.
 
-This module moves one URL to one path and takes no catalog entry: :mod:`sitescreen.datasets`
+This module moves one URL to one path and takes no catalog entry: :mod:`sitescreen.data.datasets`
 decides which files a dataset has, where each comes from and where it goes, and calls
 :func:`fetch` for each.
 """
@@ -33,9 +33,9 @@ from urllib.request import url2pathname
 
 import requests
 
-from . import __version__
-from .datasources import SIDECAR_SUFFIX
-from .errors import CatalogError, ChecksumError, DownloadError
+from sitescreen import __version__
+from sitescreen.data.sources import SIDECAR_SUFFIX
+from sitescreen.errors import CatalogError, ChecksumError, DownloadError
 
 __all__ = [
     "FetchResult",
@@ -198,7 +198,7 @@ def _cached(dest: Path, url: str, sha256: str | None,
     Verified means: the size is right, and the SHA-256 equals the catalog's (when given) or the
     sidecar's. When the sidecar's size and modification time still match the file, its recorded
     checksum is trusted without re-reading the file
-    (:func:`sitescreen.datasets.verify_dataset` always re-reads): a global flood tile is
+    (:func:`sitescreen.data.datasets.verify_dataset` always re-reads): a global flood tile is
     hundreds of MB and every fetch would otherwise hash the whole cache.
     """
     if not dest.is_file():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .scenarios import Narrative, parse_narrative, scenario_rank
+from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank
 
 __all__ = ["format_shares_table", "disclosure_sentences", "HEADLINE_HAZARDS"]
 

@@ -5,9 +5,9 @@ import pyogrio
 import pytest
 from report_fixtures import build_run
 
-from sitescreen.charts import LEVEL_COLOURS
 from sitescreen.errors import OutputError
-from sitescreen.gis import layer_name, level_style_qml, write_geopackage
+from sitescreen.outputs.charts import LEVEL_COLOURS
+from sitescreen.outputs.geopackage import layer_name, level_style_qml, write_geopackage
 
 
 @pytest.fixture(scope="module")

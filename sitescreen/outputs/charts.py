@@ -10,7 +10,7 @@ pyplot is never imported, so no figure lives on in global state):
   ensemble range (error bar on the medium boundary), and the sites not screened (no data,
   unresolved) in a separate panel so they never dilute the percentages unseen.
 - **Site map** per hazard, scenario and year: sites coloured by level over Natural Earth
-  1:110m country outlines shipped in ``sitescreen/data`` (public domain). No web tiles.
+  1:110m country outlines shipped in ``sitescreen/outputs`` (public domain). No web tiles.
 
 Output is deterministic: the same inputs give byte-identical PNG and SVG (no dates in the
 metadata, a fixed ``svg.hashsalt``, a fixed font), so reruns do not show up as changes.
@@ -39,8 +39,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
-from .classify import RiskLevel
-from .scenarios import scenario_rank, scenario_title
+from sitescreen.classify import RiskLevel
+from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
     "render_charts",
@@ -272,7 +272,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
 def _country_path() -> MplPath:
     """All country outlines as one compound path (exteriors CCW, holes CW: nonzero fill)."""
     text = resources.files("sitescreen").joinpath(
-        "data/naturalearth_110m_countries.geojson").read_text("utf-8")
+        "outputs/naturalearth_110m_countries.geojson").read_text("utf-8")
     geoms = shapely.from_geojson([json.dumps(f["geometry"]) for f in json.loads(text)["features"]])
     polys = shapely.get_parts(shapely.orient_polygons(geoms))
     paths = []
@@ -422,7 +422,7 @@ def map_layers(table: pd.DataFrame, *, hazards: Sequence[str] | None = None,
     worst scenario of the run (the last in optimistic, current trend, pessimistic order),
     for every year of the run. Pass ``hazards``/``scenarios`` to choose others.
     """
-    from .report import HEADLINE_HAZARDS  # report imports nothing from here
+    from sitescreen.outputs.summary import HEADLINE_HAZARDS  # report imports nothing from here
 
     # Distinct combinations first: the long table has millions of rows.
     combos = table[["hazard", "scenario", "year"]].drop_duplicates()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from .catalog import CatalogEntry
-from .errors import HazardDataError
+from sitescreen.catalog import CatalogEntry
+from sitescreen.errors import HazardDataError
 
 __all__ = ["DataOrigin", "DataSource", "PACK_MARKER", "SIDECAR_SUFFIX", "EXTRACTED_SUFFIX"]
 

@@ -1,4 +1,4 @@
-"""Tests of sitescreen.fetch against a real local HTTP server (pytest-httpserver).
+"""Tests of sitescreen.data.fetch against a real local HTTP server (pytest-httpserver).
 
 The server is :class:`file_server.FileHandler`: it honours Range requests or ignores them, cuts
 connections after N bytes and answers with queued error statuses first.
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from file_server import GEOTIFF_HEAD, FileHandler, payload, serve, sha
 
+from sitescreen.data.fetch import FetchResult, fetch, redact_url
 from sitescreen.errors import CatalogError, ChecksumError, DownloadError
-from sitescreen.fetch import FetchResult, fetch, redact_url
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .charts import (
+from sitescreen.classify import RiskLevel
+from sitescreen.outputs.charts import (
     BOUNDARY_CREDIT,
     LEVEL_COLOURS,
     NO_DATA_COLOUR,
@@ -35,9 +36,8 @@ from .charts import (
     map_chart_name,
     shares_chart_name,
 )
-from .classify import RiskLevel
-from .report import HEADLINE_HAZARDS, disclosure_sentences
-from .scenarios import Narrative, scenario_rank, scenario_title
+from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences
+from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
 
 __all__ = ["render_report"]
 
@@ -652,10 +652,10 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     ----------
     shares, sites, table, manifest : the run's shares table, located sites, long per-site
         results table and manifest, as the pipeline builds them.
-    charts : output of :func:`sitescreen.charts.render_charts`; PNG charts are inlined in the
+    charts : output of :func:`sitescreen.outputs.charts.render_charts`; PNG charts are inlined in the
         HTML and linked by their relative path (``charts/...``) from the Markdown, which is
         meant to sit in the run folder beside them.
-    changes : output of :func:`sitescreen.changes.compare_runs`; adds a changes section.
+    changes : output of :func:`sitescreen.outputs.changes.compare_runs`; adds a changes section.
 
     Returns
     -------

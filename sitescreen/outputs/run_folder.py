@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from .errors import OutputError, UnsafePathError
+from sitescreen.errors import OutputError, UnsafePathError
 
 __all__ = [
     "new_run_id",

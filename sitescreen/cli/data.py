@@ -1,6 +1,6 @@
 """``sitescreen data``: list, fetch, verify and describe the catalog's hazard datasets.
 
-Each command parses its options, calls one function of :mod:`sitescreen.datasets` and maps
+Each command parses its options, calls one function of :mod:`sitescreen.data.datasets` and maps
 :class:`~sitescreen.errors.SitescreenError` to exit code 2 with a one-line message. ``verify``
 exits 1 when a cached file fails its checksum.
 """
@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from .catalog import Catalog, load_catalog
-from .errors import SitescreenError
+from sitescreen.catalog import Catalog, load_catalog
+from sitescreen.errors import SitescreenError
 
 __all__ = ["data_app"]
 
@@ -66,7 +66,7 @@ def _human(n: int) -> str:
 @data_app.command("list")
 def list_datasets(cache: CacheOpt = DEFAULT_CACHE, catalog: CatalogOpt = None) -> None:
     """Datasets with version, licence and what the cache holds of them."""
-    from .datasets import dataset_status
+    from sitescreen.data.datasets import dataset_status
 
     with _errors():
         cat = _catalog(catalog)
@@ -138,7 +138,7 @@ def fetch(
     catalog: CatalogOpt = None,
 ) -> None:
     """Bring datasets into the cache: resumable, checksum-verified, skipped when present."""
-    from .datasets import fetch_dataset
+    from sitescreen.data.datasets import fetch_dataset
 
     with _errors():
         cat = _catalog(catalog)
@@ -174,7 +174,7 @@ def verify(
 
     Exits 1 when a file does not match, or when nothing of a dataset is cached.
     """
-    from .datasets import VerifyStatus, verify_dataset
+    from sitescreen.data.datasets import VerifyStatus, verify_dataset
 
     failed = False
     with _errors():
@@ -212,7 +212,7 @@ def info(
     catalog: CatalogOpt = None,
 ) -> None:
     """Citation, licence, URLs and files of one dataset."""
-    from .datasets import dataset_status, expand_files, remote_files, source_url
+    from sitescreen.data.datasets import dataset_status, expand_files, remote_files, source_url
 
     with _errors():
         entry = _catalog(catalog).dataset(dataset)

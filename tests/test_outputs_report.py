@@ -6,10 +6,10 @@ import subprocess
 import pytest
 from report_fixtures import SITES, build_run, sites_frame
 
-from sitescreen.charts import render_charts
-from sitescreen.datasources import DataOrigin
-from sitescreen.report import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
-from sitescreen.report_html import render_report
+from sitescreen.data.sources import DataOrigin
+from sitescreen.outputs.charts import render_charts
+from sitescreen.outputs.report import render_report
+from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
 
 EVIL = "<script>alert(1)</script>"
 

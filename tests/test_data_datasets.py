@@ -1,4 +1,4 @@
-"""Tests of sitescreen.datasets: catalog file names, and fetching, verifying and describing
+"""Tests of sitescreen.data.datasets: catalog file names, and fetching, verifying and describing
 datasets in a cache, from a real local HTTP server (pytest-httpserver) or a local mirror.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from file_server import FileHandler, serve, sha
 
 from sitescreen.catalog import CatalogEntry, load_catalog
-from sitescreen.datasets import (
+from sitescreen.data.datasets import (
     VerifyStatus,
     dataset_status,
     expand_files,
@@ -19,7 +19,7 @@ from sitescreen.datasets import (
     resolve_mirror,
     verify_dataset,
 )
-from sitescreen.datasources import DataOrigin, DataSource
+from sitescreen.data.sources import DataOrigin, DataSource
 from sitescreen.errors import (
     CatalogError,
     ChecksumError,

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .errors import SitescreenError
+from sitescreen import __version__
+from sitescreen.errors import SitescreenError
 
 app = typer.Typer(name="sitescreen", no_args_is_help=True, add_completion=False,
                   help="Physical climate risk screening of operating sites.")
@@ -41,7 +41,7 @@ def version() -> None:
 @app.command()
 def validate(sites: Annotated[Path, typer.Argument(help="Sites file (GeoJSON or CSV).")]) -> None:
     """Check a sites file and report every problem at once; exit 2 on errors."""
-    from .sites import validate_sites
+    from sitescreen.sites import validate_sites
 
     try:
         report = validate_sites(sites)
@@ -58,7 +58,7 @@ def demo_data(
     force: Annotated[bool, typer.Option("--force", help="Rewrite an existing pack.")] = False,
 ) -> None:
     """Write the SYNTHETIC demo hazard pack (upstream formats and names; not real data)."""
-    from .synthetic import build_demo_pack, pack_is_current
+    from sitescreen.synthetic import build_demo_pack, pack_is_current
 
     try:
         if not force and pack_is_current(folder):
@@ -105,7 +105,7 @@ def screen(
         "--no-prefect", help="Run the library pipeline directly, without Prefect.")] = False,
 ) -> None:
     """Screen SITES for every hazard, scenario and year; write results and print the shares."""
-    from .datasources import DataSource
+    from sitescreen.data.sources import DataSource
 
     try:
         data = _data_folder(data, demo=demo)
@@ -118,13 +118,13 @@ def screen(
             refresh_geocodes=refresh_geocodes, report=not no_report)
         # Validate sites and plan before anything slow (demo pack, Prefect's start), so bad
         # input fails fast and nothing is written.
-        from . import pipeline
+        from sitescreen import pipeline
 
         request = pipeline.make_request(**kwargs)
         pipeline.plan_layers(pipeline.catalog_for(request), request)
         pipeline.load_sites(request.sites)
         if demo:
-            from .synthetic import build_demo_pack, pack_is_current
+            from sitescreen.synthetic import build_demo_pack, pack_is_current
 
             if not pack_is_current(data):
                 typer.echo(f"building the synthetic demo pack in {data} ...", err=True)
@@ -132,7 +132,7 @@ def screen(
         DataSource.open(data)  # a missing folder fails here, before Prefect starts
         if no_prefect:
             run = pipeline.screen(request, progress=lambda m: typer.echo(f"  {m}", err=True))
-            from .report import HEADLINE_HAZARDS, format_shares_table
+            from sitescreen.outputs.summary import HEADLINE_HAZARDS, format_shares_table
 
             table = format_shares_table(run.shares, hazards=HEADLINE_HAZARDS,
                                         data_origin=run.manifest["data_origin"])
@@ -170,7 +170,7 @@ def _data_folder(data: Path | None, *, demo: bool) -> Path:
 
 def _mount_data_app() -> None:
     try:
-        from .cli_data import data_app
+        from sitescreen.cli.data import data_app
     except ImportError:  # the data commands are optional while being built
         return
     app.add_typer(data_app, name="data", help="List, fetch, verify and describe hazard datasets.")
@@ -183,6 +183,3 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point (``sitescreen``)."""
     app(args=argv, prog_name="sitescreen")
 
-
-if __name__ == "__main__":
-    main()
