@@ -23,7 +23,7 @@ def default_parameters() -> dict:
     """Parameters of the scheduled run, overridable through the environment."""
     return {
         "sites": os.environ.get("SITESCREEN_SITES", "sites.geojson"),
-        "data": os.environ.get("SITESCREEN_DATA", "cache/data"),
+        # No data parameter: the flow's request default ($SITESCREEN_DATA, else cache/data).
         "out": os.environ.get("SITESCREEN_OUT", "results"),
         "scenarios": ["optimistic", "current_trend", "pessimistic"],
         "years": [2030, 2050],

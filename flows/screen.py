@@ -1,24 +1,20 @@
-"""The screening flow: sites -> locations -> hazard layers (mapped) -> shares -> outputs.
+"""The screening flow: :func:`sitescreen.pipeline.screen` with its steps run as Prefect tasks.
 
-Each task wraps one library call from :mod:`sitescreen.pipeline`; the same steps run without
-Prefect through :func:`sitescreen.pipeline.screen`. Run it directly::
-
-    python flows/screen.py sites.geojson --data cache/demo-pack
-
-or through ``sitescreen screen``. With no ``PREFECT_API_URL`` Prefect starts a temporary
-local server; set ``PREFECT_API_URL`` to report to a running server.
+The flow runs the library's one sequence of steps; it adds only what Prefect adds: the hazard
+layers mapped as parallel tasks (on a Dask cluster with ``--dask``), retries of transient
+errors, the layer tasks' cache keys, the AMap key from a Secret block, and artifacts.
+Without Prefect the same steps run through ``sitescreen screen`` (the default when no
+``PREFECT_API_URL`` is set).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from pathlib import Path
+from typing import Any
 
-import numpy as np
-from prefect import flow, get_run_logger, task, unmapped
+from prefect import flow, task, unmapped
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -27,32 +23,27 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from sitescreen import pipeline
-from sitescreen.errors import DownloadError, GeocodeError
-from sitescreen.hazards import HazardResult
-from sitescreen.outputs.run_folder import new_run_id, write_run
-from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
-
-
-def _transient(task, task_run, state) -> bool:
-    """Retry only I/O that may succeed later (network, server errors), not bad input."""
-    try:
-        state.result()
-    except (DownloadError, GeocodeError, ConnectionError, TimeoutError):
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="load-sites", cache_policy=NO_CACHE)
-def load_sites(path: str):
-    return pipeline.load_sites(path)
-
+from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
+from sitescreen.errors import is_transient
+from sitescreen.outputs.run_folder import REPORT_HTML
+from sitescreen.outputs.summary import disclosure_sentences
 
 AMAP_SECRET_BLOCK = "sitescreen-amap-key"
 
 
-def _geocoder_options(request: pipeline.ScreeningRequest) -> dict:
+def retry_transient(task, task_run, state) -> bool:
+    """Retry condition of the tasks: only errors that may not recur (:func:`is_transient`)."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own error, re-raised by result()
+        return is_transient(exc)
+    return False
+
+
+_RETRY = {"retries": 2, "retry_delay_seconds": [2, 10], "retry_condition_fn": retry_transient}
+
+
+def geocoder_options(request: pipeline.ScreeningRequest) -> dict:
     """The AMap key from a Prefect Secret block when the environment does not give one.
 
     The key is handed to the provider only; it is never logged or written to outputs."""
@@ -67,10 +58,8 @@ def _geocoder_options(request: pipeline.ScreeningRequest) -> dict:
     return {"amap": {"key": key}}
 
 
-@task(name="locate-sites", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
-      retry_condition_fn=_transient)
-def locate_sites(sites, request: pipeline.ScreeningRequest):
-    return pipeline.locate_sites(sites, request, geocoder_options=_geocoder_options(request))
+def _locate_sites(sites, request: pipeline.ScreeningRequest):
+    return pipeline.locate_sites(sites, request, geocoder_options=geocoder_options(request))
 
 
 def _layer_cache_key(context, parameters) -> str:
@@ -82,50 +71,46 @@ def _layer_cache_key(context, parameters) -> str:
     return f"sitescreen-{cached.fingerprint}-{locations}"
 
 
-@task(name="check-result-store", cache_policy=NO_CACHE)
-def check_store(layer: pipeline.Layer, lon: np.ndarray, lat: np.ndarray,
-                request: pipeline.ScreeningRequest):
-    return pipeline.check_store(pipeline.result_store(request), lon, lat, layer,
-                                catalog=pipeline.catalog_for(request),
-                                data=pipeline.open_data(request.data))
+#: The library's steps as tasks. Only fetching and geocoding touch the network, so only they
+#: (and writing, for a busy file system) retry; the layer tasks are cached by explicit key.
+TASKS: dict[Callable, Any] = {
+    pipeline.prepare_data: task(pipeline.prepare_data, name="prepare-data",
+                                cache_policy=NO_CACHE, **_RETRY),
+    pipeline.load_sites: task(pipeline.load_sites, name="load-sites", cache_policy=NO_CACHE),
+    pipeline.locate_sites: task(_locate_sites, name="locate-sites", cache_policy=NO_CACHE,
+                                **_RETRY),
+    pipeline.check_layer: task(pipeline.check_layer, name="check-result-store",
+                               task_run_name="check-{layer.hazard}-{layer.scenario}-{layer.year}",
+                               cache_policy=NO_CACHE),
+    pipeline.assess_missing: task(pipeline.assess_missing, name="assess-layer",
+                                  task_run_name="assess-{layer.hazard}-{layer.scenario}-"
+                                                "{layer.year}",
+                                  cache_key_fn=_layer_cache_key, persist_result=True,
+                                  cache_expiration=timedelta(days=30), **_RETRY),
+    pipeline.summarise: task(pipeline.summarise, name="summarise", cache_policy=NO_CACHE),
+    pipeline.write_outputs: task(pipeline.write_outputs, name="write-outputs",
+                                 cache_policy=NO_CACHE, **_RETRY),
+}
 
 
-@task(name="assess-layer",
-      task_run_name="assess-{layer.hazard}-{layer.scenario}-{layer.year}",
-      cache_key_fn=_layer_cache_key, persist_result=True, cache_expiration=timedelta(days=30),
-      retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def assess_layer(layer: pipeline.Layer, cached, lon: np.ndarray, lat: np.ndarray,
-                 request: pipeline.ScreeningRequest) -> HazardResult:
-    """Sample the sites of one layer that the result store does not hold yet."""
-    return pipeline.assess_missing(cached, lon, lat, layer,
-                                   catalog=pipeline.catalog_for(request),
-                                   data=pipeline.open_data(request.data),
-                                   cache_dir=request.cache_dir)
+class PrefectRunner:
+    """Runs the pipeline's steps as the tasks in :data:`TASKS`; mapped steps run in parallel
+    on the flow's task runner."""
+
+    def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any:
+        return TASKS[step](*args, **kwargs)
+
+    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list:
+        lists = [list(items) for items in iterables]
+        if not lists or not lists[0]:
+            return []
+        futures = TASKS[step].map(*lists, **{k: unmapped(v) for k, v in constants.items()})
+        return [f.result() for f in futures]
 
 
-@task(name="summarise", cache_policy=NO_CACHE)
-def summarise(sites, results, request: pipeline.ScreeningRequest):
-    return pipeline.summarise(sites, results, catalog=pipeline.catalog_for(request),
-                              weight=request.weight)
-
-
-@task(name="write-outputs", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=_transient)
-def write_outputs(sites, table, shares, results, request: pipeline.ScreeningRequest,
-                  timings: dict) -> str:
-    catalog = pipeline.catalog_for(request)
-    data = pipeline.open_data(request.data)
-    run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
-    manifest = pipeline.build_manifest(request=request, run_id=run_id, catalog=catalog,
-                                       data=data, sites=sites, results=results, timings=timings,
-                                       input_sha256=sites.attrs.get("source_sha256"))
-    files = pipeline.render_files(sites=sites, table=table, shares_table=shares,
-                                  manifest=manifest, out_root=request.out,
-                                  report=request.report)
-    return str(write_run(request.out, run_id, files))
-
-
-def _publish_artifacts(shares, run_dir: str, origin: str) -> None:
+def publish_artifacts(run: pipeline.ScreeningRun) -> None:
+    """The shares table, the disclosure sentences and a link to the report, as artifacts."""
+    shares, origin = run.shares, run.manifest["data_origin"]
     cols = ["hazard", "scenario", "year", "pathway", "sites_screened", "sites_no_data",
             "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)), "medium_plus_pct",
             "medium_plus_pct_low", "medium_plus_pct_high"]
@@ -133,23 +118,23 @@ def _publish_artifacts(shares, run_dir: str, origin: str) -> None:
     create_table_artifact(key="risk-shares", table=rows.to_dict("records"),
                           description=f"Share of sites per risk level (data origin: {origin})")
     sentences = "\n".join(f"- {s}" for s in disclosure_sentences(shares))
-    warning = ("**SYNTHETIC DEMO DATA: not hazard data, do not report.**\n\n"
-               if origin == "synthetic-demo" else "")
+    warning = f"**{SYNTHETIC_WARNING}**\n\n" if is_synthetic(origin) else ""
     create_markdown_artifact(
         key="screening-summary",
-        markdown=f"{warning}## Screening summary\n\n{sentences}\n\nOutputs: `{run_dir}`\n",
+        markdown=f"{warning}## Screening summary\n\n{sentences}\n\nOutputs: `{run.run_dir}`\n",
         description="Disclosure sentences generated from the shares")
-    report = Path(run_dir) / "report.html"
-    if report.is_file():
-        create_link_artifact(key="screening-report", link=report.resolve().as_uri(),
-                             link_text="HTML report", description=f"Report of run {run_dir}")
+    if run.run_dir is not None and (run.run_dir / REPORT_HTML).is_file():
+        create_link_artifact(key="screening-report",
+                             link=(run.run_dir / REPORT_HTML).resolve().as_uri(),
+                             link_text="HTML report", description=f"Report of run {run.run_dir}")
 
 
 @flow(name="screen-sites", flow_run_name="screen-{sites}", log_prints=True)
 def screen_flow(
     sites: str = "sites.geojson",
-    data: str = "cache/demo-pack",
-    out: str = "results",
+    data: str | None = None,
+    demo: bool = False,
+    out: str | None = None,
     scenarios: list[str] | None = None,
     years: list[int] | None = None,
     hazards: list[str] | None = None,
@@ -159,53 +144,24 @@ def screen_flow(
     geocoders: list[str] | None = None,
     overrides: str | None = None,
     refresh_geocodes: bool = False,
-    cache_dir: str = "cache",
+    cache_dir: str | None = None,
+    run_id: str | None = None,
     report: bool = True,
 ) -> dict:
-    """Screen a sites file for every hazard x scenario x year and write a run folder."""
-    logger = get_run_logger()
+    """Screen a sites file for every hazard x scenario x year and write a run folder.
+
+    Every parameter left out takes the default of
+    :class:`sitescreen.pipeline.ScreeningRequest` (real data in ``$SITESCREEN_DATA`` or
+    ``cache/data``; the synthetic demo pack only with ``demo=True``).
+    """
     request = pipeline.make_request(
-        sites=sites, data=data, out=out, scenarios=scenarios, years=years, hazards=hazards,
-        weight=weight, catalog=catalog, thresholds=thresholds, geocoders=geocoders,
-        overrides=overrides, refresh_geocodes=refresh_geocodes, cache_dir=cache_dir,
-        report=report)
-    layers = pipeline.plan_layers(pipeline.catalog_for(request), request)
-    origin = pipeline.open_data(data).origin.value
-    timings: dict[str, float] = {}
-
-    start = time.perf_counter()
-    loaded = load_sites(sites)
-    located = locate_sites(loaded, request)
-    timings["load_and_locate"] = time.perf_counter() - start
-    logger.info("%d sites, %d located; %d hazard layers to assess (data: %s)",
-                len(located), int((located["location_source"] != "unresolved").sum()),
-                len(layers), origin)
-
-    start = time.perf_counter()
-    lon, lat = pipeline.coordinates(located)
-    checks = check_store.map(layers, unmapped(lon), unmapped(lat), unmapped(request))
-    cached = [c.result() for c in checks]
-    todo = [i for i, c in enumerate(cached) if len(c.missing)]
-    futures = assess_layer.map([layers[i] for i in todo], [cached[i] for i in todo],
-                               unmapped(lon), unmapped(lat), unmapped(request))
-    computed = dict(zip(todo, (f.result() for f in futures), strict=True))
-    store = pipeline.result_store(request)
-    results = [pipeline.complete_layer(store, c, lon, lat, computed.get(i))
-               for i, c in enumerate(cached)]
-    sampled = {layers[i].key: int(len(cached[i].missing)) for i in todo}
-    logger.info("sampled %d of %d layers (%d site-layers); the rest came from the result store",
-                len(todo), len(layers), sum(sampled.values()))
-    timings["hazards"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    table, shares = summarise(located, results, request)
-    timings["aggregate"] = time.perf_counter() - start
-    run_dir = write_outputs(located, table, shares, results, request, timings)
-    _publish_artifacts(shares, run_dir, origin)
-    logger.info("wrote %s", run_dir)
-    return {"run_dir": run_dir, "data_origin": origin, "n_sites": int(len(located)),
-            "sampled": sampled,
-            "table": format_shares_table(shares, hazards=HEADLINE_HAZARDS, data_origin=origin)}
+        sites=sites, data=data, demo=demo, out=out, scenarios=scenarios, years=years,
+        hazards=hazards, weight=weight, catalog=catalog, thresholds=thresholds,
+        geocoders=geocoders, overrides=overrides, refresh_geocodes=refresh_geocodes,
+        cache_dir=cache_dir, run_id=run_id, report=report)
+    run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
+    publish_artifacts(run)
+    return pipeline.run_summary(run)
 
 
 def dask_task_runner(address: str):
@@ -227,9 +183,3 @@ def run_screen(*, dask: str | None = None, **parameters) -> dict:
     if dask:
         return screen_flow.with_options(task_runner=dask_task_runner(dask))(**parameters)
     return screen_flow(**parameters)
-
-
-if __name__ == "__main__":
-    from sitescreen.cli import main
-
-    main(["screen", *sys.argv[1:]])

@@ -21,6 +21,7 @@ import pandas as pd
 
 from sitescreen.catalog import CompositeSpec
 from sitescreen.classify import MEDIUM_AND_ABOVE
+from sitescreen.geocode.frame import is_located
 from sitescreen.hazards import HazardResult
 
 __all__ = ["results_table", "add_composites", "shares", "LEVELS"]
@@ -258,9 +259,7 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     share computed from each site's low and high level).
     """
     keys = ["hazard", "hazard_label", "is_composite", "scenario", "year"]
-    located = sites["location_source"].ne("unresolved") if "location_source" in sites else \
-        pd.Series(True, index=sites.index)
-    unresolved_ids = set(sites.loc[~located, "site_id"])
+    unresolved_ids = set(sites.loc[~is_located(sites), "site_id"])
     # Only the columns counted (a copy of the whole long table would double its memory).
     t = table[list(dict.fromkeys(keys + ["pathway", "pathway_label", "period", "pathway_exact",
                                          "threshold_set", "site_id", "level", "level_low",

@@ -8,6 +8,7 @@ Messages name the offending site, row, file or dataset and say what to do about 
 from __future__ import annotations
 
 __all__ = [
+    "is_transient",
     "SitescreenError",
     "SiteValidationError",
     "CatalogError",
@@ -25,6 +26,12 @@ __all__ = [
 
 class SitescreenError(Exception):
     """Root of every error sitescreen raises on purpose."""
+
+    #: Whether the same call may succeed later (a dropped connection, a timeout, HTTP 429 or
+    #: 5xx after the client's own retries). Only transient errors are retried by the flow's
+    #: tasks; bad input, bad data, a checksum mismatch, offline mode, a rejected key or a
+    #: missing dependency never are.
+    transient: bool = False
 
 
 class SiteValidationError(SitescreenError, ValueError):
@@ -47,7 +54,15 @@ class ConfigError(SitescreenError, ValueError):
 
 
 class DownloadError(SitescreenError, OSError):
-    """A dataset could not be fetched; the message names the URL and the cause."""
+    """A dataset could not be fetched; the message names the URL and the cause.
+
+    ``transient=True`` marks a failure of the network or the server that a later attempt may
+    not meet (the fetch gave up after its retries, or the server asked to come back later).
+    """
+
+    def __init__(self, *args: object, transient: bool = False) -> None:
+        super().__init__(*args)
+        self.transient = transient
 
 
 class ChecksumError(DownloadError):
@@ -76,3 +91,11 @@ class OutputError(SitescreenError, OSError):
 
 class UnsafePathError(SitescreenError, ValueError):
     """A path would escape the folder it must stay in (archive member, output name)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` may not recur on a retry: a transient :class:`SitescreenError`, or a
+    builtin connection error or timeout. The one retry policy of the flows."""
+    if isinstance(exc, SitescreenError):
+        return exc.transient
+    return isinstance(exc, ConnectionError | TimeoutError)

@@ -1,41 +1,37 @@
-"""The screening pipeline as plain functions: each step takes and returns plain data.
+"""The screening pipeline: one request, one sequence of steps, run with or without Prefect.
 
-``flows/screen.py`` wraps these steps as Prefect tasks; :func:`screen` runs them in order
-without Prefect. No science lives here: hazards compute, ``aggregate`` counts, ``outputs``
-writes; this module only connects them and records provenance and timings.
+:func:`screen` runs the steps in order: prepare the data, load the sites, locate them, check
+the result store per hazard layer, assess what it lacks, complete the layers, summarise,
+write. Each step is a plain function of plain data. A :class:`Runner` decides how a step is
+executed: :class:`PlainRunner` calls it, and the Prefect flow (``flows/screen.py``) runs the
+very same steps as tasks, adding only mapping, retries, caching and artifacts. No science
+lives here: hazards compute, ``aggregate`` counts, ``outputs`` writes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sitescreen import __version__
 from sitescreen.aggregate import add_composites, results_table, shares
 from sitescreen.catalog import Catalog, load_catalog
-from sitescreen.data.sources import DataOrigin, DataSource
+from sitescreen.data.sources import DEMO_PACK, DataSource, default_data_folder
 from sitescreen.errors import CatalogError
-from sitescreen.geocode import GEOCODE_COLUMNS
+from sitescreen.geocode import is_located
 from sitescreen.hazards import HazardContext, HazardResult, load_hazard
-from sitescreen.outputs.run_folder import (
-    check_run_id,
-    csv_writer,
-    geojson_writer,
-    json_bytes,
-    new_run_id,
-    site_features,
-    write_run,
-)
+from sitescreen.manifest import build_manifest
+from sitescreen.outputs.run_files import render_files
+from sitescreen.outputs.run_folder import check_run_id, new_run_id, write_run
 from sitescreen.scenarios import Narrative, parse_narrative
 from sitescreen.store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
@@ -44,36 +40,43 @@ __all__ = [
     "ScreeningRun",
     "make_request",
     "Layer",
+    "Runner",
+    "PlainRunner",
     "plan_layers",
+    "preflight",
+    "prepare_data",
     "load_sites",
     "locate_sites",
-    "assess_layer",
-    "open_data",
-    "location_digest",
-    "check_store",
+    "coordinates",
+    "check_layer",
     "assess_missing",
     "complete_layer",
     "summarise",
-    "build_manifest",
-    "render_files",
+    "write_outputs",
+    "location_digest",
+    "run_summary",
     "screen",
-    "SITE_OUTPUT_COLUMNS",
+    "DEFAULT_YEARS",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_YEARS = (2030, 2050)
 
-SITE_OUTPUT_COLUMNS = ["site_id", "name", "company", "kind", "address", "city", "country",
-                       "lon", "lat"]
-
 
 @dataclass(frozen=True, slots=True)
 class ScreeningRequest:
-    """What to screen, against which data, and where to write."""
+    """What to screen, against which data, and where to write: the one place of defaults.
+
+    ``data`` defaults to ``$SITESCREEN_DATA``, else ``cache/data``; the SYNTHETIC demo pack
+    (``cache/demo-pack``) is used only with ``demo=True``. The CLI, the flow and the
+    deployments all build their request here, so a run with no options means the same
+    everywhere.
+    """
 
     sites: str
-    data: str
+    data: str | None = None
+    demo: bool = False
     out: str = "results"
     scenarios: tuple[Narrative, ...] = tuple(Narrative)
     years: tuple[int, ...] = DEFAULT_YEARS
@@ -92,6 +95,12 @@ class ScreeningRequest:
     def __post_init__(self) -> None:
         if self.run_id is not None:
             check_run_id(self.run_id)  # fail before the work, not when writing
+        data = self.data if self.data is not None else (
+            DEMO_PACK if self.demo else default_data_folder())
+        object.__setattr__(self, "data", str(data))
+        for name in ("sites", "out", "cache_dir", "catalog", "thresholds", "overrides"):
+            value = getattr(self, name)  # paths are kept as text: the request is plain data
+            object.__setattr__(self, name, None if value is None else str(value))
         object.__setattr__(self, "scenarios", tuple(parse_narrative(s) for s in self.scenarios))
         object.__setattr__(self, "years", tuple(int(y) for y in self.years))
         object.__setattr__(self, "hazards", tuple(self.hazards))
@@ -106,21 +115,16 @@ class ScreeningRequest:
         return {k: v for k, v in d.items() if v not in (None, ())}
 
 
-def make_request(*, sites: str, data: str, out: str = "results",
-                 scenarios: Sequence[str] | None = None, years: Sequence[int] | None = None,
-                 hazards: Sequence[str] | None = None, weight: str | None = None,
-                 catalog: str | None = None, thresholds: str | None = None,
-                 geocoders: Sequence[str] | None = None, overrides: str | None = None,
-                 refresh_geocodes: bool = False, cache_dir: str = "cache",
-                 run_id: str | None = None, report: bool = True) -> ScreeningRequest:
-    """A request from optional user options (None: the defaults), as the CLI and flow get them."""
-    return ScreeningRequest(
-        sites=str(sites), data=str(data), out=str(out),
-        scenarios=tuple(scenarios) if scenarios else tuple(Narrative),
-        years=tuple(years) if years else DEFAULT_YEARS, hazards=tuple(hazards or ()),
-        weight=weight, catalog=catalog, thresholds=thresholds,
-        geocoders=tuple(geocoders) if geocoders else ("offline",), overrides=overrides,
-        refresh_geocodes=refresh_geocodes, cache_dir=cache_dir, run_id=run_id, report=report)
+def make_request(**options: Any) -> ScreeningRequest:
+    """A request from user options as the CLI and the flow get them: an option that is None
+    or empty takes the request's default, so defaults live in :class:`ScreeningRequest` only.
+    """
+    unknown = set(options) - set(ScreeningRequest.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown screening option(s): {', '.join(sorted(unknown))}")
+    given = {k: (tuple(v) if isinstance(v, list | tuple) else v)
+             for k, v in options.items() if v is not None and v != [] and v != ()}
+    return ScreeningRequest(**given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +142,19 @@ class Layer:
 
 @dataclass(slots=True)
 class ScreeningRun:
+    """What a run produced: the located sites, the long table, the shares and the manifest."""
+
     run_dir: Path | None
     sites: gpd.GeoDataFrame
     table: pd.DataFrame
     shares: pd.DataFrame
     manifest: dict
     timings: dict[str, float] = field(default_factory=dict)
+    #: Sites sampled per layer key, for the layers that had sites missing from the store.
+    sampled: dict[str, int] = field(default_factory=dict)
 
+
+# --------------------------------------------------------------------------- configuration
 
 @lru_cache(maxsize=8)
 def _catalog(catalog: str | None, thresholds: str | None) -> Catalog:
@@ -152,6 +162,7 @@ def _catalog(catalog: str | None, thresholds: str | None) -> Catalog:
 
 
 def catalog_for(request: ScreeningRequest) -> Catalog:
+    """The catalog of the request (packaged, merged with the user's catalog and thresholds)."""
     return _catalog(request.catalog, request.thresholds)
 
 
@@ -179,16 +190,54 @@ def plan_layers(catalog: Catalog, request: ScreeningRequest) -> list[Layer]:
     return layers
 
 
-def load_sites(path: str | Path) -> gpd.GeoDataFrame:
+def open_data(request: ScreeningRequest) -> DataSource:
+    """The data source of the request: a URL mirror, or a folder (its origin read from the
+    demo-pack marker or from the sidecars ``sitescreen data fetch`` writes)."""
+    root = request.data
+    if root.startswith(("http://", "https://")):
+        return DataSource.open(root)
+    return DataSource.for_cache(root)
+
+
+def result_store(request: ScreeningRequest) -> ResultStore:
+    return ResultStore(Path(request.cache_dir) / "results")
+
+
+# --------------------------------------------------------------------------- the steps
+
+def preflight(request: ScreeningRequest) -> list[Layer]:
+    """Everything that can be checked before the work: the plan against the catalog and the
+    sites file (every problem at once). Callers run it before starting anything slow."""
+    layers = plan_layers(catalog_for(request), request)
+    load_sites(request)
+    return layers
+
+
+def prepare_data(request: ScreeningRequest) -> DataSource:
+    """Make the request's hazard data available and open it.
+
+    With ``demo``, the SYNTHETIC demo pack is built when missing or outdated. A data folder
+    that does not exist is an error that says how to get the data.
+    """
+    if request.demo:
+        from sitescreen.synthetic import build_demo_pack, pack_is_current
+
+        if not pack_is_current(request.data):
+            log.warning("building the SYNTHETIC demo pack in %s", request.data)
+            build_demo_pack(request.data)
+    return open_data(request)
+
+
+def load_sites(request: ScreeningRequest) -> gpd.GeoDataFrame:
     """Read and validate the sites file; every problem is reported at once."""
     from sitescreen.sites import read_sites
 
-    return read_sites(path)
+    return read_sites(request.sites)
 
 
-def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest,
-                 progress: Callable[[int, int], None] | None = None,
-                 geocoder_options: dict | None = None) -> gpd.GeoDataFrame:
+def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest, *,
+                 geocoder_options: dict | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> gpd.GeoDataFrame:
     """Fill coordinates for sites that only have an address, with provenance columns.
 
     ``geocoder_options`` maps a provider name to its options (e.g. ``{"amap": {"key": k}}``).
@@ -203,47 +252,34 @@ def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest,
 
 
 def coordinates(sites: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """lon/lat arrays for hazard sampling; unresolved sites are NaN (level 0)."""
-    lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype="float64")
-    lat = pd.to_numeric(sites["lat"], errors="coerce").to_numpy(dtype="float64")
+    """lon/lat arrays for hazard sampling; unresolved sites (:func:`is_located`) are NaN, so
+    they are never sampled."""
+    located = is_located(sites)
+    lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype="float64").copy()
+    lat = pd.to_numeric(sites["lat"], errors="coerce").to_numpy(dtype="float64").copy()
+    lon[~located] = np.nan
+    lat[~located] = np.nan
     return lon, lat
 
 
-def assess_layer(lon: np.ndarray, lat: np.ndarray, layer: Layer, *, catalog: Catalog,
-                 data: DataSource, cache_dir: str | None = None) -> HazardResult:
-    """Run one hazard plug-in for one narrative and year."""
-    context = HazardContext.build(catalog, layer.hazard, data, cache_dir=cache_dir)
-    hazard = load_hazard(context.spec)
-    return hazard.assess(lon, lat, scenario=layer.scenario, year=layer.year, context=context)
+def check_layer(layer: Layer, *, lon: np.ndarray, lat: np.ndarray,
+                request: ScreeningRequest) -> CachedLayer:
+    """Which sites of ``layer`` the result store already holds for exactly this data and
+    method (the layer's fingerprint), and which are missing."""
+    fingerprint = layer_fingerprint(catalog_for(request), open_data(request), layer.hazard,
+                                    layer.scenario, layer.year)
+    return result_store(request).lookup(fingerprint, lon, lat)
 
 
-def open_data(root: str | Path) -> DataSource:
-    """The data source for ``--data``: a URL mirror, or a folder (its origin read from the
-    demo-pack marker or from the sidecars ``sitescreen data fetch`` writes)."""
-    root = str(root)
-    if root.startswith(("http://", "https://")):
-        return DataSource.open(root)
-    return DataSource.for_cache(root)
-
-
-def result_store(request: ScreeningRequest) -> ResultStore:
-    return ResultStore(Path(request.cache_dir) / "results")
-
-
-def check_store(store: ResultStore, lon: np.ndarray, lat: np.ndarray, layer: Layer, *,
-                catalog: Catalog, data: DataSource) -> CachedLayer:
-    """Which sites of ``layer`` already have results for exactly this data and method."""
-    fingerprint = layer_fingerprint(catalog, data, layer.hazard, layer.scenario, layer.year)
-    return store.lookup(fingerprint, lon, lat)
-
-
-def assess_missing(cached: CachedLayer, lon: np.ndarray, lat: np.ndarray, layer: Layer, *,
-                   catalog: Catalog, data: DataSource,
-                   cache_dir: str | None = None) -> HazardResult:
-    """Sample only the sites the store lacks (a pure computation: nothing is stored)."""
+def assess_missing(layer: Layer, cached: CachedLayer, *, lon: np.ndarray, lat: np.ndarray,
+                   request: ScreeningRequest) -> HazardResult:
+    """Sample the sites of ``layer`` that the store lacks (pure: nothing is stored here)."""
     idx = cached.missing
-    return assess_layer(lon[idx], lat[idx], layer, catalog=catalog, data=data,
-                        cache_dir=cache_dir)
+    context = HazardContext.build(catalog_for(request), layer.hazard, open_data(request),
+                                  cache_dir=request.cache_dir)
+    hazard = load_hazard(context.spec)
+    return hazard.assess(lon[idx], lat[idx], scenario=layer.scenario, year=layer.year,
+                         context=context)
 
 
 def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
@@ -259,9 +295,10 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
     return store.assemble(cached, lon, lat, computed)
 
 
-def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: Catalog,
-              weight: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
+              request: ScreeningRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The long per-site table (hazards and composites) and the shares table."""
+    catalog, weight = catalog_for(request), request.weight
     if weight is not None:
         if weight not in sites.columns:
             raise CatalogError(f"weight field {weight!r} is not a site property; "
@@ -279,139 +316,37 @@ def summarise(sites: pd.DataFrame, results: Sequence[HazardResult], *, catalog: 
     return table, shares(table, sites, weight=weight)
 
 
-def _datasets_used(catalog: Catalog, results: Sequence[HazardResult]) -> list[dict]:
-    used = sorted({d for r in results for d in r.datasets})
-    return [catalog.dataset(d).to_dict() for d in used]
+def write_outputs(sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
+                  manifest: dict, request: ScreeningRequest) -> Path:
+    """Render every output file of the run and write the run folder atomically."""
+    files = render_files(sites=sites, table=table, shares_table=shares_table,
+                         manifest=manifest, out_root=request.out, report=request.report)
+    return write_run(request.out, manifest["run_id"], files)
 
 
-def build_manifest(*, request: ScreeningRequest, run_id: str, catalog: Catalog, data: DataSource,
-                   sites: pd.DataFrame, results: Sequence[HazardResult], timings: dict,
-                   input_sha256: str | None = None) -> dict:
-    """Everything an output says, traceable: inputs, data, thresholds, pathways, method."""
-    precision_counts = (sites["geocode_precision"].fillna("").value_counts().to_dict()
-                        if "geocode_precision" in sites else {})
-    layers = []
-    for r in results:
-        layers.append({
-            "hazard": r.hazard, "scenario": r.scenario.value, "year": r.year,
-            "pathway": r.pathway.to_dict(), "units": r.units, "threshold_set": r.threshold_set,
-            "datasets": list(r.datasets), "method": r.method, "details": r.details,
-        })
-    used_sets = sorted({r.threshold_set for r in results})
-    return {
-        "sitescreen_version": __version__,
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_origin": data.origin.value,
-        "data_origin_note": _origin_note(data.origin),
-        "request": request.to_dict(),
-        "inputs": {"sites": {"path": str(request.sites), "sha256": input_sha256,
-                             "n_sites": int(len(sites))}},
-        "data_source": data.to_dict(),
-        "datasets": _datasets_used(catalog, results),
-        "catalog_sources": list(catalog.sources),
-        "threshold_sets": [catalog.threshold_set(n).to_dict() for n in used_sets],
-        "composites": [c.to_dict() for c in catalog.composites.values()],
-        "scenario_crosswalk": [p.to_dict() for p in sorted(
-            {r.pathway for r in results}, key=lambda p: (p.family, p.narrative, p.year))],
-        "layers": layers,
-        "geocoding": {"providers": list(request.geocoders),
-                      "precision_counts": precision_counts,
-                      "location_source_counts": sites["location_source"].value_counts().to_dict()
-                      if "location_source" in sites else {}},
-        "definitions": {
-            "levels": "1 very low, 2 low, 3 medium, 4 high, 5 very high; 0/empty: no data",
-            "medium_plus": "share of screened sites at level 3 or above",
-            "percent_denominator": "sites_screened (sites with a location and a level); "
-                                   "sites_unresolved and sites_no_data are reported beside it",
-            "range": "medium_plus_pct_low/high: the share with every site at the low/high end "
-                     "of its ensemble or uncertainty range",
-        },
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-    }
+# --------------------------------------------------------------------------- running them
 
+class Runner(Protocol):
+    """How the steps of :func:`screen` are executed.
 
-def _origin_note(origin: DataOrigin) -> str:
-    if origin == DataOrigin.SYNTHETIC_DEMO:
-        return ("SYNTHETIC DEMO DATA: generated by 'sitescreen demo-data' in the upstream file "
-                "formats. These numbers are NOT hazard data and must not be reported.")
-    return f"hazard data read from a {origin.value} source"
-
-
-def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                 manifest: dict, out_root: str | Path | None = None,
-                 report: bool = True) -> dict[str, bytes | Callable[[Path], None]]:
-    """All output files of a run, ready for :func:`outputs.write_run`.
-
-    With ``out_root``, the run is compared with the previous run of the same sites file
-    there (``changes.json``/``changes.csv`` and a section of the report).
+    ``call`` runs one step and returns its result; ``map`` runs a step once per item of the
+    ``iterables`` (zipped), with the same ``constants`` for each, and returns the results in
+    order. The Prefect flow's runner submits the steps as tasks.
     """
-    from functools import partial
 
-    from sitescreen.outputs.changes import changes_table, compare_runs, find_previous_run
-    from sitescreen.outputs.geopackage import (
-        GPKG_FILE,
-        STYLE_FILE,
-        footprint_files,
-        level_style_qml,
-        write_geopackage,
-    )
+    def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any: ...
 
-    files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
-    changes = None
-    if out_root is not None:
-        previous = find_previous_run(out_root, manifest["request"]["sites"],
-                                     before_run_id=manifest["run_id"])
-        changes = compare_runs(previous, sites=sites, table=table, manifest=manifest)
-        files["changes.json"] = json_bytes(changes)
-        files["changes.csv"] = changes_table(changes).to_csv(index=False).encode()
-    if report:
-        from sitescreen.outputs.charts import (
-            render_charts,  # matplotlib: imported only when charts are wanted
-        )
-        from sitescreen.outputs.report import render_report
-
-        chart_files = render_charts(shares_table, sites, table, manifest=manifest)
-        files.update(chart_files)
-        files.update(render_report(shares=shares_table, sites=sites, table=table,
-                                   manifest=manifest, charts=chart_files, changes=changes))
-    files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest)
-    files[STYLE_FILE] = level_style_qml()
-    files.update(footprint_files(sites, table, manifest=manifest))  # footprint sites only
-    return files
+    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list: ...
 
 
-def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                manifest: dict) -> dict[str, bytes | Callable[[Path], None]]:
-    """GeoJSON, summary tables and manifest: the files every run has."""
-    origin = manifest["data_origin"]
-    extras = [c for c in sites.columns if c not in SITE_OUTPUT_COLUMNS
-              and c not in GEOCODE_COLUMNS and c not in ("geometry", "input_ref")]
-    site_columns = SITE_OUTPUT_COLUMNS + [c for c in GEOCODE_COLUMNS if c in sites] + extras
-    fc = site_features(sites, table, data_origin=origin, site_columns=site_columns,
-                       lazy=True)
-    fc["name"] = "sitescreen results"
-    fc["sitescreen"] = {"run_id": manifest["run_id"], "data_origin": origin,
-                        "data_origin_note": manifest["data_origin_note"],
-                        "sitescreen_version": manifest["sitescreen_version"],
-                        "manifest": "manifest.json"}
-    shares_out = shares_table.assign(data_origin=origin)
-    summary = {
-        "header": {"run_id": manifest["run_id"], "data_origin": origin,
-                   "data_origin_note": manifest["data_origin_note"],
-                   "threshold_sets": [t["name"] for t in manifest["threshold_sets"]],
-                   "definitions": manifest["definitions"]},
-        "shares": shares_out.to_dict("records"),
-    }
-    header = (f"# sitescreen {manifest['sitescreen_version']} run {manifest['run_id']}; "
-              f"data_origin={origin}; {manifest['data_origin_note']}\n")
-    return {
-        "sites.geojson": geojson_writer(fc),
-        "summary.csv": (header + shares_out.to_csv(index=False, float_format="%.4f")).encode(),
-        "summary.json": json_bytes(summary),
-        "site_results.csv": csv_writer(table.assign(data_origin=origin), comment=header),
-        "manifest.json": json_bytes(manifest),
-    }
+class PlainRunner:
+    """Runs each step in this process, one after the other."""
+
+    def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any:
+        return step(*args, **kwargs)
+
+    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list:
+        return [step(*items, **constants) for items in zip(*iterables, strict=True)]
 
 
 @contextmanager
@@ -423,41 +358,64 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
-def screen(request: ScreeningRequest, *, write: bool = True,
+def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | None = None,
            progress: Callable[[str], None] | None = None) -> ScreeningRun:
-    """Run the whole screening without Prefect (the flow runs the same steps as tasks)."""
+    """Run the whole screening: the one sequence of steps, plain or as Prefect tasks.
+
+    Parameters
+    ----------
+    request : what to screen (:func:`make_request` builds one from user options).
+    write : write the run folder (False: compute only, e.g. for benchmarks).
+    runner : how steps are executed; :class:`PlainRunner` (the default) calls them in turn.
+    progress : called with one line per step, for a terminal or a log.
+    """
+    run = runner or PlainRunner()
     say = progress or (lambda msg: log.info(msg))
     timings: dict[str, float] = {}
-    catalog = catalog_for(request)
-    layers = plan_layers(catalog, request)
-    data = open_data(request.data)
-    store = result_store(request)
+    layers = plan_layers(catalog_for(request), request)
+    with timed(timings, "prepare_data"):
+        data = run.call(prepare_data, request)
     with timed(timings, "load_sites"):
-        sites = load_sites(request.sites)
+        sites = run.call(load_sites, request)
     say(f"loaded {len(sites)} sites from {request.sites}")
-    with timed(timings, "geocode"):
-        sites = locate_sites(sites, request)
+    with timed(timings, "locate_sites"):
+        sites = run.call(locate_sites, sites, request)
     lon, lat = coordinates(sites)
-    results = []
-    for i, layer in enumerate(layers, 1):
-        with timed(timings, f"hazard:{layer.hazard}"):
-            cached = check_store(store, lon, lat, layer, catalog=catalog, data=data)
-            computed = None
-            if len(cached.missing):
-                computed = assess_missing(cached, lon, lat, layer, catalog=catalog, data=data,
-                                          cache_dir=request.cache_dir)
-            results.append(complete_layer(store, cached, lon, lat, computed))
-        say(f"[{i}/{len(layers)}] {layer.key}: {len(cached.missing)} of {len(lon)} sites sampled")
+    say(f"located {int(np.isfinite(lon).sum())} of {len(sites)} sites")
+    with timed(timings, "assess"):
+        cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request)
+        todo = [i for i, c in enumerate(cached) if len(c.missing)]
+        computed = dict(zip(todo, run.map(assess_missing, [layers[i] for i in todo],
+                                          [cached[i] for i in todo], lon=lon, lat=lat,
+                                          request=request), strict=True))
+        store = result_store(request)
+        results = [complete_layer(store, c, lon, lat, computed.get(i))
+                   for i, c in enumerate(cached)]
+    sampled = {layers[i].key: int(len(cached[i].missing)) for i in todo}
+    say(f"sampled {len(todo)} of {len(layers)} layers ({sum(sampled.values())} site-layers); "
+        f"{len(layers) - len(todo)} came whole from the result store")
     with timed(timings, "aggregate"):
-        table, shares_table = summarise(sites, results, catalog=catalog, weight=request.weight)
+        table, shares_table = run.call(summarise, sites, results, request)
     run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
-    manifest = build_manifest(request=request, run_id=run_id, catalog=catalog, data=data,
-                              sites=sites, results=results, timings=timings,
-                              input_sha256=sites.attrs.get("source_sha256"))
+    manifest = build_manifest(request=request.to_dict(), run_id=run_id,
+                              catalog=catalog_for(request), data=data, sites=sites,
+                              results=results, timings=timings,
+                              input_sha256=sites.attrs.get("source_sha256"),
+                              geocoders=request.geocoders)
     run_dir = None
     if write:
-        files = render_files(sites=sites, table=table, shares_table=shares_table,
-                             manifest=manifest, out_root=request.out, report=request.report)
-        run_dir = write_run(request.out, run_id, files)
+        run_dir = run.call(write_outputs, sites, table, shares_table, manifest, request)
         say(f"wrote {run_dir}")
-    return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings)
+    return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings, sampled)
+
+
+def run_summary(run: ScreeningRun) -> dict:
+    """What a run reports to its caller (the CLI, a flow's return value): plain JSON data."""
+    from sitescreen.outputs.summary import HEADLINE_HAZARDS, format_shares_table
+
+    origin = run.manifest["data_origin"]
+    return {"run_dir": str(run.run_dir) if run.run_dir else None,
+            "run_id": run.manifest["run_id"], "data_origin": origin,
+            "n_sites": int(len(run.sites)), "sampled": dict(run.sampled),
+            "table": format_shares_table(run.shares, hazards=HEADLINE_HAZARDS,
+                                         data_origin=origin)}

@@ -40,6 +40,7 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from sitescreen.errors import HazardDataError
+from sitescreen.geodesy import KM_PER_DEGREE, haversine_km
 
 __all__ = [
     "GDAL_ENV",
@@ -54,7 +55,6 @@ __all__ = [
     "sample_with_info",
     "nearest_valid",
     "nearest_valid_pixel",
-    "haversine_km",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,8 @@ _MIN_OCCUPANCY = 0.5
 _MIN_POINTS_PER_BLOCK = 1
 # Decoded windows a single call keeps (so point chunks share windows) unless given a cache.
 _CALL_CACHE_BYTES = 128 * 2**20
-_EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius
-_KM_PER_DEG = math.pi * _EARTH_RADIUS_KM / 180.0
+
+_KM_PER_DEG = KM_PER_DEGREE
 
 _WARNED_NO_NODATA: set[str] = set()
 
@@ -180,6 +180,10 @@ class WindowCache:
 
     def clear(self) -> None:
         self._items.clear()
+
+    def keys(self) -> list[tuple]:
+        """The cached windows' keys: (path, band, ..., row_off, col_off, height, width)."""
+        return list(self._items)
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -490,15 +494,6 @@ def sample_with_info(path_or_dataset: Any, lon: Any, lat: Any, *, band: int = 1,
     return out.reshape(shape), info
 
 
-def haversine_km(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> np.ndarray:
-    """Great-circle distance in km on a sphere of the IUGG mean radius (6371.0088 km)."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype="float64"))
-                              for v in (lon1, lat1, lon2, lat2))
-    h = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * _EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
 def nearest_valid_pixel(path_or_dataset: Any, lon: Any, lat: Any, *, max_km: float,
                         band: int = 1, window_cache: WindowCache | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -684,6 +679,10 @@ class SampleCache:
 
     def clear(self) -> None:
         self._items.clear()
+
+    def keys(self) -> list[tuple]:
+        """The cached windows' keys: (path, band, ..., row_off, col_off, height, width)."""
+        return list(self._items)
         self._sizes.clear()
         self._bytes = 0
 

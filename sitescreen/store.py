@@ -28,8 +28,8 @@ import pandas as pd
 from sitescreen import __version__
 from sitescreen.catalog import Catalog
 from sitescreen.data.sources import DataSource
+from sitescreen.files import atomic_write
 from sitescreen.hazards import HazardResult
-from sitescreen.outputs.run_folder import atomic_write_bytes
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
 __all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer"]
@@ -176,7 +176,7 @@ class ResultStore:
                 "details": result.details}
         # Keys in the hazard's own order (no sort_keys): a run assembled from the store then
         # writes the same manifest bytes as a run that computed the layer.
-        atomic_write_bytes(folder / "meta.json",
+        atomic_write(folder / "meta.json",
                            json.dumps(meta, default=_json_default).encode())
         fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".parquet", dir=folder)
         os.close(fd)

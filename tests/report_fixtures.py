@@ -16,7 +16,9 @@ from sitescreen.catalog import load_catalog
 from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataOrigin, DataSource
 from sitescreen.hazards import HazardResult
-from sitescreen.pipeline import ScreeningRequest, build_manifest, render_files, summarise
+from sitescreen.manifest import build_manifest
+from sitescreen.outputs.run_files import render_files
+from sitescreen.pipeline import ScreeningRequest, summarise
 from sitescreen.scenarios import Narrative, pathway_for
 
 YEARS = (2030, 2050)
@@ -113,11 +115,11 @@ def build_run(*, sites: pd.DataFrame | None = None, run_id: str = "20250101T0000
                     values=np.where(lv > 0, lv * 10.0, np.nan), levels=lv, level_low=low,
                     level_high=high, flags=np.array([""] * len(ids), dtype=object),
                     details={"note": f"{hazard} details"}))
-    table, shares = summarise(sites, results, catalog=catalog)
     request = ScreeningRequest(sites=sites_path, data="demo", scenarios=tuple(scenarios),
                                years=tuple(years))
+    table, shares = summarise(sites, results, request)
     data = DataSource(root="/demo", origin=origin, description="test data")
-    manifest = build_manifest(request=request, run_id=run_id, catalog=catalog, data=data,
+    manifest = build_manifest(request=request.to_dict(), run_id=run_id, catalog=catalog, data=data,
                               sites=sites, results=results, timings={}, input_sha256="0" * 64)
     return sites, table, shares, manifest
 

@@ -59,13 +59,13 @@ def test_prefect_yaml_matches_the_python_deployment():
 def test_amap_key_comes_from_a_prefect_secret_block(prefect_api, monkeypatch):
     from prefect.blocks.system import Secret
 
-    from flows.screen import AMAP_SECRET_BLOCK, _geocoder_options
+    from flows.screen import AMAP_SECRET_BLOCK, geocoder_options
     from sitescreen.pipeline import make_request
 
     monkeypatch.delenv("SITESCREEN_AMAP_KEY", raising=False)
     request = make_request(sites="s.geojson", data="d", geocoders=["offline", "amap"])
-    assert _geocoder_options(make_request(sites="s.geojson", data="d")) == {}
+    assert geocoder_options(make_request(sites="s.geojson", data="d")) == {}
     Secret(value="test-key-123").save(AMAP_SECRET_BLOCK, overwrite=True)
-    assert _geocoder_options(request) == {"amap": {"key": "test-key-123"}}
+    assert geocoder_options(request) == {"amap": {"key": "test-key-123"}}
     monkeypatch.setenv("SITESCREEN_AMAP_KEY", "from-env")
-    assert _geocoder_options(request) == {}  # the provider reads the environment itself
+    assert geocoder_options(request) == {}  # the provider reads the environment itself

@@ -40,7 +40,7 @@ from sitescreen.data.datasets import VerifyStatus, fetch_dataset, verify_dataset
 from sitescreen.data.fetch import fetch
 from sitescreen.errors import DownloadError
 from sitescreen.geocode import AddressQuery, AMapGeocoder, GeocodeCache, geocode_sites
-from sitescreen.geocode._http import RetryPolicy
+from sitescreen.geocode.http import RetryPolicy
 from sitescreen.sites import read_sites
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from sitescreen.catalog import load_catalog
 from sitescreen.data.datasets import expand_files
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import HazardDataError
+from sitescreen.geodesy import haversine_km
 from sitescreen.hazards import HazardContext, HazardResult
 from sitescreen.hazards.flood import (
     NO_PROTECTION,
@@ -29,7 +30,7 @@ from sitescreen.hazards.flood import (
     ensemble_summary,
     member_return_periods,
 )
-from sitescreen.raster import SAMPLES, haversine_km
+from sitescreen.raster import SAMPLES
 from sitescreen.synthetic import DemoArea
 from sitescreen.synthetic import aqueduct_floods as aq
 
@@ -361,7 +362,7 @@ def test_writer_names_follow_upstream():
     # The same names 'sitescreen data fetch' downloads and the hazards read.
     floods = load_catalog().dataset("aqueduct_floods")
     assert set(names) == set(expand_files(floods))
-    assert set(RiverFlood()._baseline(floods).files) <= set(names)
+    assert set(RiverFlood().baseline(floods).files) <= set(names)
     cat = floods.params
     assert list(aq.RIVER_MODELS) == cat["river_models"]
     assert [aq.coast_rp_token(r) for r in aq.COAST_RETURN_PERIODS] == cat["coast_return_periods"]

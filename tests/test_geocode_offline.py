@@ -13,10 +13,10 @@ from sitescreen.geocode.gazetteer import (
     GEONAMES_CN_ADMIN1,
     Kind,
     cjk_key,
-    haversine_km,
     latin_key,
     load_gazetteer,
 )
+from sitescreen.geodesy import haversine_km
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +190,9 @@ def test_gazetteer_cache_location(monkeypatch, tmp_path):
     from sitescreen.geocode import gazetteer
 
     monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", "off")
-    assert gazetteer._cache_path("cities500") is None
+    assert gazetteer.cache_path("cities500") is None
     monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", str(tmp_path))
-    path = gazetteer._cache_path("cities500")
+    path = gazetteer.cache_path("cities500")
     assert path.parent == tmp_path and path.name.startswith("gazetteer-1-cities500-")
 
 
@@ -203,5 +203,5 @@ def test_nothing_is_loaded_at_import():
     code = ("import sitescreen.geocode as g\n"
             "from sitescreen.geocode import gazetteer\n"
             "g.OfflineGeocoder()\n"
-            "assert not gazetteer._LOADED, 'loaded at import'\n")
+            "assert not gazetteer.loaded_gazetteers(), 'loaded at import'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

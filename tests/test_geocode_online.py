@@ -15,6 +15,7 @@ import time
 import pytest
 from werkzeug.wrappers import Response
 
+from sitescreen.data.fetch import retry_after_seconds
 from sitescreen.errors import ConfigError, GeocoderAuthError
 from sitescreen.geocode import (
     AddressQuery,
@@ -24,8 +25,8 @@ from sitescreen.geocode import (
     Precision,
     datum,
 )
-from sitescreen.geocode._http import RetryPolicy, _retry_after, redact
 from sitescreen.geocode.gazetteer import haversine_km
+from sitescreen.geocode.http import RetryPolicy, redact
 
 KEY = "k3y-s3cr3t-0123456789abcdef"
 FAST = RetryPolicy(max_retries=2, backoff=0.01, max_backoff=0.05, max_retry_after=5)
@@ -173,13 +174,10 @@ def test_nominatim_far_apart_namesakes_are_ambiguous(httpserver):
 
 
 def test_retry_after_parsing():
-    class R:
-        def __init__(self, v):
-            self.headers = {"Retry-After": v} if v is not None else {}
-    assert _retry_after(R("7")) == 7.0
-    assert _retry_after(R(None)) is None
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(None) is None
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    assert 25 <= _retry_after(R(future)) <= 31
+    assert 25 <= retry_after_seconds(future) <= 31
     p = RetryPolicy(backoff=1, max_backoff=4)
     assert [p.delay(a, None) for a in range(4)] == [1, 2, 4, 4]
     assert p.delay(0, 9.0) == 9.0  # Retry-After wins when longer

@@ -21,7 +21,7 @@ from sitescreen.geocode import (
     geocode_sites,
     read_overrides,
 )
-from sitescreen.geocode.gazetteer import haversine_km
+from sitescreen.geodesy import haversine_km
 
 REPO = Path(__file__).resolve().parents[1]
 NAN = float("nan")

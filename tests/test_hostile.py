@@ -29,8 +29,8 @@ from sitescreen.catalog import load_catalog
 from sitescreen.data.archive import extract_zip
 from sitescreen.errors import CatalogError, GeocoderAuthError, HazardDataError, UnsafePathError
 from sitescreen.geocode import GeocodeCache, default_geocoders, geocode_sites
-from sitescreen.geocode._http import RetryPolicy
-from sitescreen.outputs.run_folder import write_run
+from sitescreen.geocode.http import RetryPolicy
+from sitescreen.manifest import build_manifest
 from sitescreen.raster import raster_info, sample_points
 from sitescreen.sites import read_sites
 from sitescreen.synthetic import DemoArea, ibtracs
@@ -312,16 +312,18 @@ def test_the_amap_key_never_reaches_logs_outputs_or_the_cache(tmp_path, httpserv
         "ok": "ok", "broken": "unresolved", "echo": "unresolved", "proxy": "unresolved",
         "given": "ok"}
     catalog = pipeline.catalog_for(request)
-    data = pipeline.open_data(request.data)
+    data = pipeline.open_data(request)
     lon, lat = pipeline.coordinates(sites)
-    results = [pipeline.assess_layer(lon, lat, layer, catalog=catalog, data=data)
-               for layer in pipeline.plan_layers(catalog, request)]
-    table, shares = pipeline.summarise(sites, results, catalog=catalog)
-    manifest = pipeline.build_manifest(request=request, run_id="amap-run", catalog=catalog,
-                                       data=data, sites=sites, results=results, timings={})
-    files = pipeline.render_files(sites=sites, table=table, shares_table=shares,
-                                  manifest=manifest, out_root=out)
-    run_dir = write_run(out, "amap-run", files)
+    store = pipeline.result_store(request)
+    results = []
+    for layer in pipeline.plan_layers(catalog, request):
+        cached = pipeline.check_layer(layer, lon=lon, lat=lat, request=request)
+        computed = pipeline.assess_missing(layer, cached, lon=lon, lat=lat, request=request)
+        results.append(pipeline.complete_layer(store, cached, lon, lat, computed))
+    table, shares = pipeline.summarise(sites, results, request)
+    manifest = build_manifest(request=request.to_dict(), run_id="amap-run", catalog=catalog,
+                              data=data, sites=sites, results=results, timings={})
+    run_dir = pipeline.write_outputs(sites, table, shares, manifest, request)
 
     reasons = " | ".join(sites["geocode_reason"])
     assert "HTTP 500" in reasons and "INVALID_PARAMS key=***" in reasons and "key=***" in reasons

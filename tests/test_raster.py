@@ -14,11 +14,11 @@ from rasterio.transform import Affine, rowcol
 from werkzeug import Request, Response
 
 from sitescreen.errors import HazardDataError
+from sitescreen.geodesy import haversine_km
 from sitescreen.raster import (
     FALLBACK_NODATA_RULE,
     SampleCache,
     WindowCache,
-    haversine_km,
     nearest_valid,
     nearest_valid_pixel,
     raster_info,
@@ -117,7 +117,7 @@ def test_reads_only_blocks_holding_points(tmp_path):
     lat = NORTH - (np.array([20, 30, 700, 3]) + 0.5) * RES
     got = sample_points(path, lon, lat, window_cache=cache)
     np.testing.assert_array_equal(got, data[[20, 30, 700, 3], [10, 12, 500, 1000]])
-    windows = sorted(k[3:] for k in cache._items)
+    windows = sorted(k[3:] for k in cache.keys())
     assert windows == [(0, 0, 64, 64), (0, 960, 64, 64), (640, 448, 64, 64)]
     # Sampling again with the same cache reads nothing new.
     sample_points(path, lon, lat, window_cache=cache)

@@ -172,6 +172,6 @@ def test_rewrite_replaces_the_pack(tmp_path):
 def test_no_areas_means_the_whole_default_extent():
     # Writing it takes seconds, so only the plan is checked: lon 40..150, lat -12..56, with a
     # seed spacing that keeps it near 2,000 basins.
-    region, spacing = writer._region([])
+    region, spacing = writer.region([])
     assert region.bounds == (40.0, -12.0, 150.0, 56.0)
     assert region.area / spacing**2 == pytest.approx(2000)

@@ -7,21 +7,18 @@ exits 1 when a cached file fails its checksum.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sitescreen.catalog import Catalog, load_catalog
-from sitescreen.errors import SitescreenError
+from sitescreen.cli.options import EXIT_MISMATCH, CatalogOpt, exit_on_error
+from sitescreen.data.sources import DEFAULT_DATA
 
 __all__ = ["data_app"]
 
-EXIT_MISMATCH = 1
-EXIT_INVALID = 2
-DEFAULT_CACHE = Path("cache/data")
+DEFAULT_CACHE = Path(DEFAULT_DATA)
 
 data_app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -32,22 +29,12 @@ data_app = typer.Typer(
 CacheOpt = Annotated[Path, typer.Option(
     "--cache", envvar="SITESCREEN_CACHE",
     help="Cache folder (default: $SITESCREEN_CACHE, else ./cache/data).")]
-CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="User catalog TOML.")]
 DatasetsArg = Annotated[list[str], typer.Argument(help="Dataset ids (see 'sitescreen data list').")]
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """SitescreenError -> one line on stderr and exit 2; Ctrl-C keeps .part files to resume."""
-    try:
-        yield
-    except SitescreenError as exc:
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(EXIT_INVALID) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+def _errors():
+    """The shared error mapper; Ctrl-C keeps .part files, so the same command resumes."""
+    return exit_on_error(interrupted="interrupted; run the same command again to resume")
 
 
 def _catalog(path: Path | None) -> Catalog:

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -36,6 +35,7 @@ import requests
 from sitescreen import __version__
 from sitescreen.data.sources import SIDECAR_SUFFIX
 from sitescreen.errors import CatalogError, ChecksumError, DownloadError
+from sitescreen.files import atomic_write
 
 __all__ = [
     "FetchResult",
@@ -170,16 +170,7 @@ def read_sidecar(path: str | Path) -> dict | None:
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache must stay readable
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(data), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, (json.dumps(dict(data), indent=2, sort_keys=True) + "\n").encode())
 
 
 def _now() -> str:
@@ -495,12 +486,12 @@ def _download(sess: requests.Session, url: str, part: Path, part_meta: Path, des
         if attempt > retries:
             raise DownloadError(
                 f"{shown}: giving up after {attempt} attempts; last error: {reason}. Run the "
-                "fetch again to resume, or use a mirror (--mirror)")
+                "fetch again to resume, or use a mirror (--mirror)", transient=True)
         if wait is None:
             wait = backoff * 2 ** max(attempt - 1, 0)
         elif wait > MAX_RETRY_AFTER:
             raise DownloadError(
-                f"{shown}: the server asks to retry after {wait:.0f} s ({reason}); try later")
+                f"{shown}: the server asks to retry after {wait:.0f} s ({reason}); try later", transient=True)
         logger.warning("%s: %s; retry %d of %d in %.1f s", shown, reason, max(attempt, 1),
                        retries, wait)
         time.sleep(wait)

@@ -22,12 +22,20 @@ from typing import Any
 from sitescreen.errors import ConfigError
 from sitescreen.geocode.cache import DEFAULT_CACHE_PATH, GeocodeCache
 from sitescreen.geocode.checks import LocationFlag, location_flags
-from sitescreen.geocode.frame import GEOCODE_COLUMNS, geocode_sites, read_overrides
+from sitescreen.geocode.frame import (
+    GEOCODE_COLUMNS,
+    UNRESOLVED,
+    geocode_sites,
+    is_located,
+    read_overrides,
+)
 from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
 from sitescreen.geocode.offline import OfflineGeocoder
 from sitescreen.geocode.online import AMapGeocoder, NominatimGeocoder, RetryPolicy
 
 __all__ = [
+    "UNRESOLVED",
+    "is_located",
     "AddressQuery",
     "GeocodeResult",
     "Geocoder",

@@ -33,7 +33,8 @@ from sitescreen.geocode.checks import location_flags
 from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
 from sitescreen.geocode.offline import OfflineGeocoder
 
-__all__ = ["geocode_sites", "read_overrides", "Override", "GEOCODE_COLUMNS", "cache_name"]
+__all__ = ["geocode_sites", "read_overrides", "Override", "GEOCODE_COLUMNS", "cache_name",
+           "UNRESOLVED", "is_located"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,28 @@ GEOCODE_COLUMNS = (
     "geocode_query", "geocode_status", "geocode_matched", "geocode_candidates",
     "geocode_reason", "location_flags",
 )
+
+#: ``location_source`` of a site that could not be placed (its lon/lat are NaN).
+UNRESOLVED = "unresolved"
+
+
+def is_located(sites: pd.DataFrame) -> np.ndarray:
+    """The one definition of a located site: finite lon and lat, and a ``location_source``
+    other than :data:`UNRESOLVED` (each tested where the table has the column). Every other site is unresolved:
+    it is never sampled and is counted apart from the screened sites in every output.
+
+    >>> import pandas as pd
+    >>> is_located(pd.DataFrame({"lon": [1.0, None, 2.0], "lat": [1.0, 2.0, 3.0],
+    ...                          "location_source": ["input", "input", "unresolved"]})).tolist()
+    [True, False, False]
+    """
+    ok = np.ones(len(sites), dtype=bool)
+    for col in ("lon", "lat"):
+        if col in sites:
+            ok &= np.isfinite(pd.to_numeric(sites[col], errors="coerce").to_numpy("float64"))
+    if "location_source" in sites:
+        ok &= sites["location_source"].astype(str).ne(UNRESOLVED).to_numpy()
+    return ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +282,7 @@ def geocode_sites(
         for i in members[key]:
             if result.ok:
                 lon[i], lat[i] = result.lon, result.lat
-            _fill(cols, i, source="geocoded" if result.ok else "unresolved",
+            _fill(cols, i, source="geocoded" if result.ok else UNRESOLVED,
                   geocoder=result.provider, precision=result.precision,
                   confidence=result.confidence if result.ok else math.nan,
                   datum=result.datum if result.ok else "", status=result.status,

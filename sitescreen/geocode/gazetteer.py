@@ -60,6 +60,7 @@ import numpy as np
 
 from sitescreen.errors import GeocodeError
 from sitescreen.geocode.model import Precision
+from sitescreen.geodesy import EARTH_RADIUS_KM, haversine_km, km_between
 
 __all__ = [
     "GAZETTEER_VERSION",
@@ -78,7 +79,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when the index or the matching rules change, so cached offline results are redone.
 GAZETTEER_VERSION = "1"
-EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
 
 #: GeoNames admin1 codes for China (FIPS 10-4 based, GeoNames admin1CodesASCII.txt) to the
 #: two-digit province part of the Chinese administrative code. Checked against the data in
@@ -221,23 +221,6 @@ def latin_key(text: str) -> str:
 def cjk_key(text: str) -> str:
     """Chinese names keep their characters and lose spaces and middle dots."""
     return _CJK_SPACES.sub("", unicodedata.normalize("NFKC", text))
-
-
-def haversine_km(lon1, lat1, lon2, lat2):
-    """Great-circle distance in km (spherical Earth, R = 6371.0088 km); numpy-vectorised."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype="float64"))
-                              for v in (lon1, lat1, lon2, lat2))
-    a = (np.sin((lat2 - lat1) / 2) ** 2
-         + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def km_between(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Scalar haversine distance in km, for the resolver's inner loops."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = (math.sin((p2 - p1) / 2) ** 2
-         + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
 def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -434,6 +417,11 @@ class Gazetteer:
 
 
 _LOADED: dict[str, Gazetteer] = {}
+
+
+def loaded_gazetteers() -> tuple[str, ...]:
+    """The GeoNames cutoffs loaded in this process so far (none at import time)."""
+    return tuple(_LOADED)
 _LOAD_LOCK = threading.Lock()
 CITY_FILES = ("cities500", "cities1000", "cities5000", "cities15000")
 
@@ -470,7 +458,7 @@ def load_gazetteer(cities: str = "cities500") -> Gazetteer:
         return _LOADED[cities]
 
 
-def _cache_path(cities: str) -> Path | None:
+def cache_path(cities: str) -> Path | None:
     """Where the built gazetteer is kept between processes (None: not kept).
 
     ``SITESCREEN_GAZETTEER_CACHE`` names the folder ("off" disables); the default is
@@ -495,7 +483,7 @@ def _cache_path(cities: str) -> Path | None:
 
 
 def _load_or_build(cities: str) -> Gazetteer:
-    path = _cache_path(cities)
+    path = cache_path(cities)
     if path is not None and path.is_file():
         try:
             with path.open("rb") as fh:

@@ -31,9 +31,9 @@ import requests
 from sitescreen import __version__
 from sitescreen.errors import ConfigError, GeocoderAuthError
 from sitescreen.geocode import datum
-from sitescreen.geocode._http import HttpFailure, JsonClient, RetryPolicy, redact
 from sitescreen.geocode.cache import GeocodeCache
 from sitescreen.geocode.gazetteer import km_between
+from sitescreen.geocode.http import HttpFailure, JsonClient, RetryPolicy, redact
 from sitescreen.geocode.model import AddressQuery, GeocodeResult, Precision
 
 __all__ = ["NominatimGeocoder", "AMapGeocoder", "DEFAULT_USER_AGENT", "AMAP_KEY_ENV",
@@ -91,7 +91,7 @@ class NominatimGeocoder:
         ``$SITESCREEN_USER_AGENT``); an empty one is refused.
     email : contact address sent as ``email=`` (recommended by the policy for bulk use).
     min_interval : seconds between requests; at least 1 against the public server.
-    timeout, retry : see :class:`~sitescreen.geocode._http.JsonClient`.
+    timeout, retry : see :class:`~sitescreen.geocode.http.JsonClient`.
     limit : answers asked for (to notice namesakes).
     accept_language : language of returned names.
     cache : answers already received are taken from it, and new ones stored (the usage
@@ -256,7 +256,7 @@ class AMapGeocoder:
     key : Web Service API key; default ``$SITESCREEN_AMAP_KEY``.
     base_url : server root (default ``https://restapi.amap.com``).
     min_interval : seconds between requests (AMap limits queries per second per key).
-    timeout, retry, session : see :class:`~sitescreen.geocode._http.JsonClient`.
+    timeout, retry, session : see :class:`~sitescreen.geocode.http.JsonClient`.
     user_agent : sent with requests.
 
     Raises

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from sitescreen.geodesy import EARTH_RADIUS_KM
 from sitescreen.hazards._ibtracs import Tracks
 
 __all__ = [
@@ -73,7 +74,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EARTH_RADIUS_KM = 6371.0088
+
 OMEGA = 7.292115e-5  # Earth's rotation rate, rad/s
 RMAX_LIMITS_KM = (5.0, 200.0)
 B_LIMITS = (1.0, 2.5)

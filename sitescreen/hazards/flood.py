@@ -213,7 +213,7 @@ class _AqueductFlood:
     def _members(self, entry: CatalogEntry, pathway: Pathway) -> list[_Member]:
         raise NotImplementedError
 
-    def _baseline(self, entry: CatalogEntry) -> _Member:
+    def baseline(self, entry: CatalogEntry) -> _Member:
         raise NotImplementedError
 
     def _locate(self, context: HazardContext, entry: CatalogEntry, lon: np.ndarray,
@@ -271,7 +271,7 @@ class _AqueductFlood:
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sites stay NaN
                 extra["depth_rp100_m"] = np.nanmedian(depth[:, list(rps).index(100), :], axis=0)
         if bool(context.params.get("baseline", True)):
-            base = self._baseline(entry)
+            base = self.baseline(entry)
             base_depth = self._depths(context, entry, base, s_lon, s_lat, infos)
             base_rp = member_return_periods(base_depth, rps, damaging)
             extra["rp_baseline"] = base_rp
@@ -354,7 +354,7 @@ class RiverFlood(_AqueductFlood):
             raise CatalogError(f"dataset {entry.id!r}: params.river_models is empty")
         return [_Member(m, self._files(pathway.code, m, pathway.year, entry)) for m in models]
 
-    def _baseline(self, entry: CatalogEntry) -> _Member:
+    def baseline(self, entry: CatalogEntry) -> _Member:
         p = entry.params
         model = p.get("river_historical_model", "000000000WATCH")
         return _Member(model, self._files(p.get("historical_pathway", "historical"), model,
@@ -397,7 +397,7 @@ class CoastalFlood(_AqueductFlood):
         slr = entry.params.get("coast_slr", "0")
         return [_Member(f"{sub}_slr{slr}", self._files(pathway.code, pathway.year, entry))]
 
-    def _baseline(self, entry: CatalogEntry) -> _Member:
+    def baseline(self, entry: CatalogEntry) -> _Member:
         p = entry.params
         return _Member("historical", self._files(p.get("historical_pathway", "historical"),
                                                  p.get("coast_historical_year", "hist"), entry))

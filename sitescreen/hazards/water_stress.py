@@ -43,7 +43,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ import shapely
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.files import atomic_write
 from sitescreen.hazards import HazardContext, HazardResult
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
@@ -535,11 +535,8 @@ def _load_polygons(path: str, relpath: str, layer: str, entry: CatalogEntry,
     pfaf, geoms = _read_gdb(path, relpath, layer, entry)
     if cached is not None:
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=cached.parent)
-            os.close(fd)
-            gpd.GeoDataFrame({"pfaf_id": pfaf}, geometry=geoms, crs="EPSG:4326").to_parquet(tmp)
-            os.replace(tmp, cached)
+            frame = gpd.GeoDataFrame({"pfaf_id": pfaf}, geometry=geoms, crs="EPSG:4326")
+            atomic_write(cached, frame.to_parquet)
         except OSError as exc:  # the cache only saves time; never fail a run over it
             log.warning("cannot write basin index cache %s: %s", cached, exc)
     return pfaf, geoms

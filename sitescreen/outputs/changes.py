@@ -38,13 +38,19 @@ import numpy as np
 import pandas as pd
 
 from sitescreen.errors import OutputError
+from sitescreen.geodesy import haversine_km
+from sitescreen.outputs.run_folder import (
+    MANIFEST_JSON,
+    SITE_RESULTS_CSV,
+    SITES_GEOJSON,
+    SUMMARY_JSON,
+)
 from sitescreen.scenarios import scenario_rank
 
 __all__ = ["compare_runs", "changes_table", "find_previous_run", "CHANGES_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-_EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 _SHIFT_M = 0.5  # below this, a coordinate difference is rounding (GeoJSON keeps 6 decimals)
 _INPUT_FIELDS = ("address", "city", "country")
 _SITE_CAUSES = ("site moved", "geocode changed")
@@ -102,7 +108,7 @@ def find_previous_run(out_root: str | Path, sites: str | Path, *,
             continue
         if before_run_id is not None and run.name >= before_run_id:
             continue
-        manifest_path = run / "manifest.json"
+        manifest_path = run / MANIFEST_JSON
         if not manifest_path.is_file():
             continue
         try:
@@ -127,8 +133,8 @@ def find_previous_run(out_root: str | Path, sites: str | Path, *,
 
 def _read_previous(previous: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """(sites, site results, manifest, summary) of a run folder."""
-    manifest = _read_json(previous / "manifest.json")
-    fc = _read_json(previous / "sites.geojson")
+    manifest = _read_json(previous / MANIFEST_JSON)
+    fc = _read_json(previous / SITES_GEOJSON)
     rows = []
     for feat in fc.get("features", []):
         props = dict(feat.get("properties") or {})
@@ -140,7 +146,7 @@ def _read_previous(previous: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, di
         props["lon"], props["lat"] = lon, lat
         rows.append(props)
     sites = pd.DataFrame(rows)
-    results_path = previous / "site_results.csv"
+    results_path = previous / SITE_RESULTS_CSV
     try:
         with open(results_path, encoding="utf-8") as fh:
             # The pipeline writes one '# sitescreen ...' provenance line above the header.
@@ -149,22 +155,12 @@ def _read_previous(previous: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, di
                             keep_default_na=False, na_values={"value": ["", "NaN", "nan"]})
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot read {results_path}: {exc}") from exc
-    summary_path = previous / "summary.json"
+    summary_path = previous / SUMMARY_JSON
     summary = _read_json(summary_path) if summary_path.is_file() else {}
     return sites, table, manifest, summary
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray,
-                 lat2: np.ndarray) -> np.ndarray:
-    """Great-circle distance in metres (spherical Earth; error below 0.5 % for these uses)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(lon2 - lon1)
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
 
 def _text(value: Any) -> str:
     if value is None:
@@ -216,7 +212,7 @@ def _site_changes(prev: pd.DataFrame, cur: pd.DataFrame, move_threshold_m: float
                for sid in prev.index if sid not in cur.index]
     common = cur.index.intersection(prev.index)
     a, b = prev.loc[common], cur.loc[common]
-    dist = _haversine_m(a["lon"].to_numpy(float), a["lat"].to_numpy(float),
+    dist = 1000.0 * haversine_km(a["lon"].to_numpy(float), a["lat"].to_numpy(float),
                         b["lon"].to_numpy(float), b["lat"].to_numpy(float))
     had, has = a["lon"].notna().to_numpy() & a["lat"].notna().to_numpy(), \
         b["lon"].notna().to_numpy() & b["lat"].notna().to_numpy()

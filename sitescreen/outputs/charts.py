@@ -40,6 +40,7 @@ from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
 from sitescreen.classify import RiskLevel
+from sitescreen.data.sources import is_synthetic
 from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
@@ -99,10 +100,6 @@ def map_chart_name(hazard: str, scenario: str, year: int) -> str:
     return f"charts/map_{hazard}_{scenario}_{int(year)}.png"
 
 
-def _is_synthetic(manifest: Mapping) -> bool:
-    return manifest.get("data_origin") == "synthetic-demo"
-
-
 def _num(value: object) -> float:
     try:
         v = float(value)  # type: ignore[arg-type]
@@ -128,7 +125,7 @@ def _ordered_rows(part: pd.DataFrame) -> pd.DataFrame:
 
 def _title_lines(label: str, what: str, manifest: Mapping) -> str:
     title = f"{label}: {what}"
-    return f"{SYNTHETIC_TITLE}: {title}" if _is_synthetic(manifest) else title
+    return f"{SYNTHETIC_TITLE}: {title}" if is_synthetic(manifest) else title
 
 
 def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> Figure:
@@ -151,7 +148,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     if rows.empty:
         raise ValueError("shares_figure needs at least one row of the shares table")
     label = str(rows["hazard_label"].iloc[0])
-    synthetic = _is_synthetic(manifest)
+    synthetic = is_synthetic(manifest)
     years = list(dict.fromkeys(rows["year"]))
     # y position: one slot per bar plus a half-slot gap between years, top to bottom.
     ys = np.array([i + 0.5 * years.index(y) for i, y in enumerate(rows["year"])], dtype=float)
@@ -317,7 +314,7 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     merged = rows[["site_id", "level"]].merge(pos, on="site_id", how="left")
     located = merged.dropna(subset=["lon", "lat"])
     unresolved = len(merged) - len(located)
-    synthetic = _is_synthetic(manifest)
+    synthetic = is_synthetic(manifest)
 
     if located.empty:
         x0, x1, y0, y1 = -180.0, 180.0, -60.0, 80.0

@@ -53,7 +53,9 @@ import shapely
 from shapely.geometry import mapping
 
 from sitescreen.classify import RiskLevel
+from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.errors import OutputError
+from sitescreen.geocode.frame import is_located
 from sitescreen.outputs.charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from sitescreen.outputs.run_folder import json_bytes
 from sitescreen.scenarios import scenario_rank, scenario_title
@@ -157,15 +159,6 @@ def _site_fields(sites: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns=_unique_fields(list(frame.columns)))
 
 
-def _located(sites: pd.DataFrame) -> np.ndarray:
-    lon = pd.to_numeric(sites.get("lon"), errors="coerce")
-    lat = pd.to_numeric(sites.get("lat"), errors="coerce")
-    ok = lon.notna() & lat.notna()
-    if "location_source" in sites:
-        ok &= sites["location_source"].astype(str).ne("unresolved")
-    return ok.to_numpy()
-
-
 def _points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
     geom = gpd.points_from_xy(frame["lon"], frame["lat"], crs=_CRS)
     return gpd.GeoDataFrame(frame, geometry=geom, crs=_CRS)
@@ -210,8 +203,8 @@ def _description(rows: pd.DataFrame, manifest: Mapping) -> str:
             f"(NULL = no data); dataset pathway {r['pathway']} ({r['period']}); threshold set "
             f"{r['threshold_set']}; run {manifest.get('run_id', '')}; data origin "
             f"{manifest.get('data_origin', '')}")
-    if manifest.get("data_origin") == "synthetic-demo":
-        text = "SYNTHETIC DEMO DATA, NOT HAZARD DATA. " + text
+    if is_synthetic(manifest):
+        text = f"{SYNTHETIC_WARNING} {text}"
     return text
 
 
@@ -236,7 +229,7 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
     path = Path(path)
     origin = str(manifest.get("data_origin", ""))
     run_id = str(manifest.get("run_id", ""))
-    located = _located(sites)
+    located = is_located(sites)
     fields = _site_fields(sites)
     fields["data_origin"] = origin
     fields["run_id"] = run_id
@@ -354,7 +347,7 @@ def _footprints(sites: pd.DataFrame, table: pd.DataFrame, *,
     geoms = np.where(shapely.is_geometry(geoms), geoms, None)  # NaN in a plain frame: none
     kind = shapely.get_type_id(geoms)
     is_footprint = np.isin(kind, (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
-    is_footprint &= _located(sites)
+    is_footprint &= is_located(sites)
     if not is_footprint.any():
         return None
     ids = sites["site_id"].astype(str).to_numpy()[is_footprint]

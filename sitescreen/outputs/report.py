@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from sitescreen.classify import RiskLevel
+from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
+from sitescreen.geocode.frame import is_located
 from sitescreen.outputs.charts import (
     BOUNDARY_CREDIT,
     LEVEL_COLOURS,
@@ -36,6 +38,7 @@ from sitescreen.outputs.charts import (
     map_chart_name,
     shares_chart_name,
 )
+from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
 from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences
 from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
 
@@ -279,14 +282,6 @@ def _abbr(label: str) -> str:
     return "".join(w[0].upper() for w in words) or label[:3]
 
 
-def _is_unresolved(sites: pd.DataFrame) -> pd.Series:
-    located = pd.to_numeric(sites.get("lon"), errors="coerce").notna() & \
-        pd.to_numeric(sites.get("lat"), errors="coerce").notna()
-    if "location_source" in sites:
-        return sites["location_source"].astype(str).eq("unresolved") | ~located
-    return ~located
-
-
 def _col(sites: pd.DataFrame, name: str) -> pd.Series:
     return sites[name].map(_str) if name in sites else pd.Series("", index=sites.index)
 
@@ -300,12 +295,9 @@ def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
     doc.para(f"sitescreen {manifest.get('sitescreen_version', '')}; created "
              f"{manifest.get('created_at', '')}; sites file {inputs.get('path', '')} "
              f"({len(sites)} sites); data origin: {manifest.get('data_origin', '')}.", "meta")
-    if manifest.get("data_origin") == "synthetic-demo":
-        note = _str(manifest.get("data_origin_note"))
-        if not note.upper().startswith("SYNTHETIC DEMO DATA"):
-            note = "SYNTHETIC DEMO DATA. " + note
-        doc.para(note + " Every number, chart and map in this report is illustrative only.",
-                 "warn")
+    if is_synthetic(manifest):
+        doc.para(f"{SYNTHETIC_WARNING} Every number, chart and map in this report is "
+                 "illustrative only.", "warn")
 
 
 def _findings(doc: _Doc, shares: pd.DataFrame, labels: Mapping[str, str]) -> None:
@@ -420,7 +412,7 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
         f"{abbr[h]} {_SCEN_SHORT.get(s, s)} {y}" for h, s, y in combos] + ["Flags"]
     groups = [("", 4)] + [(labels.get(h, h), sum(1 for c in combos if c[0] == h))
                           for h in hazards] + [("", 1)]
-    unresolved = _is_unresolved(sites)
+    unresolved = ~is_located(sites)
     rows = []
     for (_, s), unres in zip(sites.iterrows(), unresolved, strict=True):
         sid = _str(s["site_id"])
@@ -524,7 +516,7 @@ def _provenance(doc: _Doc, manifest: Mapping) -> None:
     doc.heading(2, "Data provenance and licences", "provenance")
     origin = _str(manifest.get("data_origin"))
     doc.para(f"Data origin: {origin}. {_str(manifest.get('data_origin_note'))}",
-             "warn" if origin == "synthetic-demo" else "")
+             "warn" if is_synthetic(origin) else "")
     src = manifest.get("data_source", {})
     if src:
         doc.para(f"Data read from: {_str(src.get('description'))} ({_str(src.get('root'))}).")
@@ -563,7 +555,7 @@ def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
     if not counts.empty:
         doc.table(["Precision"] + [str(c) for c in counts.columns],
                   [[idx, *[int(v) for v in row]] for idx, row in counts.iterrows()], cls="num")
-    unresolved = sites[_is_unresolved(sites).to_numpy()]
+    unresolved = sites[~is_located(sites)]
     if len(unresolved):
         doc.heading(3, f"Unresolved sites ({len(unresolved)})")
         doc.para("These sites have no location and are not screened; they are counted as "
@@ -662,7 +654,7 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     UTF-8 encoded Markdown and HTML. Both are deterministic for the same inputs.
     """
     labels = {**_labels(table), **_labels(shares)}
-    synthetic = manifest.get("data_origin") == "synthetic-demo"
+    synthetic = is_synthetic(manifest)
     doc = _Doc()
     _header(doc, manifest, sites)
     _findings(doc, shares, labels)
@@ -682,5 +674,5 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     md = _to_markdown(doc)
     if synthetic:
         md = f"> **{_md_text(banner)}**\n\n" + md
-    return {"report.md": md.encode("utf-8"),
-            "report.html": _to_html(doc, title=title, banner=banner, toc=toc).encode("utf-8")}
+    return {REPORT_MD: md.encode("utf-8"),
+            REPORT_HTML: _to_html(doc, title=title, banner=banner, toc=toc).encode("utf-8")}

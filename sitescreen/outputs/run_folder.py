@@ -15,7 +15,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,19 +24,32 @@ import numpy as np
 import pandas as pd
 
 from sitescreen.errors import OutputError, UnsafePathError
+from sitescreen.files import atomic_folder, atomic_write, write_content
 
 __all__ = [
     "new_run_id",
     "site_features",
     "write_run",
-    "atomic_write_bytes",
     "json_bytes",
     "geojson_writer",
     "csv_writer",
-    "replace_path",
     "check_run_id",
     "latest_run",
 ]
+
+#: The files every run folder holds; old runs keep these names, so runs can be compared.
+SITES_GEOJSON = "sites.geojson"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_JSON = "summary.json"
+SITE_RESULTS_CSV = "site_results.csv"
+MANIFEST_JSON = "manifest.json"
+CHANGES_JSON = "changes.json"
+CHANGES_CSV = "changes.csv"
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+#: Beside the run folders: a link to the newest complete run, and a text file naming it.
+LATEST_LINK = "latest"
+LATEST_MARKER = "LATEST"
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -312,33 +324,6 @@ def _site_features_columnar(sites: pd.DataFrame, table: pd.DataFrame, *, data_or
     return {"type": "FeatureCollection", "features": features() if lazy else list(features())}
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def replace_path(src: Path, dst: Path) -> None:
-    """Move ``src`` over ``dst`` (a file, or a folder such as a .gdb or a data pack), so that
-    ``dst`` is always either the old or the new content, never a mix."""
-    if dst.is_dir() and not dst.is_symlink():
-        trash = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        os.replace(dst, trash)
-        os.replace(src, dst)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(src, dst)
-
-
 def _safe_child(root: Path, name: str) -> Path:
     if not _RUN_ID.match(name) and not re.match(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$", name):
         raise UnsafePathError(f"output name {name!r} is not a plain relative file name")
@@ -389,33 +374,29 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
     final = out_root / run_id
     if final.exists():
         raise OutputError(f"run folder {final} already exists; choose another run id")
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=out_root))
     current = ""
     try:
-        for name, content in files.items():
-            current = name
-            target = _safe_child(tmp, name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                with open(target, "wb") as fh:
-                    fh.write(content)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            else:
-                content(target)
-        current = "(rename)"
-        os.replace(tmp, final)
-    except UnsafePathError:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_folder(final, prefix=".tmp-") as tmp:
+            try:
+                for name, content in files.items():
+                    current = name
+                    target = _safe_child(tmp, name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_content(target, content)
+            except UnsafePathError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, OSError) and exc.strerror:
+                    reason = exc.strerror
+                else:  # a library's own words, which may hide a full disk: probe it now
+                    reason = str(exc) + _storage_problem(tmp)
+                raise OutputError(f"writing {current} of run {run_id} in {out_root} failed: "
+                                  f"{reason}; nothing of this run was kept") from exc
+    except (OutputError, UnsafePathError):
         raise
-    except Exception as exc:
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
-        else:  # a library's own words, which may hide a full disk
-            reason = str(exc) + _storage_problem(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"writing {current} of run {run_id} in {out_root} failed: {reason}; "
-                          "nothing of this run was kept") from exc
+    except OSError as exc:  # the final rename
+        raise OutputError(f"moving run {run_id} into place in {out_root} failed: "
+                          f"{exc.strerror or exc}; nothing of this run was kept") from exc
     if update_latest:
         _point_latest(out_root, run_id)
     return final
@@ -439,7 +420,7 @@ def _storage_problem(folder: Path) -> str:
 
 
 def _point_latest(out_root: Path, run_id: str) -> None:
-    link = out_root / "latest"
+    link = out_root / LATEST_LINK
     tmp_link = out_root / f".latest-{os.getpid()}"
     try:
         tmp_link.unlink(missing_ok=True)
@@ -450,15 +431,15 @@ def _point_latest(out_root: Path, run_id: str) -> None:
     except OSError:
         # File systems without symlinks: a text file naming the newest run.
         tmp_link.unlink(missing_ok=True)
-        atomic_write_bytes(out_root / "LATEST", (run_id + "\n").encode())
+        atomic_write(out_root / LATEST_MARKER, (run_id + "\n").encode())
         return
-    atomic_write_bytes(out_root / "LATEST", (run_id + "\n").encode())
+    atomic_write(out_root / LATEST_MARKER, (run_id + "\n").encode())
 
 
 def latest_run(out_root: str | Path) -> Path | None:
     """The newest run folder under ``out_root``, or None."""
     out_root = Path(out_root)
-    marker = out_root / "LATEST"
+    marker = out_root / LATEST_MARKER
     if marker.is_file():
         run = out_root / marker.read_text("utf-8").strip()
         if run.is_dir():

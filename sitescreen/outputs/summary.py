@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank
 
 __all__ = ["format_shares_table", "disclosure_sentences", "HEADLINE_HAZARDS"]
@@ -32,9 +33,8 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
                         data_origin: str = "") -> str:
     """Plain-text table: per hazard, the share of sites at each level per scenario and year."""
     lines = []
-    if data_origin == "synthetic-demo":
-        lines.append("!! SYNTHETIC DEMO DATA: illustrative numbers, not hazard data; "
-                     "do not report them.")
+    if is_synthetic(data_origin):
+        lines.append(f"!! {SYNTHETIC_WARNING}")
     present = list(dict.fromkeys(shares["hazard"]))
     names = [h for h in hazards if h in present] if hazards else present
     if not names:  # e.g. a run of one hazard: show what was screened

@@ -12,7 +12,6 @@ Each dataset has a writer module here with one function
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,15 +121,12 @@ def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
     pack is either complete or absent; an existing pack is replaced.
     """
     import importlib
-    import shutil
 
     from sitescreen import __version__
-    from sitescreen.outputs.run_folder import replace_path
+    from sitescreen.files import atomic_folder
 
     root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
+    with atomic_folder(root, prefix=".") as tmp:
         written: list[str] = []
         for dataset, module in _WRITERS.items():
             if progress:
@@ -149,8 +145,4 @@ def build_demo_pack(root: str | Path, *, areas: Sequence[DemoArea] = DEMO_AREAS,
             "n_files": len(written),
         }
         (tmp / PACK_MARKER).write_text(json.dumps(pack, indent=2) + "\n", "utf-8")
-        replace_path(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return pack

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from sitescreen.outputs.run_folder import replace_path
+from sitescreen.files import replace_path
 from sitescreen.synthetic import DemoArea
 
 __all__ = [
@@ -176,8 +176,8 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
     ['Aqueduct40_future_annual_y2023m07d05.csv', 'Aqueduct40_baseline_annual_y2023m07d05.csv', 'Aq40_Y2023D07M05.gdb']
     """
     rng = np.random.default_rng(seed)
-    region, spacing = _region(areas)
-    cells = _basins(region, spacing, rng)
+    area, spacing = region(areas)
+    cells = _basins(area, spacing, rng)
     centres = shapely.points([(a.lon, a.lat) for a in areas]) if areas else np.array([])
     basins = _basin_table(cells, centres, rng)
     future = _future_table(basins)
@@ -204,15 +204,15 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
 
 # --- geometry -------------------------------------------------------------------------------
 
-def _region(areas: Sequence[DemoArea]) -> tuple[shapely.Geometry, float]:
+def region(areas: Sequence[DemoArea]) -> tuple[shapely.Geometry, float]:
     """The area to cover and the seed spacing (degrees) that keeps the basin count small."""
     if areas:
         boxes = [shapely.box(*a.bounds).buffer(_MARGIN_DEG, join_style="mitre") for a in areas]
-        region = shapely.union_all(boxes)
+        area = shapely.union_all(boxes)
     else:
-        region = shapely.box(*_DEFAULT_EXTENT)
-    spacing = max(_MIN_SPACING_DEG, float(np.sqrt(region.area / _MAX_BASINS)))
-    return region, spacing
+        area = shapely.box(*_DEFAULT_EXTENT)
+    spacing = max(_MIN_SPACING_DEG, float(np.sqrt(area.area / _MAX_BASINS)))
+    return area, spacing
 
 
 def _basins(region: shapely.Geometry, spacing: float, rng: np.random.Generator) -> np.ndarray:

@@ -50,8 +50,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
-import tempfile
 import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -63,6 +61,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from sitescreen.data.datasets import format_file_name
+from sitescreen.files import atomic_write
 from sitescreen.synthetic import DemoArea
 
 __all__ = [
@@ -294,9 +293,8 @@ _PROFILE = {
 def _write_tile(path: Path, tile: _Tile, fields: list[_AreaField],
                 plan: list[tuple[Window, list[tuple[int, tuple, tuple]]]]) -> None:
     depths = [_depth(tile, f) for f in fields]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tif", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(
                 tmp, "w", **_PROFILE) as dst:
             dst.update_tags(SYNTHETIC="sitescreen demo pack: not hazard data",
@@ -311,10 +309,8 @@ def _write_tile(path: Path, tile: _Tile, fields: list[_AreaField],
                     target = block[dst_sl]
                     np.copyto(target, part, where=(part != NODATA) | (target == NODATA))
                 dst.write(block, 1, window=win)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def write(root: Path, areas: Sequence[DemoArea], *, seed: int,

@@ -20,14 +20,13 @@ The columns filled are those of the JTWC-based mirror file (SID ... USA_SSHS) pl
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from sitescreen.files import atomic_write
 from sitescreen.synthetic import DemoArea
 
 __all__ = ["write", "COLUMNS", "UNITS", "RELPATH"]
@@ -230,13 +229,5 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [",".join(COLUMNS), ",".join(UNITS)]
     lines += [",".join(r) for r in _rows(rng)]
-    fd, tmp = tempfile.mkstemp(prefix=".ibtracs-", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write("\n".join(lines) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the pack is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return [path]

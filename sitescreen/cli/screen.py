@@ -1,0 +1,127 @@
+"""``sitescreen screen``, ``validate`` and ``demo-data``: each parses its options, calls one
+library function and maps errors through :func:`~sitescreen.cli.options.exit_on_error`.
+
+``screen`` runs :func:`sitescreen.pipeline.screen` in this process, or, with ``--prefect``
+(or whenever ``PREFECT_API_URL`` is set), as the Prefect flow ``flows/screen.py`` that runs
+the very same steps as tasks. Either way the terminal shows the same lines.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sitescreen.cli.options import (
+    EXIT_INVALID,
+    CatalogOpt,
+    DataOpt,
+    DemoOpt,
+    OutOpt,
+    SitesArg,
+    ThresholdsOpt,
+    exit_on_error,
+)
+from sitescreen.data.sources import DEMO_PACK
+from sitescreen.errors import ConfigError
+
+__all__ = ["screen", "validate", "demo_data", "use_prefect"]
+
+
+def validate(sites: SitesArg) -> None:
+    """Check a sites file and report every problem at once; exit 2 on errors."""
+    from sitescreen.sites import validate_sites
+
+    with exit_on_error():
+        report = validate_sites(sites)
+    typer.echo(report.format())
+    if not report.ok:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def demo_data(
+    folder: Annotated[Path, typer.Argument(
+        help="Folder to write the synthetic pack into.")] = Path(DEMO_PACK),
+    force: Annotated[bool, typer.Option("--force", help="Rewrite an existing pack.")] = False,
+) -> None:
+    """Write the SYNTHETIC demo hazard pack (upstream formats and names; not real data)."""
+    from sitescreen.synthetic import build_demo_pack, pack_is_current
+
+    with exit_on_error():
+        if not force and pack_is_current(folder):
+            typer.echo(f"demo pack in {folder} is up to date")
+            return
+        pack = build_demo_pack(folder, progress=lambda msg: typer.echo(f"  {msg}", err=True))
+    typer.echo(f"wrote SYNTHETIC demo pack to {folder} ({pack['n_files']} files): "
+               "for demonstrations and tests only, not hazard data")
+
+
+def use_prefect(flag: bool | None) -> bool:
+    """``--prefect``/``--no-prefect`` when given; else a flow run exactly when a Prefect
+    server is configured (``PREFECT_API_URL``)."""
+    return bool(os.environ.get("PREFECT_API_URL")) if flag is None else flag
+
+
+def screen(
+    sites: SitesArg,
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", "-s",
+        help="optimistic | current_trend | pessimistic (repeatable; default all).")] = None,
+    year: Annotated[list[int] | None, typer.Option(
+        "--year", "-y", help="Target year (repeatable; default 2030 and 2050).")] = None,
+    hazard: Annotated[list[str] | None, typer.Option(
+        "--hazard", help="Hazard layer from the catalog (repeatable; default all).")] = None,
+    out: OutOpt = Path("results"),
+    data: DataOpt = None,
+    demo: DemoOpt = False,
+    weight: Annotated[str | None, typer.Option(
+        "--weight", help="Numeric site property for weighted shares (e.g. asset value).")] = None,
+    catalog: CatalogOpt = None,
+    thresholds: ThresholdsOpt = None,
+    geocoder: Annotated[list[str] | None, typer.Option(
+        "--geocoder", help="Geocoders in order: offline, nominatim, amap (default offline).")] = None,
+    overrides: Annotated[Path | None, typer.Option(
+        "--overrides", help="CSV site_id,lon,lat pinning sites' locations.")] = None,
+    refresh_geocodes: Annotated[bool, typer.Option(
+        "--refresh-geocodes", help="Ignore cached geocodes and ask the providers again.")] = False,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Skip charts and the HTML/Markdown report (faster).")] = False,
+    dask: Annotated[str | None, typer.Option(
+        "--dask", help="Run hazard tasks on a Dask cluster: its address (tcp://host:8786) or "
+                       "'local' for a local cluster. Needs PREFECT_API_URL set.")] = None,
+    prefect: Annotated[bool | None, typer.Option(
+        "--prefect/--no-prefect",
+        help="Run as a Prefect flow (a temporary server unless PREFECT_API_URL is set), or "
+             "the library pipeline directly [default: a flow when PREFECT_API_URL is set]."
+    )] = None,
+) -> None:
+    """Screen SITES for every hazard, scenario and year; write results and print the shares."""
+    from sitescreen import pipeline
+
+    with exit_on_error():
+        request = pipeline.make_request(
+            sites=sites, data=data, demo=demo, out=out, scenarios=scenario, years=year,
+            hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
+            geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
+            report=not no_report)
+        as_flow = use_prefect(prefect) or bool(dask)
+        if dask and not os.environ.get("PREFECT_API_URL"):
+            raise ConfigError(
+                "--dask needs PREFECT_API_URL (a running Prefect server, e.g. "
+                "'prefect server start'); otherwise each Dask worker starts its own")
+        # Bad input fails here, before anything slow (the demo pack, Prefect's start).
+        pipeline.preflight(request)
+        say = lambda msg: typer.echo(f"  {msg}", err=True)  # noqa: E731
+        if as_flow:
+            os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            from flows.screen import run_screen
+
+            summary = run_screen(dask=dask, **request.to_dict())
+        else:
+            say("running the pipeline in this process (no PREFECT_API_URL; --prefect for a "
+                "flow run)")
+            summary = pipeline.run_summary(pipeline.screen(request, progress=say))
+    typer.echo(summary["table"])
+    typer.echo(f"\nresults: {summary['run_dir']}")

@@ -1,0 +1,85 @@
+"""The run manifest: everything an output says, traceable to its inputs, data and method.
+
+``manifest.json`` lists the request, the input file and its SHA-256, the data source and its
+origin, each dataset used (version, licence, citation), the threshold sets, the scenario
+crosswalk, per layer the dataset pathway and method, geocoding counts, and step timings.
+Its keys are defined here only; every output that repeats a fact of the run reads it from
+the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from sitescreen import __version__
+from sitescreen.catalog import Catalog
+from sitescreen.data.sources import DataSource, origin_note
+from sitescreen.hazards import HazardResult
+
+__all__ = ["build_manifest", "DEFINITIONS", "VOLATILE_KEYS"]
+
+#: What the numbers of every output mean; repeated in the summary header.
+DEFINITIONS = {
+    "levels": "1 very low, 2 low, 3 medium, 4 high, 5 very high; 0/empty: no data",
+    "medium_plus": "share of screened sites at level 3 or above",
+    "percent_denominator": "sites_screened (sites with a location and a level); "
+                           "sites_unresolved and sites_no_data are reported beside it",
+    "range": "medium_plus_pct_low/high: the share with every site at the low/high end "
+             "of its ensemble or uncertainty range",
+}
+
+#: Keys that differ between two runs of the same request (when and how fast it ran).
+VOLATILE_KEYS = ("created_at", "timings_s")
+
+
+def _datasets_used(catalog: Catalog, results: Sequence[HazardResult]) -> list[dict]:
+    used = sorted({d for r in results for d in r.datasets})
+    return [catalog.dataset(d).to_dict() for d in used]
+
+
+def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: DataSource,
+                   sites: pd.DataFrame, results: Sequence[HazardResult], timings: Mapping,
+                   input_sha256: str | None = None, geocoders: Sequence[str] = ()) -> dict:
+    """The manifest of one run.
+
+    Parameters
+    ----------
+    request : the request as a plain dict (``ScreeningRequest.to_dict()``).
+    results : one :class:`HazardResult` per hazard layer, in plan order.
+    timings : seconds per pipeline step.
+    """
+    precision_counts = (sites["geocode_precision"].fillna("").value_counts().to_dict()
+                        if "geocode_precision" in sites else {})
+    layers = [{
+        "hazard": r.hazard, "scenario": r.scenario.value, "year": r.year,
+        "pathway": r.pathway.to_dict(), "units": r.units, "threshold_set": r.threshold_set,
+        "datasets": list(r.datasets), "method": r.method, "details": r.details,
+    } for r in results]
+    used_sets = sorted({r.threshold_set for r in results})
+    return {
+        "sitescreen_version": __version__,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_origin": data.origin.value,
+        "data_origin_note": origin_note(data.origin),
+        "request": dict(request),
+        "inputs": {"sites": {"path": str(request["sites"]), "sha256": input_sha256,
+                             "n_sites": int(len(sites))}},
+        "data_source": data.to_dict(),
+        "datasets": _datasets_used(catalog, results),
+        "catalog_sources": list(catalog.sources),
+        "threshold_sets": [catalog.threshold_set(n).to_dict() for n in used_sets],
+        "composites": [c.to_dict() for c in catalog.composites.values()],
+        "scenario_crosswalk": [p.to_dict() for p in sorted(
+            {r.pathway for r in results}, key=lambda p: (p.family, p.narrative, p.year))],
+        "layers": layers,
+        "geocoding": {"providers": list(geocoders),
+                      "precision_counts": precision_counts,
+                      "location_source_counts": sites["location_source"].value_counts().to_dict()
+                      if "location_source" in sites else {}},
+        "definitions": dict(DEFINITIONS),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
