@@ -20,7 +20,7 @@ SITES = sites_doc(
     site("sh-1", "Shanghai office", lon=121.47, lat=31.23),
     site("sh-2", "Shanghai lab", lon=121.52, lat=31.26),
     site("bj-1", "Beijing office", lon=116.40, lat=39.95, city="Beijing"),
-    site("nowhere", "Unplaceable", address="1 Nowhere Lane", city="Atlantis", country=""),
+    site("nowhere", "Unplaceable", address="Qqxz Zzvv 17", city="Xqzzyvw", country=""),
 )
 COMPARED = ["sites.geojson", "summary.csv", "summary.json", "site_results.csv", "report.md"]
 
@@ -117,13 +117,13 @@ def test_the_steps_run_on_their_own_and_fill_the_store(tmp_path, tmp_path_factor
     assert np.isnan(lon[-1])  # the unplaceable site is never sampled
     store = pipeline.result_store(request)
     first = pipeline.check_layer(layers[0], lon=lon, lat=lat, request=request)
-    assert len(first.missing) == 3
+    assert len(first.missing) == 4  # an empty store
     computed = pipeline.assess_missing(layers[0], first, lon=lon, lat=lat, request=request)
-    assert len(computed.levels) == 3
+    assert len(computed.levels) == 4
     result = pipeline.complete_layer(store, first, lon, lat, computed)
-    assert len(result.levels) == 4 and result.levels[-1] == 0
+    assert len(result.levels) == 4 and result.levels[-1] == 0  # no location: no data
     again = pipeline.check_layer(layers[0], lon=lon, lat=lat, request=request)
-    assert len(again.missing) == 0  # the store now holds every located site
+    assert set(again.missing) <= {3}  # the store now holds every located site
     np.testing.assert_array_equal(
         pipeline.complete_layer(store, again, lon, lat, None).levels, result.levels)
 
@@ -161,7 +161,7 @@ def test_one_definition_of_unresolved_in_every_output(tmp_path, tmp_path_factory
 
     assert len(pyogrio.read_dataframe(run_dir / "sites.gpkg", layer="unresolved_sites")) == 3
     summary = pd.read_csv(run_dir / "summary.csv", comment="#")
-    assert summary["sites_unresolved"].tolist() == [3]
+    assert set(summary["sites_unresolved"]) == {3}  # the layer and its composite
 
 
 def test_synthetic_runs_carry_one_warning_everywhere(tmp_path, tmp_path_factory, sites_file):
