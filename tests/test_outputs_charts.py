@@ -7,15 +7,8 @@ import pytest
 from report_fixtures import build_run
 
 from sitescreen.data.sources import DataOrigin
-from sitescreen.outputs.charts import (
-    LEVEL_COLOURS,
-    NO_DATA_COLOUR,
-    figure_bytes,
-    map_figure,
-    map_layers,
-    render_charts,
-    shares_figure,
-)
+from sitescreen.outputs.charts import figure_bytes, map_figure, render_charts, shares_figure
+from sitescreen.outputs.styling import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DPI = 80  # small images keep the tests fast; the layout is in inches

@@ -6,8 +6,8 @@ import pytest
 from report_fixtures import build_run
 
 from sitescreen.errors import OutputError
-from sitescreen.outputs.charts import LEVEL_COLOURS
 from sitescreen.outputs.geopackage import layer_name, level_style_qml, write_geopackage
+from sitescreen.outputs.styling import LEVEL_COLOURS
 
 
 @pytest.fixture(scope="module")

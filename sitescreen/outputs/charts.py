@@ -41,6 +41,19 @@ from matplotlib.path import Path as MplPath
 
 from sitescreen.classify import RiskLevel
 from sitescreen.data.sources import is_synthetic
+from sitescreen.outputs.styling import (
+    BOUNDARY_CREDIT,
+    LEVEL_COLOURS,
+    NO_DATA_COLOUR,
+    SYNTHETIC_RED,
+    SYNTHETIC_TITLE,
+    TEXT_ON,
+    UNRESOLVED_COLOUR,
+    hazard_order,
+    map_chart_name,
+    map_layers,
+    shares_chart_name,
+)
 from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
@@ -59,21 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Level colours, green (1, very low) to red (5, very high): ColorBrewer RdYlGn, 6 classes,
-#: without the palest yellow so level 3 stays visible on white.
-LEVEL_COLOURS: dict[int, str] = {1: "#1a9850", 2: "#91cf60", 3: "#fee08b", 4: "#fc8d59",
-                                 5: "#d73027"}
-#: No data (level 0) is grey, never a level colour: missing is not low.
-NO_DATA_COLOUR = "#bdbdbd"
-_UNRESOLVED_COLOUR = "#ffffff"
-_TEXT_ON = {1: "white", 2: "black", 3: "black", 4: "black", 5: "white"}
-_SYNTHETIC_RED = "#b2182b"
-SYNTHETIC_TITLE = "SYNTHETIC DEMO DATA"
-
-#: Credit line for the country outlines drawn under the maps.
-BOUNDARY_CREDIT = ("Country outlines: Natural Earth 1:110m (public domain), for orientation "
-                   "only; not an official map.")
-
 # Fixed settings so output does not depend on the user's matplotlibrc, and no random ids.
 _RC = {
     "svg.hashsalt": "sitescreen",
@@ -90,30 +88,12 @@ _LOCK = threading.Lock()
 _LEVELS = tuple(int(level) for level in RiskLevel if level > 0)
 
 
-def shares_chart_name(hazard: str, fmt: str) -> str:
-    """File name of a hazard's shares chart inside the run folder, e.g. ``charts/x_shares.png``."""
-    return f"charts/{hazard}_shares.{fmt}"
-
-
-def map_chart_name(hazard: str, scenario: str, year: int) -> str:
-    """File name of a site map inside the run folder, e.g. ``charts/map_x_pessimistic_2050.png``."""
-    return f"charts/map_{hazard}_{scenario}_{int(year)}.png"
-
-
 def _num(value: object) -> float:
     try:
         v = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
     return v
-
-
-def hazard_order(frame: pd.DataFrame) -> list[str]:
-    """Composites first (what disclosures report), then single hazards, each in input order."""
-    first = frame.drop_duplicates("hazard")
-    comp = first["is_composite"].astype(bool) if "is_composite" in first else False
-    return list(first.loc[comp, "hazard"]) + list(first.loc[~comp, "hazard"]) \
-        if isinstance(comp, pd.Series) else list(first["hazard"])
 
 
 # ----------------------------------------------------------------------------- shares chart
@@ -173,7 +153,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
         for y, x0, w in zip(ys, left, pct, strict=True):
             if w >= 6.0:  # narrower segments cannot hold a label legibly
                 ax.text(x0 + w / 2, y, f"{w:.0f}%", ha="center", va="center", fontsize=7.5,
-                        color=_TEXT_ON[lvl], zorder=3)
+                        color=TEXT_ON[lvl], zorder=3)
         left = left + pct
 
     yaxis = ax.get_yaxis_transform()
@@ -217,7 +197,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     no_data = rows["sites_no_data"].astype(int).to_numpy()
     unresolved = rows["sites_unresolved"].astype(int).to_numpy()
     side.barh(ys, no_data, height=0.72, color=NO_DATA_COLOUR, zorder=2)
-    side.barh(ys, unresolved, left=no_data, height=0.72, color=_UNRESOLVED_COLOUR,
+    side.barh(ys, unresolved, left=no_data, height=0.72, color=UNRESOLVED_COLOUR,
               edgecolor="#737373", hatch="////", linewidth=0.5, zorder=2)
     xmax = max(int(total.max()), 1)
     side.set_xlim(0, xmax)
@@ -233,23 +213,23 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     fig.text(0.012, 1 - 0.32 / height_in, _title_lines(label, "share of sites by risk level",
                                                          manifest),
              fontsize=12, fontweight="bold", va="top",
-             color=_SYNTHETIC_RED if synthetic else "black")
+             color=SYNTHETIC_RED if synthetic else "black")
     sub = (f"Run {manifest.get('run_id', '')}; {int(total.max())} sites; threshold set "
            f"{rows['threshold_set'].iloc[0]}")
     fig.text(0.012, 1 - 0.62 / height_in, sub, fontsize=8.5, va="top", color="#444444")
     if synthetic:
         fig.text(0.012, 1 - 0.88 / height_in,
                  "Illustrative numbers generated for a demonstration, NOT hazard data: "
-                 "do not report them.", fontsize=8.5, va="top", color=_SYNTHETIC_RED,
+                 "do not report them.", fontsize=8.5, va="top", color=SYNTHETIC_RED,
                  fontweight="bold")
         ax.text(50, (ys[0] + ys[-1]) / 2, SYNTHETIC_TITLE, ha="center", va="center",
-                rotation=12, fontsize=26, color=_SYNTHETIC_RED, alpha=0.16,
+                rotation=12, fontsize=26, color=SYNTHETIC_RED, alpha=0.16,
                 fontweight="bold", zorder=5)
 
     handles = [Patch(facecolor=LEVEL_COLOURS[lvl], label=f"{lvl} {RiskLevel(lvl).label}")
                for lvl in _LEVELS]
     handles += [Patch(facecolor=NO_DATA_COLOUR, label="no data"),
-                Patch(facecolor=_UNRESOLVED_COLOUR, edgecolor="#737373", hatch="////",
+                Patch(facecolor=UNRESOLVED_COLOUR, edgecolor="#737373", hatch="////",
                       label="unresolved location"),
                 Line2D([], [], color="black", marker="|", markersize=8, linewidth=1.3,
                        label="medium+ range (model spread)")]
@@ -387,7 +367,7 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
 
     title = _title_lines(label, f"{scenario_title(scenario)} {int(year)}", manifest)
     fig.text(0.012, 1 - 0.3 / height_in, title, fontsize=12, fontweight="bold", va="top",
-             color=_SYNTHETIC_RED if synthetic else "black")
+             color=SYNTHETIC_RED if synthetic else "black")
     pathways = "; ".join(f"{r.pathway} ({r.period})" for r in
                          rows[["pathway", "period"]].drop_duplicates().itertuples())
     sub = (f"Dataset pathway: {pathways}.  {len(located)} sites shown"
@@ -398,9 +378,9 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     if synthetic:
         fig.text(0.012, 1 - 0.83 / height_in,
                  "Illustrative numbers, NOT hazard data: do not report them.", fontsize=8.5,
-                 va="top", color=_SYNTHETIC_RED, fontweight="bold")
+                 va="top", color=SYNTHETIC_RED, fontweight="bold")
         ax.text(0.5, 0.5, SYNTHETIC_TITLE, transform=ax.transAxes, ha="center", va="center",
-                rotation=20, fontsize=24, color=_SYNTHETIC_RED, alpha=0.16, fontweight="bold",
+                rotation=20, fontsize=24, color=SYNTHETIC_RED, alpha=0.16, fontweight="bold",
                 zorder=10)
     fig.text(0.012, 0.1 / height_in,
              f"{BOUNDARY_CREDIT} Run {manifest.get('run_id', '')}.",
@@ -409,29 +389,6 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
         ax.text(0.5, 0.5, "no located sites", transform=ax.transAxes, ha="center")
     fig.set_label(title)
     return fig
-
-
-def map_layers(table: pd.DataFrame, *, hazards: Sequence[str] | None = None,
-               scenarios: Sequence[str] | None = None) -> list[tuple[str, str, int]]:
-    """The (hazard, scenario, year) maps worth drawing by default.
-
-    The headline composites (falling back to every hazard when the run has none), in the
-    worst scenario of the run (the last in optimistic, current trend, pessimistic order),
-    for every year of the run. Pass ``hazards``/``scenarios`` to choose others.
-    """
-    from sitescreen.outputs.summary import HEADLINE_HAZARDS  # report imports nothing from here
-
-    # Distinct combinations first: the long table has millions of rows.
-    combos = table[["hazard", "scenario", "year"]].drop_duplicates()
-    present = list(combos["hazard"].unique())
-    if hazards is None:
-        hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
-    if scenarios is None:
-        run_scen = sorted(set(combos["scenario"]), key=scenario_rank)
-        scenarios = run_scen[-1:]
-    years = sorted({int(y) for y in combos["year"]})
-    have = {(h, s, int(y)) for h, s, y in combos.itertuples(index=False)}
-    return [(h, s, y) for h in hazards for s in scenarios for y in years if (h, s, y) in have]
 
 
 # ----------------------------------------------------------------------------- output

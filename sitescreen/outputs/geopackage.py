@@ -56,8 +56,8 @@ from sitescreen.classify import RiskLevel
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.errors import OutputError
 from sitescreen.geocode.frame import is_located
-from sitescreen.outputs.charts import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from sitescreen.outputs.run_folder import json_bytes
+from sitescreen.outputs.styling import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = ["write_geopackage", "level_style_qml", "layer_name", "footprint_files", "STYLE_FILE",

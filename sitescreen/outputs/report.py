@@ -30,7 +30,8 @@ import pandas as pd
 from sitescreen.classify import RiskLevel
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.geocode.frame import is_located
-from sitescreen.outputs.charts import (
+from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
+from sitescreen.outputs.styling import (
     BOUNDARY_CREDIT,
     LEVEL_COLOURS,
     NO_DATA_COLOUR,
@@ -38,7 +39,6 @@ from sitescreen.outputs.charts import (
     map_chart_name,
     shares_chart_name,
 )
-from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
 from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences
 from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
 
