@@ -29,7 +29,7 @@ from sitescreen import __version__
 from sitescreen.catalog import Catalog
 from sitescreen.data.sources import DataSource
 from sitescreen.files import atomic_write
-from sitescreen.hazards import HazardResult
+from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
 __all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer"]
@@ -70,7 +70,7 @@ def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario:
     key = {
         "sitescreen": __version__,
         "layout": RESULT_LAYOUT,
-        "hazard": spec.to_dict(),
+        "hazard": {**spec.to_dict(), "plugin": plugin_path(spec)},
         "thresholds": catalog.threshold_set(spec.threshold_set).to_dict(),
         "datasets": [e.to_dict() for e in entries],
         "pathway": pathway_for(entries[0].family, scenario, year).to_dict() if entries else None,

@@ -67,3 +67,30 @@ def test_an_explicit_registration_wins_and_is_not_replaced(monkeypatch):
     assert load_hazard(spec) is mine
     with pytest.raises(CatalogError, match="already registered"):
         register_hazard("heat_test", _Constant())
+
+
+def test_built_in_plugins_by_name_and_by_path_are_the_same_plugin():
+    import dataclasses
+
+    from sitescreen.catalog import load_catalog
+    from sitescreen.hazards import PLUGINS, plugin_path
+    from sitescreen.hazards.flood import RiverFlood
+
+    spec = load_catalog().hazard("river_flood")
+    assert spec.plugin == "river_flood" and PLUGINS["river_flood"] is RiverFlood
+    by_path = dataclasses.replace(spec, plugin="sitescreen.hazards.flood:RiverFlood")
+    # Result fingerprints hold the resolved path, so either spelling reuses stored results.
+    assert plugin_path(spec) == plugin_path(by_path) == "sitescreen.hazards.flood:RiverFlood"
+
+
+def test_an_unknown_plugin_name_lists_the_built_ins():
+    import dataclasses
+
+    import pytest
+
+    from sitescreen.catalog import load_catalog
+    from sitescreen.errors import CatalogError
+
+    spec = dataclasses.replace(load_catalog().hazard("typhoon"), name="x", plugin="cyclone")
+    with pytest.raises(CatalogError, match="neither a built-in .*typhoon.* nor 'module:Class'"):
+        load_hazard(spec)

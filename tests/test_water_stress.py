@@ -29,8 +29,7 @@ from sitescreen.catalog import load_catalog
 from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards import HazardContext, HazardResult, load_hazard
-from sitescreen.hazards import water_stress as ws_module
+from sitescreen.hazards import HazardContext, HazardResult, basins, load_hazard
 from sitescreen.hazards.water_stress import WaterStress
 from sitescreen.synthetic import DemoArea
 from sitescreen.synthetic import aqueduct40 as writer
@@ -369,7 +368,7 @@ def test_basin_index_is_cached_as_geoparquet_keyed_by_the_gdb(catalog, pack, tmp
     # A changed geodatabase (new mtime) gets a new cache entry rather than stale polygons.
     table = next((pack / "aqueduct40" / GDB).glob("*.gdbtable"))
     os.utime(table, ns=(table.stat().st_atime_ns, table.stat().st_mtime_ns + 10**9))
-    ws_module._INDEXES.clear()
+    basins.forget_indexes()  # as a new process would
     r = WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
                              context=context(catalog, pack, cache_dir=cache))
     assert len(list((cache / "aqueduct40").glob("*.parquet"))) == 2

@@ -1,105 +1,32 @@
-"""Hazard plug-ins: one small interface, a plain registry built from the catalog.
+"""Hazard plug-ins: one small interface (:mod:`.base`) and a plain registry of the built-ins.
 
-A hazard is a class with a ``name`` and one batch method, :meth:`Hazard.assess`, that takes
-coordinate arrays (WGS 84 lon/lat, one entry per site) and returns a :class:`HazardResult`
-aligned with them. Adding a hazard means one new module here and one ``[hazards.NAME]`` entry
-in the catalog naming ``module:Class``: the catalog is the registry, no module scanning.
+Each built-in hazard is one module here; :data:`PLUGINS` maps the names the catalog's
+``plugin`` key uses to their classes, as ``rasterio.merge.MERGE_METHODS`` maps merge methods.
+A user catalog may name a built-in or its own class as ``module:Class``; no module scanning.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from sitescreen.catalog import Catalog, CatalogEntry, HazardSpec
-from sitescreen.classify import ThresholdSet
-from sitescreen.data.sources import DataSource
+from sitescreen.catalog import HazardSpec
 from sitescreen.errors import CatalogError
-from sitescreen.scenarios import Narrative, Pathway
+from sitescreen.hazards.base import Hazard, HazardContext, HazardResult
+from sitescreen.hazards.flood import CoastalFlood, RiverFlood
+from sitescreen.hazards.typhoon import Typhoon
+from sitescreen.hazards.water_stress import WaterStress
 
-__all__ = ["Hazard", "HazardContext", "HazardResult", "load_hazard", "register_hazard", "HAZARDS"]
+__all__ = ["Hazard", "HazardContext", "HazardResult", "PLUGINS", "load_hazard", "plugin_path",
+           "register_hazard", "HAZARDS"]
 
-
-@dataclass(frozen=True, slots=True)
-class HazardContext:
-    """Everything a hazard needs besides the coordinates: its catalog entry and the data."""
-
-    spec: HazardSpec
-    thresholds: ThresholdSet
-    datasets: dict[str, CatalogEntry]
-    data: DataSource
-    cache_dir: str | None = None
-
-    @classmethod
-    def build(cls, catalog: Catalog, name: str, data: DataSource,
-              cache_dir: str | None = None) -> HazardContext:
-        spec = catalog.hazard(name)
-        return cls(spec=spec, thresholds=catalog.threshold_set(spec.threshold_set),
-                   datasets={d: catalog.dataset(d) for d in spec.datasets}, data=data,
-                   cache_dir=cache_dir)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.spec.params
-
-
-@dataclass(frozen=True, slots=True)
-class HazardResult:
-    """Per-site values and levels of one hazard for one narrative and year.
-
-    Arrays are aligned with the coordinates passed to :meth:`Hazard.assess`.
-    ``values`` holds the raw metric in ``units`` (NaN: no data); ``levels`` the risk level
-    (int8, 0: no data); ``level_low``/``level_high`` the range across an ensemble or the
-    stated uncertainty (equal to ``levels`` when there is none); ``flags`` a
-    semicolon-separated string per site ("" when none). ``extra`` holds further per-site
-    columns a hazard wants in the outputs (for example the GCM range of values).
-    ``details`` is run-level provenance for the manifest (e.g. change factors applied).
-    """
-
-    hazard: str
-    scenario: Narrative
-    year: int
-    pathway: Pathway
-    units: str
-    threshold_set: str
-    datasets: tuple[str, ...]
-    method: str
-    values: np.ndarray
-    levels: np.ndarray
-    level_low: np.ndarray
-    level_high: np.ndarray
-    flags: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        n = len(self.values)
-        for name in ("levels", "level_low", "level_high", "flags", *self.extra):
-            arr = getattr(self, name) if name in ("levels", "level_low", "level_high", "flags") \
-                else self.extra[name]
-            if len(arr) != n:
-                raise ValueError(
-                    f"{self.hazard}: {name} has {len(arr)} entries for {n} sites")
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-
-@runtime_checkable
-class Hazard(Protocol):
-    """The plug-in interface every hazard implements."""
-
-    name: str
-
-    def assess(self, lon: np.ndarray, lat: np.ndarray, *, scenario: Narrative, year: int,
-               context: HazardContext) -> HazardResult:
-        """Values and levels for every site; NaN coordinates give level 0 (no data)."""
-        ...
-
+#: The built-in hazard classes, by the name a catalog's ``plugin`` gives.
+PLUGINS: dict[str, type] = {
+    "water_stress": WaterStress,
+    "river_flood": RiverFlood,
+    "coastal_flood": CoastalFlood,
+    "typhoon": Typhoon,
+}
 
 #: Hazard instances registered by :func:`register_hazard`, by name; they take precedence
 #: over the catalog's plugin for that name.
@@ -136,16 +63,30 @@ def load_hazard(spec: HazardSpec) -> Hazard:
         return _LOADED[key]
 
 
-def _load(spec: HazardSpec) -> Hazard:
+def _plugin_class(spec: HazardSpec) -> type:
+    """The class a catalog's ``plugin`` names: a key of :data:`PLUGINS`, or ``module:Class``."""
+    if spec.plugin in PLUGINS:
+        return PLUGINS[spec.plugin]
     module_name, _, class_name = spec.plugin.partition(":")
     if not module_name or not class_name:
         raise CatalogError(
-            f"hazard {spec.name!r}: plugin must be 'module:Class', got {spec.plugin!r}")
+            f"hazard {spec.name!r}: plugin {spec.plugin!r} is neither a built-in "
+            f"({', '.join(PLUGINS)}) nor 'module:Class'")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise CatalogError(f"hazard {spec.name!r}: cannot load plugin {spec.plugin!r}: {exc}") from exc
-    hazard = cls()
+
+
+def plugin_path(spec: HazardSpec) -> str:
+    """The ``module:Class`` of the plug-in a catalog entry names (built-in names resolved),
+    so a result fingerprint does not change with the way the catalog spells the plug-in."""
+    cls = _plugin_class(spec)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _load(spec: HazardSpec) -> Hazard:
+    hazard = _plugin_class(spec)()
     if getattr(hazard, "name", None) != spec.name:
         # One class may serve several catalog entries (river and coastal flood); the catalog name wins.
         try:

@@ -55,7 +55,7 @@ from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards import HazardContext, HazardResult
+from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 

@@ -62,10 +62,10 @@ import numpy as np
 
 from sitescreen.classify import classify, near_threshold
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards import HazardContext, HazardResult
 from sitescreen.hazards._extremes import PotFit, fit_pot, return_level
 from sitescreen.hazards._ibtracs import TEN_TO_ONE_MINUTE, Tracks, file_key, read_ibtracs
 from sitescreen.hazards._windfield import interpolate_tracks, storm_max_winds
+from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.scenarios import GLOBAL_WARMING_C, Narrative, parse_narrative, pathway_for
 
 __all__ = [

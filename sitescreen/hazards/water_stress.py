@@ -42,22 +42,27 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.files import atomic_write
-from sitescreen.hazards import HazardContext, HazardResult
+from sitescreen.geodesy import KM_PER_DEGREE
+from sitescreen.hazards.base import HazardContext, HazardResult
+from sitescreen.hazards.basins import (
+    BasinIndex,
+    SiteJoin,
+    basin_index,
+    file_signature,
+    join_sites,
+    local_path,
+)
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
 __all__ = [
@@ -103,10 +108,6 @@ INDICATORS: dict[str, _Indicator] = {
 _NO_DATA = -9999.0
 _EXTREME_RAW = 9999.0
 _ARID = -1.0
-_KM_PER_DEG = 111.195          # mean Earth radius 6371.0088 km x pi / 180
-_DISK_VERTICES = 32
-_CHUNK = 50_000                # unique sites per join chunk: bounds memory for 1e6 sites
-_INDEX_FORMAT = "1"            # bump when the cached GeoParquet layout changes
 _SCENARIO_CODES = ("bau", "opt", "pes")
 _PERIOD_CODES = ("30", "50", "80")
 
@@ -125,7 +126,7 @@ class WaterStress:
     name: str = "water_stress"
 
     def __init__(self) -> None:
-        self._joins: OrderedDict[tuple, _SiteJoin] = OrderedDict()
+        self._joins: OrderedDict[tuple, SiteJoin] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- public API ---------------------------------------------------------------------------
@@ -235,21 +236,21 @@ class WaterStress:
     # -- internals ----------------------------------------------------------------------------
 
     def _locate(self, lon: Any, lat: Any, context: HazardContext, entry: CatalogEntry,
-                layer: str, boundary_km: float) -> tuple[_BasinIndex, _SiteJoin]:
+                layer: str, boundary_km: float) -> tuple[BasinIndex, SiteJoin]:
         lon = np.ascontiguousarray(lon, dtype="float64")
         lat = np.ascontiguousarray(lat, dtype="float64")
         if lon.shape != lat.shape or lon.ndim != 1:
             raise ValueError(f"{self.name}: lon and lat must be 1-D arrays of equal length, "
                              f"got shapes {lon.shape} and {lat.shape}")
         gdb = _relpath(entry, "", ".gdb")
-        index = _basin_index(context.data.require(entry, gdb), gdb, layer, entry,
+        index = basin_index(context.data.require(entry, gdb), gdb, layer, entry,
                              context.cache_dir)
         digest = hashlib.blake2b(lon.tobytes() + lat.tobytes(), digest_size=16).hexdigest()
         key = (index.key, boundary_km, len(lon), digest)
         with self._lock:
             join = self._joins.get(key)
         if join is None:
-            join = _join_sites(index, lon, lat, boundary_km)
+            join = join_sites(index, lon, lat, boundary_km)
             with self._lock:
                 self._joins[key] = join
                 while len(self._joins) > 4:  # the same sites come back for 9 scenario x years
@@ -257,7 +258,7 @@ class WaterStress:
         return index, join
 
     def _result(self, narrative: Narrative | None, year: int | None, pathway: Pathway | None,
-                ind: _Indicator, index: _BasinIndex, join: _SiteJoin,
+                ind: _Indicator, index: BasinIndex, join: SiteJoin,
                 per_basin: dict[str, np.ndarray], context: HazardContext, method: str,
                 details: dict[str, Any], *, extra_prefix: str | None = None,
                 beside: dict[str, np.ndarray] | None = None) -> HazardResult:
@@ -342,24 +343,6 @@ def _relpath(entry: CatalogEntry, marker: str, suffix: str) -> str:
                        f"*{marker}*{suffix} among its catalog files {list(entry.files)}")
 
 
-def _local(path: str) -> str:
-    """A path pandas can open: GDAL's /vsicurl/ prefix stripped from mirror URLs."""
-    return path.removeprefix("/vsicurl/")
-
-
-def _signature(path: str) -> str:
-    """Size, newest mtime and file count of a file or folder (a .gdb is a folder)."""
-    if path.startswith("/vsi"):
-        return "remote"
-    p = Path(path)
-    try:
-        stats = [f.stat() for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p.stat()]
-    except OSError as exc:
-        raise HazardDataError(f"cannot read {path}: {exc.strerror}") from exc
-    return (f"{sum(s.st_size for s in stats)}-"
-            f"{max((s.st_mtime_ns for s in stats), default=0)}-{len(stats)}")
-
-
 def _units(ind: _Indicator, *, baseline: bool) -> str:
     span = "-1..4" if ind.has_arid else "0..4"
     return f"Aqueduct 4.0 {'baseline' if baseline else 'future'} {ind.title} category ({span})"
@@ -373,7 +356,7 @@ def _method_common(ind: _Indicator, ts: ThresholdSet, boundary_km: float) -> str
         f"polygon contains it; categories map to risk levels by threshold set {ts.name} "
         f"(version {ts.version}).{arid} Sites within {boundary_km:g} km of their basin's "
         f"boundary are flagged basin-boundary (distance on a local equirectangular "
-        f"approximation: longitude scaled by cos(latitude), {_KM_PER_DEG} km per degree).")
+        f"approximation: longitude scaled by cos(latitude), {KM_PER_DEGREE} km per degree).")
 
 
 def _flag_strings(bits: np.ndarray) -> np.ndarray:
@@ -414,7 +397,7 @@ def _baseline_table(context: HazardContext, entry: CatalogEntry, relpath: str, i
 
 def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
                   repeated: bool) -> pd.DataFrame:
-    cache_key = (path, _signature(path), tuple(wanted))
+    cache_key = (path, file_signature(path), tuple(wanted))
     with _TABLES_LOCK:
         hit = _TABLES.get(cache_key)
         if hit is None:
@@ -435,7 +418,7 @@ def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str],
     """
     key = "pfaf_id"
     where = f"dataset {entry.id!r} (version {entry.version}): {relpath}"
-    src = _local(path)
+    src = local_path(path)
     try:
         header = pd.read_csv(src, nrows=0).columns
         if key not in header:
@@ -465,7 +448,7 @@ def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str],
     return df
 
 
-def _per_basin(table: pd.DataFrame, index: _BasinIndex, cols: list[str]) -> dict[str, np.ndarray]:
+def _per_basin(table: pd.DataFrame, index: BasinIndex, cols: list[str]) -> dict[str, np.ndarray]:
     """Raw, score, category and label per basin polygon; sentinels and gaps become NaN/""."""
     rows = table.index.get_indexer(index.pfaf_id)
     found = rows >= 0
@@ -483,185 +466,3 @@ def _per_basin(table: pd.DataFrame, index: _BasinIndex, cols: list[str]) -> dict
             vals[vals == _NO_DATA] = np.nan
         out[t] = vals
     return out
-
-
-# --- basin polygons ------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _BasinIndex:
-    key: str
-    pfaf_id: np.ndarray  # int64 per polygon; -9999: a unit without a basin
-    geoms: np.ndarray    # prepared shapely polygons, EPSG:4326
-    edges: np.ndarray    # their prepared boundaries, for the distance pre-filter
-    tree: shapely.STRtree
-
-
-_INDEXES: dict[str, _BasinIndex] = {}
-_INDEXES_LOCK = threading.Lock()
-
-
-def _basin_index(path: str, relpath: str, layer: str, entry: CatalogEntry,
-                 cache_dir: str | None) -> _BasinIndex:
-    """Basin polygons of ``layer``, once per process (and once per cache folder on disk)."""
-    ident = "|".join((_INDEX_FORMAT, entry.id, entry.version, os.path.abspath(path)
-                      if not path.startswith("/vsi") else path, layer, _signature(path)))
-    key = hashlib.sha1(ident.encode()).hexdigest()[:16]
-    with _INDEXES_LOCK:  # held while building: parallel tasks wait instead of re-reading
-        index = _INDEXES.get(key)
-        if index is None:
-            pfaf, geoms = _load_polygons(path, relpath, layer, entry, cache_dir, key)
-            edges = shapely.boundary(geoms)
-            shapely.prepare(geoms)
-            shapely.prepare(edges)
-            index = _BasinIndex(key, pfaf, geoms, edges, shapely.STRtree(geoms))
-            _INDEXES[key] = index
-            while len(_INDEXES) > 4:
-                _INDEXES.pop(next(iter(_INDEXES)))
-        return index
-
-
-def _load_polygons(path: str, relpath: str, layer: str, entry: CatalogEntry,
-                   cache_dir: str | None, key: str) -> tuple[np.ndarray, np.ndarray]:
-    import geopandas as gpd
-
-    cached = (Path(cache_dir) / entry.id / f"{layer}-{entry.version}-{key}.parquet"
-              if cache_dir else None)
-    if cached is not None and cached.is_file():
-        try:
-            gdf = gpd.read_parquet(cached)
-            return gdf["pfaf_id"].to_numpy("int64"), gdf.geometry.to_numpy()
-        except (OSError, ValueError) as exc:
-            log.warning("basin index cache %s unreadable (%s); rebuilding it", cached, exc)
-    pfaf, geoms = _read_gdb(path, relpath, layer, entry)
-    if cached is not None:
-        try:
-            frame = gpd.GeoDataFrame({"pfaf_id": pfaf}, geometry=geoms, crs="EPSG:4326")
-            atomic_write(cached, frame.to_parquet)
-        except OSError as exc:  # the cache only saves time; never fail a run over it
-            log.warning("cannot write basin index cache %s: %s", cached, exc)
-    return pfaf, geoms
-
-
-def _read_gdb(path: str, relpath: str, layer: str,
-              entry: CatalogEntry) -> tuple[np.ndarray, np.ndarray]:
-    """pfaf_id and polygons of one geodatabase layer, repaired, one polygon per basin."""
-    import pyogrio
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    where = f"dataset {entry.id!r} (version {entry.version}): {relpath}"
-    try:
-        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
-        if layer not in layers:
-            raise HazardDataError(f"{where} has no layer {layer!r}; layers: {layers}")
-        info = pyogrio.read_info(path, layer=layer)
-        if "pfaf_id" not in list(info["fields"]):
-            raise HazardDataError(f"{where} layer {layer!r} has no column 'pfaf_id'; fields "
-                                  f"start with {list(info['fields'][:5])}")
-        gdf = pyogrio.read_dataframe(path, layer=layer, columns=["pfaf_id"])
-    except (DataSourceError, DataLayerError) as exc:
-        raise HazardDataError(f"{where}: cannot read the geodatabase: {exc}") from exc
-    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-        gdf = gdf.to_crs(4326)
-    geoms = gdf.geometry.to_numpy()
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    pfaf = pd.to_numeric(gdf["pfaf_id"], errors="coerce").fillna(_NO_DATA).to_numpy("int64")
-    pfaf, geoms = pfaf[ok], geoms[ok]
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        # HydroBASINS-derived polygons can self-intersect; GEOS predicates need valid ones.
-        geoms[bad] = [_polygonal(g) for g in shapely.make_valid(geoms[bad])]
-    dup = pd.Index(pfaf).duplicated(keep=False) & (pfaf != int(_NO_DATA))
-    if dup.any():
-        # One basin split over several features (e.g. across the antimeridian): merge them so
-        # the boundary test measures the basin's real boundary.
-        groups = pd.Series(np.flatnonzero(dup)).groupby(pfaf[dup]).agg(list)
-        merged = [shapely.union_all(geoms[g]) for g in groups]
-        keep = ~dup
-        pfaf = np.concatenate([pfaf[keep], groups.index.to_numpy("int64")])
-        geoms = np.concatenate([geoms[keep], np.array(merged, dtype=object)])
-    log.info("%s layer %s: %d basin polygons", where, layer, len(pfaf))
-    return pfaf, geoms
-
-
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """The polygonal part of a repaired geometry (make_valid may add stray lines)."""
-    if shapely.get_type_id(geom) in (3, 6):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) in (3, 6)]
-    polys = [q for p in parts for q in shapely.get_parts(p)]
-    return shapely.multipolygons(polys) if polys else shapely.Polygon()
-
-
-# --- sites in basins -----------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _SiteJoin:
-    basin: np.ndarray     # int64 polygon index per site; -1 none
-    located: np.ndarray   # bool: finite coordinates
-    boundary: np.ndarray  # bool: within boundary_km of the basin's boundary
-
-
-def _join_sites(index: _BasinIndex, lon: np.ndarray, lat: np.ndarray,
-                boundary_km: float) -> _SiteJoin:
-    """Basin of every site (on unique coordinates, in chunks) and the boundary test."""
-    n = len(lon)
-    located = np.isfinite(lon) & np.isfinite(lat)
-    basin = np.full(n, -1, dtype=np.int64)
-    boundary = np.zeros(n, dtype=bool)
-    if located.any():
-        # Portfolios repeat coordinates (city centroids); hash lon + i*lat to join each once.
-        inverse, uniq = pd.factorize(lon[located] + 1j * lat[located])
-        uniq = np.asarray(uniq)
-        ub = np.full(len(uniq), -1, dtype=np.int64)
-        ubd = np.zeros(len(uniq), dtype=bool)
-        for start in range(0, len(uniq), _CHUNK):
-            sl = slice(start, start + _CHUNK)
-            ub[sl], ubd[sl] = _join_chunk(index, uniq[sl].real, uniq[sl].imag, boundary_km)
-        basin[located] = ub[inverse]
-        boundary[located] = ubd[inverse]
-    return _SiteJoin(basin, located, boundary)
-
-
-def _join_chunk(index: _BasinIndex, x: np.ndarray, y: np.ndarray,
-                boundary_km: float) -> tuple[np.ndarray, np.ndarray]:
-    m = len(x)
-    basin = np.full(m, -1, dtype=np.int64)
-    # "intersects" rather than "within": a site exactly on a shared edge still gets a basin.
-    points = shapely.points(x, y)
-    left, right = index.tree.query(points, predicate="intersects")
-    hits = np.bincount(left, minlength=m)
-    if len(left):
-        # Prefer a real basin over a unit without one, then the lowest polygon index.
-        nobasin = index.pfaf_id[right] == int(_NO_DATA)
-        order = np.lexsort((right, nobasin, left))
-        left, right = left[order], right[order]
-        first = np.ones(len(left), dtype=bool)
-        first[1:] = left[1:] != left[:-1]
-        basin[left[first]] = right[first]
-    boundary = hits > 1  # on an edge shared by two polygons
-    todo = np.flatnonzero((basin >= 0) & ~boundary)
-    if boundary_km > 0 and len(todo):
-        # Cheap pre-filter: a site farther (in plain degrees) from its basin's edge than the
-        # disk's longest semi-axis cannot be within boundary_km of it.
-        near = shapely.dwithin(index.edges[basin[todo]], points[todo],
-                               _radii(y[todo], boundary_km)[0])
-        todo = todo[near]
-        disks = _disks(x[todo], y[todo], boundary_km)
-        boundary[todo] = ~shapely.contains_properly(index.geoms[basin[todo]], disks)
-    return basin, boundary
-
-
-def _radii(y: np.ndarray, km: float) -> tuple[np.ndarray, float]:
-    """Semi-axes in degrees (longitude, latitude) of a polygon around a ``km`` circle."""
-    ry = km / _KM_PER_DEG / np.cos(np.pi / _DISK_VERTICES)  # circumscribed polygon
-    return ry / np.maximum(np.cos(np.radians(y)), 0.01), ry
-
-
-def _disks(x: np.ndarray, y: np.ndarray, km: float) -> np.ndarray:
-    """Polygons containing the circle of radius ``km`` around each point (equirectangular)."""
-    rx, ry = _radii(y, km)
-    t = np.linspace(0.0, 2 * np.pi, _DISK_VERTICES, endpoint=False)
-    cx = x[:, None] + rx[:, None] * np.cos(t)
-    cy = y[:, None] + ry * np.sin(t)
-    ring = np.stack([cx, cy], axis=-1)
-    return shapely.polygons(np.concatenate([ring, ring[:, :1]], axis=1))
