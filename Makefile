@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --no-deps -e .
 	touch $(STAMP)
 
-# Screens the example portfolio against the SYNTHETIC demo pack (built on first use).
+# Screens the example portfolio against the SYNTHETIC demo pack (built on first use), as a
+# Prefect flow run on a temporary server, so the main job shows the flow and its artifacts.
 demo: $(STAMP)
-	$(BIN)/sitescreen screen sites.geojson --demo --out results
+	$(BIN)/sitescreen screen sites.geojson --demo --prefect --out results
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
