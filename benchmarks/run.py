@@ -27,6 +27,8 @@ Benchmarks (``--only`` names):
   the outputs.
 - ``incremental``: 10,000 sites screened, then 10 added: cost of the second run.
 - ``geocode``: offline geocoding and cache throughput (``benchmarks/bench_geocode.py``).
+- ``geopackage``: :func:`sitescreen.outputs.geopackage.write_geopackage` alone for 100,000
+  sites x 4 hazards and 2 composites x 3 narratives x 2 years (random levels).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode")
+BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode", "geopackage")
 GB = 2**30
 MB = 2**20
 
@@ -86,6 +88,7 @@ class Config:
     # A second, smaller size screened without outputs: with two sizes the time is
     # extrapolated as fixed cost + cost per site, not as cost per site alone.
     pipeline_small_sites: int = 0
+    gpkg_sites: int = 100_000          # sites of the GeoPackage write
     subprocess: bool = True
     repeats: int = 3
 
@@ -107,7 +110,7 @@ TINY = Config(
     rio_points=1_000, rs_points=100, rs_goal_points=100, sparse_sites=12,
     memory_points=10_000, pipeline_sites=100, pipeline_goal_sites=100,
     incr_sites=50, incr_added=5, geocode_n=200, area_names=("Shanghai",),
-    pipeline_writes=(False,), subprocess=False, repeats=1)
+    pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1)
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
 
 
@@ -461,8 +464,58 @@ def case_geocode(n: int) -> dict:
     return out
 
 
+def case_geopackage(n: int, out: str) -> dict:
+    """The GeoPackage of ``n`` sites with random levels: write time, size, peak RSS."""
+    from sitescreen.catalog import load_catalog
+    from sitescreen.hazards import HazardResult
+    from sitescreen.outputs.geopackage import write_geopackage
+    from sitescreen.pipeline import ScreeningRequest, summarise
+    from sitescreen.scenarios import Narrative, pathway_for
+
+    rng = np.random.default_rng(5)
+    ids = [f"s{i:06d}" for i in range(n)]
+    import pandas as pd
+
+    sites = pd.DataFrame({"site_id": ids, "name": [f"Site {i}" for i in range(n)],
+                          "company": "Example", "kind": "office", "address": "", "city": "",
+                          "country": "CN", "lon": rng.uniform(100, 125, n),
+                          "lat": rng.uniform(20, 45, n), "location_source": "given",
+                          "geocode_precision": "coordinates",
+                          "asset_value": rng.integers(1, 10**7, n).astype(str)})
+    catalog = load_catalog()
+    family = {"water_stress": "aqueduct40", "river_flood": "aqueduct_floods",
+              "coastal_flood": "aqueduct_floods", "typhoon": "tc_change"}
+    results = []
+    for hazard, fam in family.items():
+        spec = catalog.hazard(hazard)
+        for scenario in Narrative:
+            for year in (2030, 2050):
+                lv = rng.integers(0, 6, n).astype("int8")
+                results.append(HazardResult(
+                    hazard=hazard, scenario=scenario, year=year,
+                    pathway=pathway_for(fam, scenario, year),
+                    units=catalog.threshold_set(spec.threshold_set).units,
+                    threshold_set=spec.threshold_set, datasets=(hazard,), method="bench",
+                    values=np.where(lv > 0, lv * 1.5, np.nan), levels=lv, level_low=lv,
+                    level_high=lv, flags=np.where(lv == 3, "near-threshold", "").astype(object),
+                    details={}))
+    table, _ = summarise(sites, results, ScreeningRequest(sites="bench.csv", data="bench",
+                                                          years=(2030, 2050)))
+    manifest = {"run_id": "bench", "data_origin": "synthetic-demo",
+                "created_at": "2026-01-01T00:00:00Z"}
+    path = Path(out) / "sites.gpkg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    write_geopackage(path, sites, table, manifest=manifest)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    size = path.stat().st_size
+    path.unlink()
+    return {"sites": n, "rows": int(len(table)), "wall_s": wall, "cpu_s": cpu, "bytes": size,
+            "rss_peak": _peak_rss_bytes()}
+
+
 CASES = {"raster": case_raster, "blocks": case_blocks, "memory": case_memory,
-         "pipeline": case_pipeline, "geocode": case_geocode}
+         "pipeline": case_pipeline, "geocode": case_geocode, "geopackage": case_geopackage}
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -645,8 +698,20 @@ def bench_geocode(rep: Report, cache: Path) -> None:
     rep.add("geocode", "cache writes (put_many)", g["cache_write_per_s"], "answers/s")
 
 
+def bench_geopackage(rep: Report, cache: Path) -> None:
+    n = rep.config.gpkg_sites
+    g = run_case(rep.config, "geopackage", {"n": n, "out": str(cache / "work" / "gpkg")})
+    rep.raw["geopackage"] = g
+    rep.less_than("geopackage", f"GeoPackage, {n:,} sites", g["wall_s"], 10, "s",
+                  note=f"{g['cpu_s']:.1f} s CPU; {g['rows']:,} result rows; "
+                       f"{g['bytes'] / MB:.0f} MB; one point layer with every level, a detail "
+                       "table and SQL views; load average "
+                       f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
 BENCH_FUNCS = {"raster": bench_raster, "memory": bench_memory, "pipeline": bench_pipeline,
-               "incremental": bench_incremental, "geocode": bench_geocode}
+               "incremental": bench_incremental, "geocode": bench_geocode,
+               "geopackage": bench_geopackage}
 
 
 # --------------------------------------------------------------------------- report

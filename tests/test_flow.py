@@ -19,7 +19,7 @@ pytestmark = pytest.mark.prefect
 
 
 def _read_summary(run_dir):
-    return pd.read_csv(run_dir / "summary.csv", comment="#")
+    return pd.read_csv(run_dir / "summary.csv")
 
 
 def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path):
@@ -35,12 +35,15 @@ def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["data_origin"] == "synthetic-demo"
     assert {d["id"] for d in manifest["datasets"]} >= {"aqueduct40", "aqueduct_floods", "ibtracs_wp"}
-    assert (run_dir / "summary.csv").read_text().startswith("# sitescreen")
-    assert "synthetic-demo" in (run_dir / "summary.csv").read_text().splitlines()[0]
+    # A plain table (header first); the data origin on every row.
+    assert (run_dir / "summary.csv").read_text().startswith('"hazard"')
+    assert set(_read_summary(run_dir)["data_origin"]) == {"synthetic-demo"}
 
     # Percentages in the summary equal those recomputed from the per-site levels.
     summary = _read_summary(run_dir)
-    per_site = pd.read_csv(run_dir / "site_results.csv", comment="#")
+    per_site = pd.read_csv(run_dir / "site_results.csv")
+    assert set(per_site["data_origin"]) == {"synthetic-demo"}
+    assert {"name", "geocode_precision"} <= set(per_site.columns)
     sites = gpd.read_file(run_dir / "sites.geojson")
     unresolved = set(sites.loc[sites["location_source"] == "unresolved", "site_id"])
     for _, row in summary.iterrows():

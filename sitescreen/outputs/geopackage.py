@@ -1,33 +1,43 @@
-"""GIS outputs of a run: a GeoPackage for QGIS/ArcGIS and a QGIS style for its level layers.
+"""GIS outputs of a run: a GeoPackage for QGIS, ArcGIS and GeoServer, with its styles.
 
 Layout of ``<run>/sites.gpkg`` (EPSG:4326, WGS 84 longitude/latitude):
 
-- ``sites``: one point per located site with the site's own fields, its geocoding
-  provenance (geocoder, precision, datum, query, ...), ``data_origin`` and ``run_id``.
+- ``sites``: the answer, one point per located site: the site's own fields (numeric ones
+  numeric, :func:`~sitescreen.outputs.run_folder.typed_columns`), its geocoding provenance
+  (geocoder, ``geocode_precision``, datum, query, ...), ``data_origin``, ``run_id``, then
+  ``<hazard>_<scenario>_<year>_level`` for every hazard and headline composite x scenario x
+  year of the run (1-5, NULL for no data; never 0). Styled on opening by the headline level
+  (the report's first map: first headline composite, worst scenario, first year) with the
+  site names as labels.
+- ``site_details``: a table without geometry, one row per ``sites`` row (same ``fid``):
+  ``<layer>_low``, ``_high``, ``_value``, ``_flags`` (and ``_driver`` for composites).
+- ``level_layers``: one row per hazard x scenario x year: the level column, hazard label,
+  dataset pathway, period, exactness, units and threshold set.
+- one SQL view per hazard x scenario x year, named ``<hazard>_<scenario>_<year>``
+  (``water_stress_pessimistic_2030``), registered as a point layer: ``sites`` joined to
+  ``site_details`` and ``level_layers``, with the fields ``level``, ``level_low``,
+  ``level_high``, ``value``, ``units``, ``flags``, ``driver``, ``pathway``, ``period``,
+  ``exact``, ``threshold_set``: one layer per scenario for those who want it, without a
+  copy of the points, and one style (:func:`level_style_qml`, on ``level``) fits them all.
 - ``site_footprints`` (only when some input site is a Polygon/MultiPolygon): one
   MultiPolygon per footprint site with ``site_id``, ``name``, the level fields of the
-  headline layer (the report's first map: first headline hazard, worst scenario of the run,
-  first year; ``hazard``/``scenario``/``year`` say which) and ``<layer>_level`` for every
-  level layer, so footprints can be styled by any of them. The same features are written
-  as ``site_footprints.geojson`` (:func:`footprint_files`); ``sites.geojson`` stays
-  Point-only, one geometry type per file.
-- one point layer per hazard x scenario x year, named ``<hazard>_<scenario>_<year>``
-  (``water_stress_pessimistic_2030``), every one with the same fields, above all ``level``
-  (1-5, NULL for no data). Long layers rather than one wide layer: one style file
-  (:func:`level_style_qml`, categorized on ``level``) then fits every layer, QGIS's layer
-  list reads as a legend, and field names stay short. The same numbers in wide form are in
-  ``sites.geojson``.
+  headline layer (``hazard``/``scenario``/``year`` say which) and ``<layer>_level`` for
+  every level layer. The same features are written as ``site_footprints.geojson``
+  (:func:`footprint_files`); ``sites.geojson`` stays Point-only.
 - ``unresolved_sites``: a table without geometry for sites that could not be located, with
   the reason, so they are not lost from a GIS workflow.
 - ``run_metadata``: key/value table (run id, data origin, datasets with versions and
   licences, threshold sets, scenario crosswalk) so the file explains itself when shared
   alone.
-- ``layer_styles``: the level style stored as each level layer's default (the table QGIS
-  itself uses), so QGIS colours the layers on opening without the ``.qml``; the footprint
-  layer gets the same categories as fills.
+- ``fields``: the field dictionary of the run (:mod:`sitescreen.outputs.fields`): name,
+  10-character alias, type, unit and description of every column, also ``fields.csv``.
+- ``layer_styles``: the table QGIS itself reads and writes (same schema), holding each
+  layer's default style as QML and as SLD (``styleSLD``, for ArcGIS and GeoServer users);
+  the SLD of the ``sites`` layer is also the run's ``sites.sld``.
 
-The file is written to a temporary folder beside the target and renamed into place, so a
-failed write never leaves a partial GeoPackage.
+The point and detail tables are streamed to GDAL in batches through Arrow; the file is
+written to a temporary folder beside the target and renamed into place, so a failed write
+never leaves a partial GeoPackage.
 """
 
 from __future__ import annotations
@@ -38,13 +48,15 @@ import math
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 import geopandas as gpd
 import numpy as np
@@ -56,26 +68,46 @@ from sitescreen.classify import RiskLevel
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.errors import OutputError
 from sitescreen.geocode.frame import is_located
-from sitescreen.outputs.run_folder import json_bytes
+from sitescreen.outputs.run_folder import (
+    is_text_dtype,
+    json_bytes,
+    site_positions,
+    typed_columns,
+    user_columns,
+)
 from sitescreen.outputs.styling import LEVEL_COLOURS, NO_DATA_COLOUR, map_layers
 from sitescreen.scenarios import scenario_rank, scenario_title
 
-__all__ = ["write_geopackage", "level_style_qml", "layer_name", "footprint_files", "STYLE_FILE",
-           "GPKG_FILE", "FOOTPRINT_FILE", "FOOTPRINT_LAYER"]
+__all__ = ["write_geopackage", "level_style_qml", "level_style_sld", "gis_styles", "layer_name",
+           "footprint_files", "level_layers", "LevelLayer", "site_layer_columns",
+           "headline_layer", "STYLE_FILE", "SLD_FILE", "GPKG_FILE", "FOOTPRINT_FILE",
+           "FOOTPRINT_LAYER", "SITES_LAYER", "DETAILS_TABLE", "LAYERS_TABLE", "FIELDS_TABLE",
+           "DETAIL_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
-#: File names the run folder uses for the GeoPackage and its style.
+#: File names the run folder uses for the GeoPackage and its styles.
 GPKG_FILE = "sites.gpkg"
 STYLE_FILE = "sitescreen_level.qml"
+SLD_FILE = "sites.sld"
 #: GeoJSON of the site footprints and the GeoPackage layer holding them (only written when
 #: some site was given as a Polygon/MultiPolygon).
 FOOTPRINT_FILE = "site_footprints.geojson"
 FOOTPRINT_LAYER = "site_footprints"
+#: Tables of the GeoPackage.
+SITES_LAYER = "sites"
+DETAILS_TABLE = "site_details"
+LAYERS_TABLE = "level_layers"
+FIELDS_TABLE = "fields"
+#: Columns of ``site_details`` per level layer (``<layer>_<suffix>``), with the field name
+#: each gets in the layer's view; ``driver`` only for composites.
+DETAIL_SUFFIXES = {"low": "level_low", "high": "level_high", "value": "value",
+                   "flags": "flags", "driver": "driver"}
 
 _CRS = "EPSG:4326"
 _GEOM = "geom"
-# Columns of the long results table copied to each level layer, with their GPKG names.
+_BATCH_ROWS = 20_000  # rows per Arrow batch handed to GDAL
+# Columns of the long results table copied to each footprint's headline fields.
 _LEVEL_FIELDS = {
     "site_id": "site_id", "hazard": "hazard", "scenario": "scenario", "year": "year",
     "level": "level", "level_low": "level_low", "level_high": "level_high", "value": "value",
@@ -99,13 +131,13 @@ def _field(name: str) -> str:
     return ("f_" + s if s[0].isdigit() else s)[:63]
 
 
-def _unique_fields(columns: list[str]) -> dict[str, str]:
+def _unique_fields(columns: list[str], taken: tuple[str, ...] = ()) -> dict[str, str]:
     out: dict[str, str] = {}
-    used: set[str] = set()
+    used: set[str] = set(taken)
     for col in columns:
         base = _field(col)
         name, i = base, 2
-        while name in used or name in ("fid", _GEOM):
+        while name in used or name in ("fid", _GEOM, "ogc_fid"):
             name, i = f"{base[:60]}_{i}", i + 1
         used.add(name)
         out[col] = name
@@ -129,13 +161,9 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _is_text(values: pd.Series) -> bool:
-    return str(values.dtype).startswith(("str", "string"))
-
-
 def _text_or_none(values: pd.Series) -> pd.Series:
     """:func:`_scalar` of every cell, vectorised for string columns (NA -> None)."""
-    if _is_text(values):
+    if is_text_dtype(values):
         out = values.astype(object)
         return out.where(values.notna(), None)
     return values.map(_scalar).astype(object)
@@ -143,25 +171,114 @@ def _text_or_none(values: pd.Series) -> pd.Series:
 
 def _text_or_empty(values: pd.Series) -> pd.Series:
     """``"" if _scalar(v) is None else str(v)`` for every cell, vectorised for strings."""
-    if _is_text(values):
+    if is_text_dtype(values):
         return values.fillna("").astype(object)
     return values.map(lambda v: "" if _scalar(v) is None else str(v))
 
 
+@dataclass(frozen=True, slots=True)
+class LevelLayer:
+    """One hazard x scenario x year of a run, as the GeoPackage lays it out."""
+
+    name: str           # the view, e.g. water_stress_pessimistic_2030
+    hazard: str
+    hazard_label: str
+    scenario: str
+    year: int
+    is_composite: bool
+    pathway: str
+    period: str
+    exact: bool
+    units: str
+    threshold_set: str
+
+    @property
+    def level_column(self) -> str:
+        """The column of ``sites`` holding this layer's level."""
+        return _field(f"{self.name}_level")
+
+    def detail_column(self, suffix: str) -> str:
+        """The column of ``site_details`` holding ``suffix`` (a :data:`DETAIL_SUFFIXES` key)."""
+        return _field(f"{self.name}_{suffix}")
+
+    @property
+    def detail_suffixes(self) -> tuple[str, ...]:
+        return tuple(k for k in DETAIL_SUFFIXES if k != "driver" or self.is_composite)
+
+
+def _layer_codes(table: pd.DataFrame) -> tuple[np.ndarray, list[LevelLayer]]:
+    """(layer index of every row of ``table``, the layers in report order: hazards as they
+    come, scenarios optimistic to pessimistic, years ascending)."""
+    if table.empty:
+        return np.zeros(0, dtype=np.int64), []
+    # One factorize per column and integer arithmetic: a MultiIndex of millions of rows
+    # would cost seconds.
+    combined = np.zeros(len(table), dtype=np.int64)
+    uniques = []
+    for col in ("hazard", "scenario", "year"):
+        c, u = pd.factorize(table[col])
+        combined = combined * len(u) + c
+        uniques.append(list(u))
+    present, first, codes = np.unique(combined, return_index=True, return_inverse=True)
+    ns, ny = len(uniques[1]), len(uniques[2])
+    uniq = [(uniques[0][v // (ns * ny)], uniques[1][v // ny % ns], uniques[2][v % ny])
+            for v in present.tolist()]
+    hazard_rank = {h: i for i, h in enumerate(uniques[0])}
+    order = sorted(range(len(uniq)), key=lambda i: (hazard_rank[uniq[i][0]],
+                                                    scenario_rank(uniq[i][1]), int(uniq[i][2])))
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    layers: list[LevelLayer] = [None] * len(uniq)  # type: ignore[list-item]
+
+    def at(col: str, row: int, default: Any = "") -> Any:
+        return table[col].iat[row] if col in table else default
+
+    for i, (h, s, y) in enumerate(uniq):
+        r = int(first[i])  # the first row of the combination
+        layers[rank[i]] = LevelLayer(
+            name=layer_name(h, s, y), hazard=str(h), hazard_label=str(at("hazard_label", r, h)),
+            scenario=str(s), year=int(y), is_composite=bool(at("is_composite", r, False)),
+            pathway=str(at("pathway", r)), period=str(at("period", r)),
+            exact=bool(at("pathway_exact", r, True)), units=str(at("units", r)),
+            threshold_set=str(at("threshold_set", r)))
+    return rank[codes.reshape(-1)], layers
+
+
+def level_layers(table: pd.DataFrame) -> list[LevelLayer]:
+    """The hazard x scenario x year layers of ``table``, in report order."""
+    return _layer_codes(table)[1]
+
+
+def headline_layer(layers: list[LevelLayer]) -> LevelLayer | None:
+    """The layer ``sites`` is styled by: the report's first map (first headline composite,
+    worst scenario of the run, first year)."""
+    if not layers:
+        return None
+    combos = pd.DataFrame([(la.hazard, la.scenario, la.year) for la in layers],
+                          columns=["hazard", "scenario", "year"])
+    first = map_layers(combos)[:1]
+    if not first:
+        return layers[0]
+    return next(la for la in layers if (la.hazard, la.scenario, la.year) == first[0])
+
+
+def site_layer_columns(sites: pd.DataFrame) -> dict[str, str]:
+    """Site column -> field name in the ``sites`` layer (geometry left out)."""
+    return _unique_fields([c for c in sites.columns if c != "geometry"])
+
+
 def _site_fields(sites: pd.DataFrame) -> pd.DataFrame:
-    """Site attributes as GPKG-ready columns (geometry dropped, names sanitised)."""
-    frame = pd.DataFrame(sites.drop(columns=[c for c in ("geometry",) if c in sites]))
+    """Site attributes as GPKG-ready columns (geometry dropped, names sanitised, numeric
+    user columns numeric)."""
+    frame = typed_columns(pd.DataFrame(sites.drop(columns=[c for c in ("geometry",)
+                                                           if c in sites])),
+                          user_columns(sites))
     for col in frame.columns:
-        if frame[col].dtype == object or _is_text(frame[col]):
+        if frame[col].dtype == object or is_text_dtype(frame[col]):
             frame[col] = _text_or_none(frame[col])
     frame["lon"] = pd.to_numeric(frame.get("lon"), errors="coerce")
     frame["lat"] = pd.to_numeric(frame.get("lat"), errors="coerce")
-    return frame.rename(columns=_unique_fields(list(frame.columns)))
-
-
-def _points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
-    geom = gpd.points_from_xy(frame["lon"], frame["lat"], crs=_CRS)
-    return gpd.GeoDataFrame(frame, geometry=geom, crs=_CRS)
+    return frame.rename(columns=site_layer_columns(sites))
 
 
 def _nullable_level(values: pd.Series) -> pd.Series:
@@ -170,7 +287,7 @@ def _nullable_level(values: pd.Series) -> pd.Series:
     return v.where(v > 0, pd.NA)
 
 
-def _metadata_rows(manifest: Mapping) -> pd.DataFrame:
+def _metadata_rows(manifest: Mapping, head: LevelLayer | None = None) -> pd.DataFrame:
     def js(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
 
@@ -183,7 +300,11 @@ def _metadata_rows(manifest: Mapping) -> pd.DataFrame:
         ("sites_file", js(manifest.get("inputs", {}).get("sites", {}))),
         ("crs", "EPSG:4326 (WGS 84 longitude, latitude)"),
         ("levels", "1 very low, 2 low, 3 medium, 4 high, 5 very high; NULL: no data"),
-        ("style", f"{STYLE_FILE}: QGIS categorized style on field 'level'"),
+        ("style", f"layer_styles (QML and SLD): {SITES_LAYER} categorized on "
+                  f"{head.level_column if head else 'its level column'}, labelled by name; "
+                  f"the level views on 'level' ({STYLE_FILE}, {SLD_FILE})"),
+        ("headline_layer", head.name if head else ""),
+        ("fields", f"{FIELDS_TABLE} table (also fields.csv): the field dictionary"),
     ]
     for d in manifest.get("datasets", []):
         keep = {k: d.get(k) for k in ("title", "publisher", "version", "license", "citation",
@@ -196,20 +317,18 @@ def _metadata_rows(manifest: Mapping) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["key", "value"])
 
 
-def _description(rows: pd.DataFrame, manifest: Mapping) -> str:
-    r = rows.iloc[0]
-    scen = scenario_title(r["scenario"])
-    text = (f"{r['hazard_label']}, {scen} {int(r['year'])}: risk level 1-5 per site "
-            f"(NULL = no data); dataset pathway {r['pathway']} ({r['period']}); threshold set "
-            f"{r['threshold_set']}; run {manifest.get('run_id', '')}; data origin "
-            f"{manifest.get('data_origin', '')}")
+def _description(layer: LevelLayer, manifest: Mapping) -> str:
+    text = (f"{layer.hazard_label}, {scenario_title(layer.scenario)} {layer.year}: risk level "
+            f"1-5 per site (NULL = no data); dataset pathway {layer.pathway} ({layer.period}); "
+            f"threshold set {layer.threshold_set}; run {manifest.get('run_id', '')}; data "
+            f"origin {manifest.get('data_origin', '')}")
     if is_synthetic(manifest):
         text = f"{SYNTHETIC_WARNING} {text}"
     return text
 
 
 def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame, *,
-                     manifest: Mapping) -> None:
+                     manifest: Mapping, fields: pd.DataFrame | None = None) -> None:
     """Write the run's GeoPackage (layers described in the module docstring).
 
     Parameters
@@ -218,6 +337,8 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
     sites : located sites (``site_id``, ``lon``, ``lat``, geocoding columns, extras).
     table : the long per-site results table (hazards and composites).
     manifest : the run manifest (run id, data origin, datasets, threshold sets).
+    fields : the run's field dictionary (:func:`sitescreen.outputs.fields.field_dictionary`);
+        built here when not given.
 
     Raises
     ------
@@ -229,52 +350,61 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
     path = Path(path)
     origin = str(manifest.get("data_origin", ""))
     run_id = str(manifest.get("run_id", ""))
-    located = is_located(sites)
-    fields = _site_fields(sites)
-    fields["data_origin"] = origin
-    fields["run_id"] = run_id
-    names = _text_or_empty(sites["name"]) if "name" in sites else pd.Series("", index=sites.index)
-    name_of = dict(zip(sites["site_id"].astype(str), names, strict=True))
-    located_ids = set(sites.loc[located, "site_id"].astype(str))
-    pos = fields.loc[located, ["site_id", "lon", "lat"]]
-
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp = tmp_dir / path.name
-    current = ["sites"]
-    styled: list[str] = []
+    current = [SITES_LAYER]
 
     def write(frame: pd.DataFrame, layer: str, description: str = "") -> None:
         current[0] = layer
         opts = {"DESCRIPTION": description} if description else None
-        # The Arrow path writes the same layer about twice as fast as row by row.
         pyogrio.write_dataframe(frame, tmp, layer=layer, driver="GPKG", layer_options=opts,
                                 use_arrow=_ARROW_WRITE)
 
     try:
+        if fields is None:
+            from sitescreen.outputs.fields import field_dictionary
+
+            fields = field_dictionary(sites, table)
+        located = is_located(sites)
+        site_frame = _site_fields(sites)
+        site_frame["data_origin"] = origin
+        site_frame["run_id"] = run_id
+        points = site_frame.loc[located].reset_index(drop=True)
+        codes, layers = _layer_codes(table)
+        head = headline_layer(layers)
+        rows = _Rows(table, codes, site_positions(points["site_id"], table["site_id"]),
+                     len(layers), len(points))
         with _unsynced_sqlite():
-            write(_points(fields.loc[located].reset_index(drop=True)), "sites",
-                  f"Screened sites of run {run_id} (data origin {origin}); WGS 84")
+            stream = _site_batches(points, rows, layers)
+            pyogrio.write_arrow(stream, tmp, layer=SITES_LAYER, driver="GPKG",
+                                geometry_name=_GEOM, geometry_type="Point", crs=_CRS,
+                                layer_options={"DESCRIPTION": _sites_description(head, manifest)})
+            current[0] = DETAILS_TABLE
+            pyogrio.write_arrow(_detail_batches(rows, layers), tmp,
+                                layer=DETAILS_TABLE, driver="GPKG", layer_options={
+                                    "DESCRIPTION": "Per site and level layer: range, value, "
+                                    "flags, driver; fid = the fid of the sites row"})
+            write(_layers_frame(layers, manifest), LAYERS_TABLE,
+                  "One row per hazard x scenario x year: its column in sites and its dataset")
             footprints = _footprints(sites, table, origin=origin)
             if footprints is not None:
                 frame, head_rows = footprints
                 frame = frame.set_geometry(gpd.GeoSeries(
                     _as_multipolygons(frame.geometry.to_numpy()), index=frame.index, crs=_CRS))
                 write(frame, FOOTPRINT_LAYER, _footprint_description(head_rows, manifest))
-            for name, frame, rows in _level_layers(table, located_ids, pos, name_of, origin):
-                write(frame, name, _description(rows, manifest))
-                styled.append(name)
-            unresolved = fields.loc[~located].drop(columns=["lon", "lat"]).reset_index(drop=True)
+            unresolved = site_frame.loc[~located].drop(columns=["lon", "lat"]).reset_index(
+                drop=True)
             write(unresolved if len(unresolved) else pd.DataFrame(
                 {c: pd.Series(dtype=object) for c in unresolved.columns}), "unresolved_sites",
                 "Sites without a location: not screened, not drawn")
-            write(_metadata_rows(manifest), "run_metadata", f"Provenance of run {run_id}")
-            styles = _layer_styles(styled, manifest)
-            if footprints is not None:
-                styles = pd.concat([styles, _layer_styles([FOOTPRINT_LAYER], manifest,
-                                                          geometry="polygon")],
-                                   ignore_index=True)
-            write(styles, "layer_styles")
+            write(_metadata_rows(manifest, head), "run_metadata", f"Provenance of run {run_id}")
+            write(fields, FIELDS_TABLE, "Field dictionary: name, 10-character alias, type, "
+                  "unit and description of every column of the run's outputs")
+            current[0] = "views and layer_styles"
+            columns = site_layer_columns(sites)
+            _finish(tmp, layers, head, columns, manifest,
+                    footprints=footprints is not None)
         _fsync(tmp)
         os.replace(tmp, path)
     except Exception as exc:
@@ -283,15 +413,245 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
                           "no file was written") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    log.debug("wrote %s with %d level layers", path, len(styled))
+    log.debug("wrote %s with %d level views", path, len(layers))
 
 
-def _level_layers(table: pd.DataFrame, located_ids: set[str], pos: pd.DataFrame,
-                  name_of: Mapping[str, str], origin: str):
-    """(layer name, GeoDataFrame, source rows) per hazard x scenario x year, in report order."""
-    pos = pos.assign(site_id=pos["site_id"].astype(str))
-    for name, out, rows in _level_frames(table, located_ids, name_of, origin):
-        yield name, _points(out.merge(pos, on="site_id", how="left")), rows
+def gis_styles(sites: pd.DataFrame, table: pd.DataFrame) -> tuple[bytes, bytes]:
+    """The run folder's style files: (:data:`STYLE_FILE`, the QGIS style of the level views,
+    on ``level``; :data:`SLD_FILE`, the SLD of the ``sites`` layer, on its headline level
+    column and labelled by site name), the same as the GeoPackage's ``layer_styles``."""
+    head = headline_layer(level_layers(table))
+    attr = head.level_column if head is not None else "level"
+    label = site_layer_columns(sites).get("name")
+    return level_style_qml(), level_style_sld(SITES_LAYER, attr=attr, label=label)
+
+
+def _sites_description(head: LevelLayer | None, manifest: Mapping) -> str:
+    text = (f"Screened sites of run {manifest.get('run_id', '')} (data origin "
+            f"{manifest.get('data_origin', '')}); WGS 84; one <hazard>_<scenario>_<year>_level "
+            "column per level layer (1-5, NULL = no data)")
+    if head is not None:
+        text += f"; styled by {head.level_column}"
+    if is_synthetic(manifest):
+        text = f"{SYNTHETIC_WARNING} {text}"
+    return text
+
+
+class _Rows:
+    """The rows of the long table grouped by level layer and placed at their site point."""
+
+    def __init__(self, table: pd.DataFrame, codes: np.ndarray, pos: np.ndarray,
+                 n_layers: int, n_sites: int) -> None:
+        keep = np.flatnonzero(pos >= 0)
+        order = keep[np.argsort(codes[keep], kind="stable")]
+        self.bounds = np.searchsorted(codes[order], np.arange(n_layers + 1))
+        self.order, self.pos, self.n = order, pos, n_sites
+        self.table = table
+        self._columns: dict[str, np.ndarray] = {}
+
+    def _column(self, name: str, kind: str) -> Any:
+        """``name`` in layer order, converted once (not once per layer): numpy for numbers,
+        Arrow for text (no Python object per cell)."""
+        import pyarrow as pa
+
+        if name not in self._columns:
+            values = self.table[name] if name in self.table else None
+            rows = self.order
+            if kind == "text":
+                if values is None:
+                    out = pa.nulls(len(rows), type=pa.string())
+                else:
+                    try:
+                        arrow = pa.Array.from_pandas(values)
+                    except (pa.ArrowInvalid, pa.ArrowTypeError):
+                        arrow = pa.array(values.astype(object).where(values.notna(), None)
+                                         .map(lambda v: v if v is None else str(v)),
+                                         type=pa.string())
+                    if isinstance(arrow, pa.ChunkedArray):
+                        arrow = arrow.combine_chunks()
+                    out = arrow.cast(pa.string()).take(pa.array(rows)).fill_null("")
+            elif values is None:
+                out = np.zeros(len(rows), dtype=np.int16 if kind == "level" else float)
+            elif kind == "level":
+                out = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(
+                    dtype=np.int16)[rows]
+            else:
+                out = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)[rows]
+            self._columns[name] = out
+        return self._columns[name]
+
+    def values(self, name: str, layer: int, *, kind: str) -> Any:
+        """One layer's ``name`` as an Arrow array aligned with the site points (null where
+        a site has no row)."""
+        import pyarrow as pa
+
+        start, stop = int(self.bounds[layer]), int(self.bounds[layer + 1])
+        at = self.pos[self.order[start:stop]]
+        column = self._column(name, kind)
+        if kind == "text":
+            index = np.full(self.n, -1, dtype=np.int64)
+            index[at] = np.arange(stop - start)
+            return column.slice(start, stop - start).take(pa.array(index, mask=index < 0))
+        if kind == "level":
+            values = np.zeros(self.n, dtype=np.int16)
+            values[at] = column[start:stop]
+            return pa.array(values, type=pa.int16(), mask=values <= 0)
+        values = np.full(self.n, np.nan)
+        values[at] = column[start:stop]
+        return pa.array(values, type=pa.float64(), mask=~np.isfinite(values))
+
+
+def _batched(columns: dict[str, Any], n: int) -> Any:
+    """A RecordBatchReader over ``columns`` (name -> Arrow array) in :data:`_BATCH_ROWS`
+    rows at a time."""
+    import pyarrow as pa
+
+    table = pa.table(columns) if columns else pa.table({"_": pa.nulls(n)})
+    return pa.RecordBatchReader.from_batches(table.schema,
+                                             table.to_batches(max_chunksize=_BATCH_ROWS))
+
+
+def _site_batches(points: pd.DataFrame, rows: _Rows, layers: list[LevelLayer]) -> Any:
+    import pyarrow as pa
+
+    n = len(points)
+    geom = shapely.to_wkb(shapely.points(points["lon"].to_numpy(float),
+                                         points["lat"].to_numpy(float)))
+    columns: dict[str, Any] = {col: _arrow_column(points[col]) for col in points.columns}
+    for i, layer in enumerate(layers):
+        columns[layer.level_column] = rows.values("level", i, kind="level")
+    columns[_GEOM] = pa.array(geom, type=pa.binary())
+    return _batched(columns, n)
+
+
+def _arrow_column(values: pd.Series) -> Any:
+    """A site column as Arrow: its own type, or text when it has none (all empty) or mixes
+    types (numbers and words)."""
+    import pyarrow as pa
+
+    try:
+        array = pa.Array.from_pandas(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = None
+    if array is None or pa.types.is_null(array.type):
+        cells = values.astype(object)
+        array = pa.array(cells.where(cells.notna(), None).map(
+            lambda v: v if v is None else str(v)), type=pa.string())
+    return array
+
+
+def _detail_batches(rows: _Rows, layers: list[LevelLayer]) -> Any:
+    kinds = {"low": ("level_low", "level"), "high": ("level_high", "level"),
+             "value": ("value", "real"), "flags": ("flags", "text"),
+             "driver": ("driver", "text")}
+    columns: dict[str, Any] = {}
+    for i, layer in enumerate(layers):
+        for suffix in layer.detail_suffixes:
+            source, kind = kinds[suffix]
+            columns[layer.detail_column(suffix)] = rows.values(source, i, kind=kind)
+    return _batched(columns, rows.n)
+
+
+def _layers_frame(layers: list[LevelLayer], manifest: Mapping) -> pd.DataFrame:
+    return pd.DataFrame({
+        "layer": [la.name for la in layers],
+        "level_column": [la.level_column for la in layers],
+        "hazard": [la.hazard for la in layers],
+        "hazard_label": [la.hazard_label for la in layers],
+        "is_composite": pd.array([la.is_composite for la in layers], dtype=bool),
+        "scenario": [la.scenario for la in layers],
+        "scenario_label": [scenario_title(la.scenario) for la in layers],
+        "year": pd.array([la.year for la in layers], dtype="int32"),
+        "pathway": [la.pathway for la in layers],
+        "period": [la.period for la in layers],
+        "exact": pd.array([la.exact for la in layers], dtype=bool),
+        "units": [la.units for la in layers],
+        "threshold_set": [la.threshold_set for la in layers],
+        "description": [_description(la, manifest) for la in layers],
+    })
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _view_sql(layer: LevelLayer, columns: Mapping[str, str]) -> str:
+    """``CREATE VIEW`` of one level layer: the site points with the layer's fields."""
+    site = [f"s.{_quote(columns[c])} AS {_quote(c)}" for c in ("site_id", "name")
+            if c in columns]
+    detail = [f"d.{_quote(layer.detail_column(k))} AS {_quote(v)}" if k in
+              layer.detail_suffixes else f"NULL AS {_quote(v)}"
+              for k, v in DETAIL_SUFFIXES.items()]
+    extra = [f"s.{_quote(columns[c])} AS {_quote(c)}" for c in ("geocode_precision",)
+             if c in columns]
+    select = ", ".join([
+        "s.fid AS OGC_FID", f"s.{_GEOM} AS {_GEOM}", *site,
+        "l.hazard AS hazard", "l.hazard_label AS hazard_label", "l.scenario AS scenario",
+        "l.year AS year", f"s.{_quote(layer.level_column)} AS level", *detail,
+        "l.units AS units", "l.pathway AS pathway", "l.period AS period", "l.exact AS exact",
+        "l.threshold_set AS threshold_set", *extra, "s.data_origin AS data_origin"])
+    lit = layer.name.replace("'", "''")
+    return (f"CREATE VIEW {_quote(layer.name)} AS SELECT {select} FROM {_quote(LAYERS_TABLE)} "
+            f"AS l CROSS JOIN {_quote(SITES_LAYER)} AS s JOIN {_quote(DETAILS_TABLE)} AS d "
+            f"ON d.fid = s.fid WHERE l.layer = '{lit}'")
+
+
+# The table QGIS creates to store styles in a GeoPackage (QgsOgrUtils::saveStyle: FID "id",
+# the same widths), so QGIS reads, lists and updates these rows as its own.
+_LAYER_STYLES_SQL = (
+    'CREATE TABLE "layer_styles" ("id" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, '
+    '"f_table_catalog" TEXT(256), "f_table_schema" TEXT(256), "f_table_name" TEXT(256), '
+    '"f_geometry_column" TEXT(256), "styleName" TEXT(30), "styleQML" TEXT, "styleSLD" TEXT, '
+    '"useAsDefault" BOOLEAN, "description" TEXT, "owner" TEXT(30), "ui" TEXT(30), '
+    "\"update_time\" DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))")
+
+
+def _finish(path: Path, layers: list[LevelLayer], head: LevelLayer | None,
+            columns: Mapping[str, str], manifest: Mapping, *, footprints: bool) -> None:
+    """Add the level views (registered as point layers) and the ``layer_styles`` table."""
+    stamp = pd.to_datetime(manifest.get("created_at") or "1970-01-01T00:00:00Z", utc=True,
+                           errors="coerce").strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    label = columns.get("name")
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA synchronous=OFF")
+        with db:
+            extent = db.execute(f"SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
+                                f"WHERE table_name = '{SITES_LAYER}'").fetchone()
+            for layer in layers:
+                db.execute(_view_sql(layer, columns))
+                db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, "
+                           "description, last_change, min_x, min_y, max_x, max_y, srs_id) "
+                           "VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?, 4326)",
+                           (layer.name, layer.name, _description(layer, manifest), stamp,
+                            *extent))
+                db.execute("INSERT INTO gpkg_geometry_columns (table_name, column_name, "
+                           "geometry_type_name, srs_id, z, m) VALUES (?, ?, 'POINT', 4326, 0, 0)",
+                           (layer.name, _GEOM))
+            db.execute(_LAYER_STYLES_SQL)
+            db.execute("INSERT INTO gpkg_contents (table_name, data_type, identifier, "
+                       "description, last_change) VALUES ('layer_styles', 'attributes', "
+                       "'layer_styles', 'QGIS layer styles (QML and SLD)', ?)", (stamp,))
+            rows = []
+            if head is not None:
+                rows.append((SITES_LAYER, level_style_qml(attr=head.level_column,
+                                                          label=label),
+                             level_style_sld(SITES_LAYER, attr=head.level_column, label=label),
+                             f"Headline level ({head.level_column}): 1-5 green to red, "
+                             "NULL grey: no data; labels: site name"))
+            for layer in layers:
+                rows.append((layer.name, level_style_qml(), level_style_sld(layer.name),
+                             "Risk level 1-5 (green to red), NULL grey: no data"))
+            if footprints:
+                rows.append((FOOTPRINT_LAYER, level_style_qml(geometry="polygon"),
+                             level_style_sld(FOOTPRINT_LAYER, geometry="polygon"),
+                             "Risk level 1-5 (green to red), NULL grey: no data"))
+            db.executemany(
+                'INSERT INTO "layer_styles" (f_table_catalog, f_table_schema, f_table_name, '
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
+                "owner, ui, update_time) VALUES ('', '', ?, ?, 'sitescreen level', ?, ?, 1, ?, "
+                "'', '', ?)",
+                [(name, _GEOM, qml.decode(), sld.decode(), desc, stamp)
+                 for name, qml, sld, desc in rows])
 
 
 def _level_frames(table: pd.DataFrame, located_ids: set[str], name_of: Mapping[str, str],
@@ -384,8 +744,8 @@ def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
 def _footprint_description(rows: pd.DataFrame | None, manifest: Mapping) -> str:
     if rows is None:
         return f"Site footprints of run {manifest.get('run_id', '')}; WGS 84"
-    warn = "SYNTHETIC DEMO DATA, NOT HAZARD DATA. "
-    text = _description(rows, manifest)
+    warn = f"{SYNTHETIC_WARNING} "
+    text = _description(_layer_codes(rows.iloc[:1])[1][0], manifest)
     return (f"{warn if text.startswith(warn) else ''}Site footprints; fields level, level_low, "
             f"level_high, value: {text.removeprefix(warn)}; fields <layer>_level: the level of "
             "every level layer")
@@ -468,22 +828,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _layer_styles(layers: list[str], manifest: Mapping, *,
-                  geometry: Literal["point", "polygon"] = "point") -> pd.DataFrame:
-    """Rows of QGIS's ``layer_styles`` table making the level style each layer's default."""
-    qml = level_style_qml(geometry=geometry).decode("utf-8")
-    stamp = pd.to_datetime(manifest.get("created_at") or "1970-01-01T00:00:00Z", utc=True,
-                           errors="coerce")
-    n = len(layers)
-    return pd.DataFrame({
-        "f_table_catalog": [""] * n, "f_table_schema": [""] * n, "f_table_name": layers,
-        "f_geometry_column": [_GEOM] * n, "styleName": ["sitescreen level"] * n,
-        "styleQML": [qml] * n, "styleSLD": [""] * n, "useAsDefault": [True] * n,
-        "description": ["Risk level 1-5 (green to red), NULL grey: no data"] * n,
-        "owner": [""] * n, "ui": [""] * n, "update_time": [stamp] * n,
-    })
-
-
 def _rgba(hex_colour: str) -> str:
     h = hex_colour.lstrip("#")
     return ",".join(str(int(h[i:i + 2], 16)) for i in (0, 2, 4)) + ",255"
@@ -525,37 +869,121 @@ def _marker_symbol(index: int, colour: str, *, hollow: bool = False) -> str:
     return _symbol("marker", "SimpleMarker", index, props)
 
 
-def level_style_qml(*, geometry: Literal["point", "polygon"] = "point") -> bytes:
-    """QGIS layer style (``.qml``): categorized on ``level``, 1-5 green to red, else grey.
+def _labeling_qml(field: str) -> str:
+    """QGIS simple labelling on ``field``: dark text with a white halo, beside the point."""
+    return (
+        '  <labeling type="simple">\n'
+        '    <settings calloutType="simple">\n'
+        f'      <text-style fieldName={quoteattr(field)} isExpression="0" fontSize="8" '
+        'fontSizeUnit="Point" textColor="40,40,40,255" textOpacity="1" fontWeight="50" '
+        'fontItalic="0" namedStyle="Regular" multilineHeight="1">\n'
+        '        <text-buffer bufferDraw="1" bufferSize="0.8" bufferSizeUnits="MM" '
+        'bufferColor="255,255,255,255" bufferOpacity="1" bufferJoinStyle="128"/>\n'
+        "      </text-style>\n"
+        '      <text-format wrapChar="" multilineAlign="0" placeDirectionSymbol="0"/>\n'
+        '      <placement placement="6" dist="1.5" distUnits="MM" '
+        'predefinedPositionOrder="TR,TL,BR,BL,R,L,TSR,BSR" priority="5"/>\n'
+        '      <rendering scaleVisibility="0" obstacle="1" displayAll="0" '
+        'labelPerPart="0" limitNumLabels="0" upsidedownLabels="0"/>\n'
+        "    </settings>\n"
+        "  </labeling>\n")
+
+
+def level_style_qml(*, geometry: Literal["point", "polygon"] = "point", attr: str = "level",
+                    label: str | None = None) -> bytes:
+    """QGIS layer style (``.qml``): categorized on ``attr``, 1-5 green to red, else grey.
 
     Six categories: the five levels in the colours of the charts, and a grey hollow
     catch-all (empty value: QGIS's "all other values", which takes NULL and 0) labelled
     "no data". ``geometry="polygon"`` gives the same categories as fills (for
     ``site_footprints``); the default, circle markers, is the style file of the run.
+    With ``label``, features are labelled with that field (the site name).
     """
     if geometry not in ("point", "polygon"):
         raise ValueError(f"geometry {geometry!r} is not 'point' or 'polygon'")
     symbol = _marker_symbol if geometry == "point" else _fill_symbol
     cats, symbols = [], []
     for i, lvl in enumerate(range(1, 6)):
-        label = f"{lvl} {RiskLevel(lvl).label}"
-        cats.append(f'<category render="true" symbol="{i}" value="{lvl}" label={quoteattr(label)}/>')
+        text = f"{lvl} {RiskLevel(lvl).label}"
+        cats.append(f'<category render="true" symbol="{i}" value="{lvl}" label={quoteattr(text)}/>')
         symbols.append(symbol(i, LEVEL_COLOURS[lvl]))
     cats.append('<category render="true" symbol="5" value="" label="no data"/>')
     symbols.append(symbol(5, NO_DATA_COLOUR, hollow=True))
+    categories = "Symbology|Labeling" if label else "Symbology"
     xml = (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-        '<qgis version="3.28.0-Firenze" styleCategories="Symbology">\n'
-        '  <renderer-v2 type="categorizedSymbol" attr="level" symbollevels="0" '
+        f'<qgis version="3.28.0-Firenze" styleCategories="{categories}" '
+        f'labelsEnabled="{1 if label else 0}">\n'
+        f'  <renderer-v2 type="categorizedSymbol" attr={quoteattr(attr)} symbollevels="0" '
         'enableorderby="1" forceraster="0" referencescale="-1">\n'
         "    <categories>\n      " + "\n      ".join(cats) + "\n    </categories>\n"
         "    <symbols>\n      " + "\n      ".join(symbols) + "\n    </symbols>\n"
         "    <source-symbol>" + symbol(0, NO_DATA_COLOUR) + "</source-symbol>\n"
         # Draw the worst levels last, so they are on top where sites overlap.
-        '    <orderby><orderByClause asc="1" nullsFirst="1">"level"</orderByClause></orderby>\n'
+        f'    <orderby><orderByClause asc="1" nullsFirst="1">{escape(_quote(attr))}'
+        "</orderByClause></orderby>\n"
         '    <rotation/><sizescale/>\n'
         "  </renderer-v2>\n"
-        f"  <layerGeometryType>{0 if geometry == 'point' else 2}</layerGeometryType>\n"
+        + (_labeling_qml(label) if label else "")
+        + f"  <layerGeometryType>{0 if geometry == 'point' else 2}</layerGeometryType>\n"
         "</qgis>\n"
     )
+    return xml.encode("utf-8")
+
+
+def _sld_symbolizer(geometry: str, fill: str | None, stroke: str) -> str:
+    fill_xml = (f'<Fill><CssParameter name="fill">{fill}</CssParameter></Fill>'
+                if fill else "")
+    stroke_xml = (f'<Stroke><CssParameter name="stroke">{stroke}</CssParameter>'
+                  f'<CssParameter name="stroke-width">{1 if fill else 1.5}</CssParameter>'
+                  "</Stroke>")
+    if geometry == "polygon":
+        return f"<PolygonSymbolizer>{fill_xml}{stroke_xml}</PolygonSymbolizer>"
+    return ("<PointSymbolizer><Graphic><Mark><WellKnownName>circle</WellKnownName>"
+            f"{fill_xml}{stroke_xml}</Mark><Size>10</Size></Graphic></PointSymbolizer>")
+
+
+def level_style_sld(layer: str, *, geometry: Literal["point", "polygon"] = "point",
+                    attr: str = "level", label: str | None = None) -> bytes:
+    """The level style as an OGC Styled Layer Descriptor 1.0 (GeoServer, ArcGIS Pro).
+
+    The same classes as :func:`level_style_qml`: one rule per level 1-5 in the chart
+    colours, an ``ElseFilter`` rule (NULL, no data) as a hollow grey symbol, and with
+    ``label`` a second feature type style labelling every feature with that field.
+    """
+    if geometry not in ("point", "polygon"):
+        raise ValueError(f"geometry {geometry!r} is not 'point' or 'polygon'")
+    rules = []
+    for lvl in range(1, 6):
+        rules.append(
+            f"<Rule><Name>level {lvl}</Name><Title>{lvl} {escape(RiskLevel(lvl).label)}</Title>"
+            "<ogc:Filter><ogc:PropertyIsEqualTo>"
+            f"<ogc:PropertyName>{escape(attr)}</ogc:PropertyName>"
+            f"<ogc:Literal>{lvl}</ogc:Literal></ogc:PropertyIsEqualTo></ogc:Filter>"
+            f"{_sld_symbolizer(geometry, LEVEL_COLOURS[lvl], '#333333')}</Rule>")
+    rules.append("<Rule><Name>no data</Name><Title>no data</Title><ElseFilter/>"
+                 f"{_sld_symbolizer(geometry, None, NO_DATA_COLOUR)}</Rule>")
+    styles = [f"<FeatureTypeStyle>{''.join(rules)}</FeatureTypeStyle>"]
+    if label:
+        styles.append(
+            "<FeatureTypeStyle><Rule><Name>labels</Name><TextSymbolizer>"
+            f"<Label><ogc:PropertyName>{escape(label)}</ogc:PropertyName></Label>"
+            '<Font><CssParameter name="font-size">10</CssParameter></Font>'
+            "<LabelPlacement><PointPlacement><AnchorPoint><AnchorPointX>0</AnchorPointX>"
+            "<AnchorPointY>0.5</AnchorPointY></AnchorPoint><Displacement>"
+            "<DisplacementX>7</DisplacementX><DisplacementY>0</DisplacementY></Displacement>"
+            "</PointPlacement></LabelPlacement>"
+            '<Halo><Radius>1.5</Radius><Fill><CssParameter name="fill">#FFFFFF</CssParameter>'
+            '</Fill></Halo><Fill><CssParameter name="fill">#282828</CssParameter></Fill>'
+            "</TextSymbolizer></Rule></FeatureTypeStyle>")
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<StyledLayerDescriptor version="1.0.0" xmlns="http://www.opengis.net/sld" '
+        'xmlns:ogc="http://www.opengis.net/ogc" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://www.opengis.net/sld '
+        'http://schemas.opengis.net/sld/1.0.0/StyledLayerDescriptor.xsd">\n'
+        f"<NamedLayer><Name>{escape(layer)}</Name><UserStyle><Name>sitescreen level</Name>"
+        f"<Title>Risk level 1-5 ({escape(attr)})</Title>\n"
+        + "\n".join(styles) + "\n</UserStyle></NamedLayer>\n</StyledLayerDescriptor>\n")
     return xml.encode("utf-8")

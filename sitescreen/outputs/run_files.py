@@ -26,6 +26,8 @@ from sitescreen.outputs.run_folder import (
     geojson_writer,
     json_bytes,
     site_features,
+    site_results_frame,
+    user_columns,
 )
 from sitescreen.sites import CORE_COLUMNS
 
@@ -40,8 +42,7 @@ Files = dict[str, bytes | Callable[[Path], None]]
 def site_output_columns(sites: pd.DataFrame) -> list[str]:
     """The site columns of per-site outputs: :data:`SITE_OUTPUT_COLUMNS`, the geocoding
     provenance, then the user's own columns in their order."""
-    own = [c for c in sites.columns if c not in SITE_OUTPUT_COLUMNS
-           and c not in GEOCODE_COLUMNS and c not in ("geometry", "input_ref")]
+    own = [c for c in user_columns(sites) if c not in SITE_OUTPUT_COLUMNS]
     return [*SITE_OUTPUT_COLUMNS, *(c for c in GEOCODE_COLUMNS if c in sites), *own]
 
 
@@ -55,22 +56,27 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
     charts and the HTML/Markdown report are rendered (matplotlib is imported only then).
     """
     from sitescreen.outputs.changes import changes_table, compare_runs, find_previous_run
+    from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary
     from sitescreen.outputs.geopackage import (
         GPKG_FILE,
+        SLD_FILE,
         STYLE_FILE,
         footprint_files,
-        level_style_qml,
+        gis_styles,
         write_geopackage,
     )
 
     files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
+    fields = field_dictionary(sites, table)
+    files[FIELDS_FILE] = csv_writer(fields)
     changes = None
     if out_root is not None:
         previous = find_previous_run(out_root, manifest["request"]["sites"],
                                      before_run_id=manifest["run_id"])
         changes = compare_runs(previous, sites=sites, table=table, manifest=manifest)
         files[CHANGES_JSON] = json_bytes(changes)
-        files[CHANGES_CSV] = changes_table(changes).to_csv(index=False).encode()
+        files[CHANGES_CSV] = csv_writer(
+            changes_table(changes).assign(data_origin=manifest["data_origin"]))
     if report:
         from sitescreen.outputs.charts import render_charts
         from sitescreen.outputs.report import render_report
@@ -79,8 +85,9 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         files.update(chart_files)
         files.update(render_report(shares=shares_table, sites=sites, table=table,
                                    manifest=manifest, charts=chart_files, changes=changes))
-    files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest)
-    files[STYLE_FILE] = level_style_qml()
+    files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest,
+                               fields=fields)
+    files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, table)
     files.update(footprint_files(sites, table, manifest=manifest))  # footprint sites only
     return files
 
@@ -104,12 +111,10 @@ def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.Da
                    "definitions": manifest["definitions"]},
         "shares": shares_out.to_dict("records"),
     }
-    header = (f"# sitescreen {manifest['sitescreen_version']} run {manifest['run_id']}; "
-              f"data_origin={origin}; {manifest['data_origin_note']}\n")
     return {
         SITES_GEOJSON: geojson_writer(fc),
-        SUMMARY_CSV: (header + shares_out.to_csv(index=False, float_format="%.4f")).encode(),
+        SUMMARY_CSV: csv_writer(shares_out.round(4)),
         SUMMARY_JSON: json_bytes(summary),
-        SITE_RESULTS_CSV: csv_writer(table.assign(data_origin=origin), comment=header),
+        SITE_RESULTS_CSV: csv_writer(site_results_frame(sites, table, data_origin=origin)),
         MANIFEST_JSON: json_bytes(manifest),
     }

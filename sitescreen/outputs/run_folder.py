@@ -8,6 +8,7 @@ run folder behind.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -33,6 +34,13 @@ __all__ = [
     "json_bytes",
     "geojson_writer",
     "csv_writer",
+    "neutralise_cell",
+    "restore_cell",
+    "user_columns",
+    "typed_columns",
+    "site_results_frame",
+    "site_positions",
+    "is_text_dtype",
     "check_run_id",
     "latest_run",
 ]
@@ -160,19 +168,80 @@ def geojson_writer(fc: Mapping) -> Callable[[Path], None]:
     return write
 
 
-def csv_writer(frame: pd.DataFrame, *, comment: str = "") -> Callable[[Path], None]:
-    """A :func:`write_run` writer for ``frame`` as UTF-8 CSV below an optional ``comment``
-    line (which must start with '#' and end with a newline).
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV
+#: Injection"): ``=``, ``+``, ``-``, ``@``, tab and carriage return; line feed too, which
+#: some importers treat like a carriage return.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# A cell needing the guard: a trigger first, or one already guarded (so that
+# restore_cell(neutralise_cell(x)) == x for every x).
+_GUARD_RE = r"^'*[=+\-@\t\r\n]"
+# Plain numbers written as text ("-12.5", "+3e4") stay as they are: a spreadsheet reads
+# them as the number they are, which is no formula.
+_PLAIN_NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
-    Written through Arrow, about 15 times faster than :meth:`pandas.DataFrame.to_csv` on
-    the long results table (millions of rows): strings are always quoted, booleans are
-    ``true``/``false``, missing values are empty; pandas, QGIS and spreadsheets read it
-    back unchanged. Frames Arrow cannot convert (mixed-type object columns) fall back to
-    pandas.
+
+def neutralise_cell(value: Any) -> Any:
+    """``value`` made safe to open in a spreadsheet (OWASP CSV injection guidance).
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, tab, carriage return or line
+    feed gets a leading single quote, which spreadsheets show as text and never evaluate;
+    a cell that already starts with quotes before such a character gets one more, so
+    :func:`restore_cell` gives the original back. Numbers, and text that is a plain
+    number (``"-12.5"``), are unchanged.
+
+    >>> neutralise_cell("=1+2"), neutralise_cell("@SUM(A1)")
+    ("'=1+2", "'@SUM(A1)")
+    >>> neutralise_cell("-12.5"), neutralise_cell(-3), neutralise_cell("Shanghai")
+    ('-12.5', -3, 'Shanghai')
+    >>> restore_cell(neutralise_cell("'=x"))
+    "'=x"
     """
-    if comment and not (comment.startswith("#") and comment.endswith("\n")):
-        raise ValueError("a CSV comment line starts with '#' and ends with a newline")
+    if not isinstance(value, str) or not re.match(_GUARD_RE, value) \
+            or re.match(_PLAIN_NUMBER_RE, value):
+        return value
+    return "'" + value
 
+
+def restore_cell(value: Any) -> Any:
+    """The cell :func:`neutralise_cell` was given (for programs reading our CSV files)."""
+    if isinstance(value, str) and value.startswith("'") and re.match(_GUARD_RE, value[1:]) \
+            and not re.match(_PLAIN_NUMBER_RE, value[1:]):
+        return value[1:]
+    return value
+
+
+def _neutralise_arrow(table: Any) -> Any:
+    """:func:`neutralise_cell` on every text column of an Arrow table, vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for i, fld in enumerate(table.schema):
+        col = table.column(i)
+        if pa.types.is_dictionary(fld.type):
+            col = col.cast(fld.type.value_type)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            continue
+        guard = pc.and_(pc.match_substring_regex(col, _GUARD_RE),
+                        pc.invert(pc.match_substring_regex(col, _PLAIN_NUMBER_RE)))
+        if not pc.any(guard).as_py():
+            continue
+        quoted = pc.binary_join_element_wise(pa.scalar("'", col.type), col,
+                                             pa.scalar("", col.type))
+        table = table.set_column(i, fld.name, pc.if_else(guard, quoted, col))
+    return table
+
+
+def csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
+    """A :func:`write_run` writer for ``frame`` as UTF-8 CSV: a header row, then the data.
+
+    Every CSV file of a run goes through here, so every one is safe to open in a
+    spreadsheet: text cells that would be read as formulas are neutralised
+    (:func:`neutralise_cell`); numbers are never altered. Written through Arrow, about 15
+    times faster than :meth:`pandas.DataFrame.to_csv` on the long results table (millions
+    of rows): strings are always quoted, booleans are ``true``/``false``, missing values
+    are empty; pandas, QGIS and spreadsheets read it back unchanged. Frames Arrow cannot
+    convert (mixed-type object columns) fall back to pandas.
+    """
     def write(path: Path) -> None:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
@@ -182,14 +251,130 @@ def csv_writer(frame: pd.DataFrame, *, comment: str = "") -> Callable[[Path], No
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             table = None
         with open(path, "wb") as fh:
-            fh.write(comment.encode())
             if table is None:
-                fh.write(frame.to_csv(index=False).encode())
+                safe = frame.copy()
+                for col in safe.columns:
+                    if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+                        safe[col] = safe[col].map(neutralise_cell)
+                # Every text cell quoted, as Arrow does: a lone carriage return stays inside
+                # its cell.
+                fh.write(safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode())
             else:
-                pa_csv.write_csv(table, fh)
+                pa_csv.write_csv(_neutralise_arrow(table), fh)
             fh.flush()
             os.fsync(fh.fileno())
     return write
+
+
+def user_columns(sites: pd.DataFrame) -> list[str]:
+    """The user's own columns of a site table: neither the standard site columns, nor the
+    location and geocoding ones, nor the geometry."""
+    from sitescreen.geocode import GEOCODE_COLUMNS
+    from sitescreen.sites import OUTPUT_COLUMNS
+
+    fixed = {*OUTPUT_COLUMNS, *GEOCODE_COLUMNS, "geometry"}
+    return [c for c in sites.columns if c not in fixed]
+
+
+# A number as a text cell; a leading zero before another digit ("007", a code) stays text.
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?(0|[1-9]\d*)?(\.\d+)?([eE][+-]?\d+)?\s*$")
+
+
+def _as_number(values: pd.Series) -> pd.Series | None:
+    """``values`` as numbers when every given cell is one (empty cells -> missing), else
+    None. Whole numbers become nullable integers (``Int64``), others floats."""
+    if pd.api.types.is_bool_dtype(values):
+        return None
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    if is_text_dtype(values):
+        text = values.fillna("").str.strip()
+        given = text.ne("")
+        if not given.any() or not (text[given].str.match(_NUMBER_TEXT.pattern)
+                                   & text[given].str.contains(r"\d")).all():
+            return None
+        numbers = pd.to_numeric(text.where(given, None), errors="coerce").astype(float)
+        return _integers_if_whole(numbers, given)
+    cells = values.astype(object)
+    given = cells.map(lambda v: v is not None and not (isinstance(v, float) and math.isnan(v))
+                      and not (isinstance(v, str) and not v.strip()) and v is not pd.NA)
+    if not given.any():
+        return None
+    kept = cells[given]
+    ok = kept.map(lambda v: (isinstance(v, (int, float, np.integer, np.floating))
+                             and not isinstance(v, (bool, np.bool_)))
+                  or (isinstance(v, str) and bool(v.strip())
+                      and _NUMBER_TEXT.match(v) is not None and any(ch.isdigit() for ch in v)))
+    if not ok.all():
+        return None
+    numbers = pd.to_numeric(cells.where(given, np.nan), errors="coerce").astype(float)
+    return _integers_if_whole(numbers, given)
+
+
+def is_text_dtype(values: pd.Series) -> bool:
+    """True for pandas string columns (``str``/``string`` dtypes, not ``object``)."""
+    return str(values.dtype).startswith(("str", "string"))
+
+
+def _integers_if_whole(numbers: pd.Series, given: pd.Series) -> pd.Series:
+    finite = numbers[given]
+    if (finite == np.round(finite)).all() and (finite.abs() < 2**53).all():
+        return numbers.round().astype("Int64")
+    return numbers
+
+
+def typed_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` that holds only numbers (``"1200"``, ``3.5``,
+    empty) converted to a numeric column, so GIS and JSON readers get numbers, not text.
+
+    A CSV gives every cell as text and a GeoJSON may mix numbers and empty strings: an
+    ``asset_value`` or ``headcount`` column is numeric once every given cell is a number;
+    empty cells become missing (null), never 0. Codes with leading zeros (``"007"``) and
+    columns with any non-number stay text.
+
+    >>> t = typed_columns(pd.DataFrame({"v": ["1200", "", "35"], "z": ["007", "1", ""]}),
+    ...                   ["v", "z"])
+    >>> t["v"].tolist(), t["z"].tolist()
+    ([1200, <NA>, 35], ['007', '1', ''])
+    """
+    out = frame
+    for col in columns:
+        if col not in frame:
+            continue
+        numbers = _as_number(frame[col])
+        if numbers is not None and numbers is not frame[col]:
+            if out is frame:
+                out = frame.copy()
+            out[col] = numbers.to_numpy() if numbers.dtype.kind == "f" else numbers.array
+    return out
+
+
+def site_positions(site_ids: pd.Series, table_ids: pd.Series) -> np.ndarray:
+    """Position in ``site_ids`` of each row's site in ``table_ids`` (-1 when absent): the
+    millions of rows are factorized first, so only the distinct ids are looked up."""
+    codes, uniq = pd.factorize(table_ids)
+    where = pd.Index(pd.Series(site_ids).astype(str).to_numpy()).get_indexer(
+        pd.Index(uniq).astype(str))
+    return np.where(codes >= 0, where[np.clip(codes, 0, None)], -1) if len(uniq) else \
+        np.full(len(codes), -1, dtype=np.int64)
+
+
+def site_results_frame(sites: pd.DataFrame, table: pd.DataFrame, *,
+                       data_origin: str) -> pd.DataFrame:
+    """The long results table as ``site_results.csv`` holds it: readable on its own, with
+    the site's ``name`` and ``geocode_precision`` after ``site_id`` and ``data_origin``
+    on every row."""
+    pos = site_positions(sites["site_id"], table["site_id"])
+    out = table.drop(columns=[c for c in ("name", "geocode_precision", "data_origin")
+                              if c in table])
+    at = 1 if "site_id" in out else 0
+    for i, col in enumerate(("name", "geocode_precision")):
+        values = (sites[col].astype(object).to_numpy() if col in sites
+                  else np.full(len(sites), "", dtype=object))
+        taken = np.where(pos >= 0, values[np.clip(pos, 0, None)] if len(values) else "", "")
+        out.insert(at + i, col, pd.Series(taken, index=out.index, dtype=object).fillna(""))
+    out["data_origin"] = data_origin
+    return out
 
 
 def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
@@ -199,8 +384,10 @@ def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
     Properties are flat: the site's own fields, its geocoding provenance, ``data_origin``,
     and for every hazard x scenario x year the level, its low/high, the raw value, flags and
     the dataset pathway used. With ``lazy``, ``features`` is a one-pass iterator (for
-    :func:`geojson_writer`) where the usual table allows it.
+    :func:`geojson_writer`) where the usual table allows it. The user's own columns that
+    hold only numbers are written as numbers (:func:`typed_columns`).
     """
+    sites = typed_columns(sites, [c for c in user_columns(sites) if c in site_columns])
     fast = _site_features_columnar(sites, table, data_origin=data_origin,
                                    site_columns=site_columns, lazy=lazy)
     if fast is not None:
