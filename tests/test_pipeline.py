@@ -160,7 +160,7 @@ def test_one_definition_of_unresolved_in_every_output(tmp_path, tmp_path_factory
     import pyogrio
 
     assert len(pyogrio.read_dataframe(run_dir / "sites.gpkg", layer="unresolved_sites")) == 3
-    summary = pd.read_csv(run_dir / "summary.csv", comment="#")
+    summary = pd.read_csv(run_dir / "summary.csv")
     assert set(summary["sites_unresolved"]) == {3}  # the layer and its composite
 
 
