@@ -58,10 +58,11 @@ def test_the_flow_retries_transient_errors_only(prefect_api):
 
     @flow
     def run(exc: Exception):
-        return step(exc, return_state=True)
+        step(exc)
 
-    run(ChecksumError("sha mismatch"))
+    assert run(ChecksumError("sha mismatch"), return_state=True).is_failed()
     assert calls == ["ChecksumError"]  # a wrong file stays wrong: no retry
     calls.clear()
-    run(DownloadError("connection reset; giving up", transient=True))
+    assert run(DownloadError("connection reset; giving up", transient=True),
+               return_state=True).is_failed()
     assert calls == ["DownloadError"] * 3  # two retries
