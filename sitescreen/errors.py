@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "DownloadError",
     "ChecksumError",
+    "ContentError",
     "OfflineError",
     "GeocodeError",
     "GeocoderAuthError",
@@ -37,12 +38,26 @@ class SitescreenError(Exception):
 class SiteValidationError(SitescreenError, ValueError):
     """The sites file has problems; ``problems`` lists every one of them."""
 
-    def __init__(self, source: str, problems: list) -> None:
+    #: Problems listed in the message; the rest are counted by kind and written to a file.
+    MAX_SHOWN = 20
+
+    def __init__(self, source: str, problems: list, *, kinds: list[tuple[str, int]] = (),
+                 report_path: str | None = None) -> None:
         self.source = source
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        self.report_path = report_path
         n = len(self.problems)
-        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''} found\n{lines}")
+        shown = self.problems[: self.MAX_SHOWN]
+        lines = [f"  - {p}" for p in shown]
+        if n > len(shown):
+            lines.append(f"  ... and {n - len(shown)} more; problems by kind:")
+            lines += [f"    {count} x {kind}" for kind, count in kinds[:15]]
+            if len(kinds) > 15:
+                lines.append(f"    ... and {len(kinds) - 15} more kinds")
+        if report_path:
+            lines.append(f"  full report: {report_path}")
+        text = "\n".join(lines)
+        super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''} found\n{text}")
 
 
 class CatalogError(SitescreenError, ValueError):
@@ -67,6 +82,11 @@ class DownloadError(SitescreenError, OSError):
 
 class ChecksumError(DownloadError):
     """A fetched or cached file does not match its expected checksum."""
+
+
+class ContentError(ChecksumError):
+    """A fetched or cached file is not the dataset (an error page, a cut transfer); like a
+    checksum mismatch, it is removed and not kept."""
 
 
 class OfflineError(DownloadError):

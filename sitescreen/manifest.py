@@ -9,6 +9,7 @@ the manifest.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -16,10 +17,12 @@ import pandas as pd
 
 from sitescreen import __version__
 from sitescreen.catalog import Catalog
-from sitescreen.data.sources import DataSource, origin_note
+from sitescreen.data.sources import DataOrigin, DataSource, is_synthetic, origin_note
 from sitescreen.hazards import HazardResult
 
-__all__ = ["build_manifest", "DEFINITIONS", "VOLATILE_KEYS"]
+__all__ = ["build_manifest", "run_origin", "DEFINITIONS", "VOLATILE_KEYS"]
+
+log = logging.getLogger(__name__)
 
 #: What the numbers of every output mean; repeated in the summary header.
 DEFINITIONS = {
@@ -38,6 +41,23 @@ VOLATILE_KEYS = ("created_at", "timings_s")
 def _datasets_used(catalog: Catalog, results: Sequence[HazardResult]) -> list[dict]:
     used = sorted({d for r in results for d in r.datasets})
     return [catalog.dataset(d).to_dict() for d in used]
+
+
+def run_origin(data: DataSource, results: Sequence[HazardResult]) -> tuple[DataOrigin, list[str]]:
+    """The run's data origin: the folder's, unless a file read says it is synthetic.
+
+    A file that declares itself synthetic (each hazard lists them in its result's
+    ``details["synthetic_files"]``, see :func:`sitescreen.data.sources.says_synthetic`) makes
+    the whole run synthetic, whatever the folder's ``PACK.json`` or sidecars say.
+    """
+    files = sorted({f for r in results for f in r.details.get("synthetic_files", ())})
+    if not files:
+        return data.origin, []
+    if not is_synthetic(data.origin):
+        log.warning("%d hazard file(s) in %s declare themselves synthetic (%s); the run is "
+                    "reported as %s, not %s", len(files), data.root, ", ".join(files[:3]),
+                    DataOrigin.SYNTHETIC_DEMO.value, data.origin.value)
+    return DataOrigin.SYNTHETIC_DEMO, files
 
 
 def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: DataSource,
@@ -59,12 +79,14 @@ def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: Dat
         "datasets": list(r.datasets), "method": r.method, "details": r.details,
     } for r in results]
     used_sets = sorted({r.threshold_set for r in results})
+    origin, synthetic_files = run_origin(data, results)
     return {
         "sitescreen_version": __version__,
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_origin": data.origin.value,
-        "data_origin_note": origin_note(data.origin),
+        "data_origin": origin.value,
+        "data_origin_note": origin_note(origin),
+        **({"synthetic_files": synthetic_files} if synthetic_files else {}),
         "request": dict(request),
         "inputs": {"sites": {"path": str(request["sites"]), "sha256": input_sha256,
                              "n_sites": int(len(sites))}},

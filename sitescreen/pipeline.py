@@ -31,7 +31,13 @@ from sitescreen.geocode import is_located
 from sitescreen.hazards import HazardContext, HazardResult, load_hazard
 from sitescreen.manifest import build_manifest
 from sitescreen.outputs.run_files import render_files
-from sitescreen.outputs.run_folder import check_run_id, new_run_id, write_run
+from sitescreen.outputs.run_folder import (
+    check_latest,
+    check_run_id,
+    check_writable,
+    new_run_id,
+    write_run,
+)
 from sitescreen.scenarios import Narrative, parse_narrative
 from sitescreen.store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
@@ -49,6 +55,7 @@ __all__ = [
     "locate_sites",
     "coordinates",
     "check_layer",
+    "check_folders",
     "assess_missing",
     "complete_layer",
     "summarise",
@@ -206,10 +213,12 @@ def result_store(request: ScreeningRequest) -> ResultStore:
 # --------------------------------------------------------------------------- the steps
 
 def preflight(request: ScreeningRequest) -> list[Layer]:
-    """Everything that can be checked before the work: the plan against the catalog and the
-    sites file (every problem at once). Callers run it before starting anything slow."""
+    """Everything that can be checked before the work: the plan against the catalog, the
+    sites file (every problem at once), and that the output folder and the cache take writes
+    (:func:`check_folders`). Callers run it before starting anything slow."""
     layers = plan_layers(catalog_for(request), request)
     load_sites(request)
+    check_folders(request)
     return layers
 
 
@@ -233,6 +242,15 @@ def load_sites(request: ScreeningRequest) -> gpd.GeoDataFrame:
     from sitescreen.sites import read_sites
 
     return read_sites(request.sites)
+
+
+def check_folders(request: ScreeningRequest, *, out: bool = True) -> None:
+    """Before any work: the cache and (with ``out``) the output folder take a probe write,
+    and ``<out>/latest`` is the link this project keeps (:func:`outputs.run_folder.check_latest`)."""
+    if out:
+        check_writable(request.out, "output folder (--out)")
+        check_latest(request.out)
+    check_writable(request.cache_dir, "cache folder")
 
 
 def locate_sites(sites: gpd.GeoDataFrame, request: ScreeningRequest, *,
@@ -378,6 +396,7 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     with timed(timings, "load_sites"):
         sites = run.call(load_sites, request)
     say(f"loaded {len(sites)} sites from {request.sites}")
+    check_folders(request, out=write)  # writable cache and --out before any work
     with timed(timings, "locate_sites"):
         sites = run.call(locate_sites, sites, request)
     lon, lat = coordinates(sites)

@@ -23,6 +23,7 @@ finite. A raster that declares no nodata value is read under a stated fallback r
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from scipy import ndimage
 
+from sitescreen.data.sources import says_synthetic
 from sitescreen.errors import HazardDataError
 from sitescreen.geodesy import KM_PER_DEGREE, haversine_km
 
@@ -120,6 +123,8 @@ class RasterInfo:
     nodata: float | None
     nodata_declared: bool
     version: str = ""
+    #: The file declares itself synthetic (:data:`sitescreen.data.sources.SYNTHETIC_MARK`).
+    synthetic: bool = False
 
     @property
     def nodata_rule(self) -> str:
@@ -215,8 +220,47 @@ def _is_wgs84(crs: Any) -> bool:
         return False
 
 
+def _refetch_hint(name: str) -> str:
+    """How to get a damaged file again: the dataset named in its fetch sidecar, if any."""
+    from sitescreen.data.sources import SIDECAR_SUFFIX
+
+    try:
+        dataset = json.loads(Path(name + SIDECAR_SUFFIX).read_text("utf-8")).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        dataset = None
+    if dataset:
+        return f"'sitescreen data fetch {dataset} --force'"
+    return ("'sitescreen data fetch DATASET --force' for the dataset it belongs to (or copy "
+            "it again from its source)")
+
+
+def _damage(name: str, detail: str = "") -> HazardDataError | None:
+    """The error for a local GeoTIFF that is cut short (blocks past its end) or, when
+    ``detail`` says GDAL failed on it, corrupt; None when nothing points to damage.
+
+    A cut file otherwise surfaces as whatever GDAL trips over first, such as a missing
+    coordinate reference system, which would send the user to gdal_edit for nothing.
+    """
+    if _is_remote(name) or not os.path.isfile(name):
+        return None
+    from sitescreen.data.content import TIFF_MAGIC, truncation_problem
+
+    with open(name, "rb") as fh:
+        head = fh.read(4)
+    if not head.startswith(TIFF_MAGIC):
+        return None
+    problem = truncation_problem(name)
+    if problem is None and not detail:
+        return None
+    return HazardDataError(
+        f"raster {name} is truncated or corrupt ({problem or detail}); fetch it again with "
+        f"{_refetch_hint(name)}")
+
+
 def _check(ds: Any, name: str, band: int) -> RasterInfo:
     """Validate CRS, georeferencing and band; return the band's :class:`RasterInfo`."""
+    if ds.crs is None and (damaged := _damage(name)) is not None:
+        raise damaged
     if ds.crs is None:
         raise HazardDataError(
             f"raster {name} has no coordinate reference system; sitescreen samples rasters "
@@ -256,7 +300,8 @@ def _check(ds: Any, name: str, band: int) -> RasterInfo:
         path=name, width=ds.width, height=ds.height,
         transform=(t.a, t.b, t.c, t.d, t.e, t.f), block_shape=(int(bh), int(bw)),
         dtype=ds.dtypes[band - 1], nodata=None if nodata is None else float(nodata),
-        nodata_declared=declared, version=_local_version(name))
+        nodata_declared=declared, version=_local_version(name),
+        synthetic=says_synthetic(ds.tags()))
 
 
 @contextmanager
@@ -268,6 +313,9 @@ def _opened(path_or_dataset: Any, band: int) -> Iterator[tuple[Any, RasterInfo]]
             try:
                 ds = rasterio.open(name)
             except RasterioError as exc:
+                damaged = _damage(name)  # cut short? else GDAL's words below
+                if damaged is not None:
+                    raise damaged from exc
                 hint = ("check the URL, the server's support for HTTP range requests and the "
                         "data mirror setting" if _is_remote(name) else
                         "check that the file exists and is a GeoTIFF")
@@ -408,6 +456,9 @@ def _read_window(ds: Any, info: RasterInfo, band: int, win: tuple[int, int, int,
         try:
             arr = ds.read(band, window=Window(col_off, row_off, w, h))
         except RasterioError as exc:
+            damaged = _damage(info.path, f"GDAL cannot decode its blocks: {exc}")
+            if damaged is not None:
+                raise damaged from exc
             raise HazardDataError(
                 f"cannot read window rows {row_off}-{row_off + h - 1}, cols "
                 f"{col_off}-{col_off + w - 1} of raster {info.path}: {exc}") from exc

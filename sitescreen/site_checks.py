@@ -20,6 +20,7 @@ once the whole table is read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -157,8 +158,49 @@ class ValidationReport:
         shown = ordered if max_problems is None else ordered[:max_problems]
         lines = [head, *(f"  - {p}" for p in shown)]
         if len(shown) < len(ordered):
-            lines.append(f"  ... and {len(ordered) - len(shown)} more")
+            lines.append(f"  ... and {len(ordered) - len(shown)} more; problems by kind:")
+            lines += [f"    {count} x {kind}" for kind, count in problem_kinds(ordered)[:15]]
         return "\n".join(lines)
+
+
+# Quoted values and numbers, but not ranges such as -90..90 (part of the kind, not a value).
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?"
+                     r"(?![\d.])")
+
+
+def problem_kinds(problems: Sequence[Problem]) -> list[tuple[str, int]]:
+    """Problems grouped by kind (severity, field and message with its values blanked),
+    most frequent first: what a file with thousands of bad rows shows instead of each row.
+
+    Examples
+    --------
+    >>> ps = [Problem("error", f"row {i}", "lat", f"latitude {90 + i} is outside -90..90")
+    ...       for i in range(1, 4)]
+    >>> problem_kinds(ps)
+    [("error, field 'lat': latitude … is outside -90..90", 3)]
+    """
+    counts: dict[str, int] = {}
+    for p in problems:
+        key = f"{p.severity}, field '{p.field}': " if p.field else f"{p.severity}: "
+        key += _VALUES.sub("…", p.message)
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def write_problem_report(report: ValidationReport, source: Path) -> Path | None:
+    """Write every problem of ``report`` to ``<source>.problems.txt`` beside the input (else
+    in the system's temporary folder); the path, or None when neither takes the file."""
+    import tempfile
+
+    text = report.format(max_problems=None) + "\n"
+    for folder in (source.parent, Path(tempfile.gettempdir())):
+        target = folder / f"{source.name}.problems.txt"
+        try:
+            target.write_text(text, "utf-8")
+            return target
+        except OSError:
+            continue
+    return None
 
 
 @dataclass(slots=True)
@@ -332,6 +374,13 @@ def _check_footprint(gtype: str, coords: object, i: int,
                    "vertices look like [lat, lon]; GeoJSON wants [lon, lat]" if swap else
                    "the footprint looks projected; reproject it to WGS 84 lon/lat")
         return False, np.nan, np.nan, None
+    if _crosses_antimeridian(g):
+        g = _split_at_antimeridian(g)
+        issues.add("warning", i, fc, f"{gtype} crosses the antimeridian (an edge jumps more "
+                   "than 180 degrees of longitude); it is read the short way across 180 "
+                   "degrees and split there",
+                   "RFC 7946 section 3.1.9 asks for footprints split at 180 degrees into a "
+                   "MultiPolygon; check the site is meant to be there")
     if not g.is_valid:
         reason = shapely.is_valid_reason(g)
         issues.add("error", i, "geometry", f"{gtype} is invalid: {reason}",
@@ -342,6 +391,39 @@ def _check_footprint(gtype: str, coords: object, i: int,
         return False, np.nan, np.nan, None
     rep = g.representative_point()
     return True, float(rep.x), float(rep.y), g
+
+
+def _crosses_antimeridian(g: Any) -> bool:
+    """True when a ring has an edge jumping more than 180 degrees of longitude: drawn the
+    short way across 180 degrees, not the long way round the globe (RFC 7946 3.1.9)."""
+    rings = shapely.get_rings(shapely.get_parts(g))
+    return any(bool((np.abs(np.diff(shapely.get_coordinates(r)[:, 0])) > 180).any())
+               for r in rings)
+
+
+def _split_at_antimeridian(g: Any) -> Any:
+    """The footprint in 0..360 longitudes, cut at 180 and each side put back in -180..180.
+
+    The representative point then lies inside the footprint, near 180 degrees, instead of
+    half a world away (a Fiji estate read the long way round has its point in the Atlantic).
+
+    Examples
+    --------
+    >>> ring = [(179.8, -17.2), (-179.8, -17.2), (-179.8, -16.8), (179.8, -16.8)]
+    >>> parts = _split_at_antimeridian(shapely.Polygon(ring))
+    >>> [tuple(round(v, 1) for v in p.bounds) for p in parts.geoms]
+    [(179.8, -17.2, 180.0, -16.8), (-180.0, -17.2, -179.8, -16.8)]
+    """
+    east = shapely.transform(g, lambda xy: np.column_stack(
+        [np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]), xy[:, 1]]))
+    west_half = shapely.box(0.0, -90.0, 180.0, 90.0)
+    east_half = shapely.box(180.0, -90.0, 360.0, 90.0)
+    parts = [shapely.intersection(east, west_half),
+             shapely.transform(shapely.intersection(east, east_half),
+                               lambda xy: xy - np.array([360.0, 0.0]))]
+    polys = [q for p in parts for q in shapely.get_parts(p)
+             if shapely.get_type_id(q) == 3 and not q.is_empty]
+    return shapely.MultiPolygon(polys)
 
 
 # ----------------------------------------------------------------------------------------

@@ -46,6 +46,12 @@ import pandas as pd
 import shapely
 
 from sitescreen.errors import SiteValidationError
+from sitescreen.outputs.run_folder import (
+    GPKG_MAX_COLUMNS,
+    MAX_INT64,
+    is_reserved_output_name,
+    max_site_properties,
+)
 from sitescreen.site_checks import (
     ON_INVALID,
     Issues,
@@ -60,6 +66,8 @@ from sitescreen.site_checks import (
     check_geometry,
     check_locatable,
     check_text_fields,
+    problem_kinds,
+    write_problem_report,
 )
 
 __all__ = [
@@ -97,8 +105,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "lon": ("lon", "longitude", "lng", "long", "x"),
     "lat": ("lat", "latitude", "y"),
 }
-# Names an extra column may not take, because the output already uses them.
-_RESERVED = {"lon", "lat", "location_source", "input_ref", "geometry"}
 _NUMBER_RE = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 _DECIMAL_COMMA_RE = r"^\s*([+-]?\d+),(\d+)\s*$"
 
@@ -161,7 +167,12 @@ def read_sites(
     """
     report = validate_sites(path, on_invalid=on_invalid, max_bytes=max_bytes)
     if report.sites is None:
-        raise SiteValidationError(report.source, list(report.errors))
+        errors = list(report.errors)
+        if len(errors) > SiteValidationError.MAX_SHOWN:  # too many to print: to a file
+            saved = write_problem_report(report, Path(path))
+            raise SiteValidationError(report.source, errors, kinds=problem_kinds(errors),
+                                      report_path=str(saved) if saved else None)
+        raise SiteValidationError(report.source, errors)
     if on_invalid == "warn" and report.problems:
         warnings.warn(SiteWarning(report.format(max_problems=50)), stacklevel=2)
     elif on_invalid == "ignore" and report.problems:
@@ -540,30 +551,63 @@ def _finish(source: str, props: pd.DataFrame, lon: np.ndarray, lat: np.ndarray,
 
     # Extras: every other input column, unchanged; renamed only when it would clash.
     used = {cols[c] for c in cols}
+    taken = {str(c) for c in props.columns} | set(CORE_COLUMNS)
     extras: dict[str, pd.Series] = {}
     for c in props.columns:
         if c in used:
             continue
         name = str(c)
-        if _norm_key(name) in _RESERVED or name in CORE_COLUMNS:
-            new = f"src_{name}"
-            file_problems.append(Problem("warning", Path(source).name, name, f"input column {name!r} "
-                                         f"clashes with an output column; kept as {new!r}"))
+        if is_reserved_output_name(_norm_key(name)) or name in CORE_COLUMNS:
+            new, k = f"src_{name}", 1
+            while new in taken:
+                k += 1
+                new = f"src_{name}_{k}"
+            taken.add(new)
+            file_problems.append(Problem(
+                "warning", Path(source).name, name, f"input column {name!r} is named like a "
+                f"field sitescreen writes; it is kept as {new!r} in every output"))
             name = new
         extras[name] = props[c].reset_index(drop=True)
+
+    _check_output_fit(extras, issues, source, file_problems, bad)
 
     frame = pd.DataFrame({c: core[c] for c in CORE_COLUMNS})
     frame["lon"] = np.where(np.isfinite(lon), lon, np.nan)
     frame["lat"] = np.where(np.isfinite(lat), lat, np.nan)
     frame["location_source"] = np.where(has_coords, "given", "")
     frame["input_ref"] = refs
-    for name, s in extras.items():
-        frame[name] = s.array
+    if extras:  # one concat: thousands of inserted columns would fragment the frame
+        frame = pd.concat([frame, pd.DataFrame({k: v.array for k, v in extras.items()})],
+                          axis=1)
     gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
                            crs="EPSG:4326")
     gdf.attrs["source_meta"] = meta
 
     return _Parsed(list(file_problems) + issues.problems(refs, given_ids), gdf, bad)
+
+
+def _check_output_fit(extras: dict[str, pd.Series], issues: Issues, source: str,
+                      file_problems: list[Problem], bad: np.ndarray) -> None:
+    """Extra properties must fit every output: at most as many as a GeoPackage layer holds,
+    and integers within 64 bits (checked here, before any hazard is sampled)."""
+    room = max_site_properties(len(CORE_COLUMNS) + 3)  # + lon, lat, input_ref
+    if len(extras) > room:
+        file_problems.append(Problem(
+            "error", Path(source).name, "", f"{len(extras)} extra properties: a GeoPackage "
+            f"layer holds at most {GPKG_MAX_COLUMNS} columns, so at most {room} extra "
+            "properties fit beside sitescreen's own",
+            "drop the properties you do not need in the outputs, or combine them into one"))
+    for name, col in extras.items():
+        if col.dtype != object:
+            continue
+        big = np.flatnonzero([isinstance(v, int) and not isinstance(v, bool)
+                              and not -MAX_INT64 - 1 <= v <= MAX_INT64 for v in col])
+        if big.size:
+            issues.add_many("error", big, name, [
+                f"{col.iloc[i]} does not fit a 64-bit integer, the largest number the "
+                "GeoPackage and table outputs store" for i in big],
+                "write it as text (in quotes) or as a decimal number")
+            bad[big] = True
 
 
 def _derive_ids(core: dict[str, np.ndarray], lon: np.ndarray, lat: np.ndarray,

@@ -28,6 +28,7 @@ import pandas as pd
 from sitescreen import __version__
 from sitescreen.catalog import Catalog
 from sitescreen.data.sources import DataSource
+from sitescreen.errors import OutputError
 from sitescreen.files import atomic_write
 from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
@@ -166,6 +167,16 @@ class ResultStore:
         """Add the rows of ``result`` (computed for these locations) to the store."""
         if len(result) == 0:
             return
+        try:
+            self._save(fingerprint, lon, lat, result)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot save {result.hazard} results to the result store {self.root}: "
+                f"{exc.strerror or exc}; free space on that disk (the store only saves time: "
+                f"deleting {self.root} is safe) and run again") from exc
+
+    def _save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray,
+              result: HazardResult) -> None:
         frame = pd.DataFrame({"loc": self._locations(lon, lat)[0], **_columns(result)})
         folder = self.root / fingerprint
         folder.mkdir(parents=True, exist_ok=True)

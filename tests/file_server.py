@@ -80,3 +80,17 @@ def serve(httpserver, path: str, handler: FileHandler) -> str:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def ibtracs_body(rows: int, *, first_season: int = 1980, last_season: int = 2021) -> bytes:
+    """A minimal IBTrACS v04r01 CSV: header, units row, ``rows`` track points whose seasons
+    run from ``first_season`` to ``last_season`` (for content checks, not for wind models)."""
+    header = "SID,SEASON,NUMBER,BASIN,ISO_TIME,LAT,LON,WMO_WIND,TRACK_TYPE,USA_WIND"
+    units = " ,Year, , , ,degrees_north,degrees_east,kts, ,kts"
+    span = last_season - first_season + 1
+    lines = [header, units]
+    for i in range(rows):
+        season = first_season + i * span // rows
+        lines.append(f"{season}001N10130,{season},1,WP,{season}-07-01 00:00:00,15.0,130.0, ,"
+                     "main,35")
+    return ("\n".join(lines) + "\n").encode()

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from file_server import ibtracs_body
 from typer.testing import CliRunner
 
 from sitescreen.cli.data import data_app
@@ -65,7 +66,7 @@ def test_offline_fetch_lists_the_missing_files_without_a_traceback(tmp_path):
 def test_the_cache_defaults_to_the_environment(tmp_path):
     cache = tmp_path / "envcache"
     (cache / "ibtracs").mkdir(parents=True)
-    (cache / "ibtracs" / WP).write_text("SID,SEASON\n,Year\n")
+    (cache / "ibtracs" / WP).write_bytes(ibtracs_body(20_000))
 
     res = runner.invoke(data_app, ["fetch", "ibtracs_wp", "--offline"],
                         env={"SITESCREEN_CACHE": str(cache)})
@@ -112,3 +113,16 @@ def test_list_shows_every_dataset(tmp_path):
     for name in ("aqueduct40", "aqueduct_floods", "ibtracs_wp", "ibtracs_all"):
         assert any(ln.startswith(name + " ") and ln.rstrip().endswith("not cached")
                    for ln in res.output.splitlines()), name
+
+
+def test_verify_reports_a_cached_error_page_as_invalid(tmp_path):
+    (tmp_path / "ibtracs").mkdir()
+    (tmp_path / "ibtracs" / WP).write_text('{"error": "service unavailable"}\n')
+    (tmp_path / "ibtracs" / f"{WP}.sha256.json").write_text(json.dumps(
+        {"sha256": _sha(tmp_path / "ibtracs" / WP), "size": 33}))
+
+    res = runner.invoke(data_app, ["verify", "ibtracs_wp", "--cache", str(tmp_path)])
+
+    assert res.exit_code == 1, res.output
+    assert "invalid" in res.output and "JSON document" in res.output
+    assert "fetch it again" in res.output or "fetch again" in res.output

@@ -2,7 +2,8 @@
 
 The big cases (a file over the size limit, 100,000 rows) are generated here in ``tmp_path``
 rather than committed. End to end, every rejected file stops ``pipeline.screen`` before
-anything is written, and ``sitescreen screen`` exits 2 with a message and no traceback.
+anything is written; ``sitescreen screen`` on each (exit 2, a message, no traceback) is in the
+reliability table (tests/reliability_cases.py).
 """
 
 from __future__ import annotations
@@ -142,30 +143,5 @@ def test_pipeline_refuses_a_rejected_file_before_writing_anything(tmp_path, empt
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-CLI_CASES = {  # one per family: syntax, encoding, structure, site-level errors
-    "invalid_json_missing_comma.geojson": "line 6, column 4",
-    "latin1.csv": "not UTF-8",
-    "missing_header.csv": "no header row",
-    "nan_and_infinity.csv": "longitude is NaN",
-}
-
-
-def test_cli_screen_refuses_rejected_files_with_exit_2_and_no_traceback(tmp_path, empty_data):
-    import subprocess
-    import sys
-
-    procs = {}
-    for name in CLI_CASES:  # in parallel: each is a fresh interpreter
-        out = tmp_path / name / "results"
-        procs[name] = (out, subprocess.Popen(
-            [sys.executable, "-m", "sitescreen.cli", "screen", str(CORPUS / name), "--data",
-             str(empty_data), "--no-prefect", "--out", str(out)],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for name, (out, proc) in procs.items():
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 2, (name, stderr)
-        assert stderr.startswith(f"error: {CORPUS / name}: "), stderr
-        assert CLI_CASES[name] in stderr
-        assert "Traceback" not in stderr + stdout and 'File "' not in stderr
-        assert not out.parent.exists() or list(out.parent.iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no cache/ in the working folder
+# The command line on every rejected file (exit 2, the message, nothing written) is a row of
+# the reliability table: tests/reliability_cases.py, run by tests/test_reliability.py.

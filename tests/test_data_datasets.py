@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from file_server import FileHandler, serve, sha
+from file_server import FileHandler, ibtracs_body, serve, sha
 
 from sitescreen.catalog import CatalogEntry, load_catalog
 from sitescreen.data.datasets import (
@@ -182,3 +182,77 @@ def test_the_catalog_checksum_applies_to_a_single_file_dataset(httpserver, tmp_p
         fetch_dataset(bad, tmp_path)
     assert not (tmp_path / "toy" / "a.csv").exists()
     assert fetch_dataset(good, tmp_path)[0].sha256 == sha(data)
+
+
+# ------------------------------------------------------- content checks (no pinned checksum)
+
+_WP = "ibtracs.WP.list.v04r01.csv"
+_GOOD = ibtracs_body(20_000)
+_HTML = (b"<!-- cdn edge -->\n<html><head><title>Service unavailable</title></head>"
+         b"<body>Please try later</body></html>\n")
+_JSON = b'{"error": {"code": 503, "message": "rate limit exceeded"}}\n'
+_BY_BYTES = _GOOD[: len(_GOOD) // 2]  # cut mid-row
+_BY_LINES = _GOOD[: _GOOD.rindex(b"\n", 0, len(_GOOD) // 2) + 1]  # cut at a row boundary
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (_HTML, "HTML/XML page"),
+    (_JSON, "JSON document"),
+    (_BY_BYTES, "truncated"),
+    (_BY_LINES, "seasons end in"),
+], ids=["html-page", "json-error", "cut-mid-row", "cut-at-row"])
+def test_a_served_body_that_is_not_ibtracs_is_refused(httpserver, tmp_path, body, fragment):
+    serve(httpserver, f"/m/ibtracs/{_WP}", FileHandler(body, content_type="text/csv"))
+    entry = load_catalog().dataset("ibtracs_wp")
+    cache = tmp_path / "cache"
+
+    with pytest.raises(DownloadError, match=fragment) as info:
+        fetch_dataset(entry, cache, mirror=httpserver.url_for("/m"))
+
+    assert httpserver.url_for("/m") in str(info.value)
+    assert not (cache / "ibtracs").exists() or list((cache / "ibtracs").iterdir()) == []
+
+
+def test_an_invalid_cached_file_is_replaced_by_the_next_fetch(httpserver, tmp_path):
+    entry = load_catalog().dataset("ibtracs_wp")
+    cache = tmp_path / "cache"
+    bad = cache / "ibtracs" / _WP
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(_JSON)  # stored by a version without content checks, sidecar and all
+    (cache / "ibtracs" / f"{_WP}.sha256.json").write_text(json.dumps(
+        {"url": "http://old/", "sha256": sha(_JSON), "size": len(_JSON),
+         "mtime_ns": bad.stat().st_mtime_ns, "origin": "upstream"}))
+    assert [v.status for v in verify_dataset(entry, cache)] == [VerifyStatus.INVALID]
+    handler = FileHandler(_GOOD, content_type="text/csv")
+    serve(httpserver, f"/m/ibtracs/{_WP}", handler)
+
+    (res,) = fetch_dataset(entry, cache, mirror=httpserver.url_for("/m"))
+
+    assert not res.from_cache and len(handler.ranges) == 1
+    assert bad.read_bytes() == _GOOD
+    assert [v.status for v in verify_dataset(entry, cache)] == [VerifyStatus.OK]
+    again = fetch_dataset(entry, cache, mirror=httpserver.url_for("/m"))
+    assert again[0].from_cache and len(handler.ranges) == 1  # checked once, then trusted
+
+
+def test_a_truncated_geotiff_is_refused_and_a_whole_one_accepted(httpserver, tmp_path):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import Affine
+
+    tif = tmp_path / "src.tif"
+    with rasterio.open(tif, "w", driver="GTiff", width=512, height=512, count=1,
+                       dtype="float32", crs="EPSG:4326", transform=Affine(.01, 0, 0, 0, -.01, 10),
+                       tiled=True, blockxsize=256, blockysize=256) as dst:
+        dst.write(np.random.default_rng(1).random((512, 512), dtype="float32"), 1)
+    data = tif.read_bytes()
+    entry = _entry(httpserver.url_for("/up/"), ["t.tif"])
+    serve(httpserver, "/up/t.tif", FileHandler(data[: len(data) // 2], content_type="image/tiff"))
+
+    with pytest.raises(DownloadError, match="truncated"):
+        fetch_dataset(entry, tmp_path / "cache")
+
+    httpserver.clear()
+    serve(httpserver, "/up/t.tif", FileHandler(data, content_type="image/tiff"))
+    (res,) = fetch_dataset(entry, tmp_path / "cache")
+    assert res.path.read_bytes() == data

@@ -397,7 +397,7 @@ def test_writer_files_are_sparse_global_upstream_grids(synthetic):
         assert ds.bounds == (-180.0, -90.0, 180.0, 90.0) and ds.res == (RES, RES)
         assert ds.nodata == NODATA and ds.profile["tiled"]
         assert ds.compression.value == "DEFLATE"
-        assert ds.tags()["SYNTHETIC"].startswith("sitescreen demo pack")
+        assert ds.tags()["sitescreen_synthetic"].startswith("synthetic-demo")
     assert path.stat().st_size < 1_000_000
     from sitescreen.raster import sample_points
     far = sample_points(path, [0.0, -70.0, 121.47], [0.0, 45.0, 31.23])

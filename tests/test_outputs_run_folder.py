@@ -261,3 +261,118 @@ def test_every_csv_of_a_run_neutralises_a_hostile_corpus(tmp_path):
     assert set(results.columns) <= names
     props = json.loads((second / "sites.geojson").read_text("utf-8"))["features"][0]
     assert set(props["properties"]) <= names
+# --- reserved output names -------------------------------------------------------------------
+
+def test_result_field_names_are_reserved(tmp_path):
+    from sitescreen.outputs.run_folder import is_reserved_output_name
+
+    for name in ("water_stress_pessimistic_2030_level", "floods_typhoons_optimistic_2050_high",
+                 "typhoon_current_trend_2080_pathway", "data_origin", "run_id", "lon",
+                 "geocode_precision", "Location_Source"):
+        assert is_reserved_output_name(name), name
+    for name in ("asset_value", "water_stress_note", "level", "pessimistic_2030"):
+        assert not is_reserved_output_name(name), name
+
+
+def test_a_property_named_like_a_result_field_is_renamed_the_same_way_everywhere(
+        tmp_path_factory, tmp_path):
+    import pyogrio
+    from small_pack import AREAS, site, sites_doc, small_pack
+
+    from sitescreen.pipeline import make_request, screen
+    from sitescreen.sites import validate_sites
+
+    clash = "water_stress_pessimistic_2030_level"
+    feature = site("a", "A", lon=AREAS[0].lon, lat=AREAS[0].lat)
+    feature["properties"].update({clash: 1, "data_origin": "audited", "src_data_origin": "x"})
+    path = tmp_path / "sites.geojson"
+    path.write_text(json.dumps(sites_doc(feature)), "utf-8")
+
+    report = validate_sites(path)
+    renamed = [p for p in report.warnings if clash in p.message]
+    assert renamed and f"src_{clash}" in renamed[0].message
+
+    request = make_request(sites=str(path), data=str(small_pack(tmp_path_factory)),
+                           out=str(tmp_path / "out"), years=[2030], scenarios=["pessimistic"],
+                           hazards=["water_stress"], cache_dir=str(tmp_path / "cache"),
+                           report=False)
+    run = screen(request)
+    props = json.loads((run.run_dir / "sites.geojson").read_text())["features"][0]["properties"]
+    gpkg = pyogrio.read_dataframe(run.run_dir / "sites.gpkg", layer="sites")
+    level = int(run.table.query("hazard == 'water_stress'")["level"].iloc[0])
+    assert props[clash] == level and props[f"src_{clash}"] == 1
+    # "src_data_origin" is taken by the input itself, so the renamed one gets a number.
+    assert props["data_origin"] == "synthetic-demo" and props["src_data_origin_2"] == "audited"
+    assert props["src_data_origin"] == "x"
+    assert gpkg[clash].tolist() == [level]  # the sites layer's level field: the result
+    assert gpkg[f"src_{clash}"].tolist() == [1]
+    assert gpkg["src_data_origin_2"].tolist() == ["audited"]
+    assert gpkg["data_origin"].tolist() == ["synthetic-demo"]
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_latest_as_a_real_folder_or_file_is_refused_before_writing(tmp_path, kind):
+    latest = tmp_path / "latest"
+    if kind == "folder":
+        latest.mkdir()
+        (latest / "old.txt").write_text("an analyst's copy")
+    else:
+        latest.write_text("not a link")
+
+    with pytest.raises(OutputError, match=f"is a real {kind}, not the link") as err:
+        write_run(tmp_path, "20250101T000000Z-aaaaaa", {"a.txt": b"x"})
+
+    assert "move it away" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest"]  # nothing written
+    assert latest.exists() and not latest.is_symlink()
+
+
+# --- a run's temporary folder goes on every exit the process survives -----------------------
+
+_SLOW_WRITE = """
+import sys, time
+from pathlib import Path
+from sitescreen.cli import exit_on_sigterm
+from sitescreen.outputs.run_folder import write_run
+
+exit_on_sigterm()
+
+def slow(path: Path) -> None:  # a big GeoPackage on its way
+    path.write_bytes(b"g" * (1 << 20))
+    print("writing", flush=True)
+    time.sleep(60)
+    if sys.argv[2] == "raise":
+        raise RuntimeError("boom")
+
+def failing(path: Path) -> None:
+    path.write_bytes(b"g" * (1 << 20))
+    raise RuntimeError("a writer's bug")
+
+write_run(sys.argv[1], "20250301T000000Z-cccccc",
+          {"summary.csv": b"x\\n", "sites.gpkg": failing if sys.argv[2] == "raise" else slow})
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "raise"])
+def test_an_interrupted_or_failed_write_leaves_no_temporary_folder(tmp_path, how):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    first = write_run(out, "20250101T000000Z-aaaaaa", {"summary.csv": b"previous\n"})
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITE, str(out), how],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if how != "raise":
+        assert proc.stdout.readline().strip() == "writing"
+        assert list(out.glob(".tmp-*"))  # the folder exists while the write is under way
+        proc.send_signal(getattr(signal, how))
+    _, stderr = proc.communicate(timeout=120)
+
+    assert proc.returncode != 0
+    if how == "SIGTERM":
+        from sitescreen.cli import EXIT_TERMINATED
+
+        assert proc.returncode == EXIT_TERMINATED, stderr
+    assert list(out.glob(".tmp-*")) == [], stderr
+    assert sorted(p.name for p in out.iterdir()) == [first.name, "LATEST", "latest"]

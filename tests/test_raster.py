@@ -314,3 +314,36 @@ def test_sample_cache_is_bounded_in_bytes(tmp_path):
     for i in range(5):
         cache.sample(str(path), np.full(10, 100.01 + i * 0.01), np.full(10, 39.95))
     assert len(cache) == 3 and cache.misses == 5
+
+
+@pytest.mark.parametrize("keep", [0.005, 0.3, 0.6, 0.95], ids=lambda k: f"cut-at-{k:.0%}")
+def test_a_truncated_geotiff_is_diagnosed_as_truncated(grid, tmp_path, keep):
+    path, data = grid
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[: max(16, int(len(raw) * keep))])
+    lon = np.linspace(WEST + RES / 2, WEST + RES * (data.shape[1] - 0.5), 40)
+    lat = np.linspace(NORTH - RES / 2, NORTH - RES * (data.shape[0] - 0.5), 40)
+    lon, lat = np.meshgrid(lon, lat)
+
+    with pytest.raises(HazardDataError) as err:
+        sample_points(cut, lon, lat)
+
+    msg = str(err.value)
+    assert "cut.tif" in msg and "is truncated or corrupt" in msg, msg
+    assert "fetch it again with 'sitescreen data fetch" in msg
+    assert "coordinate reference system" not in msg and "gdal_edit" not in msg
+
+
+def test_corrupt_image_data_is_diagnosed_as_corrupt(grid, tmp_path):
+    path, data = grid
+    raw = bytearray(path.read_bytes())
+    mid = len(raw) // 2
+    raw[mid: mid + 4096] = bytes(4096)  # zeroed compressed blocks: what bit rot leaves
+    bad = tmp_path / "rot.tif"
+    bad.write_bytes(bytes(raw))
+    lon, lat = np.meshgrid(np.linspace(WEST + RES / 2, WEST + RES * (data.shape[1] - 0.5), 60),
+                           np.linspace(NORTH - RES / 2, NORTH - RES * (data.shape[0] - 0.5), 60))
+
+    with pytest.raises(HazardDataError, match="rot.tif is truncated or corrupt"):
+        sample_points(bad, lon, lat)

@@ -297,3 +297,60 @@ def test_report_format_limits_and_counts():
 def test_docstring_examples():
     result = doctest.testmod(checks_mod)
     assert result.attempted >= 8 and result.failed == 0
+
+
+# --- footprints across the antimeridian (RFC 7946 section 3.1.9) ------------------------------
+
+# A Fiji estate drawn the short way across 180 degrees (not split, as many tools write it).
+_FIJI_RING = [[179.8, -17.2], [-179.8, -17.2], [-179.8, -16.8], [179.8, -16.8], [179.8, -17.2]]
+# The same estate split at the antimeridian, as RFC 7946 asks.
+_FIJI_SPLIT = [[[[179.8, -17.2], [180.0, -17.2], [180.0, -16.8], [179.8, -16.8], [179.8, -17.2]]],
+               [[[-180.0, -17.2], [-179.8, -17.2], [-179.8, -16.8], [-180.0, -16.8],
+                 [-180.0, -17.2]]]]
+
+
+@pytest.mark.parametrize("gtype, coords", [("Polygon", [_FIJI_RING]),
+                                           ("MultiPolygon", _FIJI_SPLIT)],
+                         ids=["unsplit", "split"])
+def test_antimeridian_footprint_is_screened_in_fiji(gtype, coords):
+    issues = Issues()
+    ok, lon, lat, footprint = check_geometry({"type": gtype, "coordinates": coords}, 0, issues)
+    assert ok
+    assert abs(abs(lon) - 180.0) <= 0.2 + 1e-9 and -17.2 <= lat <= -16.8, (lon, lat)
+    # The footprint is split at 180 degrees: every part stays within -180..180 and is small.
+    assert footprint.bounds[0] >= -180 and footprint.bounds[2] <= 180
+    assert footprint.area == pytest.approx(0.4 * 0.4, rel=1e-6)
+    assert shapely.intersects(footprint, shapely.Point(lon, lat))
+    if gtype == "Polygon":  # read the short way, and said so
+        assert [p.message for p in issues.problems(["f"], ["s"])
+                if "antimeridian" in p.message]
+
+
+# --- a file with very many bad rows ----------------------------------------------------------
+
+def _many_bad_rows(path, n_bad: int):
+    rows = ["site_id,name,lon,lat"]
+    rows += [f"s{i},Site {i},121.{i % 1000:03d},{'abc' if i % 2 else '131.2'}"
+             for i in range(n_bad)]
+    rows.append("ok,Fine,121.47,31.23")
+    path.write_text("\n".join(rows) + "\n", "utf-8")
+    return path
+
+
+def test_fifty_thousand_bad_rows_show_the_first_problems_counts_and_a_report_file(tmp_path):
+    path = _many_bad_rows(tmp_path / "big.csv", 50_000)
+
+    with pytest.raises(SiteValidationError) as err:
+        read_sites(path)
+
+    lines = str(err.value).splitlines()
+    assert len(lines) < 60, len(lines)
+    text = str(err.value)
+    assert "50000 problems found" in text and "... and 49980 more" in text
+    # counts per kind: 25,000 non-numeric latitudes and 25,000 out of range
+    assert "25000 x" in text and text.count(" x ") >= 2
+    report = tmp_path / "big.csv.problems.txt"
+    assert f"full report: {report}" in text
+    written = report.read_text("utf-8").splitlines()
+    assert sum(ln.startswith("  - error: ") for ln in written) == 50_000
+    assert len(err.value.problems) == 50_000  # the exception still holds every problem

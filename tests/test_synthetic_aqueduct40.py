@@ -12,6 +12,7 @@ import pytest
 import shapely
 
 from sitescreen.catalog import load_catalog
+from sitescreen.data.sources import SYNTHETIC_MARK
 from sitescreen.synthetic import DemoArea
 from sitescreen.synthetic import aqueduct40 as writer
 
@@ -67,6 +68,8 @@ def test_gdb_layers(pack):
 def test_future_columns_follow_the_upstream_pattern(future):
     cols = list(future.columns)
     assert cols[:2] == ["fid", "pfaf_id"]
+    assert cols[-1] == SYNTHETIC_MARK  # the file says it is synthetic (not an upstream column)
+    cols = cols[:-1]
     pattern = re.compile(r"^(opt|bau|pes)(30|50|80)_(ws|wd|iv|sv|ww|ba)_(x_[rscl]|x_u|y_[rscl])$")
     assert [c for c in cols[2:] if not pattern.match(c)] == []
     for s in ("opt", "bau", "pes"):

@@ -27,7 +27,7 @@ from sitescreen.hazards._windfield import (
     storm_max_winds,
 )
 from sitescreen.hazards.typhoon import Typhoon, base_climate, change_factors, clear_cache
-from sitescreen.synthetic import DEMO_AREAS
+from sitescreen.synthetic import DEMO_AREAS, SYNTHETIC_MARK, SYNTHETIC_NOTE
 from sitescreen.synthetic import ibtracs as synthetic_ibtracs
 
 KT = 1852.0 / 3600.0
@@ -110,14 +110,16 @@ def test_reader_wind_source_is_explicit(tmp_path):
 
 
 def test_reader_full_174_column_layout(tmp_path):
-    """The synthetic writer's header and units row are the upstream v04r01 ones."""
+    """The synthetic writer's header and units row are the upstream v04r01 ones, plus one
+    last column that says the file is synthetic (the reader tolerates it)."""
     (path,) = synthetic_ibtracs.write(tmp_path, [], seed=3)
     lines = path.read_text("utf-8").splitlines()
-    assert len(lines[0].split(",")) == 174 == len(lines[1].split(","))
+    assert len(lines[0].split(",")) == 175 == len(lines[1].split(","))
     assert lines[0].startswith(HEADER + ",USA_R34_NE")
-    assert lines[0].endswith("USA_SEARAD_NW,STORM_SPEED,STORM_DIR")
+    assert lines[0].endswith("USA_SEARAD_NW,STORM_SPEED,STORM_DIR," + SYNTHETIC_MARK)
     assert lines[1].startswith(UNITS + ",nmile")
-    assert lines[1].endswith(",kts,degrees")
+    assert lines[1].endswith(",kts,degrees, ")
+    assert lines[2].endswith("," + SYNTHETIC_NOTE)
     assert ",," not in lines[2]  # blanks are a single space
     tracks = read_ibtracs(path)
     assert tracks.season.min() == 1980 and tracks.season.max() == 2021

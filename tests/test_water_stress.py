@@ -319,6 +319,27 @@ def test_missing_column_names_file_column_and_version(catalog, tmp_path):
     assert r.levels[AT["a"]] == 2
 
 
+@pytest.mark.parametrize("column, values, fragment", [
+    ("bau50_ws_x_c", "n/a", "'n/a'"),                    # every category "n/a"
+    ("bau50_ws_x_c", "high", "not a number"),            # text in a numeric column
+    ("bau50_ws_x_r", "0,3", "not a number"),             # a decimal comma
+    ("bau50_ws_x_c", 7.0, "outside the documented"),     # category outside -1..4 / -9999
+    ("bau50_ws_x_c", 2.5, "outside the documented"),     # categories are whole numbers
+    ("bau50_ws_x_c", -9999.0, "no category at all"),     # a column of no data only
+], ids=["n/a", "text", "decimal-comma", "category-7", "category-2.5", "all-no-data"])
+def test_a_schema_violation_names_file_column_and_values(catalog, tmp_path, column, values,
+                                                         fragment):
+    future = _future_rows()
+    future[column] = values
+    root = write_hand_pack(tmp_path / "data", future=future)
+    with pytest.raises(HazardDataError, match=fragment) as err:
+        WaterStress().assess(LON, LAT, scenario="current_trend", year=2050,
+                             context=context(catalog, root))
+    msg = str(err.value)
+    assert "Aqueduct40_future_annual_y2023m07d05.csv" in msg and f"column {column!r}" in msg
+    assert "sitescreen data fetch aqueduct40" in msg
+
+
 def test_missing_pfaf_column_is_a_data_error(catalog, tmp_path):
     future = _future_rows().rename(columns={"pfaf_id": "PFAF"})
     root = write_hand_pack(tmp_path / "data", future=future)

@@ -22,10 +22,28 @@ app = typer.Typer(name="sitescreen", no_args_is_help=True, add_completion=False,
                   help="Physical climate risk screening of operating sites.")
 
 
+#: Exit status after SIGTERM (128 + signal number, as a shell reports it).
+EXIT_TERMINATED = 128 + 15
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so ``finally``/``except BaseException`` blocks run and a
+    run's temporary folders are removed; the default action would end the process at once."""
+    import signal
+    import threading
+
+    def stop(signum, frame):  # noqa: ARG001 - the signal handler signature
+        raise SystemExit(EXIT_TERMINATED)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()
 
 
 @app.command()

@@ -185,7 +185,8 @@ def verify(
                 sample = ", ".join(r.file for r in missing[:3])
                 summary += f" (missing: {sample}{', ...' if len(missing) > 3 else ''})"
             typer.echo(f"{d}: {summary}")
-            if counts[VerifyStatus.MISMATCH] or len(missing) == len(results):
+            if counts[VerifyStatus.MISMATCH] or counts[VerifyStatus.INVALID] \
+                    or len(missing) == len(results):
                 failed = True
     if failed:
         raise typer.Exit(EXIT_MISMATCH)

@@ -32,11 +32,18 @@ __all__ = ["screen", "validate", "demo_data", "use_prefect"]
 
 def validate(sites: SitesArg) -> None:
     """Check a sites file and report every problem at once; exit 2 on errors."""
+    from sitescreen.errors import SiteValidationError
+    from sitescreen.site_checks import write_problem_report
     from sitescreen.sites import validate_sites
 
     with exit_on_error():
         report = validate_sites(sites)
-    typer.echo(report.format())
+    shown = SiteValidationError.MAX_SHOWN * 10
+    typer.echo(report.format(max_problems=shown))
+    if len(report.problems) > shown:  # the rest (and the counts per kind) to a file
+        saved = write_problem_report(report, Path(sites))
+        if saved:
+            typer.echo(f"  full report: {saved}")
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
 

@@ -30,6 +30,7 @@ import requests
 
 from sitescreen.catalog import CatalogEntry
 from sitescreen.data.archive import prepare_aqueduct
+from sitescreen.data.content import content_problem
 
 # _cached and _local_path are fetch's own cache check and source parsing, shared so that an
 # offline run and a mirror error judge a file exactly as fetch would.
@@ -82,6 +83,7 @@ class VerifyStatus(StrEnum):
     MISSING = "missing"
     MISMATCH = "mismatch"
     UNVERIFIED = "unverified"  # present, but no catalog checksum and no sidecar to check
+    INVALID = "invalid"  # no pinned checksum, and the content is not the dataset
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +445,7 @@ def fetch_dataset(entry: CatalogEntry, cache_root: str | Path, *,
         for name in names:
             sha, size = _expected(entry, name)
             dest = _cache_path(entry, cache_root, name)
-            hit = _cached(dest, str(dest), sha, size)
+            hit = _cached(dest, str(dest), sha, size, _content_check(entry, sha))
             if hit is None and dest.is_file() and sha is None and size is None \
                     and read_sidecar(dest) is None:
                 # Placed by hand (no sidecar, no catalog checksum): usable, but say so.
@@ -479,7 +481,8 @@ def fetch_dataset(entry: CatalogEntry, cache_root: str | Path, *,
                     results.append(fetch(url, _cache_path(entry, cache_root, name), sha256=sha,
                                          expected_size=size, progress=cb, session=sess,
                                          force=force, sidecar=record, retries=retries,
-                                         timeout=timeout, backoff=backoff))
+                                         timeout=timeout, backoff=backoff,
+                                         check=_content_check(entry, sha)))
                 except DownloadError as exc:
                     if base and _local_path(url) is not None and not Path(url).is_file():
                         raise DownloadError(
@@ -495,13 +498,23 @@ def fetch_dataset(entry: CatalogEntry, cache_root: str | Path, *,
     return results
 
 
+def _content_check(entry: CatalogEntry, sha256: str | None):
+    """The content check of a file without a pinned checksum (None when one is pinned)."""
+    if sha256:
+        return None
+    params = dict(entry.params)
+    return lambda path, name: content_problem(path, params, name=name)
+
+
 def verify_dataset(entry: CatalogEntry, cache_root: str | Path, *,
                    files: Sequence[str] | None = None) -> list[VerifyResult]:
     """Re-hash every cached file of a dataset against the catalog checksum or its sidecar.
 
     A file is ``ok`` when its SHA-256 (and size) equals the catalog's, or, where the catalog
     has none (IBTrACS, flood tiles), the one recorded at fetch time; ``mismatch`` otherwise;
-    ``missing`` when absent; ``unverified`` when present with nothing to compare to. For an
+    ``missing`` when absent; ``unverified`` when present with nothing to compare to;
+    ``invalid`` when there is no pinned checksum and the content is not the dataset (the
+    check :func:`fetch_dataset` runs, see :mod:`sitescreen.data.content`). For an
     archive dataset the extracted files are checked too, by presence and the sizes recorded
     at extraction.
     """
@@ -517,6 +530,13 @@ def verify_dataset(entry: CatalogEntry, cache_root: str | Path, *,
             continue
         actual = sha256_file(path)
         real = path.stat().st_size
+        problem = None if want else content_problem(path, entry.params)
+        if problem:
+            out.append(VerifyResult(
+                entry.id, name, path, VerifyStatus.INVALID, actual_sha256=actual, size=real,
+                message=f"{problem}; delete it and fetch again with 'sitescreen data fetch "
+                        f"{entry.id}'"))
+            continue
         expected = (want or (str(side.get("sha256", "")) if side else "")).lower()
         recorded_size = size if size is not None else (side.get("size") if side else None)
         if not expected:

@@ -33,8 +33,9 @@ from urllib.request import url2pathname
 import requests
 
 from sitescreen import __version__
+from sitescreen.data.content import HTML_PREFIXES, MAGIC
 from sitescreen.data.sources import SIDECAR_SUFFIX
-from sitescreen.errors import CatalogError, ChecksumError, DownloadError
+from sitescreen.errors import CatalogError, ChecksumError, ContentError, DownloadError
 from sitescreen.files import atomic_write
 
 __all__ = [
@@ -69,6 +70,8 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)", re.IGNORECASE)
 
 ProgressFn = Callable[[int, int | None], None]
+#: A content check: (file, its real name) -> what is wrong with it, or None.
+ContentCheck = Callable[[Path, str], "str | None"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,8 +185,8 @@ def _remove(*paths: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _cached(dest: Path, url: str, sha256: str | None,
-            expected_size: int | None) -> FetchResult | None:
+def _cached(dest: Path, url: str, sha256: str | None, expected_size: int | None,
+            check: ContentCheck | None = None) -> FetchResult | None:
     """The cached file as a FetchResult when present and verified, else None.
 
     Verified means: the size is right, and the SHA-256 equals the catalog's (when given) or the
@@ -191,10 +194,25 @@ def _cached(dest: Path, url: str, sha256: str | None,
     checksum is trusted without re-reading the file
     (:func:`sitescreen.data.datasets.verify_dataset` always re-reads): a global flood tile is
     hundreds of MB and every fetch would otherwise hash the whole cache.
+
+    With a content ``check`` (datasets without a pinned checksum), a file whose sidecar does
+    not record a passed check for this very version is checked now; one that fails is not
+    the dataset (an error page stored by an older version, a cut transfer) and is fetched
+    again.
     """
     if not dest.is_file():
         return None
     st = dest.stat()
+    if check is not None:
+        side = read_sidecar(dest) or {}
+        if side.get("content_checked_mtime_ns") != st.st_mtime_ns:
+            problem = check(dest, dest.name)
+            if problem:
+                logger.warning("%s: the cached file is not the dataset (%s); fetching it again",
+                               dest, problem)
+                return None
+            if side:
+                _write_json(_sidecar(dest), {**side, "content_checked_mtime_ns": st.st_mtime_ns})
     if expected_size is not None and st.st_size != expected_size:
         logger.warning("%s: cached size %d differs from the expected %d; fetching again",
                        dest, st.st_size, expected_size)
@@ -230,12 +248,6 @@ _KINDS = {
     ".tif": "a GeoTIFF", ".tiff": "a GeoTIFF", ".zip": "a zip archive", ".csv": "a CSV file",
     ".gz": "a gzip file", ".nc": "a netCDF file",
 }
-_MAGIC = {
-    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-    ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-    ".zip": (b"PK\x03\x04", b"PK\x05\x06"),
-    ".gz": (b"\x1f\x8b",),
-}
 
 
 def _kind(dest: Path) -> tuple[str, str | None]:
@@ -268,11 +280,11 @@ def _sniff(url: str, dest: Path, head: bytes) -> None:
         return
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     snippet = head[:60].decode("utf-8", "replace").replace("\n", " ")
-    if text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml")):
+    if text.startswith(HTML_PREFIXES):
         raise DownloadError(
             f"{redact_url(url)}: received an HTML/XML page instead of {kind} ({dest.name}); it "
             f"begins {snippet!r}. The URL may have moved or need a login")
-    magic = _MAGIC.get(suffix)
+    magic = MAGIC.get(suffix)
     if magic and len(head) >= 4 and not head.startswith(magic):
         raise DownloadError(
             f"{redact_url(url)}: the data is not {kind} ({dest.name}): it begins {head[:8]!r}")
@@ -314,7 +326,8 @@ def fetch(url: str, dest: str | Path, *, sha256: str | None = None,
           retries: int = DEFAULT_RETRIES, resume: bool = True,
           progress: ProgressFn | None = None, session: requests.Session | None = None,
           backoff: float = 1.0, force: bool = False,
-          sidecar: Mapping[str, Any] | None = None) -> FetchResult:
+          sidecar: Mapping[str, Any] | None = None,
+          check: ContentCheck | None = None) -> FetchResult:
     """Download ``url`` to ``dest`` (or copy a local file), verified and atomically.
 
     Parameters
@@ -347,6 +360,10 @@ def fetch(url: str, dest: str | Path, *, sha256: str | None = None,
     sidecar : mapping, optional
         Extra fields for the ``<dest>.sha256.json`` record (dataset, version, origin,
         upstream_url).
+    check : callable(path, name) -> str or None, optional
+        A content check (see :mod:`sitescreen.data.content`) for files without a pinned
+        checksum: a download that fails it is removed and refused; a cached file that fails
+        it is fetched again.
 
     Returns
     -------
@@ -366,7 +383,7 @@ def fetch(url: str, dest: str | Path, *, sha256: str | None = None,
     local = _local_path(url)
     extra = dict(sidecar or {})
     if not force:
-        hit = _cached(dest, url, sha256, expected_size)
+        hit = _cached(dest, url, sha256, expected_size, check)
         if hit is not None:
             logger.info("%s: cached and verified (%s)", dest, hit.sha256[:12])
             if progress:
@@ -401,6 +418,12 @@ def fetch(url: str, dest: str | Path, *, sha256: str | None = None,
             raise ChecksumError(
                 f"{redact_url(url)}: SHA-256 {actual} does not match the expected {sha256.lower()}"
                 "; the file was removed. Fetch again; if it persists, upstream changed the file")
+        problem = check(part, dest.name) if check is not None else None
+        if problem:
+            raise ContentError(
+                f"{redact_url(url)}: the server answered, but {problem}; {dest.name} was not "
+                "kept. The URL may have moved or need a login, or the transfer was cut short: "
+                "fetch again, or use a mirror (--mirror)")
     except ChecksumError:
         # A wrong file must not linger, neither as .part (it would be resumed) nor as a stale
         # copy under the real name.
@@ -417,6 +440,8 @@ def fetch(url: str, dest: str | Path, *, sha256: str | None = None,
     record = {**extra, "url": redact_url(url) if local is None else str(local),
               "sha256": actual, "size": st.st_size, "retrieved_at": retrieved_at,
               "mtime_ns": st.st_mtime_ns, "sitescreen": __version__, **validators}
+    if check is not None:
+        record["content_checked_mtime_ns"] = st.st_mtime_ns
     record.setdefault("version", "")
     _write_json(_sidecar(dest), record)
     logger.info("%s: fetched %d bytes from %s (sha256 %s)", dest, st.st_size,

@@ -10,9 +10,10 @@ fetch`` says, per file, where each file came from in its ``<file>.sha256.json`` 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +23,8 @@ from sitescreen.errors import HazardDataError
 
 __all__ = ["DataOrigin", "DataSource", "PACK_MARKER", "SIDECAR_SUFFIX", "EXTRACTED_SUFFIX",
            "SYNTHETIC_WARNING", "is_synthetic", "origin_note", "DEFAULT_DATA", "DEMO_PACK",
-           "DATA_ENV", "default_data_folder"]
+           "DATA_ENV", "default_data_folder",
+           "SYNTHETIC_MARK", "says_synthetic", "file_says_synthetic", "origin_details"]
 
 PACK_MARKER = "PACK.json"
 #: Where ``sitescreen data fetch`` puts datasets and ``sitescreen screen`` reads them.
@@ -68,6 +70,72 @@ def default_data_folder() -> str:
     """The data folder a run reads when none is given: ``$SITESCREEN_DATA``, else
     :data:`DEFAULT_DATA`. Never the demo pack: synthetic data is used only when asked for."""
     return os.environ.get(DATA_ENV) or DEFAULT_DATA
+#: The mark a synthetic file carries inside itself, so that it stays synthetic when it leaves
+#: its pack (a deleted ``PACK.json``, a file copied into a cache): a GeoTIFF metadata tag, a
+#: NetCDF global attribute, a CSV column, a geodatabase field, an IBTrACS column.
+SYNTHETIC_MARK = "sitescreen_synthetic"
+
+
+def says_synthetic(marks: Mapping[str, object] | Iterable[str]) -> bool:
+    """True when a file's metadata declares it synthetic.
+
+    ``marks`` is either a mapping of tags or attributes (GeoTIFF tags, NetCDF global
+    attributes such as xarray's ``Dataset.attrs``; GDAL's ``NC_GLOBAL#`` and ``GDAL_``
+    prefixes are ignored), where the mark must have a
+    non-empty value, or the column or field names of a table.
+
+    Examples
+    --------
+    >>> says_synthetic({"NC_GLOBAL#sitescreen_synthetic": "synthetic-demo"})
+    True
+    >>> says_synthetic(["pfaf_id", "SITESCREEN_SYNTHETIC"])
+    True
+    >>> says_synthetic({"AREA_OR_POINT": "Area"}), says_synthetic(["SID", "SEASON"])
+    (False, False)
+    """
+    def is_mark(name: object) -> bool:
+        # GDAL writes copied metadata into NetCDF as NC_GLOBAL#GDAL_<key>.
+        key = str(name).rsplit("#", 1)[-1].strip().lower()
+        return key in (SYNTHETIC_MARK, "gdal_" + SYNTHETIC_MARK)
+
+    if isinstance(marks, Mapping):
+        return any(is_mark(k) and str(v).strip() != "" for k, v in marks.items())
+    return any(is_mark(name) for name in marks)
+
+
+def file_says_synthetic(path: str | Path) -> bool:
+    """Whether one data file declares itself synthetic (see :data:`SYNTHETIC_MARK`).
+
+    Rasters and NetCDF files are asked for their tags through GDAL, CSV files for their
+    header, geodatabases and other vector files for their layers' fields. A file that cannot
+    be read says nothing here: its reader reports it.
+    """
+    name = str(path)
+    low = name.lower().rstrip("/")
+    try:
+        if low.endswith(".csv"):
+            with open(name, encoding="utf-8-sig", newline="") as fh:
+                return says_synthetic(next(csv.reader(fh), []))
+        if low.endswith((".gdb", ".gpkg", ".shp", ".geojson")):
+            import pyogrio
+
+            return any(says_synthetic(pyogrio.read_info(name, layer=str(layer))["fields"])
+                       for layer in pyogrio.list_layers(name)[:, 0])
+        import rasterio
+
+        with rasterio.open(name) as ds:
+            return says_synthetic(ds.tags())
+    except Exception:  # unreadable here means: the reader will say why
+        return False
+
+
+def origin_details(origin: DataOrigin | str, synthetic_files: Iterable[str]) -> dict:
+    """The ``data_origin`` a hazard result records, with the files that declare themselves
+    synthetic: any such file makes the result synthetic, whatever its folder says."""
+    files = sorted(set(synthetic_files))
+    if not files:
+        return {"data_origin": DataOrigin(origin).value}
+    return {"data_origin": DataOrigin.SYNTHETIC_DEMO.value, "synthetic_files": files}
 
 
 def _is_url(root: str) -> bool:

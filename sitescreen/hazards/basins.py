@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 
 from sitescreen.catalog import CatalogEntry
+from sitescreen.data.sources import file_says_synthetic
 from sitescreen.errors import HazardDataError
 from sitescreen.files import atomic_write
 from sitescreen.geodesy import KM_PER_DEGREE
@@ -61,6 +62,7 @@ class BasinIndex:
     geoms: np.ndarray    # prepared shapely polygons, EPSG:4326
     edges: np.ndarray    # their prepared boundaries, for the distance pre-filter
     tree: shapely.STRtree
+    synthetic: bool = False  # the geodatabase declares itself synthetic (a field)
 
 
 _INDEXES: dict[str, BasinIndex] = {}
@@ -86,7 +88,8 @@ def basin_index(path: str, relpath: str, layer: str, entry: CatalogEntry,
             edges = shapely.boundary(geoms)
             shapely.prepare(geoms)
             shapely.prepare(edges)
-            index = BasinIndex(key, pfaf, geoms, edges, shapely.STRtree(geoms))
+            index = BasinIndex(key, pfaf, geoms, edges, shapely.STRtree(geoms),
+                               file_says_synthetic(path))
             _INDEXES[key] = index
             while len(_INDEXES) > 4:
                 _INDEXES.pop(next(iter(_INDEXES)))

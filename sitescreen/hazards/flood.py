@@ -54,6 +54,7 @@ import numpy as np
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
+from sitescreen.data.sources import origin_details
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
@@ -299,7 +300,7 @@ class _AqueductFlood:
             "near_threshold_m": margin,
             "ensemble": ENSEMBLE_RULE,
             "files_read": len(infos),
-            "data_origin": context.data.origin.value,
+            **origin_details(context.data.origin, [f for f, i in infos.items() if i.synthetic]),
             "dataset_version": entry.version,
         }
         if not pathway.exact:

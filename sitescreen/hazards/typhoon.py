@@ -56,11 +56,13 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sitescreen.classify import classify, near_threshold
+from sitescreen.data.sources import file_says_synthetic, origin_details
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.hazards._extremes import PotFit, fit_pot, return_level
 from sitescreen.hazards._ibtracs import TEN_TO_ONE_MINUTE, Tracks, file_key, read_ibtracs
@@ -481,6 +483,8 @@ class Typhoon:
                 "gpd_shape_bounds": list(params.gpd_shape_bounds),
             },
             "coverage_bbox": list(params.coverage_bbox),
+            **origin_details(context.data.origin,
+                             [Path(path).name] if file_says_synthetic(path) else []),
         }
         return HazardResult(
             hazard=self.name,

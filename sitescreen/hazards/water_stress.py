@@ -52,6 +52,11 @@ import pandas as pd
 
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
+from sitescreen.data.sources import (
+    SYNTHETIC_MARK,
+    origin_details,
+    says_synthetic,
+)
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.geodesy import KM_PER_DEGREE
 from sitescreen.hazards.base import HazardContext, HazardResult
@@ -190,7 +195,9 @@ class WaterStress:
             "basins_layer": f"{_relpath(entry, '', '.gdb')}:{layer}",
             "dataset_version": entry.version, "period": pathway.period,
             "pathway_code": pathway.code, "boundary_km": boundary_km,
-            "basins": len(index.pfaf_id), "data_origin": str(context.data.origin),
+            "basins": len(index.pfaf_id),
+            **origin_details(context.data.origin, _synthetic_files(
+                (relpath, table), (_relpath(entry, "", ".gdb"), index))),
         }
         beside: dict[str, np.ndarray] = {}
         if bool(context.params.get("baseline", True)):
@@ -228,7 +235,8 @@ class WaterStress:
             "file": relpath, "basins_layer": f"{_relpath(entry, '', '.gdb')}:{layer}",
             "dataset_version": entry.version, "period": "baseline",
             "boundary_km": boundary_km, "basins": len(index.pfaf_id),
-            "data_origin": str(context.data.origin),
+            **origin_details(context.data.origin, _synthetic_files(
+                (relpath, table), (_relpath(entry, "", ".gdb"), index))),
         }
         return self._result(None, None, None, ind, index, join, per_basin, context, method,
                             details, extra_prefix=ind.baseline)
@@ -343,6 +351,12 @@ def _relpath(entry: CatalogEntry, marker: str, suffix: str) -> str:
                        f"*{marker}*{suffix} among its catalog files {list(entry.files)}")
 
 
+def _synthetic_files(*read: tuple[str, pd.DataFrame | BasinIndex]) -> list[str]:
+    """The files among a table and a basin index that declare themselves synthetic."""
+    return [relpath for relpath, obj in read
+            if (obj.attrs.get(SYNTHETIC_MARK) if isinstance(obj, pd.DataFrame) else obj.synthetic)]
+
+
 def _units(ind: _Indicator, *, baseline: bool) -> str:
     span = "-1..4" if ind.has_arid else "0..4"
     return f"Aqueduct 4.0 {'baseline' if baseline else 'future'} {ind.title} category ({span})"
@@ -426,10 +440,10 @@ def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str],
                 f"{where} has no column {key!r}; is it an Aqueduct 4.0 table? Columns start "
                 f"with {list(header[:5])}")
         present = [c for c in wanted if c in header]
-        dtype: dict[str, Any] = {c: ("object" if c.endswith(("_l", "_label")) else "float64")
-                                 for c in present}
-        dtype[key] = "float64"
-        df = pd.read_csv(src, usecols=[key, *present], dtype=dtype)
+        # Read as text, without pandas' default NA words: "n/a" or "NA" in a numeric column
+        # is a schema violation to report, not "no data" to accept silently.
+        df = pd.read_csv(src, usecols=[key, *present], dtype=str, keep_default_na=False)
+        df = _checked_columns(df, where, entry)
     except HazardDataError:
         raise
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -444,8 +458,63 @@ def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str],
                         where, int(dup.sum()), key)
         df, ids = df[~dup], ids[~dup]
     df.index = pd.Index(ids, name=key)
+    df.attrs[SYNTHETIC_MARK] = says_synthetic(header)
     log.debug("%s: read %d basins, columns %s", where, len(df), present)
     return df
+
+
+#: Documented values of Aqueduct 4.0 category columns (``_x_c``, ``_cat``) and scores.
+_CATEGORIES = frozenset({_NO_DATA, _ARID, 0.0, 1.0, 2.0, 3.0, 4.0})
+_SCORE_RANGE = (0.0, 5.0)
+
+
+def _checked_columns(df: pd.DataFrame, where: str, entry: CatalogEntry) -> pd.DataFrame:
+    """Numbers from the text columns, refusing what the Aqueduct 4.0 schema does not allow.
+
+    Blanks are no data (as -9999 is). Anything else that is not a number, a category outside
+    -1..4 / -9999, a score outside 0-5 / -9999, or a category column without one category
+    is an error naming the file, the column and example values.
+    """
+    fix = (f"the file does not follow the Aqueduct 4.0 schema (data dictionary in "
+           f"wri/Aqueduct40); fetch it again with 'sitescreen data fetch {entry.id}'")
+    out = {}
+    for col in df.columns:
+        text = df[col].str.strip()
+        if col.endswith(("_l", "_label")):
+            out[col] = text.where(text != "")
+            continue
+        blank = text == ""
+        values = pd.to_numeric(text.where(~blank), errors="coerce")
+        bad = ~blank & values.isna()
+        if bad.any():
+            raise HazardDataError(
+                f"{where}: column {col!r} holds {_examples(text[bad])}, not a number "
+                f"({int(bad.sum())} of {len(text)} rows); {fix}")
+        if col.endswith(("_c", "_cat")):
+            outside = values.notna() & ~values.isin(_CATEGORIES)
+            what = "categories -1..4 (-9999: no data)"
+        elif col.endswith(("_s", "_score")):
+            outside = values.notna() & (values != _NO_DATA) & ~values.between(*_SCORE_RANGE)
+            what = "scores 0-5 (-9999: no data)"
+        else:
+            outside = pd.Series(False, index=values.index)
+        if outside.any():
+            raise HazardDataError(
+                f"{where}: column {col!r} holds {_examples(text[outside])}, outside the "
+                f"documented {what} ({int(outside.sum())} of {len(text)} rows); {fix}")
+        if col.endswith(("_c", "_cat")) and len(values) and \
+                not (values.notna() & (values != _NO_DATA)).any():
+            raise HazardDataError(
+                f"{where}: column {col!r} holds no category at all (every row is blank or "
+                f"-9999, e.g. {_examples(text)}): every site would read as no data; {fix}")
+        out[col] = values.astype("float64")
+    return pd.DataFrame(out, index=df.index)
+
+
+def _examples(values: pd.Series, n: int = 3) -> str:
+    uniq = list(dict.fromkeys(values.tolist()))
+    shown = ", ".join(repr(v) for v in uniq[:n])
+    return shown + (", ..." if len(uniq) > n else "")
 
 
 def _per_basin(table: pd.DataFrame, index: BasinIndex, cols: list[str]) -> dict[str, np.ndarray]:

@@ -43,6 +43,8 @@ __all__ = [
     "is_text_dtype",
     "check_run_id",
     "latest_run",
+    "check_latest",
+    "check_writable",
 ]
 
 #: The files every run folder holds; old runs keep these names, so runs can be compared.
@@ -375,6 +377,54 @@ def site_results_frame(sites: pd.DataFrame, table: pd.DataFrame, *,
         out.insert(at + i, col, pd.Series(taken, index=out.index, dtype=object).fillna(""))
     out["data_origin"] = data_origin
     return out
+#: Fields every run writes beside the site's own (GeoJSON properties, GeoPackage fields).
+_OUTPUT_FIELDS = frozenset({"lon", "lat", "geometry", "input_ref", "data_origin", "run_id"})
+#: ``<hazard>_<scenario>_<year>_<field>``: the flat result fields of :func:`site_features`
+#: and the ``<layer>_level`` fields of the GeoPackage footprints layer.
+_RESULT_FIELD = re.compile(
+    r"^[a-z0-9_]+_(?:optimistic|current_trend|pessimistic)_\d{4}_"
+    r"(?:level|low|high|value|flags|pathway)$")
+
+
+def is_reserved_output_name(name: str) -> bool:
+    """True when an input property called ``name`` would collide with a field the outputs
+    write themselves (result fields, ``data_origin``, geocoding provenance, coordinates).
+
+    The sites reader renames such a property (with a warning), so the GeoJSON, the
+    GeoPackage and the tables all carry the input's value under the same new name and the
+    result under its own.
+
+    Examples
+    --------
+    >>> is_reserved_output_name("water_stress_pessimistic_2030_level")
+    True
+    >>> is_reserved_output_name("asset_value")
+    False
+    """
+    from sitescreen.geocode.frame import GEOCODE_COLUMNS
+
+    key = str(name).strip().lower()
+    return key in _OUTPUT_FIELDS or key in GEOCODE_COLUMNS or bool(_RESULT_FIELD.match(key))
+
+
+#: Columns one GeoPackage layer may have: SQLite's default SQLITE_MAX_COLUMN.
+GPKG_MAX_COLUMNS = 2000
+#: The largest integer every output stores as a number (GeoPackage INTEGER, Arrow int64).
+MAX_INT64 = 2 ** 63 - 1
+
+
+#: Room kept in the ``sites`` layer for its ``<hazard>_<scenario>_<year>_level`` fields: the
+#: packaged catalog has 7 hazards and composites x 3 scenarios x 3 years = 63.
+LEVEL_FIELDS_RESERVE = 100
+
+
+def max_site_properties(own_columns: int) -> int:
+    """How many extra properties fit the GeoPackage ``sites`` layer besides ``own_columns``
+    site columns, the geocoding provenance, the level fields (:data:`LEVEL_FIELDS_RESERVE`),
+    ``data_origin``, ``run_id``, fid and geometry."""
+    from sitescreen.geocode.frame import GEOCODE_COLUMNS
+
+    return GPKG_MAX_COLUMNS - own_columns - len(GEOCODE_COLUMNS) - LEVEL_FIELDS_RESERVE - 4
 
 
 def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
@@ -557,6 +607,8 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
         out_root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create output folder {out_root}: {exc.strerror}") from exc
+    if update_latest:
+        check_latest(out_root)
     _remove_stale_tmp(out_root)
     final = out_root / run_id
     if final.exists():
@@ -589,9 +641,8 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
     return final
 
 
-def _storage_problem(folder: Path) -> str:
-    """A hint when ``folder`` refuses a 1 MiB write: libraries such as GDAL report a full disk
-    in their own words ("no such table: gpkg_contents"), which would hide the cause."""
+def _probe_write(folder: Path) -> OSError | None:
+    """Write and remove a 1 MiB file in ``folder``; the error when the folder refuses it."""
     probe = folder / f".space-probe-{os.getpid()}"
     try:
         with open(probe, "wb") as fh:
@@ -599,21 +650,68 @@ def _storage_problem(folder: Path) -> str:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        return (f" (the folder refuses writes: {exc.strerror or exc}; the disk or the quota "
-                "may be full)")
+        return exc
     finally:
-        probe.unlink(missing_ok=True)
-    return ""
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return None
+
+
+def _storage_problem(folder: Path) -> str:
+    """A hint when ``folder`` refuses a 1 MiB write: libraries such as GDAL report a full disk
+    in their own words ("no such table: gpkg_contents"), which would hide the cause."""
+    exc = _probe_write(folder)
+    if exc is None:
+        return ""
+    return (f" (the folder refuses writes: {exc.strerror or exc}; the disk or the quota "
+            "may be full)")
+
+
+def check_writable(folder: str | Path, what: str) -> None:
+    """Create ``folder`` if needed and probe-write 1 MiB there, before any work.
+
+    ``what`` names the folder's role in the message ("output folder (--out)", "cache folder").
+    A read-only folder or a full disk is then an :class:`OutputError` up front, not a
+    traceback after every hazard has been sampled.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the {what} {folder}: {exc.strerror or exc}; choose "
+                          "another folder; nothing was computed") from exc
+    exc = _probe_write(folder)
+    if exc is not None:
+        raise OutputError(
+            f"the {what} {folder} refuses writes ({exc.strerror or exc}): free space there "
+            "(the disk or the quota may be full) or fix its permissions, or choose another "
+            "folder; nothing was computed") from exc
+
+
+def check_latest(out_root: str | Path) -> None:
+    """Refuse an ``<out>/latest`` that is not the link this project keeps to the newest run.
+
+    A real folder or file there would be left stale while every new run is written beside
+    it; refused before the work, so nothing is written.
+    """
+    link = Path(out_root) / LATEST_LINK
+    if link.is_symlink() or not link.exists():
+        return
+    kind = "folder" if link.is_dir() else "file"
+    raise OutputError(
+        f"{link} is a real {kind}, not the link sitescreen keeps to the newest run; move it "
+        f"away (for example 'mv {link} {link}.kept') and run again; nothing was written")
 
 
 def _point_latest(out_root: Path, run_id: str) -> None:
     link = out_root / LATEST_LINK
     tmp_link = out_root / f".latest-{os.getpid()}"
+    check_latest(out_root)  # outside the try: an OutputError is an OSError, not "no symlinks"
     try:
         tmp_link.unlink(missing_ok=True)
         os.symlink(run_id, tmp_link, target_is_directory=True)
-        if link.is_dir() and not link.is_symlink():
-            raise OutputError(f"{link} is a real folder, not a link; move it away")
         os.replace(tmp_link, link)
     except OSError:
         # File systems without symlinks: a text file naming the newest run.

@@ -2,7 +2,8 @@
 
 Upstream data cannot be downloaded everywhere (not on this project's CI), so ``sitescreen
 demo-data`` writes a small, deterministic pack that the real readers load unchanged. The pack
-declares ``origin = "synthetic-demo"`` in ``PACK.json`` and every output made from it repeats
+declares ``origin = "synthetic-demo"`` in ``PACK.json``, every file carries the mark
+:data:`SYNTHETIC_MARK` inside itself, and every output made from it repeats
 that: these numbers are not hazard data and must never be reported as such.
 
 Each dataset has a writer module here with one function
@@ -16,9 +17,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sitescreen.data.sources import PACK_MARKER, DataOrigin
+from sitescreen.data.sources import PACK_MARKER, SYNTHETIC_MARK, DataOrigin
 
-__all__ = ["DemoArea", "DEMO_AREAS", "build_demo_pack"]
+__all__ = ["DemoArea", "DEMO_AREAS", "build_demo_pack", "SYNTHETIC_MARK", "SYNTHETIC_NOTE"]
+
+#: The value of :data:`SYNTHETIC_MARK` in every file a writer here makes (a GeoTIFF tag, a
+#: NetCDF global attribute, a CSV or geodatabase column): the file itself says it is
+#: synthetic, so it stays synthetic without ``PACK.json``.
+SYNTHETIC_NOTE = f"{DataOrigin.SYNTHETIC_DEMO.value}: sitescreen demo pack; not hazard data"  # no comma: a CSV value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +99,7 @@ Bangkok, 100.50, 13.75, inland
 """)
 
 #: Bumped whenever a writer changes what it writes, so stale packs are rebuilt.
-PACK_FORMAT = 1
+PACK_FORMAT = 2
 
 # Dataset id -> writer module; each module has write(root, areas, *, seed) -> list[Path].
 _WRITERS = {

@@ -43,7 +43,7 @@ import pandas as pd
 import shapely
 
 from sitescreen.files import replace_path
-from sitescreen.synthetic import DemoArea
+from sitescreen.synthetic import SYNTHETIC_MARK, SYNTHETIC_NOTE, DemoArea
 
 __all__ = [
     "write",
@@ -191,8 +191,11 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix=".aqueduct40-", dir=base) as tmp:
         tmp_path = Path(tmp)
         # Six decimals keep the wide future table small and quick to write (synthetic anyway).
-        future.round(6).to_csv(tmp_path / "future.csv", index=False)
-        baseline.drop(columns="geometry").to_csv(tmp_path / "baseline.csv", index=False)
+        # The mark travels with each table (a last column), whatever happens to PACK.json.
+        future.round(6).assign(**{SYNTHETIC_MARK: SYNTHETIC_NOTE}).to_csv(
+            tmp_path / "future.csv", index=False)
+        baseline.drop(columns="geometry").assign(**{SYNTHETIC_MARK: SYNTHETIC_NOTE}).to_csv(
+            tmp_path / "baseline.csv", index=False)
         _write_gdb(tmp_path / "pack.gdb", basins, baseline)
         replace_path(tmp_path / "future.csv", targets[0])
         replace_path(tmp_path / "baseline.csv", targets[1])
@@ -481,11 +484,12 @@ def _write_gdb(path: Path, basins: pd.DataFrame, baseline: pd.DataFrame) -> None
     import geopandas as gpd
     import pyogrio
 
-    future = gpd.GeoDataFrame({"pfaf_id": basins["pfaf_id"].astype("int32")},
+    future = gpd.GeoDataFrame({"pfaf_id": basins["pfaf_id"].astype("int32"),
+                               SYNTHETIC_MARK: SYNTHETIC_NOTE},
                               geometry=basins["geometry"].to_numpy(), crs="EPSG:4326")
     pyogrio.write_dataframe(future, path, layer=FUTURE_LAYER, driver="OpenFileGDB",
                             promote_to_multi=True)
-    attrs = baseline.drop(columns="geometry").copy()
+    attrs = baseline.drop(columns="geometry").assign(**{SYNTHETIC_MARK: SYNTHETIC_NOTE})
     for c in ("aq30_id", "pfaf_id", "aqid"):
         attrs[c] = attrs[c].astype("int32")
     base = gpd.GeoDataFrame(attrs, geometry=baseline["geometry"].to_numpy(), crs="EPSG:4326")

@@ -62,7 +62,7 @@ from rasterio.windows import Window
 
 from sitescreen.data.datasets import format_file_name
 from sitescreen.files import atomic_write
-from sitescreen.synthetic import DemoArea
+from sitescreen.synthetic import SYNTHETIC_MARK, SYNTHETIC_NOTE, DemoArea
 
 __all__ = [
     "NODATA",
@@ -297,7 +297,7 @@ def _write_tile(path: Path, tile: _Tile, fields: list[_AreaField],
     def write(tmp: Path) -> None:
         with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(
                 tmp, "w", **_PROFILE) as dst:
-            dst.update_tags(SYNTHETIC="sitescreen demo pack: not hazard data",
+            dst.update_tags(**{SYNTHETIC_MARK: SYNTHETIC_NOTE},
                             UNITS="m", SOURCE_LAYOUT="Aqueduct Floods v2 (WRI)")
             buf = np.empty((BLOCK_ROWS, BLOCK_COLS), dtype="float32")
             for win, parts in plan:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from sitescreen.files import atomic_write
-from sitescreen.synthetic import DemoArea
+from sitescreen.synthetic import SYNTHETIC_MARK, SYNTHETIC_NOTE, DemoArea
 
 __all__ = ["write", "COLUMNS", "UNITS", "RELPATH"]
 
@@ -227,7 +227,9 @@ def write(root: Path, areas: Sequence[DemoArea], *, seed: int) -> list[Path]:
     rng = np.random.default_rng([seed, 0x1B7AC5])
     path = Path(root) / RELPATH
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [",".join(COLUMNS), ",".join(UNITS)]
-    lines += [",".join(r) for r in _rows(rng)]
+    # A last column carries the synthetic mark on every row; the real reader reads columns
+    # by name, so it tolerates the column, and the typhoon hazard reports it.
+    lines = [",".join((*COLUMNS, SYNTHETIC_MARK)), ",".join((*UNITS, " "))]
+    lines += [",".join((*r, SYNTHETIC_NOTE)) for r in _rows(rng)]
     atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return [path]
