@@ -57,9 +57,10 @@ def test_origin_details_makes_a_result_synthetic_when_a_file_says_so():
 
 
 def test_a_pack_without_its_marker_still_makes_a_synthetic_run(unmarked_pack, tmp_path):
-    from sitescreen.pipeline import make_request, open_data, screen
+    from sitescreen.data.sources import DataSource
+    from sitescreen.pipeline import make_request, screen
 
-    assert open_data(unmarked_pack).origin == DataOrigin.LOCAL  # the folder says nothing
+    assert DataSource.for_cache(unmarked_pack).origin == DataOrigin.LOCAL  # the folder: nothing
     sites = tmp_path / "sites.geojson"
     sites.write_text(json.dumps(sites_doc(
         site("a", "A", lon=AREAS[0].lon, lat=AREAS[0].lat),

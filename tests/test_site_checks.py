@@ -289,7 +289,8 @@ def test_report_format_limits_and_counts():
     assert not report.ok
     text = report.format(max_problems=2)
     assert text.splitlines()[0] == "s.csv: 4 sites read, 4 errors, 0 warnings"
-    assert text.splitlines()[-1] == "  ... and 2 more"
+    assert text.splitlines()[-2:] == ["  ... and 2 more; problems by kind:",
+                                      "    4 x error, field 'lat': bad"]
     assert report.to_dict()["problems"][0] == {"severity": "error", "where": "row 2",
                                                 "field": "lat", "message": "bad", "index": 2}
 
