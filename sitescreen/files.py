@@ -76,14 +76,35 @@ def atomic_folder(path: str | Path, *, prefix: str = ".tmp-") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{path.name}-", dir=path.parent))
+    tmp: Path | None = None
     try:
+        with _signals_held():  # Ctrl-C or SIGTERM cannot land between mkdir and assignment
+            tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{path.name}-", dir=path.parent))
         os.chmod(tmp, umask_mode(directory=True))
         yield tmp
         replace_path(tmp, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (main thread only) until the block ends; a signal arriving
+    meanwhile is delivered right after, where the caller can clean up."""
+    import signal
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def replace_path(src: Path, dst: Path) -> None:
