@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task, unmapped
@@ -23,10 +24,10 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from sitescreen import pipeline
-from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.errors import is_transient
-from sitescreen.outputs.run_folder import REPORT_HTML
-from sitescreen.outputs.summary import disclosure_sentences
+from sitescreen.outputs.report import headline_markdown
+from sitescreen.outputs.run_folder import REPORT_HTML, new_run_id
+from sitescreen.outputs.summary import share_records
 
 AMAP_SECRET_BLOCK = "sitescreen-amap-key"
 
@@ -109,27 +110,45 @@ class PrefectRunner:
 
 
 def publish_artifacts(run: pipeline.ScreeningRun) -> None:
-    """The shares table, the disclosure sentences and a link to the report, as artifacts."""
-    shares, origin = run.shares, run.manifest["data_origin"]
-    cols = ["hazard", "scenario", "year", "pathway", "sites_screened", "sites_no_data",
-            "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)), "medium_plus_pct",
-            "medium_plus_pct_low", "medium_plus_pct_high"]
-    rows = shares[cols].round(1).astype(object).where(shares[cols].notna(), None)
-    create_table_artifact(key="risk-shares", table=rows.to_dict("records"),
+    """The headline table and sentences (readable away from the server), the shares table
+    with its headline columns first, and a link to the report file."""
+    origin = run.manifest["data_origin"]
+    create_table_artifact(key="risk-shares", table=share_records(run.shares),
                           description=f"Share of sites per risk level (data origin: {origin})")
-    sentences = "\n".join(f"- {s}" for s in disclosure_sentences(shares))
-    warning = f"**{SYNTHETIC_WARNING}**\n\n" if is_synthetic(origin) else ""
+    report = run.run_dir / REPORT_HTML if run.run_dir is not None else None
+    uri = report.resolve().as_uri() if report is not None and report.is_file() else ""
     create_markdown_artifact(
         key="screening-summary",
-        markdown=f"{warning}## Screening summary\n\n{sentences}\n\nOutputs: `{run.run_dir}`\n",
-        description="Disclosure sentences generated from the shares")
-    if run.run_dir is not None and (run.run_dir / REPORT_HTML).is_file():
-        create_link_artifact(key="screening-report",
-                             link=(run.run_dir / REPORT_HTML).resolve().as_uri(),
-                             link_text="HTML report", description=f"Report of run {run.run_dir}")
+        markdown=headline_markdown(run.shares, run.manifest, run_dir=str(run.run_dir or ""),
+                                   report_uri=uri),
+        description="Headline table and sentences of the run")
+    if uri:
+        create_link_artifact(key="screening-report", link=uri, link_text="HTML report",
+                             description=f"Report of run {run.run_dir} (on the server that ran it)")
 
 
-@flow(name="screen-sites", flow_run_name="screen-{sites}", log_prints=True)
+def _flow_run_name() -> str:
+    """``<sites file> <run id>``, so runs can be told apart in the UI."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"{Path(str(params.get('sites', 'sites'))).name} {_run_id(params.get('run_id'))}"
+
+
+def _run_id(given: str | None) -> str:
+    """The run id: the one given, else one made from this flow run's scheduled start and id
+    (the same each time it is asked for within one flow run, so the run name and the run
+    folder agree)."""
+    if given:
+        return given
+    from prefect.runtime import flow_run
+
+    start = flow_run.scheduled_start_time
+    start = start.astimezone(UTC) if isinstance(start, datetime) else None
+    return new_run_id(start, salt=str(flow_run.id or ""))
+
+
+@flow(name="screen-sites", flow_run_name=_flow_run_name, log_prints=True)
 def screen_flow(
     sites: str = "sites.geojson",
     data: str | None = None,
@@ -147,6 +166,7 @@ def screen_flow(
     cache_dir: str | None = None,
     run_id: str | None = None,
     report: bool = True,
+    title: str | None = None,
 ) -> dict:
     """Screen a sites file for every hazard x scenario x year and write a run folder.
 
@@ -158,7 +178,7 @@ def screen_flow(
         sites=sites, data=data, demo=demo, out=out, scenarios=scenarios, years=years,
         hazards=hazards, weight=weight, catalog=catalog, thresholds=thresholds,
         geocoders=geocoders, overrides=overrides, refresh_geocodes=refresh_geocodes,
-        cache_dir=cache_dir, run_id=run_id, report=report)
+        cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title)
     run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
     publish_artifacts(run)
     return pipeline.run_summary(run)

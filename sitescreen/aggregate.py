@@ -24,9 +24,12 @@ from sitescreen.classify import MEDIUM_AND_ABOVE
 from sitescreen.geocode.frame import is_located
 from sitescreen.hazards import HazardResult
 
-__all__ = ["results_table", "add_composites", "shares", "LEVELS"]
+__all__ = ["results_table", "add_composites", "shares", "LEVELS", "APPROXIMATE_MARK"]
 
 LEVELS = (1, 2, 3, 4, 5)
+#: Appended to a composite component's ``hazard:code`` pathway when that component's dataset
+#: pathway only approximates the scenario: ``"river_flood:rcp4p5 (approximate)"``.
+APPROXIMATE_MARK = " (approximate)"
 
 _RESULT_COLUMNS = [
     "site_id", "hazard", "hazard_label", "is_composite", "scenario", "year", "pathway",
@@ -121,9 +124,12 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
         if missing_components:
             extra = ";".join(f"missing:{h}" for h in sorted(missing_components))
             missing = np.array([f"{s};{extra}" if s else extra for s in missing], dtype=object)
-        pair = haz_c[sel].astype(np.int64) * len(pw_u) + pw_c[sel]
+        # Each component's pathway carries its own exactness, so an approximate flood
+        # pathway is not blamed on the typhoon pathway beside it.
+        pair = (haz_c[sel].astype(np.int64) * len(pw_u) + pw_c[sel]) * 2 + ~exact_all[sel]
         pair_c, pair_u = pd.factorize(pair)
-        pair_labels = [f"{haz_u[p // len(pw_u)]}:{pw_u[p % len(pw_u)]}" for p in pair_u]
+        pair_labels = [f"{haz_u[p // 2 // len(pw_u)]}:{pw_u[p // 2 % len(pw_u)]}"
+                       + (APPROXIMATE_MARK if p % 2 else "") for p in pair_u]
         pathways = _joined_in_order(pair_c, pair_labels, g, n_groups, "; ")
         present_periods = np.zeros((n_groups, len(period_u)), dtype=bool)
         present_periods[g, period_c[sel]] = True

@@ -19,6 +19,7 @@ from sitescreen import __version__
 from sitescreen.catalog import Catalog
 from sitescreen.data.sources import DataOrigin, DataSource, is_synthetic, origin_note
 from sitescreen.hazards import HazardResult
+from sitescreen.outputs.summary import report_title
 
 __all__ = ["build_manifest", "run_origin", "DEFINITIONS", "VOLATILE_KEYS"]
 
@@ -83,6 +84,8 @@ def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: Dat
     return {
         "sitescreen_version": __version__,
         "run_id": run_id,
+        "title": report_title(request.get("title"), sites.attrs.get("source_meta"),
+                              request["sites"]),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data_origin": origin.value,
         "data_origin_note": origin_note(origin),

@@ -98,6 +98,9 @@ class ScreeningRequest:
     run_id: str | None = None
     #: Charts and the Markdown/HTML report (matplotlib rendering takes seconds).
     report: bool = True
+    #: The portfolio name the report is titled with; None: the sites file's ``name``, else
+    #: its file name (:func:`sitescreen.outputs.summary.report_title`).
+    title: str | None = None
 
     def __post_init__(self) -> None:
         if self.run_id is not None:

@@ -76,6 +76,32 @@ def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path)
 
     assert asyncio.run(artifacts())
 
+    # The summary artifact is the headline table and one sentence per hazard, readable away
+    # from the server; the shares table starts with the headline columns; the flow run is
+    # named after the sites file and the run id.
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def details():
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+                    any_=["screening-summary", "risk-shares"])),
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id])))
+            return runs[0], {a.key: a for a in found}
+
+    flow_run, found = asyncio.run(details())
+    assert flow_run.name == f"{example_sites.name} {manifest['run_id']}"
+    summary_md = found["screening-summary"].data
+    assert summary_md.startswith(f"# {manifest['title']}\n")
+    assert "| Hazard | Scenario | 2030 medium+ | 2050 medium+ | Sites screened |" in summary_md
+    assert "Water scarcity and drought: from " in summary_md or \
+        "Water scarcity and drought: " in summary_md
+    shares_rows = found["risk-shares"].data
+    shares_rows = json.loads(shares_rows) if isinstance(shares_rows, str) else shares_rows
+    assert list(shares_rows[0])[:4] == ["hazard", "scenario", "year", "medium_plus_pct"]
+
 
 def test_cli_screen_in_subprocess(prefect_api_url, demo_pack, example_sites, tmp_path):
     env = {**os.environ, "PREFECT_API_URL": prefect_api_url}

@@ -79,10 +79,40 @@ def test_segment_widths_are_the_level_shares(run):
             widths[colour] = widths.get(colour, 0) + patch.get_width()
     assert widths == pytest.approx({LEVEL_COLOURS[1]: 40.0, LEVEL_COLOURS[2]: 20.0,
                                     LEVEL_COLOURS[3]: 40.0})
-    texts = [t.get_text() for t in ax.texts]
-    # medium+ share with its model range: high ends one level up -> 3 of 5 sites at >= 3
-    assert "40 % (40-60)" in texts
     assert "SYNTHETIC DEMO DATA" in fig.get_label()
+
+
+def test_medium_plus_range_is_drawn_beside_the_bars(run):
+    sites, table, shares, manifest = run
+    part = shares[shares["hazard"] == "typhoon"]
+    fig = shares_figure(part, manifest=manifest)
+    bars, mp_ax = fig.axes[0], fig.axes[1]
+    assert mp_ax.get_title(loc="left") == "medium+ % (range)"
+    # medium+ share with its model range: high ends one level up -> 3 of 5 sites at >= 3
+    assert "40 % (40-60)" in [t.get_text() for t in mp_ax.texts]
+    # The first row (optimistic 2030, y = 0): a bar of 40 % and a whisker from 40 to 60 on
+    # the medium+ panel's own 0-100 scale; no whisker on the stacked bars any more.
+    first = [p for p in mp_ax.patches if abs(p.get_y() + p.get_height() / 2) < 1e-9]
+    assert [p.get_width() for p in first] == pytest.approx([40.0])
+    segments = [seg for coll in mp_ax.collections for seg in coll.get_segments()
+                if len(seg) == 2 and abs(seg[0][1]) < 1e-9 and abs(seg[1][1]) < 1e-9]
+    assert sorted(x for seg in segments for x, _ in seg) == pytest.approx([40.0, 60.0])
+    assert not bars.collections
+
+
+def test_maps_label_few_sites_and_not_many(run, monkeypatch):
+    from sitescreen.outputs import charts as charts_module
+
+    sites, table, shares, manifest = run
+    fig = map_figure("typhoon", "optimistic", 2030, sites=sites, table=table, manifest=manifest)
+    labels = {t.get_text() for t in fig.axes[0].texts}
+    located = sites[sites["location_source"] != "unresolved"]
+    # every located site is labelled (they do not crowd) by its name; the unresolved one not
+    assert set(located["name"]) <= labels
+    assert "Lost site" not in labels
+    monkeypatch.setattr(charts_module, "MAX_MAP_LABELS", 3)
+    fig = map_figure("typhoon", "optimistic", 2030, sites=sites, table=table, manifest=manifest)
+    assert not set(located["name"]) & {t.get_text() for t in fig.axes[0].texts}
 
 
 def test_real_data_charts_carry_no_synthetic_warning():

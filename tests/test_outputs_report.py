@@ -1,4 +1,5 @@
 import base64
+import hashlib
 import re
 import shutil
 import subprocess
@@ -9,7 +10,14 @@ from report_fixtures import SITES, build_run, sites_frame
 from sitescreen.data.sources import DataOrigin
 from sitescreen.outputs.charts import render_charts
 from sitescreen.outputs.report import render_report
-from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences, format_shares_table
+from sitescreen.outputs.summary import (
+    HEADLINE_HAZARDS,
+    approximate_pathways,
+    disclosure_sentences,
+    format_shares_table,
+    hazard_sentences,
+    headline_table,
+)
 
 EVIL = "<script>alert(1)</script>"
 
@@ -80,8 +88,20 @@ def test_html_has_sentences_tables_and_inlined_images(run, charts, report):
 def test_html_loads_nothing_from_outside(report):
     html, _ = report
     assert not re.search(r"""\bsrc\s*=\s*["']?\s*(https?:)?//""", html, re.I)
-    assert not re.search(r"<script|<link|@import|url\(", html, re.I)
-    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert not re.search(r"<link|@import", html, re.I)
+    styles = "".join(re.findall(r"<style>(.*?)</style>", html, re.S))
+    assert "url(" not in styles
+    # Scripts are inline (no src), and the policy lets exactly those run, by their hash.
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    code = [body for attrs, body in scripts if "application/json" not in attrs]
+    assert code and all("src" not in attrs for attrs, _ in scripts)
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "default-src 'none'" in csp and "connect-src 'none'" in csp
+    script_src = re.search(r"script-src ([^;]+);", csp).group(1).split()
+    assert "'unsafe-inline'" not in script_src
+    hashes = {"'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'"
+              for b in code}
+    assert set(script_src) == hashes
     # dataset homepages are plain links, which is allowed
     assert '<a href="https://www.wri.org/data/aqueduct-global-maps-40-data"' in html
 
@@ -199,5 +219,148 @@ def test_empty_shares_are_handled():
     sites, table, shares, manifest = build_run(hazards=("typhoon",), years=(2030,))
     empty = shares.iloc[0:0]
     out = render_report(shares=empty, sites=sites, table=table, manifest=manifest, charts={})
-    assert b"Findings" in out["report.md"]
+    assert b"## Headline: sites at medium or higher risk" in out["report.md"]
     assert b"Share of sites per risk level" in out["report.md"]
+
+
+# ----------------------------------------------------------------------------- first screen
+
+def test_title_is_the_portfolio_name(run):
+    from sitescreen.catalog import load_catalog
+    from sitescreen.data.sources import DataSource
+    from sitescreen.pipeline import ScreeningRequest, build_manifest
+
+    sites, table, shares, manifest = run
+    # the fixture's sites frame has no GeoJSON name: the file name
+    assert manifest["title"] == "sites.geojson"
+    named = sites.copy()
+    named.attrs["source_meta"] = {"name": "Example portfolio"}
+    data = DataSource(root="/demo", origin=DataOrigin.SYNTHETIC_DEMO, description="test")
+
+    def title(request, frame):
+        return build_manifest(request=request, run_id="20250101T000000Z-aaaaaa",
+                              catalog=load_catalog(), data=data, sites=frame, results=[],
+                              timings={})["title"]
+
+    assert title(ScreeningRequest(sites="x/sites.geojson", data="d"), named) == "Example portfolio"
+    assert title(ScreeningRequest(sites="x/sites.geojson", data="d", title="Group sites 2025"),
+                 named) == "Group sites 2025"
+    out = render_report(shares=shares, sites=sites, table=table,
+                        manifest={**manifest, "title": "Group <sites>"}, charts={})
+    html = out["report.html"].decode()
+    assert "<h1>Group &lt;sites&gt;</h1>" in html
+    assert "<title>Group &lt;sites&gt;: climate risk screening</title>" in html
+    assert out["report.md"].decode().splitlines()[2] == "# Group &lt;sites>"
+
+
+def test_first_screen_is_the_headline_table_then_one_sentence_per_hazard(run, report):
+    html, md = report
+    _, _, shares, _ = run
+    body = html[html.index("<body>"):]
+    # Title, headline table and sentences come before the contents and everything else.
+    headline = body.index('<table class="headline">')
+    assert body.index("<h1") < headline < body.index("<nav>") < body.index('id="shares"')
+    table = body[headline: body.index("</table>", headline)]
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", r) for r in rows]
+    assert cells[0] == ["Hazard", "Scenario", "2030 medium+", "2050 medium+", "Sites screened"]
+    # water stress pessimistic 2030: levels [5, 5, 2, 3, 4] -> 80 %, 5 of the 6 sites
+    # screened (one unresolved); one row per headline hazard x scenario.
+    pes = next(c for c in cells[1:] if c[1] == "Pessimistic")
+    got = shares.set_index(["hazard", "scenario", "year"]).loc[
+        ("water_scarcity_drought", "pessimistic", 2030)]
+    assert pes[2] == f"{got['medium_plus_pct']:.0f} %" == "80 %"
+    assert pes[4] == "5 of 6 (1 unresolved)"
+    assert len(cells) == 1 + 2 * 3
+    # one sentence per headline hazard (not one per scenario and year), stating the range
+    first_screen = body[headline: body.index("<nav>")]
+    items = re.findall(r"<li>(.*?)</li>", first_screen)
+    assert len(items) == 2
+    assert items[0].startswith("Water scarcity and drought: from ")
+    assert "face medium or higher risk across 3 scenarios and the years 2030 and 2050" in items[0]
+    # the per scenario and year sentences are still there, folded
+    assert "One sentence per hazard, scenario and year (12)" in body
+
+
+def test_weighted_headline_shows_the_weighted_share():
+    from sitescreen.aggregate import shares as compute_shares
+
+    sites, table, _, _ = build_run(hazards=("water_stress",), years=(2030,))
+    sites = sites.assign(asset_value=[10.0, 0.0, 0.0, 0.0, 0.0, 5.0])
+    weighted = compute_shares(table, sites, weight="asset_value")
+    header, rows = headline_table(weighted)
+    # only Shanghai (level 4 optimistic 2030) has a value: 100 % by asset value
+    opt = next(r for r in rows if r[1] == "Optimistic")
+    assert opt[2].endswith("; 100 % by asset_value")
+    assert "100 % weighted by asset_value" in hazard_sentences(weighted)[0]
+
+
+def test_approximate_pathways_are_attributed_to_their_component():
+    sites, table, shares, manifest = build_run()
+    row = shares[(shares["hazard"] == "floods_typhoons")
+                 & (shares["scenario"] == "current_trend")].iloc[0]
+    # Aqueduct Floods has no SSP2-4.5 layer (approximate), the typhoon table has ssp245.
+    assert row["pathway"] == ("river_flood:rcp4p5 (approximate); "
+                              "coastal_flood:rcp4p5 (approximate); typhoon:ssp245")
+    assert approximate_pathways(row) == ["river_flood:rcp4p5", "coastal_flood:rcp4p5"]
+    sentence = next(s for s in disclosure_sentences(shares, hazards=("floods_typhoons",))
+                    if "Current Trend" in s)
+    assert sentence.endswith("(dataset pathways river_flood:rcp4p5 and coastal_flood:rcp4p5 "
+                             "approximate this scenario).")
+    assert "typhoon:ssp245 approximates" not in " ".join(disclosure_sentences(shares))
+    (ft,) = hazard_sentences(shares, hazards=("floods_typhoons",))
+    assert ft.endswith("; dataset pathways river_flood:rcp4p5 and coastal_flood:rcp4p5 only "
+                       "approximate Current Trend.")
+    html = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                         charts={})["report.html"].decode()
+    assert "typhoon:ssp245 (approximate)" not in html
+    assert "river_flood:rcp4p5 (approximate); coastal_flood:rcp4p5 (approximate); " \
+        "typhoon:ssp245" in html
+
+
+def test_methods_are_stated_once_per_hazard(report):
+    html, md = report
+    methods = md[md.index("## Methods"): md.index("## Data provenance")]
+    for hazard in ("water\\_stress", "typhoon"):
+        part = methods[methods.index(f"({hazard})"):]
+        part = part[: part.find("\n### ")] if "\n### " in part else part
+        assert part.count("- Method: ") == 1
+
+
+def test_long_tables_are_folded_and_open_for_print(run, monkeypatch):
+    from sitescreen.outputs import report as report_module
+
+    sites, table, shares, manifest = run
+    monkeypatch.setattr(report_module, "_FOLD_ROWS", 3)
+    html = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                         charts={})["report.html"].decode()
+    assert '<details class="fold"><summary>Level per site: 6 sites</summary>' in html
+    assert "@media print" in html and "beforeprint" in html
+
+
+def test_headline_markdown_for_the_prefect_artifact(run):
+    from sitescreen.outputs.report import headline_markdown
+
+    _, _, shares, manifest = run
+    md = headline_markdown(shares, manifest, run_dir="/srv/results/x",
+                           report_uri="file:///srv/results/x/report.html")
+    assert md.startswith("# sites.geojson\n")
+    assert "**Warning:** SYNTHETIC DEMO DATA" in md
+    assert "| Hazard | Scenario | 2030 medium+ | 2050 medium+ | Sites screened |" in md
+    assert md.count("\n- ") == 2  # one sentence per headline hazard
+    assert md.rstrip().endswith("[HTML report](file:///srv/results/x/report.html) (opens on "
+                                "the machine that wrote it)")
+
+
+def test_share_records_put_the_headline_first(run):
+    from sitescreen.outputs.summary import SHARE_HEADLINE_COLUMNS, share_records
+
+    _, _, shares, _ = run
+    records = share_records(shares)
+    assert len(records) == len(shares)
+    cols = list(records[0])
+    assert cols[:4] == ["hazard", "scenario", "year", "medium_plus_pct"]
+    assert [c for c in cols if c in SHARE_HEADLINE_COLUMNS] == cols[:len(
+        [c for c in SHARE_HEADLINE_COLUMNS if c in shares.columns])]
+    assert [r["hazard"] for r in records[:12]] == ["water_scarcity_drought"] * 6 + \
+        ["floods_typhoons"] * 6

@@ -95,6 +95,9 @@ def screen(
         "--refresh-geocodes", help="Ignore cached geocodes and ask the providers again.")] = False,
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Skip charts and the HTML/Markdown report (faster).")] = False,
+    title: Annotated[str | None, typer.Option(
+        "--title", help="Portfolio name the report is titled with [default: the sites "
+                        "file's 'name', else its file name].")] = None,
     dask: Annotated[str | None, typer.Option(
         "--dask", help="Run hazard tasks on a Dask cluster: its address (tcp://host:8786) or "
                        "'local' for a local cluster. Needs PREFECT_API_URL set.")] = None,
@@ -112,7 +115,7 @@ def screen(
             sites=sites, data=data, demo=demo, out=out, scenarios=scenario, years=year,
             hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
             geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
-            report=not no_report)
+            report=not no_report, title=title)
         as_flow = use_prefect(prefect) or bool(dask)
         if dask and not os.environ.get("PREFECT_API_URL"):
             raise ConfigError(

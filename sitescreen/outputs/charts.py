@@ -6,11 +6,13 @@ pyplot is never imported, so no figure lives on in global state):
 - **Shares chart** per hazard or composite, in the form of corporate climate-report figures
   (SenseTime's 2023 report shows one stacked bar per scenario and year): one horizontal bar per
   scenario x year, split into the share of screened sites at each level 1-5 on a fixed
-  green-to-red ramp, percentages written in the segments, the medium-and-above share and its
-  ensemble range (error bar on the medium boundary), and the sites not screened (no data,
-  unresolved) in a separate panel so they never dilute the percentages unseen.
+  green-to-red ramp, percentages written in the segments; beside the bars, the
+  medium-and-above share as a bar of its own with its ensemble range as a whisker, and the
+  sites not screened (no data, unresolved) in a separate panel so they never dilute the
+  percentages unseen.
 - **Site map** per hazard, scenario and year: sites coloured by level over Natural Earth
-  1:110m country outlines shipped in ``sitescreen/outputs`` (public domain). No web tiles.
+  1:110m country outlines shipped in ``sitescreen/outputs`` (public domain), labelled with
+  their names (or ids) when there are few enough to read. No web tiles.
 
 Output is deterministic: the same inputs give byte-identical PNG and SVG (no dates in the
 metadata, a fixed ``svg.hashsalt``, a fixed font), so reruns do not show up as changes.
@@ -54,6 +56,7 @@ from sitescreen.outputs.styling import (
     map_layers,
     shares_chart_name,
 )
+from sitescreen.outputs.summary import approximate_pathways
 from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
@@ -71,6 +74,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The medium-and-above bar: dark, so it does not read as one of the level colours.
+_MEDIUM_PLUS_COLOUR = "#525252"
 
 # Fixed settings so output does not depend on the user's matplotlibrc, and no random ids.
 _RC = {
@@ -120,9 +126,10 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     -------
     A Matplotlib :class:`~matplotlib.figure.Figure` on an Agg canvas. Percentages are of the
     sites screened (``sites_screened``); sites with no data and unresolved sites are drawn
-    apart, as counts, in the right-hand panel. The medium-and-above range
-    (``medium_plus_pct_low`` to ``_high``) is an error bar on the boundary between level 2
-    and level 3; it is drawn only when the range is not a single value.
+    apart, as counts, in the right-hand panel. The medium-and-above share has a panel of its
+    own beside the bars (0-100 %): a dark bar of the share with the range
+    (``medium_plus_pct_low`` to ``_high``) as a whisker, drawn only when the range is not a
+    single value, and the figures written after it.
     """
     rows = _ordered_rows(part)
     if rows.empty:
@@ -137,13 +144,14 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     top_in = 1.0 + (0.3 if synthetic else 0.0)
     bottom_in = 1.05
     plot_h = 0.36 * (ys[-1] + 1.0)
-    width_in, height_in = 9.0, top_in + plot_h + bottom_in
+    width_in, height_in = 10.0, top_in + plot_h + bottom_in
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
     bottom = bottom_in / height_in
     h = plot_h / height_in
-    ax = fig.add_axes((1.55 / width_in, bottom, 4.55 / width_in, h))
-    side = fig.add_axes((7.45 / width_in, bottom, 1.2 / width_in, h), sharey=ax)
+    ax = fig.add_axes((1.55 / width_in, bottom, 4.3 / width_in, h))
+    mp_ax = fig.add_axes((6.3 / width_in, bottom, 1.0 / width_in, h), sharey=ax)
+    side = fig.add_axes((8.6 / width_in, bottom, 1.0 / width_in, h), sharey=ax)
 
     left = np.zeros(n)
     for lvl in _LEVELS:
@@ -156,31 +164,36 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
                         color=TEXT_ON[lvl], zorder=3)
         left = left + pct
 
-    yaxis = ax.get_yaxis_transform()
-    ax.text(1.03, 1.0, "medium+ (range)", transform=ax.transAxes, ha="left", va="bottom",
-            fontsize=8.5, fontweight="bold")
-    for y, row in zip(ys, rows.itertuples(index=False), strict=True):
-        screened = int(row.sites_screened)
+    yaxis = mp_ax.get_yaxis_transform()
+    mp_ax.set_title("medium+ % (range)", fontsize=8.5, loc="left", fontweight="bold")
+    for y, row in zip(ys, rows.to_dict("records"), strict=True):
+        screened = int(row["sites_screened"])
         if screened == 0:
             ax.barh([y], [100.0], height=0.72, color="none", edgecolor=NO_DATA_COLOUR,
                     hatch="///", linewidth=0.6, zorder=2)
             ax.text(50, y, "no screened sites", ha="center", va="center", fontsize=8,
                     color="#555555", zorder=3)
-            ax.text(1.03, y, "-", transform=yaxis, ha="left", va="center", fontsize=8.5)
+            mp_ax.text(1.06, y, "-", transform=yaxis, ha="left", va="center", fontsize=8.5)
             continue
-        mp, lo, hi = _num(row.medium_plus_pct), _num(row.medium_plus_pct_low), \
-            _num(row.medium_plus_pct_high)
+        mp, lo, hi = _num(row["medium_plus_pct"]), _num(row["medium_plus_pct_low"]), \
+            _num(row["medium_plus_pct_high"])
         text = f"{mp:.0f} %"
+        # The share as a bar of its own, so the range reads on a 0-100 scale beside it.
+        mp_ax.barh([y], [mp], height=0.5, color=_MEDIUM_PLUS_COLOUR, zorder=2)
         if not (math.isnan(lo) or math.isnan(hi)) and round(lo) != round(hi):
-            # Medium+ occupies the right end of the bar, so its boundary sits at 100 - share.
-            # Drawn along the top edge of the bar so it does not cover the segment labels.
-            ax.errorbar([100.0 - mp], [y - 0.36], xerr=[[max(hi - mp, 0.0)], [max(mp - lo, 0.0)]],
-                        fmt="none", ecolor="black", elinewidth=1.4, capsize=3.5, capthick=1.4,
-                        zorder=4)
+            mp_ax.errorbar([mp], [y], xerr=[[max(mp - lo, 0.0)], [max(hi - mp, 0.0)]],
+                           fmt="none", ecolor="black", elinewidth=1.3, capsize=3.5,
+                           capthick=1.3, zorder=4)
             text += f" ({lo:.0f}-{hi:.0f})"
-        if not bool(row.pathway_exact):
+        if approximate_pathways(row):
             text += " \u2020"
-        ax.text(1.03, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)
+        mp_ax.text(1.06, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)
+    mp_ax.set_xlim(0, 100)
+    mp_ax.set_xticks([0, 50, 100], ["0", "50", "100%"])
+    mp_ax.tick_params(axis="y", left=False, labelleft=False)
+    mp_ax.grid(axis="x", color="#e0e0e0", linewidth=0.5, zorder=0)
+    for spine in ("top", "right"):
+        mp_ax.spines[spine].set_visible(False)
 
     ticks = [f"{int(r.year)}  {scenario_title(r.scenario)}" for r in rows.itertuples()]
     ax.set_yticks(ys, ticks)
@@ -231,13 +244,14 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     handles += [Patch(facecolor=NO_DATA_COLOUR, label="no data"),
                 Patch(facecolor=UNRESOLVED_COLOUR, edgecolor="#737373", hatch="////",
                       label="unresolved location"),
+                Patch(facecolor=_MEDIUM_PLUS_COLOUR, label="medium+ (levels 3-5)"),
                 Line2D([], [], color="black", marker="|", markersize=8, linewidth=1.3,
-                       label="medium+ range (model spread)")]
-    fig.legend(handles=handles, loc="lower left", ncol=4, frameon=False, fontsize=8,
+                       label="its range (model spread)")]
+    fig.legend(handles=handles, loc="lower left", ncol=5, frameon=False, fontsize=8,
                bbox_to_anchor=(1.45 / width_in, 0.3 / height_in))
     note = ("Percentages of screened sites (located, with data); medium+ = levels 3-5."
             + ("  \u2020 dataset pathway approximates the scenario (see Methods)."
-               if not rows["pathway_exact"].astype(bool).all() else ""))
+               if any(approximate_pathways(r) for r in rows.to_dict("records")) else ""))
     fig.text(0.012, 0.08 / height_in, note, fontsize=7, color="#555555", va="bottom")
     fig.set_label(_title_lines(label, "share of sites by risk level", manifest))
     return fig
@@ -274,6 +288,58 @@ def _nice_step(span: float) -> float:
     return 90.0
 
 
+#: Maps of at most this many located sites label them (name, else id).
+MAX_MAP_LABELS = 50
+
+
+def _site_label(site_id: object, name: object) -> str:
+    """A short map label: the name, else the id (also when the name has characters the
+    map font has no glyphs for, such as CJK)."""
+    text = str(name).strip() if isinstance(name, str) and name.strip() else str(site_id)
+    if any(ord(c) > 0x2FFF for c in text):
+        text = str(site_id)
+    return textwrap.shorten(text, 24, placeholder="\u2026")
+
+
+def _label_sites(ax, pts: pd.DataFrame, dpi: int) -> int:
+    """Label the sites in ``pts`` (worst level first) where a label fits without covering
+    another label or site; returns how many were left out."""
+    ax.apply_aspect()  # the final data limits, so display positions are right
+    fontsize = 6.5
+    scale = dpi / 72.0
+    h = fontsize * 1.25 * scale
+    xy = ax.transData.transform(pts[["lon", "lat"]].to_numpy(dtype=float))
+    r = 4.0 * scale
+    taken = [(x - r, y - r, x + r, y + r) for x, y in xy]  # the markers themselves
+    frame = ax.bbox.extents
+    omitted = 0
+    order = np.argsort(-pts["level"].astype(int).to_numpy(), kind="stable")
+    for i in order:
+        label = str(pts["label"].iloc[i])
+        w = (0.56 * fontsize * len(label) + 2) * scale
+        x, y = xy[i]
+        for dx, dy, ha, va in ((6, 3, "left", "bottom"), (6, -3, "left", "top"),
+                               (-6, 3, "right", "bottom"), (-6, -3, "right", "top")):
+            x0 = x + dx * scale if ha == "left" else x + dx * scale - w
+            y0 = y + dy * scale if va == "bottom" else y + dy * scale - h
+            box = (x0, y0, x0 + w, y0 + h)
+            inside = box[0] >= frame[0] and box[1] >= frame[1] and box[2] <= frame[2] \
+                and box[3] <= frame[3]
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3]
+                                  and b[1] < box[3] for j, b in enumerate(taken)
+                                  if j != i or len(b) == 5):
+                ax.annotate(label, (pts["lon"].iloc[i], pts["lat"].iloc[i]), xytext=(dx, dy),
+                            textcoords="offset points", ha=ha, va=va, fontsize=fontsize,
+                            color="#222222", zorder=12,
+                            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",
+                                  "edgecolor": "none", "alpha": 0.75})
+                taken.append((*box, 1))  # 5-tuple: a label, which its own site must avoid too
+                break
+        else:
+            omitted += 1
+    return omitted
+
+
 def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
                table: pd.DataFrame, manifest: Mapping, dpi: int = 150) -> Figure:
     """A static map of the sites coloured by their level for one hazard, scenario and year.
@@ -289,6 +355,8 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
         raise ValueError(f"no results for {hazard}/{scenario}/{year} to map")
     label = str(rows["hazard_label"].iloc[0])
     pos = sites[["site_id", "lon", "lat"]].copy()
+    pos["label"] = [_site_label(i, n) for i, n in zip(
+        sites["site_id"], sites["name"] if "name" in sites else sites["site_id"], strict=True)]
     pos["lon"] = pd.to_numeric(pos["lon"], errors="coerce")
     pos["lat"] = pd.to_numeric(pos["lat"], errors="coerce")
     merged = rows[["site_id", "level"]].merge(pos, on="site_id", how="left")
@@ -346,6 +414,7 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
             ax.scatter(pts["lon"], pts["lat"], s=38, c=LEVEL_COLOURS[lvl],
                        edgecolors="#333333", linewidths=0.5, zorder=3 + lvl)
 
+    omitted = _label_sites(ax, ordered, dpi) if 0 < len(located) <= MAX_MAP_LABELS else 0
     step = _nice_step(max(x1 - x0, y1 - y0))
     xt = np.arange(math.ceil(x0 / step) * step, x1 + 1e-9, step)
     yt = np.arange(math.ceil(y0 / step) * step, y1 + 1e-9, step)
@@ -383,7 +452,8 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
                 rotation=20, fontsize=24, color=SYNTHETIC_RED, alpha=0.16, fontweight="bold",
                 zorder=10)
     fig.text(0.012, 0.1 / height_in,
-             f"{BOUNDARY_CREDIT} Run {manifest.get('run_id', '')}.",
+             f"{BOUNDARY_CREDIT} Run {manifest.get('run_id', '')}."
+             + (f" {omitted} site labels left out where sites crowd." if omitted else ""),
              fontsize=6.5, color="#555555", va="bottom")
     if located.empty:
         ax.text(0.5, 0.5, "no located sites", transform=ax.transAxes, ha="center")

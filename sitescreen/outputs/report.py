@@ -2,25 +2,34 @@
 
 Both renderings come from one list of blocks (heading, paragraph, table, image, ...), so the
 two never disagree. The HTML needs nothing from the network: images are inlined as
-``data:image/png;base64`` URIs, the style sheet is inline, there are no scripts or web fonts,
-and a Content-Security-Policy forbids the page to load anything else. Every piece of text that
-comes from a user or a file (site names, addresses, reasons, catalog text) is escaped, in the
-Markdown as well, where raw HTML would otherwise pass through to the viewer.
+``data:image/png;base64`` URIs, the style sheet and the scripts (the vendored Leaflet of the
+interactive map, see :mod:`sitescreen.outputs.webmap`) are inline, there are no web fonts, and
+a Content-Security-Policy forbids the page to load anything and lets only the page's own
+scripts run (by their SHA-256). Every piece of text that comes from a user or a file (site
+names, addresses, reasons, catalog text) is escaped, in the Markdown as well, where raw HTML
+would otherwise pass through to the viewer.
 
-Sections: findings (disclosure sentences with model ranges), shares tables and charts per
-hazard, maps, a per-site table of the headline hazards, methods (per hazard: datasets,
-dataset pathways and periods, exact/approximate flag, threshold set, method text), data
-provenance and licences, geocoding quality, and changes since the previous run.
+The title is the portfolio name (``manifest["title"]``). The first screen holds the headline
+table (medium-and-above share per headline hazard x scenario x year, with model range,
+weighted share and denominators) and one sentence per hazard. Then: shares tables and charts
+per hazard (single hazards folded), maps (interactive and static), the per-site table of the
+headline hazards (folded), methods (once per hazard: datasets, threshold set, method text,
+and a table of dataset pathways and periods with the exact/approximate flag), data provenance
+and licences, geocoding quality, and changes since the previous run. Long tables are folded
+in ``<details>``, which open when the page is printed.
 """
 
 from __future__ import annotations
 
 import base64
+import difflib
+import hashlib
 import html
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +48,18 @@ from sitescreen.outputs.styling import (
     map_chart_name,
     shares_chart_name,
 )
-from sitescreen.outputs.summary import HEADLINE_HAZARDS, disclosure_sentences
+from sitescreen.outputs.summary import (
+    HEADLINE_HAZARDS,
+    approximate_pathways,
+    disclosure_sentences,
+    hazard_sentences,
+    headline_table,
+    report_title,
+)
+from sitescreen.outputs.webmap import web_map
 from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "headline_markdown"]
 
 _SCEN_SHORT = {"optimistic": "Opt", "current_trend": "Cur", "pessimistic": "Pes"}
 _COARSE = ("city", "province", "country")
@@ -51,6 +68,8 @@ _MAX_CHANGE_ROWS = 300
 # headline levels (every site is in site_results.csv and sites.geojson). A table of 100,000
 # sites would make a report of about 100 MB that takes a minute to build and to open.
 _MAX_SITE_ROWS = 2000
+# Tables longer than this are folded (<details>) so the page stays short.
+_FOLD_ROWS = 12
 
 
 # ----------------------------------------------------------------------------- document model
@@ -90,6 +109,21 @@ class _Doc:
 
     def links(self, items: Sequence[tuple[str, str]]) -> None:
         self.blocks.append(("links", list(items)))
+
+    def html(self, fragment: str, markdown: str, *, css: str = "",
+             scripts: Sequence[str] = ()) -> None:
+        """An HTML-only part (the interactive map) with its Markdown stand-in. The
+        fragment is trusted markup built by this package, not user text."""
+        self.blocks.append(("html", (fragment, markdown, css, tuple(scripts))))
+
+    @contextmanager
+    def fold(self, summary: str, *, fold: bool = True) -> Iterator[None]:
+        """Blocks added inside are folded under ``summary`` (HTML ``<details>``)."""
+        if fold:
+            self.blocks.append(("fold", summary))
+        yield
+        if fold:
+            self.blocks.append(("/fold", None))
 
 
 def _md_text(text: object) -> str:
@@ -150,6 +184,10 @@ def _to_markdown(doc: _Doc) -> str:
             text, summary = body
             fence = "````" if "```" in text else "```"
             out.append(f"{_md_text(summary)}:\n\n{fence}\n{text}\n{fence}\n")
+        elif kind == "html":
+            out.append(f"> {_md_text(body[1])}\n")
+        elif kind == "fold":
+            out.append(f"**{_md_text(body)}**\n")
     return "\n".join(out)
 
 
@@ -209,6 +247,12 @@ def _to_html_body(doc: _Doc) -> str:
         elif kind == "code":
             text, summary = body
             out.append(f"<details><summary>{_esc(summary)}</summary><pre>{_esc(text)}</pre></details>")
+        elif kind == "html":
+            out.append(body[0])
+        elif kind == "fold":
+            out.append(f'<details class="fold"><summary>{_esc(body)}</summary>')
+        elif kind == "/fold":
+            out.append("</details>")
     return "\n".join(out)
 
 
@@ -237,27 +281,59 @@ def _css() -> str:
         ".meta{color:#555;font-size:.9rem}"
         "td.bad{background:#fde0dd;font-weight:bold}"
         "pre{white-space:pre-wrap;font-size:.8rem;background:#f6f8fa;padding:.5rem}"
-        "nav ul{columns:2;font-size:.9rem}"
-        "@media print{.banner{position:static}figure{break-inside:avoid}}"
+        "nav ul{columns:3;font-size:.9rem;margin:.4rem 0}"
+        "table.headline td,table.headline th{padding:.25rem .6rem}"
+        "table.headline td.hz{font-weight:bold}"
+        "details.fold{margin:.6rem 0}details.fold>summary{cursor:pointer;color:#0b4f8a;"
+        "font-weight:600}"
+        ".lede{font-size:1.05rem;color:#333;margin:.1rem 0 .6rem}"
+        "@media print{@page{margin:14mm}body{max-width:none;margin:0;font-size:10.5pt}"
+        ".banner{position:static}figure,table,tr{break-inside:avoid}h2,h3{break-after:avoid}"
+        "nav,details>summary{display:none}details{display:block}"
+        ".scroll{overflow:visible}a{color:inherit}}"
     )
 
 
+# Folded sections open for printing, and close again after.
+_PRINT_JS = ("(function(){var opened=[];window.addEventListener('beforeprint',function(){"
+             "document.querySelectorAll('details:not([open])').forEach(function(d){d.open=true;"
+             "opened.push(d);});});window.addEventListener('afterprint',function(){"
+             "opened.forEach(function(d){d.open=false;});opened=[];});}());")
+
+
+def _script_hash(js: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode() + "'"
+
+
 def _to_html(doc: _Doc, *, title: str, banner: str, toc: Sequence[tuple[str, str]]) -> str:
+    extra_css = "".join(body[2] for kind, body in doc.blocks if kind == "html")
+    scripts = [js for kind, body in doc.blocks if kind == "html" for js in body[3]]
+    scripts.append(_PRINT_JS)
+    for js in scripts:
+        if "</script" in js.lower():
+            raise ValueError("an inline script may not contain '</script'")
     # The policy is the guarantee behind "self-contained": even an injected tag could load
-    # nothing, and inline images are the only resources allowed.
-    csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    # nothing, inline images are the only resources allowed, and only the page's own
+    # scripts (by hash) run, never an injected one.
+    csp = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+           f"script-src {' '.join(dict.fromkeys(_script_hash(js) for js in scripts))}; "
+           "connect-src 'none'; base-uri 'none'; form-action 'none'")
     nav = ("<nav><ul>" + "".join(f'<li><a href="#{_esc(a)}">{_esc(t)}</a></li>' for a, t in toc)
            + "</ul></nav>") if toc else ""
+    # The contents come after the first screen (title, headline table and sentences).
+    h2 = [i for i, (kind, body) in enumerate(doc.blocks) if kind == "h" and body[0] == 2]
+    first = h2[1] if len(h2) > 1 else len(doc.blocks)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="generator" content="sitescreen">'
-        f"<title>{_esc(title)}</title><style>{_css()}</style></head><body>\n"
+        f"<title>{_esc(title)}</title><style>{_css()}{extra_css}</style></head><body>\n"
         + (f'<div class="banner">{_esc(banner)}</div>\n' if banner else "")
-        + _to_html_body(_Doc(doc.blocks[:1])) + "\n" + nav + "\n"
-        + _to_html_body(_Doc(doc.blocks[1:])) + "\n</body></html>\n"
+        + _to_html_body(_Doc(doc.blocks[:first])) + "\n" + nav + "\n"
+        + _to_html_body(_Doc(doc.blocks[first:])) + "\n"
+        + "".join(f"<script>{js}</script>\n" for js in scripts) + "</body></html>\n"
     )
 
 
@@ -288,11 +364,18 @@ def _col(sites: pd.DataFrame, name: str) -> pd.Series:
 
 # ----------------------------------------------------------------------------- sections
 
+def _title(manifest: Mapping) -> str:
+    inputs = manifest.get("inputs", {}).get("sites", {})
+    return _str(manifest.get("title")) or report_title(None, None, inputs.get("path", "") or
+                                                       f"run {manifest.get('run_id', '')}")
+
+
 def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
     run_id = manifest.get("run_id", "")
-    doc.heading(1, f"Physical climate risk screening: run {run_id}")
+    doc.heading(1, _title(manifest))
     inputs = manifest.get("inputs", {}).get("sites", {})
-    doc.para(f"sitescreen {manifest.get('sitescreen_version', '')}; created "
+    doc.para(f"Physical climate risk screening, run {run_id}: sitescreen "
+             f"{manifest.get('sitescreen_version', '')}; created "
              f"{manifest.get('created_at', '')}; sites file {inputs.get('path', '')} "
              f"({len(sites)} sites); data origin: {manifest.get('data_origin', '')}.", "meta")
     if is_synthetic(manifest):
@@ -300,21 +383,62 @@ def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
                  "illustrative only.", "warn")
 
 
-def _findings(doc: _Doc, shares: pd.DataFrame, labels: Mapping[str, str]) -> None:
-    doc.heading(2, "Findings", "findings")
+_MEDIUM_PLUS_NOTE = (
+    "Medium+ = level 3 (medium) to 5 (very high), as a share of the sites screened (located "
+    "and with data); sites with no data or no location are counted in the last column, never "
+    "as low risk. In brackets: the share with every site at the low or high end of its model "
+    "spread.")
+
+
+def _headline(doc: _Doc, shares: pd.DataFrame, *, anchor: str = "findings") -> None:
+    """The first screen: the headline table and one sentence per hazard."""
+    doc.heading(2, "Headline: sites at medium or higher risk", anchor)
+    header, rows = headline_table(shares)
+    if rows:
+        doc.table(header, [[_Cell(r[0], "hz"), *r[1:]] for r in rows], cls="headline")
+    else:
+        doc.para("No site could be screened (no location or no data).")
+    approx = "\u2020" in "".join(c for r in rows for c in r)
+    doc.para(_MEDIUM_PLUS_NOTE + (" \u2020 a dataset pathway only approximates the scenario "
+                                  "(named below and in Methods)." if approx else ""), "note")
     present = list(dict.fromkeys(shares["hazard"]))
     headline = [h for h in HEADLINE_HAZARDS if h in present] or present
-    for hazard in headline:
-        sentences = disclosure_sentences(shares, hazards=(hazard,))
-        doc.heading(3, labels.get(hazard, hazard))
-        if sentences:
+    doc.bullets(hazard_sentences(shares, hazards=headline))
+
+
+def _sentences_by_case(doc: _Doc, shares: pd.DataFrame) -> None:
+    present = list(dict.fromkeys(shares["hazard"]))
+    headline = [h for h in HEADLINE_HAZARDS if h in present] or present
+    sentences = disclosure_sentences(shares, hazards=headline)
+    if sentences:
+        with doc.fold(f"One sentence per hazard, scenario and year ({len(sentences)}), "
+                      "for copying into a disclosure"):
             doc.bullets(sentences)
-        else:
-            doc.para("No site could be screened for this hazard (no location or no data).")
-    doc.para("Medium or higher means level 3 (medium) to 5 (very high). Percentages are of the "
-             "sites screened, that is, located and with data; sites with no data or no location "
-             "are counted beside every table, never as low risk. The range is the share with "
-             "every site at the low or high end of its model spread.", "note")
+
+
+def _shares_table(doc: _Doc, part: pd.DataFrame, weighted: bool) -> None:
+    header = ["Scenario", "Year", "L1 %", "L2 %", "L3 %", "L4 %", "L5 %", "Medium+ %",
+              "Range %"]
+    if weighted:
+        header.append(f"Medium+ % by {_str(part['weight_field'].iloc[0])}")
+    header += ["Screened", "No data", "Unresolved", "Dataset pathway", "Period"]
+    rows = []
+    for r in part.to_dict("records"):
+        lo, hi = _pct(r["medium_plus_pct_low"]), _pct(r["medium_plus_pct_high"])
+        row: list[Any] = [scenario_title(r["scenario"]), r["year"],
+                          *[_pct(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
+                          _pct(r["medium_plus_pct"]), "" if lo == hi else f"{lo}-{hi}"]
+        if weighted:
+            row.append(_pct(r["w_medium_plus_pct"]))
+        approx = approximate_pathways(r)
+        # A composite's pathway marks its approximate components itself.
+        pathway = _str(r["pathway"]) + (" (approximate)" if approx and not r["is_composite"]
+                                        else "")
+        row += [r["sites_screened"], r["sites_no_data"], r["sites_unresolved"],
+                _Cell(pathway, "bad" if approx else "", _str(r.get("pathway_label"))),
+                _str(r["period"])]
+        rows.append(row)
+    doc.table(header, rows, cls="num")
 
 
 def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes]) -> None:
@@ -325,30 +449,16 @@ def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes
         part = part.assign(_s=part["scenario"].map(scenario_rank)).sort_values(
             ["year", "_s"], kind="stable")
         label = _str(part["hazard_label"].iloc[0])
-        kind = " (composite)" if bool(part["is_composite"].iloc[0]) else ""
-        doc.heading(3, f"{label}{kind}", f"shares-{hazard}")
-        header = ["Scenario", "Year", "L1 %", "L2 %", "L3 %", "L4 %", "L5 %", "Medium+ %",
-                  "Range %"]
-        if weighted:
-            header.append(f"Medium+ % by {_str(part['weight_field'].iloc[0])}")
-        header += ["Screened", "No data", "Unresolved", "Dataset pathway", "Period"]
-        rows = []
-        for r in part.to_dict("records"):
-            lo, hi = _pct(r["medium_plus_pct_low"]), _pct(r["medium_plus_pct_high"])
-            row: list[Any] = [scenario_title(r["scenario"]), r["year"],
-                              *[_pct(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
-                              _pct(r["medium_plus_pct"]), "" if lo == hi else f"{lo}-{hi}"]
-            if weighted:
-                row.append(_pct(r["w_medium_plus_pct"]))
-            pathway = _str(r["pathway"]) + ("" if r["pathway_exact"] else " (approximate)")
-            row += [r["sites_screened"], r["sites_no_data"], r["sites_unresolved"],
-                    _Cell(pathway, "" if r["pathway_exact"] else "bad",
-                          _str(r.get("pathway_label"))), _str(r["period"])]
-            rows.append(row)
-        doc.table(header, rows, cls="num")
-        name = shares_chart_name(hazard, "png")
-        if name in charts:
-            doc.image(name, f"{label}: share of sites by risk level", charts[name])
+        composite = bool(part["is_composite"].iloc[0])
+        doc.heading(3, f"{label}{' (composite)' if composite else ''}", f"shares-{hazard}")
+        # The composites are what disclosures report; their components are folded.
+        with doc.fold(f"{label}: table and chart", fold=not composite):
+            _shares_table(doc, part, weighted)
+            name = shares_chart_name(hazard, "png")
+            if name in charts:
+                doc.image(name, f"{label}: share of sites by risk level", charts[name])
+    if len(shares):
+        _sentences_by_case(doc, shares)
 
 
 def _parse_map_name(name: str) -> tuple[str, str, int] | None:
@@ -362,17 +472,26 @@ def _parse_map_name(name: str) -> tuple[str, str, int] | None:
     return None
 
 
-def _maps(doc: _Doc, charts: Mapping[str, bytes], labels: Mapping[str, str]) -> None:
+def _maps(doc: _Doc, charts: Mapping[str, bytes], labels: Mapping[str, str],
+          listed: pd.DataFrame, table: pd.DataFrame, n_sites: int, *, synthetic: bool) -> None:
     found = [(n, p) for n in charts if (p := _parse_map_name(n))]  # in the order drawn
-    if not found:
+    # The interactive map opens on the first static map's layer.
+    imap = web_map(listed, table, labels=labels, default=found[0][1] if found else None,
+                   n_listed_of=n_sites, synthetic=synthetic) if len(table) else None
+    if not found and imap is None:
         return
     doc.heading(2, "Maps", "maps")
     doc.para(BOUNDARY_CREDIT + " Sites are drawn where they were located; unresolved sites "
              "are not drawn.", "note")
-    for name, (hazard, scen, year) in found:
-        if map_chart_name(hazard, scen, year) == name:
-            doc.image(name, f"{labels.get(hazard, hazard)}: {scenario_title(scen)} {year}",
-                      charts[name])
+    if imap is not None:
+        doc.html(imap.html, "The interactive map (pan, zoom, click a site for its levels) is "
+                 "in report.html.", css=imap.css, scripts=imap.scripts)
+    # With the interactive map above, the static ones (for print and the Markdown) fold.
+    with doc.fold(f"Static maps ({len(found)})", fold=imap is not None and bool(found)):
+        for name, (hazard, scen, year) in found:
+            if map_chart_name(hazard, scen, year) == name:
+                doc.image(name, f"{labels.get(hazard, hazard)}: {scenario_title(scen)} {year}",
+                          charts[name])
 
 
 def _level_cell(level: int, low: int, high: int, driver: str) -> _Cell:
@@ -383,21 +502,32 @@ def _level_cell(level: int, low: int, high: int, driver: str) -> _Cell:
     return _Cell(text, f"lv l{level}", tip)
 
 
-def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
-                labels: Mapping[str, str]) -> None:
-    doc.heading(2, "Sites", "sites")
+def _headline_hazards(table: pd.DataFrame) -> list[str]:
     present = list(table["hazard"].unique())
-    hazards = [h for h in HEADLINE_HAZARDS if h in present] or present
+    return [h for h in HEADLINE_HAZARDS if h in present] or present
+
+
+def _listed_sites(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The sites the per-site table and the interactive map show: all of them, or for a
+    large portfolio the :data:`_MAX_SITE_ROWS` with the highest headline levels, in input
+    order."""
+    if len(sites) <= _MAX_SITE_ROWS:
+        return sites
+    part = table[table["hazard"].isin(_headline_hazards(table))]
+    top = pd.to_numeric(part["level"], errors="coerce").groupby(part["site_id"]).max()
+    rank = sites["site_id"].map(top).fillna(0).to_numpy()
+    return sites.iloc[np.sort(np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS])]
+
+
+def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
+                labels: Mapping[str, str], n_sites: int) -> None:
+    doc.heading(2, "Sites", "sites")
+    hazards = _headline_hazards(table)
     part = table[table["hazard"].isin(hazards)]
     combos = sorted({(h, s, int(y)) for h, s, y in part[["hazard", "scenario", "year"]]
                      .drop_duplicates().itertuples(index=False)},
                     key=lambda k: (hazards.index(k[0]), k[2], scenario_rank(k[1])))
-    n_sites = len(sites)
-    if n_sites > _MAX_SITE_ROWS:
-        top = pd.to_numeric(part["level"], errors="coerce").groupby(part["site_id"]).max()
-        rank = sites["site_id"].map(top).fillna(0).to_numpy()
-        keep = np.sort(np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS])
-        sites = sites.iloc[keep]
+    if len(sites) < n_sites:
         part = part[part["site_id"].isin(set(sites["site_id"]))]
     cells: dict[tuple[str, str, str, int], _Cell] = {}
     flags: dict[str, list[str]] = {}
@@ -432,7 +562,8 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
              + (f" Listed: the {len(sites):,} of {n_sites:,} sites with the highest levels, "
                 "in input order; every site is in site_results.csv and sites.geojson."
                 if len(sites) < n_sites else ""))
-    doc.table(header, rows, groups=groups)
+    with doc.fold(f"Level per site: {len(rows):,} sites", fold=len(rows) > _FOLD_ROWS):
+        doc.table(header, rows, groups=groups)
 
 
 def _fmt_threshold(ts: Mapping) -> str:
@@ -449,6 +580,18 @@ def _fmt_threshold(ts: Mapping) -> str:
     if ts.get("near_margin"):
         text += f"; values within {ts['near_margin']:g} of an edge are flagged near-threshold"
     return text
+
+
+def _method_difference(reference: str, text: str) -> str:
+    """The words of ``text`` that differ from the ``reference`` method text, joined by
+    ' ... ' (the column, pathway and period of a layer), so the method is printed once."""
+    if text == reference:
+        return "" if text else "-"
+    a, b = reference.split(), text.split()
+    parts = [" ".join(b[j1:j2]) for op, _, _, j1, j2 in
+             difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+             if op in ("replace", "insert") and j2 > j1]
+    return " ... ".join(parts) if parts else "(words left out)"
 
 
 def _methods(doc: _Doc, manifest: Mapping, labels: Mapping[str, str]) -> None:
@@ -483,20 +626,30 @@ def _methods(doc: _Doc, manifest: Mapping, labels: Mapping[str, str]) -> None:
         units = list(dict.fromkeys(_str(lay.get("units")) for lay in layers))
         if units:
             items.append("Value units: " + "; ".join(units))
-        for text in dict.fromkeys(_str(lay.get("method")) for lay in layers):
-            if text:
-                items.append(f"Method: {text}")
+        layers = sorted(layers, key=lambda x: (int(x.get("year", 0)),
+                                               scenario_rank(x.get("scenario", ""))))
+        texts = [_str(lay.get("method")) for lay in layers]
+        reference = next((t for t in texts if t), "")
+        varies = any(t != reference for t in texts)
+        if reference:
+            items.append(f"Method: {reference}" + (
+                f" (as for {scenario_title(layers[texts.index(reference)].get('scenario', ''))} "
+                f"{layers[texts.index(reference)].get('year', '')}; the other layers differ "
+                "only where the table below says)" if varies else ""))
         doc.bullets(items)
         rows = []
-        for lay in sorted(layers, key=lambda x: (int(x.get("year", 0)),
-                                                 scenario_rank(x.get("scenario", "")))):
+        for lay, text in zip(layers, texts, strict=True):
             pw = lay.get("pathway", {})
             exact = bool(pw.get("exact", True))
-            rows.append([scenario_title(lay.get("scenario", "")), lay.get("year", ""),
-                         f"{pw.get('code', '')} ({pw.get('label', '')})", pw.get("period", ""),
-                         _Cell("exact" if exact else "approximate", "" if exact else "bad"),
-                         _str(pw.get("note"))])
-        doc.table(["Scenario", "Year", "Dataset pathway", "Period", "Match", "Note"], rows)
+            row = [scenario_title(lay.get("scenario", "")), lay.get("year", ""),
+                   f"{pw.get('code', '')} ({pw.get('label', '')})", pw.get("period", ""),
+                   _Cell("exact" if exact else "approximate", "" if exact else "bad"),
+                   _str(pw.get("note"))]
+            if varies:
+                row.append(_method_difference(reference, text))
+            rows.append(row)
+        doc.table(["Scenario", "Year", "Dataset pathway", "Period", "Match", "Note",
+                   *(["Method differs in"] if varies else [])], rows)
         # Layers often share their details: print each distinct record once, keyed by the
         # scenario/year layers it belongs to.
         grouped: dict[str, list[str]] = {}
@@ -657,10 +810,11 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     synthetic = is_synthetic(manifest)
     doc = _Doc()
     _header(doc, manifest, sites)
-    _findings(doc, shares, labels)
+    _headline(doc, shares)
     _shares_sections(doc, shares, charts)
-    _maps(doc, charts, labels)
-    _site_table(doc, sites, table, labels)
+    listed = _listed_sites(sites, table)
+    _maps(doc, charts, labels, listed, table, len(sites), synthetic=synthetic)
+    _site_table(doc, listed, table, labels, len(sites))
     _methods(doc, manifest, labels)
     _provenance(doc, manifest)
     _geocoding(doc, sites, manifest)
@@ -668,7 +822,7 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
         _changes(doc, changes)
     toc = [(anchor, text) for kind, body in doc.blocks if kind == "h"
            for level, text, anchor in [body] if level == 2 and anchor]
-    title = f"sitescreen run {manifest.get('run_id', '')}"
+    title = f"{_title(manifest)}: climate risk screening"
     banner = ("SYNTHETIC DEMO DATA: illustrative numbers, not hazard data. Do not report them."
               if synthetic else "")
     md = _to_markdown(doc)
@@ -676,3 +830,29 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
         md = f"> **{_md_text(banner)}**\n\n" + md
     return {REPORT_MD: md.encode("utf-8"),
             REPORT_HTML: _to_html(doc, title=title, banner=banner, toc=toc).encode("utf-8")}
+
+
+def headline_markdown(shares: pd.DataFrame, manifest: Mapping, *, run_dir: str = "",
+                      report_uri: str = "") -> str:
+    """The report's first screen as Markdown, for places that show Markdown away from the
+    run folder (the Prefect summary artifact): the title, the synthetic-data warning, the
+    headline table and one sentence per hazard, then where the outputs are.
+
+    Parameters
+    ----------
+    shares, manifest : the run's shares table and manifest.
+    run_dir : the run folder, named at the end.
+    report_uri : a link to ``report.html`` (a ``file://`` URI is only useful on the server
+        that wrote it, so it comes last).
+    """
+    doc = _Doc()
+    _header(doc, manifest, pd.DataFrame(index=range(int(
+        manifest.get("inputs", {}).get("sites", {}).get("n_sites") or 0))))
+    _headline(doc, shares)
+    if run_dir:
+        doc.para(f"Outputs: {run_dir}", "meta")
+    md = _to_markdown(doc)
+    if report_uri:
+        uri = report_uri.replace("(", "%28").replace(")", "%29").replace(" ", "%20")
+        md += f"\n[HTML report]({uri}) (opens on the machine that wrote it)\n"
+    return md

@@ -1,16 +1,26 @@
-"""Human-readable views of a run: the shares table and disclosure sentences."""
+"""Human-readable views of a run: the shares table, the headline table and the sentences.
+
+The headline table (medium-and-above share per headline hazard x scenario x year, with the
+model range, the weighted share and the denominators) and one sentence per hazard are what
+the first screen of the report and the Prefect summary artifact show; the per scenario and
+year sentences are kept for those who copy them into a disclosure.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
+from sitescreen.aggregate import APPROXIMATE_MARK
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
-from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank
+from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank, scenario_title
 
-__all__ = ["format_shares_table", "disclosure_sentences", "HEADLINE_HAZARDS"]
+__all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "headline_table",
+           "approximate_pathways", "report_title", "share_records", "HEADLINE_HAZARDS",
+           "SHARE_HEADLINE_COLUMNS"]
 
 #: The two groups corporate disclosures report (e.g. SenseTime's 2023 climate report).
 HEADLINE_HAZARDS = ("water_scarcity_drought", "floods_typhoons")
@@ -54,9 +64,13 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
             scen = parse_narrative(row["scenario"]).title
             pcts = " ".join(_fmt_pct(row[f"pct_level_{lvl}"]) for lvl in range(1, 6))
             mp = _fmt_pct(row["medium_plus_pct"])
-            flag = "" if row["pathway_exact"] else " (approx.)"
-            codes = ", ".join(dict.fromkeys(p.split(":")[-1].strip()
-                                            for p in str(row["pathway"]).split(";")))
+            approx = approximate_pathways(row)
+            codes = ", ".join(dict.fromkeys(
+                p.split(":")[-1].replace(APPROXIMATE_MARK, "").strip()
+                + (" (approx.)" if p.strip().replace(APPROXIMATE_MARK, "") in approx
+                   or (approx and ":" not in p) else "")
+                for p in str(row["pathway"]).split(";")))
+            flag = ""
             lines.append(
                 f"{scen:<14} {row['year']:>4}  {pcts}  {mp:>6}% {_range(row):<9} "
                 f"{row['sites_screened']:>4} {row['sites_no_data']:>7} "
@@ -101,8 +115,11 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
             weighted = f"; {row['w_medium_plus_pct']:.0f} % weighted by {row.get('weight_field', 'weight')}"
         approx = ""
         if "pathway_exact" in row and not bool(row["pathway_exact"]):
-            approx = (f" (dataset pathway {row['pathway']} approximates this scenario)"
-                      if "pathway" in row else " (dataset pathway approximates this scenario)")
+            parts = approximate_pathways(row)
+            approx = (f" (dataset pathway {_and(parts)} approximates this scenario)"
+                      if len(parts) == 1 else
+                      f" (dataset pathways {_and(parts)} approximate this scenario)"
+                      if parts else " (dataset pathway approximates this scenario)")
         out.append(
             f"In {row['year']} under the {scen} scenario, {row['medium_plus_count']} of "
             f"{row['sites_screened']} sites ({row['medium_plus_pct']:.0f} %) face medium or "
@@ -115,3 +132,234 @@ def _isnan(value: object) -> bool:
         return math.isnan(float(value))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return value is None
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] \
+        if items else ""
+
+
+def approximate_pathways(row: Mapping) -> list[str]:
+    """The dataset pathways of a shares row that only approximate its scenario.
+
+    A composite's pathway lists every component (``hazard:code``, each marked by
+    :data:`~sitescreen.aggregate.APPROXIMATE_MARK` when approximate), so only the
+    approximate components are named; a single hazard names its own pathway.
+
+    >>> approximate_pathways({"pathway": "river_flood:rcp4p5 (approximate); "
+    ...                       "typhoon:ssp245", "pathway_exact": False})
+    ['river_flood:rcp4p5']
+    >>> approximate_pathways({"pathway": "rcp4p5", "pathway_exact": False})
+    ['rcp4p5']
+    >>> approximate_pathways({"pathway": "ssp245", "pathway_exact": True})
+    []
+    """
+    if bool(row.get("pathway_exact", True)):
+        return []
+    parts = [p.strip() for p in str(row.get("pathway", "")).split(";") if p.strip()]
+    marked = [p[: -len(APPROXIMATE_MARK)].strip() for p in parts if p.endswith(APPROXIMATE_MARK)]
+    if marked:
+        return list(dict.fromkeys(marked))
+    # a single hazard (or a " | "-joined mix of its pathways): the pathway itself
+    return [str(row.get("pathway", ""))] if not any(":" in p for p in parts) else []
+
+
+def report_title(title: str | None, sites_meta: Mapping | None, sites_path: str | Path) -> str:
+    """The portfolio name a report is titled with: the ``title`` given, else the sites
+    file's top-level ``name`` (a GeoJSON FeatureCollection member), else its file name.
+
+    >>> report_title(None, {"name": "Example portfolio"}, "data/sites.geojson")
+    'Example portfolio'
+    >>> report_title(None, {}, "data/sites.geojson")
+    'sites.geojson'
+    >>> report_title("  My sites ", {"name": "x"}, "s.csv")
+    'My sites'
+    """
+    for candidate in (title, (sites_meta or {}).get("name")):
+        if isinstance(candidate, str) and candidate.strip():
+            return " ".join(candidate.split())
+    return Path(str(sites_path)).name
+
+
+def _ordered(shares: pd.DataFrame, hazards: Sequence[str]) -> pd.DataFrame:
+    order = {h: i for i, h in enumerate(hazards)}
+    part = shares[shares["hazard"].isin(hazards)]
+    part = part.assign(_h=part["hazard"].map(order), _s=part["scenario"].map(scenario_rank))
+    return part.sort_values(["_h", "_s", "year"], kind="stable")
+
+
+def _span(values: Sequence[float], unit: str = " %") -> str:
+    vals = [round(v) for v in values if not _isnan(v)]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
+
+
+def _screened_text(part: pd.DataFrame) -> str:
+    total = int(part["sites_total"].max())
+    screened = _span(part["sites_screened"].tolist(), "")
+    gaps = []
+    for col, what in (("sites_no_data", "no data"), ("sites_unresolved", "unresolved")):
+        n = _span(part[col].tolist(), "")
+        if n != "0":
+            gaps.append(f"{n} {what}")
+    return f"{screened} of {total}" + (f" ({', '.join(gaps)})" if gaps else "")
+
+
+def _present_headline(shares: pd.DataFrame, hazards: Sequence[str]) -> list[str]:
+    present = list(dict.fromkeys(shares["hazard"]))
+    return [h for h in hazards if h in present] or present
+
+
+def headline_table(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZARDS
+                   ) -> tuple[list[str], list[list[str]]]:
+    """The compact headline table, as (header, rows) of plain text.
+
+    One row per headline hazard x scenario, one column per year, each cell the share of
+    screened sites at medium or higher (levels 3-5) with its model range in brackets, the
+    weighted share after it when the shares were weighted, and a dagger when a dataset
+    pathway only approximates the scenario; the last column gives the denominators (sites
+    screened of the portfolio, and the sites not screened). A run with none of the
+    headline hazards shows every hazard it screened.
+    """
+    if shares.empty:
+        return ["Hazard", "Scenario", "Sites screened"], []
+    names = _present_headline(shares, hazards)
+    part = _ordered(shares, names)
+    years = sorted({int(y) for y in part["year"]})
+    weighted = "w_medium_plus_pct" in part.columns
+    weight = str(part["weight_field"].iloc[0]) if weighted and len(part) else ""
+    header = ["Hazard", "Scenario", *(f"{y} medium+" for y in years), "Sites screened"]
+    rows: list[list[str]] = []
+    for hazard in names:
+        first = True
+        for _, group in part[part["hazard"] == hazard].groupby("_s", sort=True):
+            by_year = {int(r["year"]): r for r in group.to_dict("records")}
+            cells = []
+            for y in years:
+                r = by_year.get(y)
+                if r is None or not r["sites_screened"]:
+                    cells.append("-")
+                    continue
+                text = f"{r['medium_plus_pct']:.0f} %"
+                lo, hi = r["medium_plus_pct_low"], r["medium_plus_pct_high"]
+                if not (_isnan(lo) or _isnan(hi)) and round(lo) != round(hi):
+                    text += f" ({lo:.0f}-{hi:.0f})"
+                if weighted and not _isnan(r.get("w_medium_plus_pct")):
+                    text += f"; {r['w_medium_plus_pct']:.0f} % by {weight}"
+                if approximate_pathways(r):
+                    text += " \u2020"
+                cells.append(text)
+            rows.append([str(group["hazard_label"].iloc[0]) if first else "",
+                         scenario_title(group["scenario"].iloc[0]), *cells,
+                         _screened_text(group)])
+            first = False
+    return header, rows
+
+
+def _where(rows: Sequence[Mapping]) -> str:
+    names = [f"{scenario_title(r['scenario'])} {int(r['year'])}" for r in rows]
+    return names[0] if len(names) == 1 else \
+        f"{names[0]} and {len(names) - 1} other{'s' if len(names) > 2 else ''}"
+
+
+def hazard_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZARDS
+                     ) -> list[str]:
+    """One sentence per hazard: the medium-and-above share over every scenario and year.
+
+    The sentence gives the lowest and highest share with where they occur and their counts,
+    the model range and the weighted share when there are any, and names each dataset
+    pathway that only approximates a scenario.
+
+    >>> base = dict(hazard="water_scarcity_drought", hazard_label="Water scarcity and drought",
+    ...             sites_screened=38, sites_total=40, pathway_exact=True, pathway="opt",
+    ...             medium_plus_pct_low=float("nan"), medium_plus_pct_high=float("nan"))
+    >>> rows = [dict(base, scenario="optimistic", year=2030, medium_plus_count=19,
+    ...              medium_plus_pct=50.0),
+    ...         dict(base, scenario="pessimistic", year=2050, medium_plus_count=22,
+    ...              medium_plus_pct=57.9, pathway_exact=False, pathway="rcp8p5")]
+    >>> hazard_sentences(pd.DataFrame(rows))[0]
+    'Water scarcity and drought: from 50 % (19 of 38 screened sites, Optimistic 2030) to 58 % (22 of 38, Pessimistic 2050) face medium or higher risk across 2 scenarios and the years 2030 and 2050; dataset pathway rcp8p5 only approximates Pessimistic.'
+    """
+    if shares.empty:
+        return []
+    part = _ordered(shares, list(hazards))
+    out = []
+    for hazard in [h for h in hazards if h in set(part["hazard"])]:
+        rows = [r for r in part[part["hazard"] == hazard].to_dict("records")
+                if r["sites_screened"]]
+        if not rows:
+            continue
+        label = str(rows[0]["hazard_label"])
+        pct = [round(float(r["medium_plus_pct"])) for r in rows]
+        lo_rows = [r for r, p in zip(rows, pct, strict=True) if p == min(pct)]
+        hi_rows = [r for r, p in zip(rows, pct, strict=True) if p == max(pct)]
+        scen = list(dict.fromkeys(r["scenario"] for r in rows))
+        years = sorted({int(r["year"]) for r in rows})
+        across = (f"{len(scen)} scenarios" if len(scen) > 1 else
+                  f"the {scenario_title(scen[0])} scenario") + \
+            (f" and the years {_and([str(y) for y in years])}" if len(years) > 1
+             else f" in {years[0]}")
+        if min(pct) == max(pct):
+            counts = _span([r["medium_plus_count"] for r in rows], "")
+            text = (f"{label}: {pct[0]} % ({counts} of {_span([r['sites_screened'] for r in rows], '')} "
+                    f"screened sites) face medium or higher risk in every case, across {across}")
+        else:
+            lo, hi = lo_rows[0], hi_rows[0]
+            text = (f"{label}: from {min(pct)} % ({lo['medium_plus_count']} of "
+                    f"{lo['sites_screened']} screened sites, {_where(lo_rows)}) to {max(pct)} % "
+                    f"({hi['medium_plus_count']} of {hi['sites_screened']}, {_where(hi_rows)}) "
+                    f"face medium or higher risk across {across}")
+        lows = [r["medium_plus_pct_low"] for r in rows]
+        highs = [r["medium_plus_pct_high"] for r in rows]
+        if any(not (_isnan(a) or _isnan(b)) and round(a) != round(b)
+               for a, b in zip(lows, highs, strict=True)):
+            text += f"; {_span(lows + highs)} across the model range"
+        if "w_medium_plus_pct" in rows[0]:
+            w = [r["w_medium_plus_pct"] for r in rows]
+            if any(not _isnan(v) for v in w):
+                text += f"; {_span(w)} weighted by {rows[0].get('weight_field', 'weight')}"
+        approx: dict[str, list[str]] = {}
+        for r in rows:
+            for p in approximate_pathways(r):
+                approx.setdefault(p, [])
+                title = scenario_title(r["scenario"])
+                if title not in approx[p]:
+                    approx[p].append(title)
+        if approx:
+            # Pathways grouped by the scenarios they approximate, each named once.
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for p, titles in approx.items():
+                groups.setdefault(tuple(titles), []).append(p)
+            notes = [f"{'pathways' if len(ps) > 1 else 'pathway'} {_and(ps)} only "
+                     f"approximate{'' if len(ps) > 1 else 's'} {_and(list(t))}"
+                     for t, ps in groups.items()]
+            text += f"; dataset {_and(notes)}"
+        out.append(text + ".")
+    return out
+
+
+#: The columns a reader looks for first in the shares table (Prefect's table artifact is
+#: wide; these come before the per-level detail).
+SHARE_HEADLINE_COLUMNS = ("hazard", "scenario", "year", "medium_plus_pct",
+                          "medium_plus_pct_low", "medium_plus_pct_high", "w_medium_plus_pct",
+                          "sites_screened", "sites_total")
+
+
+def share_records(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZARDS
+                  ) -> list[dict]:
+    """The shares table as records for a table artifact: headline hazards first, the
+    headline columns (:data:`SHARE_HEADLINE_COLUMNS`) first, percentages to one decimal
+    and missing values as None."""
+    rest = ["sites_no_data", "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)),
+            "pathway", "period"]
+    cols = [c for c in (*SHARE_HEADLINE_COLUMNS, *rest) if c in shares.columns]
+    first = _present_headline(shares, hazards) if len(shares) else []
+    order = {h: i for i, h in enumerate(first)}
+    part = shares.assign(_h=shares["hazard"].map(order).fillna(len(order)),
+                         _s=shares["scenario"].map(scenario_rank))
+    part = part.sort_values(["_h", "_s", "year"], kind="stable")[cols]
+    rows = part.round(1).astype(object).where(part.notna(), None)
+    return rows.to_dict("records")
