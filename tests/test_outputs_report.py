@@ -228,7 +228,8 @@ def test_empty_shares_are_handled():
 def test_title_is_the_portfolio_name(run):
     from sitescreen.catalog import load_catalog
     from sitescreen.data.sources import DataSource
-    from sitescreen.pipeline import ScreeningRequest, build_manifest
+    from sitescreen.manifest import build_manifest
+    from sitescreen.pipeline import ScreeningRequest
 
     sites, table, shares, manifest = run
     # the fixture's sites frame has no GeoJSON name: the file name
@@ -238,7 +239,7 @@ def test_title_is_the_portfolio_name(run):
     data = DataSource(root="/demo", origin=DataOrigin.SYNTHETIC_DEMO, description="test")
 
     def title(request, frame):
-        return build_manifest(request=request, run_id="20250101T000000Z-aaaaaa",
+        return build_manifest(request=request.to_dict(), run_id="20250101T000000Z-aaaaaa",
                               catalog=load_catalog(), data=data, sites=frame, results=[],
                               timings={})["title"]
 
