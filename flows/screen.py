@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, task, unmapped
@@ -23,11 +22,13 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
+from flows.operations import one_line_failure, publish_changes, sites_password
 from sitescreen import pipeline
 from sitescreen.errors import is_transient
 from sitescreen.outputs.report import headline_markdown
 from sitescreen.outputs.run_folder import REPORT_HTML, new_run_id
 from sitescreen.outputs.summary import share_records
+from sitescreen.site_sources import source_label
 
 AMAP_SECRET_BLOCK = "sitescreen-amap-key"
 
@@ -59,6 +60,10 @@ def geocoder_options(request: pipeline.ScreeningRequest) -> dict:
     return {"amap": {"key": key}}
 
 
+def _load_sites(request: pipeline.ScreeningRequest):
+    return pipeline.load_sites(request, password=sites_password(request.sites))
+
+
 def _locate_sites(sites, request: pipeline.ScreeningRequest):
     return pipeline.locate_sites(sites, request, geocoder_options=geocoder_options(request))
 
@@ -77,7 +82,7 @@ def _layer_cache_key(context, parameters) -> str:
 TASKS: dict[Callable, Any] = {
     pipeline.prepare_data: task(pipeline.prepare_data, name="prepare-data",
                                 cache_policy=NO_CACHE, **_RETRY),
-    pipeline.load_sites: task(pipeline.load_sites, name="load-sites", cache_policy=NO_CACHE),
+    pipeline.load_sites: task(_load_sites, name="load-sites", cache_policy=NO_CACHE),
     pipeline.locate_sites: task(_locate_sites, name="locate-sites", cache_policy=NO_CACHE,
                                 **_RETRY),
     pipeline.check_layer: task(pipeline.check_layer, name="check-result-store",
@@ -128,11 +133,12 @@ def publish_artifacts(run: pipeline.ScreeningRun) -> None:
 
 
 def _flow_run_name() -> str:
-    """``<sites file> <run id>``, so runs can be told apart in the UI."""
+    """``<sites source> <run id>``, so runs can be told apart in the UI (a database source
+    by ``db.table``: a URL, and any password in it, never reaches the name)."""
     from prefect.runtime import flow_run
 
     params = flow_run.parameters
-    return f"{Path(str(params.get('sites', 'sites'))).name} {_run_id(params.get('run_id'))}"
+    return f"{source_label(str(params.get('sites', 'sites')))} {_run_id(params.get('run_id'))}"
 
 
 def _run_id(given: str | None) -> str:
@@ -149,6 +155,7 @@ def _run_id(given: str | None) -> str:
 
 
 @flow(name="screen-sites", flow_run_name=_flow_run_name, log_prints=True)
+@one_line_failure
 def screen_flow(
     sites: str = "sites.geojson",
     data: str | None = None,
@@ -181,6 +188,8 @@ def screen_flow(
         cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title)
     run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
     publish_artifacts(run)
+    if run.run_dir is not None:
+        publish_changes(str(run.run_dir), run.sampled)
     return pipeline.run_summary(run)
 
 

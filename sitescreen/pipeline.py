@@ -39,6 +39,7 @@ from sitescreen.outputs.run_folder import (
     write_run,
 )
 from sitescreen.scenarios import Narrative, parse_narrative
+from sitescreen.site_sources import redact
 from sitescreen.store import CachedLayer, ResultStore, layer_fingerprint, location_digest
 
 __all__ = [
@@ -122,6 +123,7 @@ class ScreeningRequest:
         d["years"] = list(self.years)
         d["hazards"] = list(self.hazards)
         d["geocoders"] = list(self.geocoders)
+        d["sites"] = redact(self.sites)  # a database URL may carry a password
         return {k: v for k, v in d.items() if v not in (None, ())}
 
 
@@ -240,11 +242,12 @@ def prepare_data(request: ScreeningRequest) -> DataSource:
     return open_data(request)
 
 
-def load_sites(request: ScreeningRequest) -> gpd.GeoDataFrame:
-    """Read and validate the sites file; every problem is reported at once."""
+def load_sites(request: ScreeningRequest, *, password: str | None = None) -> gpd.GeoDataFrame:
+    """Read and validate the sites source; every problem is reported at once. ``password``:
+    of a PostGIS source, when not in ``PGPASSWORD`` (the flow's comes from a Secret block)."""
     from sitescreen.sites import read_sites
 
-    return read_sites(request.sites)
+    return read_sites(request.sites, password=password)
 
 
 def check_folders(request: ScreeningRequest, *, out: bool = True) -> None:

@@ -1,11 +1,12 @@
-"""Read a portfolio of sites from GeoJSON or CSV into the site table.
+"""Read a portfolio of sites from GeoJSON, CSV or a table source into the site table.
 
 A site needs either coordinates (WGS 84 longitude, latitude) or something to geocode (an
 address or a city). :func:`read_sites` returns one row per site in a fixed column order
 (:data:`OUTPUT_COLUMNS`); :func:`validate_sites` reads the same way but returns the report of
 every problem in the file instead of raising. This module decodes the file, parses GeoJSON or
 CSV, maps column names and aliases, normalises text and derives stable ids for sites without
-one; the checks themselves, the :class:`~sitescreen.site_checks.Problem` and
+one (GeoPackage layers and PostGIS tables are read by :mod:`sitescreen.site_sources` into
+features, then checked here as GeoJSON features are); the checks themselves, the :class:`~sitescreen.site_checks.Problem` and
 :class:`~sitescreen.site_checks.ValidationReport` objects and the ``on_invalid`` policy live in
 :mod:`sitescreen.site_checks`.
 
@@ -45,7 +46,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from sitescreen.errors import SiteValidationError
+from sitescreen.errors import ConfigError, SiteValidationError
 from sitescreen.outputs.run_folder import (
     GPKG_MAX_COLUMNS,
     MAX_INT64,
@@ -69,6 +70,7 @@ from sitescreen.site_checks import (
     problem_kinds,
     write_problem_report,
 )
+from sitescreen.site_sources import SourceProblem, is_table_source, read_table, redact
 
 __all__ = [
     "CORE_COLUMNS",
@@ -122,14 +124,17 @@ def read_sites(
     *,
     on_invalid: OnInvalid = "raise",
     max_bytes: int = DEFAULT_MAX_BYTES,
+    password: str | None = None,
 ) -> gpd.GeoDataFrame:
-    """Read a GeoJSON or CSV sites file into a GeoDataFrame (EPSG:4326).
+    """Read a sites file, GeoPackage layer or PostGIS table into a GeoDataFrame (EPSG:4326).
 
     Parameters
     ----------
     path : str or path-like
         A ``.geojson``/``.json`` FeatureCollection, or a ``.csv``/``.tsv``/``.txt`` table
         (UTF-8, BOM allowed, delimiter ``,`` ``;`` or tab). Other suffixes are sniffed.
+        Or a table source (:mod:`sitescreen.site_sources`): ``sites.gpkg:layer``, or
+        ``postgresql://user@host/db?table=sites`` (or ``?query=...``).
     on_invalid : {"raise", "warn", "ignore"}
         ``"raise"``: any error raises :class:`~sitescreen.errors.SiteValidationError` listing
         every problem. ``"warn"``: sites with errors are dropped and one :class:`SiteWarning`
@@ -137,6 +142,8 @@ def read_sites(
         the file as a whole (unreadable, empty, too big, no sites left) always raise.
     max_bytes : int
         Refuse files larger than this many bytes, before reading them.
+    password : str, optional
+        Database password of a PostGIS source when not in ``PGPASSWORD``/``~/.pgpass``.
 
     Returns
     -------
@@ -146,7 +153,9 @@ def read_sites(
         as ``"feature 3"`` or ``"row 5"``), then extra input columns unchanged, then
         ``geometry`` (the input Point, Polygon, MultiPolygon or None). ``attrs`` holds
         ``source_path``, ``source_sha256``, ``source_format`` and ``source_meta`` (the
-        top-level GeoJSON members other than ``type``/``features``).
+        top-level GeoJSON members other than ``type``/``features``). For a table source
+        ``source_sha256`` is the digest of its rows (ids, geometries, properties) and
+        ``source_path`` the source with any password redacted.
 
     Raises
     ------
@@ -165,11 +174,13 @@ def read_sites(
     >>> gdf[["site_id", "lon", "location_source", "input_ref"]].values.tolist()
     [['A', 121.47, 'given', 'row 2'], ['site-64cefa7cbf', nan, '', 'row 3']]
     """
-    report = validate_sites(path, on_invalid=on_invalid, max_bytes=max_bytes)
+    report = validate_sites(path, on_invalid=on_invalid, max_bytes=max_bytes,
+                            password=password)
     if report.sites is None:
         errors = list(report.errors)
         if len(errors) > SiteValidationError.MAX_SHOWN:  # too many to print: to a file
-            saved = write_problem_report(report, Path(path))
+            saved = None if is_table_source(str(path)) else write_problem_report(report,
+                                                                                   Path(path))
             raise SiteValidationError(report.source, errors, kinds=problem_kinds(errors),
                                       report_path=str(saved) if saved else None)
         raise SiteValidationError(report.source, errors)
@@ -187,6 +198,7 @@ def validate_sites(
     *,
     on_invalid: OnInvalid = "raise",
     max_bytes: int = DEFAULT_MAX_BYTES,
+    password: str | None = None,
 ) -> ValidationReport:
     """Check a sites file and report every problem at once; never raises for bad content.
 
@@ -204,8 +216,13 @@ def validate_sites(
     """
     if on_invalid not in ON_INVALID:
         raise ValueError(f"invalid on_invalid: {on_invalid!r}; use one of {ON_INVALID}")
-    parsed = _parse(Path(path), max_bytes=max_bytes)
-    return build_report(str(path), parsed.problems, parsed.frame, parsed.bad,
+    if is_table_source(str(path)):
+        source = redact(str(path))
+        parsed = _parse_table(str(path), source, password=password)
+    else:
+        source = str(path)
+        parsed = _parse(Path(path), max_bytes=max_bytes)
+    return build_report(source, parsed.problems, parsed.frame, parsed.bad,
                         on_invalid=on_invalid)
 
 
@@ -242,7 +259,12 @@ class _Parsed:
 def _file_problem(source: str, message: str, hint: str = "", *, where: str = "",
                   field_: str = "") -> _Parsed:
     """A problem with the file as a whole; ``where`` defaults to the file's name."""
-    return _Parsed([Problem("error", where or Path(source).name, field_, message, hint)])
+    return _Parsed([Problem("error", where or _source_name(source), field_, message, hint)])
+
+
+def _source_name(source: str) -> str:
+    """How problems name the source: a file by its name, a table source whole."""
+    return source if is_table_source(source) else Path(source).name
 
 
 def _parse(path: Path, *, max_bytes: int) -> _Parsed:
@@ -273,6 +295,23 @@ def _parse(path: Path, *, max_bytes: int) -> _Parsed:
     if parsed.frame is not None:
         parsed.frame.attrs.update(source_path=str(path.resolve()), source_format=fmt,
                                   source_sha256=hashlib.sha256(data).hexdigest())
+    return parsed
+
+
+def _parse_table(raw: str, source: str, *, password: str | None) -> _Parsed:
+    """A GeoPackage layer or PostGIS table, checked as GeoJSON features are."""
+    try:
+        rows = read_table(raw, password=password)
+    except (SourceProblem, ConfigError) as exc:
+        return _file_problem(source, getattr(exc, "message", str(exc)),
+                             getattr(exc, "hint", ""), where=source)
+    if not rows.features:
+        return _file_problem(source, "the table has no rows (zero sites)",
+                             "add at least one site", where=source)
+    parsed = _parse_features(source, rows.features, rows.refs, rows.meta, [])
+    if parsed.frame is not None:
+        parsed.frame.attrs.update(source_path=source, source_format=rows.format,
+                                  source_sha256=rows.digest)
     return parsed
 
 
@@ -362,7 +401,15 @@ def _parse_geojson(source: str, text: str) -> _Parsed:
     if not features:
         return _file_problem(source, "the FeatureCollection has no features (zero sites)",
                              "add at least one site", field_="features")
+    n = len(features)
+    meta = {k: v for k, v in doc.items() if k not in ("type", "features")}
+    return _parse_features(source, features, [f"feature {i + 1}" for i in range(n)], meta,
+                           file_problems)
 
+
+def _parse_features(source: str, features: list, refs: list[str], meta: dict,
+                    file_problems: list[Problem]) -> _Parsed:
+    """Check GeoJSON features (of a file, or made from the rows of a table source)."""
     issues = Issues()
     n = len(features)
     records: list[dict] = []
@@ -412,10 +459,8 @@ def _parse_geojson(source: str, text: str) -> _Parsed:
         geoms_arr[k] = g
     geoms = geoms_arr
     geoms[point_idx] = shapely.points(lon[point_idx], lat[point_idx])
-    meta = {k: v for k, v in doc.items() if k not in ("type", "features")}
-    return _finish(source, props_df, lon, lat, has_coords, geoms, bad, issues,
-                   [f"feature {i + 1}" for i in range(n)], meta, file_problems,
-                   quiet=not_feature)
+    return _finish(source, props_df, lon, lat, has_coords, geoms, bad, issues, refs, meta,
+                   file_problems, quiet=not_feature)
 
 
 # --- CSV ---------------------------------------------------------------------------------
@@ -564,7 +609,7 @@ def _finish(source: str, props: pd.DataFrame, lon: np.ndarray, lat: np.ndarray,
                 new = f"src_{name}_{k}"
             taken.add(new)
             file_problems.append(Problem(
-                "warning", Path(source).name, name, f"input column {name!r} is named like a "
+                "warning", _source_name(source), name, f"input column {name!r} is named like a "
                 f"field sitescreen writes; it is kept as {new!r} in every output"))
             name = new
         extras[name] = props[c].reset_index(drop=True)

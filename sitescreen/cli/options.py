@@ -16,7 +16,7 @@ import typer
 from sitescreen.errors import SitescreenError
 
 __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_INVALID", "EXIT_INTERRUPTED", "exit_on_error",
-           "echo_error", "SitesArg", "CatalogOpt", "ThresholdsOpt", "OutOpt", "DataOpt",
+           "echo_error", "SitesArg", "SitesQueryOpt", "sites_source", "CatalogOpt", "ThresholdsOpt", "OutOpt", "DataOpt",
            "DemoOpt"]
 
 EXIT_OK = 0
@@ -48,7 +48,28 @@ def exit_on_error(*, interrupted: str = "interrupted; nothing of this run was ke
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-SitesArg = Annotated[Path, typer.Argument(help="Sites file (GeoJSON or CSV).")]
+SitesArg = Annotated[str, typer.Argument(help=(
+    "Sites source: a GeoJSON or CSV file, a GeoPackage layer (sites.gpkg:layer) or a PostGIS "
+    "table (postgresql://user@host/db?table=sites; password from PGPASSWORD)."))]
+SitesQueryOpt = Annotated[str | None, typer.Option(
+    "--sites-query", help="SQL query giving the sites, with a postgresql:// URL as the "
+                          "sites source.")]
+
+
+def sites_source(sites: str, query: str | None = None) -> str:
+    """The sites source as the library takes it: ``--sites-query`` folded into the URL, and
+    a password in the URL moved to ``PGPASSWORD`` of this process (libpq reads it there), so
+    that neither Prefect's run parameters nor any output ever hold it."""
+    import os
+
+    from sitescreen.site_sources import split_password, with_query
+
+    if query is not None:
+        sites = with_query(sites, query)
+    sites, password = split_password(sites)
+    if password is not None:
+        os.environ["PGPASSWORD"] = password
+    return sites
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="User catalog TOML.")]
 ThresholdsOpt = Annotated[Path | None, typer.Option(
     "--thresholds", help="User threshold sets TOML.")]

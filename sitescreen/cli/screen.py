@@ -21,8 +21,10 @@ from sitescreen.cli.options import (
     DemoOpt,
     OutOpt,
     SitesArg,
+    SitesQueryOpt,
     ThresholdsOpt,
     exit_on_error,
+    sites_source,
 )
 from sitescreen.data.sources import DEMO_PACK
 from sitescreen.errors import ConfigError
@@ -30,18 +32,21 @@ from sitescreen.errors import ConfigError
 __all__ = ["screen", "validate", "demo_data", "use_prefect"]
 
 
-def validate(sites: SitesArg) -> None:
-    """Check a sites file and report every problem at once; exit 2 on errors."""
+def validate(sites: SitesArg, sites_query: SitesQueryOpt = None) -> None:
+    """Check a sites source and report every problem at once; exit 2 on errors."""
     from sitescreen.errors import SiteValidationError
     from sitescreen.site_checks import write_problem_report
+    from sitescreen.site_sources import is_table_source
     from sitescreen.sites import validate_sites
 
     with exit_on_error():
-        report = validate_sites(sites)
+        source = sites_source(sites, sites_query)
+        report = validate_sites(source)
     shown = SiteValidationError.MAX_SHOWN * 10
     typer.echo(report.format(max_problems=shown))
-    if len(report.problems) > shown:  # the rest (and the counts per kind) to a file
-        saved = write_problem_report(report, Path(sites))
+    # The rest (and the counts per kind) to a file beside a sites file.
+    if len(report.problems) > shown and not is_table_source(source):
+        saved = write_problem_report(report, Path(source))
         if saved:
             typer.echo(f"  full report: {saved}")
     if not report.ok:
@@ -73,6 +78,7 @@ def use_prefect(flag: bool | None) -> bool:
 
 def screen(
     sites: SitesArg,
+    sites_query: SitesQueryOpt = None,
     scenario: Annotated[list[str] | None, typer.Option(
         "--scenario", "-s",
         help="optimistic | current_trend | pessimistic (repeatable; default all).")] = None,
@@ -112,7 +118,7 @@ def screen(
 
     with exit_on_error():
         request = pipeline.make_request(
-            sites=sites, data=data, demo=demo, out=out, scenarios=scenario, years=year,
+            sites=sites_source(sites, sites_query), data=data, demo=demo, out=out, scenarios=scenario, years=year,
             hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
             geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
             report=not no_report, title=title)

@@ -48,7 +48,8 @@ from sitescreen.outputs.run_folder import (
 )
 from sitescreen.scenarios import scenario_rank
 
-__all__ = ["compare_runs", "changes_table", "find_previous_run", "CHANGES_COLUMNS"]
+__all__ = ["compare_runs", "compare_sites", "changes_table", "find_previous_run",
+           "CHANGES_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ CHANGES_COLUMNS = ["change", "site_id", "name", "hazard", "hazard_label", "scena
 # ----------------------------------------------------------------------------- finding runs
 
 def _norm_path(p: str) -> str:
+    if "://" in str(p):  # a database URL names the same source wherever it is run from
+        return str(p)
     return os.path.normcase(os.path.normpath(os.path.abspath(os.path.expanduser(str(p)))))
 
 
@@ -457,6 +460,38 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame, table: pd.
             kinds[kind] = kinds.get(kind, 0) + 1
     result["cause_counts"] = dict(sorted(kinds.items()))
     return result
+
+
+def compare_sites(previous: str | Path | None, sites: pd.DataFrame, *,
+                  move_threshold_m: float = 100.0) -> dict[str, list[dict]]:
+    """Sites added, removed and moved since an earlier run folder, before any geocoding.
+
+    ``sites`` is a sites table as read (:func:`sitescreen.sites.read_sites`): sites without
+    coordinates are compared by their address fields, and one whose address was edited
+    counts as moved (its position is known only after geocoding). This is how the watcher
+    (``flows/watch.py``) says what an edit changed without screening it.
+    """
+    if previous is None:
+        cur = _site_frame(sites)
+        return {"sites_added": [{"site_id": sid, "name": cur.at[sid, "name"],
+                                 "city": cur.at[sid, "city"]} for sid in cur.index],
+                "sites_removed": [], "sites_moved": []}
+    prev = _site_frame(_read_previous(Path(previous))[0])
+    cur = _site_frame(sites)
+    common = cur.index.intersection(prev.index)
+    unlocated = common[cur.loc[common, "lon"].isna() | cur.loc[common, "lat"].isna()]
+    edited = np.zeros(len(unlocated), dtype=bool)
+    for col in _INPUT_FIELDS:
+        edited |= (prev.loc[unlocated, col].map(_text).to_numpy()
+                   != cur.loc[unlocated, col].map(_text).to_numpy())
+    # Not yet geocoded: the previous position stands for an unedited address.
+    cur.loc[unlocated, ["lon", "lat"]] = prev.loc[unlocated, ["lon", "lat"]].to_numpy()
+    cur.loc[unlocated, "location_source"] = prev.loc[unlocated, "location_source"].to_numpy()
+    added, removed, moved, _ = _site_changes(prev, cur, move_threshold_m)
+    moved += [{"site_id": sid, "name": cur.at[sid, "name"], "distance_m": None,
+               "cause": "site moved", "detail": "address edited; not geocoded yet"}
+              for sid in unlocated[edited]]
+    return {"sites_added": added, "sites_removed": removed, "sites_moved": moved}
 
 
 def _level_changes(ptable: pd.DataFrame, table: pd.DataFrame, lk: Mapping,
