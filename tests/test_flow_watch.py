@@ -1,0 +1,221 @@
+"""Event-driven re-screening on a real Prefect server started by this module.
+
+``prefect server start`` runs on a free loopback port (its own PREFECT_HOME) with every
+service, so the scheduler, the event triggers and the automation actions are Prefect's own.
+Both deployments are served from a subprocess (``flows/deploy.py``'s builders), as an
+operator would; the test only edits the sites file and then reads the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BOUND_S = 240  # generous, finite: each wait below fails with what it saw
+
+SITES = [
+    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [121.47, 31.23]},
+     "properties": {"site_id": "sh-hq", "name": "Shanghai HQ", "city": "Shanghai",
+                    "country": "CN"}},
+    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.06, 22.54]},
+     "properties": {"site_id": "sz-lab", "name": "Shenzhen lab", "city": "Shenzhen",
+                    "country": "CN"}},
+]
+NEW_SITE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.16, 30.27]},
+            "properties": {"site_id": "hz-new", "name": "Hangzhou office", "city": "Hangzhou",
+                           "country": "CN"}}
+LAYERS = {f"{h}/pessimistic/2030" for h in ("water_stress", "river_flood", "coastal_flood",
+                                            "typhoon")}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prefect_env(home: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING")
+    return env
+
+
+@pytest.fixture(scope="module")
+def prefect_server():
+    """``prefect server start`` on a free loopback port; stopped at the end of the module."""
+    home = Path(tempfile.mkdtemp(prefix="sitescreen-server-"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = _prefect_env(home)
+    env.update(PREFECT_UI_ENABLED="false",
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+               PREFECT_SERVER_SERVICES_SCHEDULER_RECENT_DEPLOYMENTS_LOOP_SECONDS="1",
+               PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+               PREFECT_SERVER_SERVICES_FOREMAN_ENABLED="false")
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start",
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Prefect server did not start:\n"
+                                   + (home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+SERVE = """
+import sys
+from prefect import serve
+from flows.deploy import build_deployment, build_watch_deployment
+params = {{"sites": "sites.geojson", "data": {data!r}, "out": "results",
+          "scenarios": ["pessimistic"], "years": [2030], "report": False}}
+serve(build_deployment(parameters=params, within_s=1),
+      build_watch_deployment(every_s=4, parameters={{"sites": "sites.geojson",
+                                                     "out": "results"}}))
+"""
+
+
+def _api(url: str, fn):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def go():
+        async with get_client() as client:
+            return await fn(client)
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        return asyncio.run(go())
+
+
+def _wait(what: str, probe, seen: list):
+    deadline = time.monotonic() + BOUND_S
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {seen[-1:]}")
+
+
+def test_an_edit_of_the_sites_triggers_a_screening_of_only_the_new_site(
+        prefect_server, demo_pack, tmp_path):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    from sitescreen import pipeline
+
+    home = tmp_path / "home"
+    home.mkdir()
+    sites = home / "sites.geojson"
+    sites.write_text(json.dumps({"type": "FeatureCollection", "features": SITES}), "utf-8")
+    # The last screened version: a run folder of these sites (the library steps, as the
+    # weekly run would have made it), so the watcher's first look finds nothing new.
+    pipeline.screen(pipeline.make_request(
+        sites=str(sites), data=str(demo_pack), out=str(home / "results"),
+        scenarios=["pessimistic"], years=[2030], cache_dir=str(home / "cache"), report=False))
+
+    env = _prefect_env(Path(tempfile.mkdtemp(prefix="sitescreen-client-")))
+    env.update(PREFECT_API_URL=prefect_server, PREFECT_RUNNER_POLL_FREQUENCY="1",
+               SITESCREEN_HOME=str(home), PYTHONPATH=str(REPO))
+    serve_log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-c", SERVE.format(data=str(demo_pack))],
+                              cwd=home, env=env, stdout=serve_log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    seen: list = []
+    try:
+        def watcher_looked():
+            async def read(client):
+                runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=["watch-sites"])))
+                return [r for r in runs if r.state and r.state.is_completed()]
+            runs = _api(prefect_server, read)
+            seen.append(("watch runs", [(r.name, r.state_name) for r in runs]))
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            return runs
+
+        _wait("a completed watcher run", watcher_looked, seen)
+
+        doc = json.loads(sites.read_text("utf-8"))
+        doc["features"].append(NEW_SITE)
+        sites.write_text(json.dumps(doc), "utf-8")
+
+        def screened():
+            async def read(client):
+                return await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=["weekly-screen"])))
+            runs = _api(prefect_server, read)
+            seen.append(("screen runs", [(r.name, r.state_name, r.state and r.state.message)
+                                         for r in runs]))
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert not any(r.state and r.state.is_failed() for r in runs), seen[-1]
+            return [r for r in runs if r.state and r.state.is_completed()]
+
+        runs = _wait("the triggered screening run to complete", screened, seen)
+        assert len(runs) == 1, seen[-1]
+        run = runs[0]
+
+        async def details(client):
+            automations = await client.read_automations()
+            artifacts = await client.read_artifacts()
+            return automations, artifacts
+
+        automations, artifacts = _api(prefect_server, details)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+        serve_log.close()
+
+    # Started by the deployment's trigger, with the parameters from the event.
+    assert any(a.name == "screen-on-sites-changed" for a in automations)
+    assert not run.auto_scheduled
+    assert run.created_by is None or run.created_by.type != "USER"
+    assert run.parameters["sites"] == "sites.geojson"
+    assert run.parameters["out"] == "results"
+    # Named after the source and the run id of its results folder.
+    latest = (home / "results" / "latest").resolve()
+    assert run.name == f"screen-sites.geojson-{latest.name}"
+    # Only the new site was sampled; the change summary names it.
+    summary = next(a for a in artifacts if a.key == "site-changes"
+                   and a.flow_run_id == run.id)
+    data = json.loads(summary.data.split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert data["sampled"] == {layer: 1 for layer in LAYERS}
+    assert data["sites_added"] == ["hz-new"]
+    changes = json.loads((latest / "changes.json").read_text("utf-8"))
+    assert [s["site_id"] for s in changes["sites_added"]] == ["hz-new"]
+    state = json.loads(next((home / "cache" / "watch").glob("*.json")).read_text("utf-8"))
+    assert state["counts"] == {"sites_added": 1, "sites_removed": 0, "sites_moved": 0}
