@@ -6,8 +6,8 @@ Serve both from this machine (keeps running, executes the scheduled and triggere
         python flows/deploy.py
 
 or register them for a worker with ``prefect deploy --all`` (see prefect.yaml, whose build
-step runs ``python -m flows.deploy --check`` so that a deployment with unusable parameters
-is refused when it is created, not at its first run).
+step :func:`check_step` refuses a deployment with unusable parameters when it is created, not
+at its first run; ``python -m flows.deploy --check`` runs the same check).
 
 Settings (environment): ``SITESCREEN_HOME`` (the working directory of the runs; default the
 current one), ``SITESCREEN_SITES`` (default ``sites.geojson``), ``SITESCREEN_DATA`` (default
@@ -189,6 +189,13 @@ def check_prefect_yaml(path: str | Path = "prefect.yaml") -> None:
         if dep.get("entrypoint") == "flows/screen.py:screen_flow":
             params = {k: resolve(v) for k, v in (dep.get("parameters") or {}).items()}
             check_deployment(params, home=os.environ["SITESCREEN_HOME"])
+
+
+def check_step(path: str = "prefect.yaml") -> dict:
+    """prefect.yaml's build step (``flows.deploy.check_step``): refuse the deployments
+    before they are created when their parameters cannot work."""
+    check_prefect_yaml(path)
+    return {}
 
 
 def main(argv: list[str]) -> int:
