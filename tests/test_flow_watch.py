@@ -226,3 +226,63 @@ def test_an_edit_of_the_sites_triggers_a_screening_of_only_the_new_site(
     assert [s["site_id"] for s in changes["sites_added"]] == ["hz-new"]
     state = json.loads(next((home / "cache" / "watch").glob("*.json")).read_text("utf-8"))
     assert state["counts"] == {"sites_added": 1, "sites_removed": 0, "sites_moved": 0}
+
+
+def _readme_block(containing: str) -> list[str]:
+    """The command lines of the README's sh block that contains ``containing``."""
+    text = (REPO / "README.md").read_text("utf-8")
+    blocks = [b.split("\n", 1)[1] for b in text.split("```sh")[1:]]
+    block = next(b.split("```", 1)[0] for b in blocks if containing in b.split("```", 1)[0])
+    return [line.split("  #")[0].rstrip() for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_readme_worker_sequence_registers_working_deployments(prefect_server, demo_pack,
+                                                                   tmp_path):
+    """The README's `prefect deploy --all` sequence, run in a fresh clone as written, except:
+    the data fetch (no network here: the SYNTHETIC pack stands in, in its own folder) and
+    the two commands that keep running (worker start) or need one (deployment run)."""
+    from sitescreen.site_sources import redact  # noqa: F401  (the clone imports the same code)
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    (clone / ".venv").symlink_to(REPO / ".venv")
+    shutil.copytree(demo_pack, clone / "cache" / "demo-pack")
+    lines = []
+    for line in _readme_block("prefect deploy --all"):
+        if "data fetch" in line or "worker start" in line or "deployment run" in line:
+            continue
+        line = line.replace("http://127.0.0.1:4200/api", prefect_server)
+        line = line.replace("SITESCREEN_DATA=cache/data", "SITESCREEN_DATA=cache/demo-pack")
+        lines.append(line.replace("my_sites.csv", "sites.geojson"))
+    assert any("prefect deploy --all" in line for line in lines)
+    env = _prefect_env(Path(tempfile.mkdtemp(prefix="sitescreen-deploy-")))
+    # Forgetting a setting is refused when the deployments are created, naming it.
+    refused = subprocess.run(["bash", "-c", "\n".join(
+        line.replace(" SITESCREEN_DATA=cache/demo-pack", "") for line in lines)],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert "SITESCREEN_DATA" in refused.stdout + refused.stderr
+
+    done = subprocess.run(["bash", "-ec", "\n".join(lines)], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    async def read(client):
+        screen = await client.read_deployment_by_name("screen-sites/weekly-screen")
+        watch = await client.read_deployment_by_name("watch-sites/watch-sites")
+        automations = await client.read_automations()
+        return screen, watch, automations
+
+    screen, watch, automations = _api(prefect_server, read)
+    assert screen.parameters["sites"] == "sites.geojson"
+    assert screen.parameters["data"] == "cache/demo-pack"
+    assert watch.parameters["sites"] == "sites.geojson"
+    assert screen.pull_steps[0]["prefect.deployments.steps.set_working_directory"] == {
+        "directory": str(clone)}
+    assert screen.global_concurrency_limit.limit == 1
+    trigger = next(a for a in automations if a.name == "screen-on-sites-changed"
+                   and any(getattr(x, "deployment_id", None) == screen.id for x in a.actions))
+    assert trigger.trigger.expect == {"sitescreen.sites.changed"}
+    assert trigger.actions[0].parameters == {"sites": "{{ event.payload.sites }}",
+                                             "out": "{{ event.payload.out }}"}
