@@ -73,3 +73,26 @@ def demo_pack(tmp_path_factory) -> Path:
 @pytest.fixture()
 def example_sites() -> Path:
     return REPO / "sites.geojson"
+
+
+@pytest.fixture(scope="session")
+def postgis():
+    """A PostgreSQL + PostGIS cluster of this session (tests/postgis.py), with the login
+    role's password in PGPASSWORD; skipped only when the server binaries are not installed."""
+    from postgis import PASSWORD, find_bindir, postgis_available, start_cluster
+
+    bindir = find_bindir()
+    if bindir is None or not postgis_available(bindir):
+        pytest.skip("PostgreSQL/PostGIS server binaries not found (apt-get install postgresql "
+                    "postgis; .ci/run installs them)")
+    cluster = start_cluster(bindir)
+    old = os.environ.get("PGPASSWORD")
+    os.environ["PGPASSWORD"] = PASSWORD
+    try:
+        yield cluster
+    finally:
+        if old is None:
+            os.environ.pop("PGPASSWORD", None)
+        else:
+            os.environ["PGPASSWORD"] = old
+        cluster.stop()
