@@ -289,3 +289,63 @@ def test_the_readme_worker_sequence_registers_working_deployments(prefect_server
     assert trigger.trigger.expect == {"sitescreen.sites.changed"}
     assert trigger.actions[0].parameters == {"sites": "{{ event.payload.sites }}",
                                              "out": "{{ event.payload.out }}"}
+
+
+@pytest.mark.prefect
+def test_an_insert_into_a_postgis_table_is_noticed_and_screened_alone(
+        prefect_api, postgis, demo_pack, tmp_path, monkeypatch):
+    """The watcher and the screening flow on a PostGIS source (the trigger between them is
+    the real-server test's subject): an INSERT is one added site, sampled alone."""
+    from flows.screen import screen_flow
+    from flows.watch import watch_flow
+
+    postgis.psql("DROP TABLE IF EXISTS watched; CREATE TABLE watched (id serial PRIMARY KEY, "
+                 "site_id text, name text, city text, country text, geom geometry(Point, 4326));"
+                 " INSERT INTO watched (site_id, name, city, country, geom) VALUES "
+                 "('sh-hq', 'Shanghai HQ', 'Shanghai', 'CN', ST_SetSRID(ST_MakePoint(121.47, "
+                 "31.23), 4326)), ('sz-lab', 'Shenzhen lab', 'Shenzhen', 'CN', "
+                 "ST_SetSRID(ST_MakePoint(114.06, 22.54), 4326)); ALTER TABLE watched OWNER "
+                 "TO analyst")
+    monkeypatch.setenv("SITESCREEN_HOME", str(tmp_path))
+    url = f"{postgis.url}?table=watched"
+    out = str(tmp_path / "results")
+    kwargs = dict(data=str(demo_pack), scenarios=["pessimistic"], years=[2030],
+                  cache_dir=str(tmp_path / "cache"), report=False)
+
+    first = watch_flow(sites=url, out=out)
+    assert first["emitted"] and first["sites_added"] == 2  # never screened
+    assert screen_flow(sites=first["sites"], out=out, **kwargs)["sampled"] == {
+        layer: 2 for layer in LAYERS}
+    assert not watch_flow(sites=url, out=out)["emitted"]  # screened: nothing to do
+
+    postgis.psql("INSERT INTO watched (site_id, name, city, country, geom) VALUES "
+                 "('hz-new', 'Hangzhou office', 'Hangzhou', 'CN', "
+                 "ST_SetSRID(ST_MakePoint(120.16, 30.27), 4326))")
+    event = watch_flow(sites=url, out=out)
+    assert event["emitted"]
+    assert (event["sites_added"], event["sites_removed"], event["sites_moved"]) == (1, 0, 0)
+    again = watch_flow(sites=url, out=out)  # asked for, not screened yet: not asked again
+    assert not again["emitted"] and again["digest"] == event["digest"]
+    result = screen_flow(sites=event["sites"], out=event.get("out", out), **kwargs)
+    assert result["sampled"] == {layer: 1 for layer in LAYERS}
+    changes = json.loads((Path(result["run_dir"]) / "changes.json").read_text("utf-8"))
+    assert [s["site_id"] for s in changes["sites_added"]] == ["hz-new"]
+    assert not watch_flow(sites=url, out=out)["emitted"]
+
+
+@pytest.mark.prefect
+def test_a_failed_run_says_what_the_command_line_says(prefect_api, demo_pack, tmp_path):
+    from flows.screen import screen_flow
+    from sitescreen import pipeline
+    from sitescreen.errors import SiteValidationError
+
+    sites = tmp_path / "sites.csv"
+    sites.write_text("site_id,lon,lat\na,31.2,121.4\n", "utf-8")
+    with pytest.raises(SiteValidationError) as err:
+        pipeline.load_sites(str(sites))
+    state = screen_flow(sites=str(sites), data=str(demo_pack), out=str(tmp_path / "r"),
+                        return_state=True)
+    assert state.is_failed()
+    assert state.message == f"error: {err.value}"  # what `sitescreen screen` prints
+    with pytest.raises(SiteValidationError):
+        state.result()
