@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +54,21 @@ def _prefect_env(home: Path) -> dict:
     return env
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process this module started and its children (its own session: flow runs of
+    a served deployment, the server's workers): SIGTERM, then SIGKILL after 30 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=30)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @pytest.fixture(scope="module")
 def prefect_server():
     """``prefect server start`` on a free loopback port; stopped at the end of the module."""
@@ -85,12 +101,7 @@ def prefect_server():
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        _stop(proc)
         log.close()
         shutil.rmtree(home, ignore_errors=True)
 
@@ -192,12 +203,7 @@ def test_an_edit_of_the_sites_triggers_a_screening_of_only_the_new_site(
 
         deployment, watch_runs = _api(prefect_server, deployment_and_watch_runs)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        _stop(server)
         serve_log.close()
 
     # The deployment: one run at a time, the event trigger with its debounce window.
