@@ -348,7 +348,7 @@ def test_a_failed_run_says_what_the_command_line_says(prefect_api, demo_pack, tm
     sites = tmp_path / "sites.csv"
     sites.write_text("site_id,lon,lat\na,31.2,121.4\n", "utf-8")
     with pytest.raises(SiteValidationError) as err:
-        pipeline.load_sites(str(sites))
+        pipeline.load_sites(pipeline.make_request(sites=str(sites)))
     state = screen_flow(sites=str(sites), data=str(demo_pack), out=str(tmp_path / "r"),
                         return_state=True)
     assert state.is_failed()
