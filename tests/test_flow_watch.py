@@ -221,7 +221,7 @@ def test_an_edit_of_the_sites_triggers_a_screening_of_only_the_new_site(
     assert run.parameters["out"] == "results"
     # Named after the source and the run id of its results folder.
     latest = (home / "results" / "latest").resolve()
-    assert run.name == f"screen-sites.geojson-{latest.name}"
+    assert run.name == f"sites.geojson {latest.name}"
     # Only the new site was sampled; the change summary names it.
     summary = next(a for a in artifacts if a.key == "site-changes"
                    and a.flow_run_id == run.id)
