@@ -7,8 +7,9 @@ packaged one entry by entry (a user entry replaces the packaged entry of the sam
 
 from __future__ import annotations
 
+import string
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -192,15 +193,47 @@ def load_catalog(path: str | Path | None = None, *, thresholds: str | Path | Non
         for table in ("datasets", "hazards", "composites"):
             doc.setdefault(table, {}).update(user.get(table, {}))
         sources.append(str(path))
+    hazards = {k: HazardSpec.from_dict(k, v) for k, v in doc.get("hazards", {}).items()}
     catalog = Catalog(
-        datasets={k: CatalogEntry.from_dict(k, v) for k, v in doc.get("datasets", {}).items()},
-        hazards={k: HazardSpec.from_dict(k, v) for k, v in doc.get("hazards", {}).items()},
+        datasets={k: _with_hazard_fields(CatalogEntry.from_dict(k, v), hazards)
+                  for k, v in doc.get("datasets", {}).items()},
+        hazards=hazards,
         composites={k: CompositeSpec.from_dict(k, v) for k, v in doc.get("composites", {}).items()},
         thresholds=load_threshold_sets(thresholds),
         sources=tuple(sources),
     )
     _check_references(catalog)
     return catalog
+
+
+def _with_hazard_fields(entry: CatalogEntry, hazards: dict[str, HazardSpec]) -> CatalogEntry:
+    """Fill the template fields a dataset takes from the hazards that read it.
+
+    ``params.hazard_fields`` names template fields (e.g. ``variable`` of the CCKP files) whose
+    values are the ``params`` of the same name of every hazard naming the dataset. They
+    become ``params[field]`` (a list, in catalog order) and ``params.hazard_files`` (one glob
+    per hazard), so ``sitescreen data fetch`` gets exactly the files the hazards read, and a
+    new indicator is one hazard entry.
+    """
+    names = entry.params.get("hazard_fields")
+    if not names:
+        return entry
+    readers = [h for h in hazards.values() if entry.id in h.datasets]
+    params = dict(entry.params)
+    globs: dict[str, str] = {}
+    for name in names:
+        missing = [h.name for h in readers if name not in h.params]
+        if missing:
+            raise CatalogError(
+                f"hazards {missing} read dataset {entry.id!r} but have no params.{name}, "
+                f"which its file names need (hazard_fields = {list(names)})")
+        params[name] = list(dict.fromkeys(str(h.params[name]) for h in readers))
+    for h in readers:
+        fill = {f: (str(h.params[f]) if f in names else "*")
+                for t in entry.files for _, f, _, _ in string.Formatter().parse(t) if f}
+        globs[h.name] = [t.format(**fill) for t in entry.files]
+    params["hazard_files"] = globs
+    return replace(entry, params=params)
 
 
 def _check_base_urls(datasets: dict, origin: str) -> None:
@@ -228,6 +261,11 @@ def _check_references(catalog: Catalog) -> None:
             raise CatalogError(
                 f"hazard {spec.name!r} names unknown threshold set {spec.threshold_set!r}")
     for comp in catalog.composites.values():
+        if comp.name in catalog.hazards:
+            # Rows, layers and columns are keyed by name: a composite and a hazard of one
+            # name would be mixed up in every output.
+            raise CatalogError(
+                f"composite {comp.name!r} has the name of a hazard; give it another name")
         for c in comp.components:
             if c not in catalog.hazards:
                 raise CatalogError(f"composite {comp.name!r} names unknown hazard {c!r}")

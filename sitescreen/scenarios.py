@@ -7,7 +7,10 @@ every value and share computed from it: nothing is substituted silently.
 
 Sources: WRI Aqueduct 4.0 technical note (Kuzma et al. 2023) for ``opt``/``bau``/``pes`` and
 its 30-year periods; Aqueduct Floods methodology (Ward et al. 2020) for RCP4.5/8.5 and its
-periods; IPCC AR6 WG1 SPM Table SPM.1 for the SSP warming levels used to scale typhoons.
+periods; IPCC AR6 WG1 SPM Table SPM.1 for the SSP warming levels used to scale typhoons;
+the World Bank Climate Change Knowledge Portal (CCKP) file structure for its CMIP6 scenarios
+and 20-year climatology periods (its 1995-2014 reference is a catalog parameter, as the
+flood baselines are).
 """
 
 from __future__ import annotations
@@ -142,6 +145,17 @@ _FAMILIES: dict[str, dict] = {
             Narrative.PESSIMISTIC: ("ssp585", "SSP5-8.5", True, ""),
         },
         "periods": {2030: "2021-2040", 2050: "2041-2060", 2080: "2081-2100"},
+    },
+    # World Bank CCKP, CMIP6 0.25-degree (model-run ensemble-all-{code}); the periods are its
+    # 20-year climatologies. 2080 takes 2060-2079, the climatology around the target year
+    # (2080-2099 is the one centred on 2090).
+    "cckp_cmip6": {
+        "pathways": {
+            Narrative.OPTIMISTIC: ("ssp126", "SSP1-2.6", True, ""),
+            Narrative.CURRENT_TREND: ("ssp245", "SSP2-4.5", True, ""),
+            Narrative.PESSIMISTIC: ("ssp585", "SSP5-8.5", True, ""),
+        },
+        "periods": {2030: "2020-2039", 2050: "2040-2059", 2080: "2060-2079"},
     },
 }
 

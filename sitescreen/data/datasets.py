@@ -221,13 +221,40 @@ def _flood_combos(entry: CatalogEntry) -> list[dict[str, list]]:
     return [hist_river, hist_coast, future]
 
 
+def _cckp_combos(entry: CatalogEntry) -> list[dict[str, list]]:
+    """Value sets for the CCKP templates: the reference climatology of the historical run and
+    every future run and period the scenario crosswalk maps the narratives and years to."""
+    p = entry.params
+    try:
+        runs: list[str] = []
+        periods: list[str] = []
+        for narrative in Narrative:
+            for year in p["years"]:
+                pathway = pathway_for(entry.family, narrative, int(year))
+                runs += [pathway.code] if pathway.code not in runs else []
+                periods += [pathway.period] if pathway.period not in periods else []
+        common = {"collection": _as_list(p["collection"]), "variable": _as_list(p["variable"]),
+                  "percentile": _as_list(p["percentiles"])}
+        reference = {**common, "run": [p["reference_run"]], "period": [p["reference_period"]]}
+    except KeyError as exc:
+        raise CatalogError(
+            f"dataset {entry.id!r}: params lack {exc.args[0]!r}, needed to list its files"
+        ) from None
+    return [reference, {**common, "run": runs, "period": periods}]
+
+
+#: Dataset families whose file names are not a plain product of their params.
+_COMBOS = {"aqueduct_floods": _flood_combos, "cckp_cmip6": _cckp_combos}
+
+
 def expand_files(entry: CatalogEntry, *, hazards: Iterable[str] | None = None) -> list[str]:
     """Every file name of a dataset the screening reads, templates filled from ``params``.
 
     Plain names are returned as they are. A template's ``{field}`` takes its values from
-    ``params[field]`` (a list or one value), except for the Aqueduct Floods family, whose
-    pathways come from the scenario crosswalk (the pathways the narratives map to) and whose
-    baseline tiles (riverine 1980 with the WATCH model, coastal ``hist``) are added.
+    ``params[field]`` (a list or one value), except for the Aqueduct Floods and CCKP families,
+    whose pathways (and CCKP periods) come from the scenario crosswalk (the pathways the
+    narratives map to) and whose baselines (riverine 1980 with the WATCH model, coastal
+    ``hist``; the CCKP historical 1995-2014 reference) are added.
 
     Parameters
     ----------
@@ -248,12 +275,15 @@ def expand_files(entry: CatalogEntry, *, hazards: Iterable[str] | None = None) -
     >>> names = expand_files(floods, hazards=["coastal_flood"])
     >>> len(names), names[0]
     (70, 'inuncoast_historical_wtsub_hist_rp0001_5.tif')
+    >>> heat = expand_files(load_catalog().dataset("cckp_cmip6"), hazards=["extreme_heat"])
+    >>> len(heat), heat[0]  # (reference + 3 runs x 3 periods) x 3 percentiles
+    (30, 'cmip6-x0.25/hd35/ensemble-all-historical/climatology-hd35-annual-mean_cmip6-x0.25_ensemble-all-historical_climatology_p10_1995-2014.nc')
     """
     templates = list(entry.files)
     if not any("{" in t for t in templates):
         names = templates
     else:
-        combos = (_flood_combos(entry) if entry.family == "aqueduct_floods"
+        combos = (_COMBOS[entry.family](entry) if entry.family in _COMBOS
                   else [{k: _as_list(v) for k, v in entry.params.items()}])
         names = []
         for template in templates:

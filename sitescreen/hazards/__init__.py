@@ -14,6 +14,7 @@ from sitescreen.catalog import HazardSpec
 from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import Hazard, HazardContext, HazardResult
 from sitescreen.hazards.flood import CoastalFlood, RiverFlood
+from sitescreen.hazards.heat import CckpIndicator
 from sitescreen.hazards.typhoon import Typhoon
 from sitescreen.hazards.water_stress import WaterStress
 
@@ -26,6 +27,7 @@ PLUGINS: dict[str, type] = {
     "river_flood": RiverFlood,
     "coastal_flood": CoastalFlood,
     "typhoon": Typhoon,
+    "cckp_indicator": CckpIndicator,
 }
 
 #: Hazard instances registered by :func:`register_hazard`, by name; they take precedence

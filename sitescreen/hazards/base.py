@@ -17,7 +17,7 @@ from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataSource
 from sitescreen.scenarios import Narrative, Pathway
 
-__all__ = ["Hazard", "HazardContext", "HazardResult"]
+__all__ = ["Hazard", "HazardContext", "HazardResult", "join_flags"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +95,17 @@ class Hazard(Protocol):
                context: HazardContext) -> HazardResult:
         """Values and levels for every site; NaN coordinates give level 0 (no data)."""
         ...
+
+
+def join_flags(n: int, parts: list[tuple[np.ndarray, object]]) -> np.ndarray:
+    """Semicolon-joined flags per site from (mask, label or labels) pairs, vectorised.
+
+    >>> join_flags(2, [(np.array([True, True]), "a"), (np.array([False, True]), "b")]).tolist()
+    ['a', 'a;b']
+    """
+    out = np.full(n, "", dtype=object)
+    for mask, label in parts:
+        lab = np.broadcast_to(np.asarray(label, dtype=object), (n,))
+        sep = np.where(out == "", "", ";").astype(object)
+        out = np.where(mask, out + sep + lab, out)
+    return out.astype(str)

@@ -56,7 +56,7 @@ from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
 from sitescreen.data.sources import origin_details
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards.base import HazardContext, HazardResult
+from sitescreen.hazards.base import HazardContext, HazardResult, join_flags
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
@@ -152,16 +152,6 @@ def ensemble_summary(member_rp: np.ndarray, thresholds: ThresholdSet) -> Ensembl
     low[none] = 0
     return EnsembleSummary(value=value, rp_min=rp_min, rp_max=rp_max, level_low=low,
                            level_high=high, n_valid=n.astype("int64"))
-
-
-def _join_flags(n: int, parts: list[tuple[np.ndarray, object]]) -> np.ndarray:
-    """Semicolon-joined flags per site from (mask, label or labels) pairs, vectorised."""
-    out = np.full(n, "", dtype=object)
-    for mask, label in parts:
-        lab = np.broadcast_to(np.asarray(label, dtype=object), (n,))
-        sep = np.where(out == "", "", ";").astype(object)
-        out = np.where(mask, out + sep + lab, out)
-    return out.astype(str)
 
 
 def _near_threshold(depth: np.ndarray, rps: np.ndarray, value: np.ndarray,
@@ -279,7 +269,7 @@ class _AqueductFlood:
             extra["level_baseline"] = classify(base_rp, context.thresholds)
 
         no_data = summary.n_valid == 0
-        flags = _join_flags(n, [
+        flags = join_flags(n, [
             *flag_parts,
             (no_data, "no-data"),
             (~no_data & (summary.level_low != summary.level_high), "models-disagree"),

@@ -22,8 +22,9 @@ __all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "h
            "approximate_pathways", "report_title", "share_records", "HEADLINE_HAZARDS",
            "SHARE_HEADLINE_COLUMNS"]
 
-#: The two groups corporate disclosures report (e.g. SenseTime's 2023 climate report).
-HEADLINE_HAZARDS = ("water_scarcity_drought", "floods_typhoons")
+#: The groups corporate disclosures report (e.g. SenseTime's 2023 climate report: water
+#: scarcity, floods and typhoons; heat, which both example companies name as a physical risk).
+HEADLINE_HAZARDS = ("water_scarcity_drought", "floods_typhoons", "heat")
 
 
 def _fmt_pct(v: float) -> str:

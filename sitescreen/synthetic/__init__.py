@@ -106,6 +106,7 @@ _WRITERS = {
     "aqueduct40": "sitescreen.synthetic.aqueduct40",
     "aqueduct_floods": "sitescreen.synthetic.aqueduct_floods",
     "ibtracs_wp": "sitescreen.synthetic.ibtracs",
+    "cckp_cmip6": "sitescreen.synthetic.cckp",
 }
 
 

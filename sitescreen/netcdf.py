@@ -1,0 +1,241 @@
+"""Read gridded indicators from NetCDF files (World Bank CCKP climatologies) and sample sites.
+
+Reader: GDAL's netCDF driver, through rasterio. It is in the pinned rasterio wheel already
+(no new dependency), reads both containers a NetCDF file may use (classic CDF-1/2 and
+NetCDF-4/HDF5), and applies no CF decoding of its own: a day count whose unit is ``days`` stays
+a number (xarray would decode it to ``timedelta64`` unless told ``decode_timedelta=False``).
+GDAL orients the grid north-up from the file's ``lat``/``lon`` coordinate variables whatever
+their order; ``scale_factor``/``add_offset`` and ``_FillValue`` are applied here.
+
+Units are read from the data variable's ``units`` attribute and converted explicitly to the
+quantity the caller expects (:data:`UNITS`); a missing or unknown unit is refused, never
+guessed. Degree days in Fahrenheit are converted to Celsius degree days (x 5/9).
+
+Sampling: the value of the 0.25-degree cell holding each site (nearest cell centre on a
+regular grid), through :func:`sitescreen.raster.nearest_valid_pixel`, which also wraps
+longitudes into the grid's range (a 0..360 grid serves -180..180 sites) and, for a site on a
+no-data cell (sea: NEX-GDDP-CMIP6 covers land only), takes the nearest valid cell within a
+stated distance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
+
+from sitescreen.errors import HazardDataError
+from sitescreen.raster import nearest_valid_pixel
+
+__all__ = ["Grid", "UNITS", "read_grid", "sample_grid", "convert_units", "data_variable"]
+
+log = logging.getLogger(__name__)
+
+#: Accepted units per quantity, normalised (see :func:`_norm_unit`), and the factor to the
+#: quantity's reporting unit. Anything else is refused: "degree days" without a scale, for
+#: one, could be Celsius or Fahrenheit.
+UNITS: dict[str, dict[str, Any]] = {
+    "days": {"reported": "days per year",
+             "factors": {"days": 1.0, "d": 1.0, "days/year": 1.0, "days/yr": 1.0,
+                         "daysperyear": 1.0, "count": 1.0}},
+    # A kelvin and a Celsius degree are the same interval; a Fahrenheit degree is 5/9 of it.
+    "degree_days": {"reported": "C-days per year",
+                    "factors": {"degcdays": 1.0, "degfdays": 5.0 / 9.0,
+                                "degcdays/year": 1.0, "degfdays/year": 5.0 / 9.0}},
+}
+
+# Fill values of files that declare none (the netCDF default for floats is 9.97e36).
+_HUGE = 1e30
+
+
+def _norm_unit(units: str) -> str:
+    """One spelling per unit: ``"°F days"``, ``"degF-days"``, ``"degree_Fahrenheit day"``
+    are all ``degfdays``.
+
+    >>> _norm_unit("°C·days"), _norm_unit("degree_Fahrenheit day"), _norm_unit("K days")
+    ('degcdays', 'degfdays', 'degcdays')
+    >>> _norm_unit("Days"), _norm_unit("degree days")
+    ('days', 'degreedays')
+    """
+    u = units.strip().lower().replace("°", "deg").replace("º", "deg")
+    u = re.sub(r"[\s_\-·.*()]", "", u)
+    u = re.sub(r"^(?:degrees?|deg)?(?:celsius|c)(?=day)", "degc", u)
+    u = re.sub(r"^(?:degrees?|deg)?(?:fahrenheit|f)(?=day)", "degf", u)
+    u = re.sub(r"^(?:kelvin|k)(?=day)", "degc", u)
+    return re.sub(r"days?", "days", u)
+
+
+def convert_units(values: np.ndarray, units: str | None, quantity: str, *,
+                  source: str) -> tuple[np.ndarray, float, str]:
+    """Convert ``values`` from the file's ``units`` to the reporting unit of ``quantity``.
+
+    Returns the converted values, the factor applied and the reporting unit.
+
+    Raises
+    ------
+    HazardDataError
+        The unit is missing or not one of :data:`UNITS` for the quantity.
+
+    >>> convert_units(np.array([180.0]), "degF days", "degree_days", source="f.nc")[0].tolist()
+    [100.0]
+    """
+    if quantity not in UNITS:
+        raise HazardDataError(f"{source}: unknown quantity {quantity!r}; known: "
+                              f"{', '.join(UNITS)}")
+    spec = UNITS[quantity]
+    if units is None or not str(units).strip():
+        raise HazardDataError(
+            f"{source}: the data variable has no 'units' attribute; sitescreen does not guess "
+            f"the unit of {quantity.replace('_', ' ')} (expected e.g. "
+            f"{_examples(quantity)}). Check that this is the upstream file, or fetch it again "
+            "with 'sitescreen data fetch'")
+    factor = spec["factors"].get(_norm_unit(str(units)))
+    if factor is None:
+        raise HazardDataError(
+            f"{source}: unit {units!r} is not a known unit of {quantity.replace('_', ' ')} "
+            f"(accepted: {_examples(quantity)}); nothing is converted by guesswork. Check the "
+            "file, or add the unit to sitescreen.netcdf.UNITS if it is a correct spelling")
+    return np.asarray(values, dtype="float64") * factor, factor, spec["reported"]
+
+
+def _examples(quantity: str) -> str:
+    return {"days": "'days'", "degree_days": "'degC days' or 'degF days'"}.get(quantity, "?")
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One 2-D field of a NetCDF file, north-up, with NaN for no data (file units)."""
+
+    path: str
+    variable: str
+    values: np.ndarray                 # float32, (rows, cols), north-up
+    transform: tuple[float, ...]       # affine (a, b, c, d, e, f) in degrees
+    units: str | None
+    attrs: dict[str, str] = field(default_factory=dict)   # global attributes (wb_*)
+
+    @property
+    def lon_range(self) -> tuple[float, float]:
+        a, _, c = self.transform[:3]
+        return c, c + a * self.values.shape[1]
+
+
+def data_variable(file_name: str) -> str:
+    """The CCKP data variable of a file: the first part of its name (the product).
+
+    >>> data_variable("climatology-hd35-annual-mean_cmip6-x0.25_ensemble-all-ssp585_climatology_median_2040-2059.nc")
+    'climatology-hd35-annual-mean'
+    """
+    return os.path.basename(file_name).split("_", 1)[0]
+
+
+_CACHE: OrderedDict[tuple, Grid] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 24  # about 100 MB of 0.25-degree float32 grids
+
+
+def read_grid(path: str, variable: str | None = None) -> Grid:
+    """Read one data variable of a NetCDF file (one time step) into a :class:`Grid`.
+
+    Results are kept per process, keyed by the file's size and modification time.
+
+    Raises
+    ------
+    HazardDataError
+        The file cannot be opened, lacks the variable, has more than one time step, or its
+        grid is not a regular longitude/latitude grid.
+    """
+    variable = variable or data_variable(path)
+    if path.startswith("/vsi"):
+        raise HazardDataError(
+            f"{path}: NetCDF files are read from a local folder, not over HTTP; fetch them "
+            "with 'sitescreen data fetch cckp_cmip6' (add --mirror URL for a mirror)")
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise HazardDataError(f"cannot read NetCDF file {path}: {exc.strerror}") from exc
+    key = (path, variable, st.st_size, st.st_mtime_ns)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    grid = _read(path, variable)
+    with _CACHE_LOCK:
+        _CACHE[key] = grid
+        while len(_CACHE) > _CACHE_MAX:
+            _CACHE.popitem(last=False)
+    return grid
+
+
+def _read(path: str, variable: str) -> Grid:
+    name = f'NETCDF:"{path}":{variable}'
+    try:
+        with rasterio.open(name) as ds:
+            tags, ds_tags = ds.tags(1), ds.tags()
+            if ds.count != 1:
+                raise HazardDataError(
+                    f"{path}: variable {variable!r} has {ds.count} time steps; an annual "
+                    "climatology has one (is this a monthly or seasonal file?)")
+            t = ds.transform
+            if t.is_identity or t.b != 0 or t.d != 0:
+                raise HazardDataError(
+                    f"{path}: variable {variable!r} is not on a regular longitude/latitude "
+                    "grid (GDAL found no geotransform in its lat/lon coordinates)")
+            raw = ds.read(1, masked=False).astype("float32")
+            scale, offset = ds.scales[0], ds.offsets[0]
+            nodata = ds.nodata
+    except RasterioError as exc:
+        raise HazardDataError(
+            f"cannot read variable {variable!r} of NetCDF file {path}: {exc}; check that the "
+            "file is complete (fetch it again with 'sitescreen data fetch') and names the "
+            "variable after the product, as CCKP files do") from exc
+    lon_units = ds_tags.get("lon#units", ds_tags.get("longitude#units", ""))
+    if lon_units and not lon_units.lower().startswith("degree"):
+        raise HazardDataError(f"{path}: longitude is in {lon_units!r}, not degrees east")
+    bad = ~np.isfinite(raw) | (np.abs(raw) >= _HUGE)
+    missing = tags.get("missing_value")
+    for fill in (nodata, _float(missing)):
+        if fill is not None and np.isfinite(fill):
+            bad |= raw == np.float32(fill)
+    values = raw * np.float32(scale) + np.float32(offset) if (scale, offset) != (1.0, 0.0) \
+        else raw
+    values[bad] = np.nan
+    attrs = {k.split("#", 1)[1]: v for k, v in ds_tags.items() if k.startswith("NC_GLOBAL#")}
+    log.debug("read %s:%s %s, units %r", path, variable, values.shape, tags.get("units"))
+    return Grid(path=path, variable=variable, values=values,
+                transform=(t.a, t.b, t.c, t.d, t.e, t.f), units=tags.get("units"), attrs=attrs)
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def sample_grid(grid: Grid, lon: np.ndarray, lat: np.ndarray, *, max_km: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Value of the cell holding each site, or of the nearest valid cell within ``max_km``.
+
+    Returns the values (file units; NaN where neither is valid) and the distance in km from
+    the site to the centre of the cell used when it is not the site's own cell (0 for the
+    site's own cell, NaN for no data).
+    """
+    rows, cols = grid.values.shape
+    profile = {"driver": "GTiff", "width": cols, "height": rows, "count": 1,
+               "dtype": "float32", "crs": "EPSG:4326", "nodata": float("nan"),
+               "transform": rasterio.Affine(*grid.transform[:6])}
+    # A GeoTIFF in memory (a copy of a few MB) lets the one raster sampler serve NetCDF too:
+    # GDAL's netCDF dataset carries no CRS and is not safe to share between threads.
+    with MemoryFile() as mem, mem.open(**profile) as ds:
+        ds.write(grid.values, 1)
+        values, dist, _, _ = nearest_valid_pixel(ds, lon, lat, max_km=max_km)
+    return values, dist
