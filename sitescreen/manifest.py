@@ -17,6 +17,7 @@ import pandas as pd
 
 from sitescreen import __version__
 from sitescreen.catalog import Catalog
+from sitescreen.cooling import cooling_records
 from sitescreen.data.sources import DataOrigin, DataSource, is_synthetic, origin_note
 from sitescreen.hazards import HazardResult
 from sitescreen.outputs.summary import report_title
@@ -101,6 +102,8 @@ def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: Dat
         "scenario_crosswalk": [p.to_dict() for p in sorted(
             {r.pathway for r in results}, key=lambda p: (p.family, p.narrative, p.year))],
         "layers": layers,
+        "data_center_cooling": cooling_records(sites, catalog=catalog,
+                                               hazards={r.hazard for r in results}),
         "geocoding": {"providers": list(geocoders),
                       "precision_counts": precision_counts,
                       "location_source_counts": sites["location_source"].value_counts().to_dict()

@@ -25,6 +25,7 @@ import pandas as pd
 
 from sitescreen.aggregate import add_composites, results_table, shares
 from sitescreen.catalog import Catalog, load_catalog
+from sitescreen.cooling import add_cooling_energy
 from sitescreen.data.sources import DEMO_PACK, DataSource, default_data_folder
 from sitescreen.errors import CatalogError
 from sitescreen.geocode import is_located
@@ -337,6 +338,7 @@ def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
     present = set(table["hazard"].unique())
     composites = [c for c in catalog.composites.values() if set(c.components) & present]
     table = add_composites(table, composites)
+    table = add_cooling_energy(table, sites, catalog=catalog)  # data centers only
     return table, shares(table, sites, weight=weight)
 
 

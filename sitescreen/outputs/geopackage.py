@@ -24,6 +24,11 @@ Layout of ``<run>/sites.gpkg`` (EPSG:4326, WGS 84 longitude/latitude):
   headline layer (``hazard``/``scenario``/``year`` say which) and ``<layer>_level`` for
   every level layer. The same features are written as ``site_footprints.geojson``
   (:func:`footprint_files`); ``sites.geojson`` stays Point-only.
+- ``data_center_cooling`` (only when the run screened cooling demand for sites of kind
+  ``data_center``): one point per data center x scenario x year with CDD today and then,
+  and the change of cooling electricity in %, MWh/year, MWh/year per MW of IT load and
+  money, each with its ensemble range (``_low``/``_high``), and ``dc_assumptions`` (what
+  the site gave and which defaults were used; see :mod:`sitescreen.cooling`).
 - ``unresolved_sites``: a table without geometry for sites that could not be located, with
   the reason, so they are not lost from a GIS workflow.
 - ``run_metadata``: key/value table (run id, data origin, datasets with versions and
@@ -65,6 +70,7 @@ import shapely
 from shapely.geometry import mapping
 
 from sitescreen.classify import RiskLevel
+from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.errors import OutputError
 from sitescreen.geocode.frame import is_located
@@ -82,7 +88,7 @@ __all__ = ["write_geopackage", "level_style_qml", "level_style_sld", "gis_styles
            "footprint_files", "level_layers", "LevelLayer", "site_layer_columns",
            "headline_layer", "STYLE_FILE", "SLD_FILE", "GPKG_FILE", "FOOTPRINT_FILE",
            "FOOTPRINT_LAYER", "SITES_LAYER", "DETAILS_TABLE", "LAYERS_TABLE", "FIELDS_TABLE",
-           "DETAIL_SUFFIXES"]
+           "DETAIL_SUFFIXES", "COOLING_LAYER"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,7 @@ SLD_FILE = "sites.sld"
 #: some site was given as a Polygon/MultiPolygon).
 FOOTPRINT_FILE = "site_footprints.geojson"
 FOOTPRINT_LAYER = "site_footprints"
+COOLING_LAYER = "data_center_cooling"
 #: Tables of the GeoPackage.
 SITES_LAYER = "sites"
 DETAILS_TABLE = "site_details"
@@ -393,6 +400,12 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
                 frame = frame.set_geometry(gpd.GeoSeries(
                     _as_multipolygons(frame.geometry.to_numpy()), index=frame.index, crs=_CRS))
                 write(frame, FOOTPRINT_LAYER, _footprint_description(head_rows, manifest))
+            cooling = cooling_frame(table)
+            cooling = cooling.assign(site_id=cooling["site_id"].astype(str)).merge(
+                points[["site_id", "lon", "lat"]].astype({"site_id": str}), on="site_id")
+            if len(cooling):
+                write(_points(cooling.assign(data_origin=origin)), COOLING_LAYER,
+                      f"Data-center cooling electricity change, degree-day method ({origin})")
             unresolved = site_frame.loc[~located].drop(columns=["lon", "lat"]).reset_index(
                 drop=True)
             write(unresolved if len(unresolved) else pd.DataFrame(

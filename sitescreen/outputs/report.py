@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from sitescreen.classify import RiskLevel
+from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.geocode.frame import is_located
 from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
@@ -461,6 +462,89 @@ def _shares_sections(doc: _Doc, shares: pd.DataFrame, charts: Mapping[str, bytes
         _sentences_by_case(doc, shares)
 
 
+def _span(lo: float, hi: float, fmt: str = "{:,.0f}") -> str:
+    """``"9-17"``, one number when both round alike, ``"-"`` without values."""
+    if np.isnan(lo) or np.isnan(hi):
+        return "-"
+    a, b = fmt.format(round(lo) + 0), fmt.format(round(hi) + 0)  # + 0: no "-0"
+    return a if a == b else f"{a} to {b}"
+
+
+def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapping) -> None:
+    """Data-center cooling electricity per scenario and year (SenseTime's question)."""
+    frame = cooling_frame(table)
+    records = manifest.get("data_center_cooling", [])
+    if frame.empty or not records:
+        return
+    rec = records[0]
+    cur = _str(rec.get("currency"))
+    doc.heading(2, "Data-center cooling energy", "cooling")
+    n = frame["site_id"].nunique()
+    doc.para(f"Change of the cooling electricity of the {n} data centers (sites of kind "
+             f"{_str(rec.get('kind'))}) from today (1995-2014 cooling degree days) to each "
+             "scenario and period, by the degree-day method. The % change needs only the "
+             "cooling degree days; MWh/year needs a site's IT load (it_load_kw or "
+             "it_load_mw), money its electricity price. The range is the ensemble's p10 to p90.")
+    items = []
+    names = dict(zip(sites["site_id"].astype(str), _col(sites, "name"), strict=True))
+    frame = frame.assign(_s=frame["scenario"].map(scenario_rank)).sort_values(
+        ["year", "_s"], kind="stable")
+    for (year, _), part in frame.groupby(["year", "_s"], sort=False):
+        pct = part["dc_cooling_change_pct"].to_numpy(dtype=float)
+        if np.isnan(pct).all():
+            continue
+        lo = np.nanmin(part["dc_cooling_change_pct_low"].to_numpy(dtype=float))
+        hi = np.nanmax(part["dc_cooling_change_pct_high"].to_numpy(dtype=float))
+        per_mw = part["dc_cooling_change_mwh_per_mw_it"].to_numpy(dtype=float)
+        cost_mw = part["dc_cooling_change_cost_per_mw_it"].to_numpy(dtype=float)
+        text = (f"By {year} under the {scenario_title(part['scenario'].iloc[0])} scenario "
+                f"({_str(part['pathway'].iloc[0])}, {_str(part['period'].iloc[0])}), cooling "
+                f"electricity of the {int((~np.isnan(pct)).sum())} data centers with data "
+                f"changes by {_span(np.nanmin(pct), np.nanmax(pct))} % (ensemble range "
+                f"{_span(lo, hi)} %); {_span(np.nanmin(per_mw), np.nanmax(per_mw))} MWh/year "
+                "per MW of IT load")
+        if not np.isnan(cost_mw).all():
+            text += f" ({_span(np.nanmin(cost_mw), np.nanmax(cost_mw))} {cur}/year per MW)"
+        mwh = part["dc_cooling_change_mwh"].to_numpy(dtype=float)
+        if not np.isnan(mwh).all():
+            cost = part["dc_cooling_change_cost"].to_numpy(dtype=float)
+            k = int((~np.isnan(mwh)).sum())
+            text += (f"; in total {np.nansum(mwh):,.0f} MWh/year (range "
+                     f"{np.nansum(part['dc_cooling_change_mwh_low']):,.0f} to "
+                     f"{np.nansum(part['dc_cooling_change_mwh_high']):,.0f}) for the {k} "
+                     f"data centers with an IT load, {np.nansum(cost):,.0f} {cur}/year")
+        items.append(text + ".")
+    doc.bullets(items)
+    combos = list(dict.fromkeys(zip(frame["scenario"], frame["year"], strict=True)))
+    header = ["Site", "Name", "CDD today (C-days)"] + [
+        f"{_SCEN_SHORT.get(sc, sc)} {y} %" for sc, y in combos] + ["Inputs"]
+    rows = []
+    for sid, part in frame.groupby("site_id", sort=False):
+        by = {(r.scenario, r.year): r for r in part.itertuples(index=False)}
+        first = part.iloc[0]
+        cells = []
+        for key in combos:
+            r = by.get(key)
+            cells.append("-" if r is None or np.isnan(r.dc_cooling_change_pct) else
+                         f"{_pct(r.dc_cooling_change_pct)} "
+                         f"({_span(r.dc_cooling_change_pct_low, r.dc_cooling_change_pct_high)})")
+        rows.append([sid, names.get(str(sid), ""), _pct(first["cdd_today"]), *cells,
+                     _str(first["dc_assumptions"])])
+    doc.table(header, rows)
+    price = rec.get("default_electricity_price")
+    doc.bullets([
+        f"Method: {_str(rec.get('method'))}.",
+        f"Defaults where a site gives nothing (a site's own pue, cooling_share and "
+        f"electricity_price win): PUE {rec.get('default_pue')}, cooling share of the non-IT "
+        f"overhead {rec.get('default_cooling_share')}, electricity price "
+        + (f"{price} {cur}/kWh" if price is not None else "none (no money figure)")
+        + "; the IT load has no default.",
+        "Each site's inputs and the defaults it used are in the table above, in "
+        "site_results.csv (extra_cooling_demand_dc_*), in the GeoPackage layer "
+        "data_center_cooling and in manifest.json (data_center_cooling).",
+    ])
+
+
 def _parse_map_name(name: str) -> tuple[str, str, int] | None:
     m = re.match(r"^charts/map_(.+)_(\d{4})\.png$", name)
     if not m:
@@ -811,6 +895,7 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     doc = _Doc()
     _header(doc, manifest, sites)
     _headline(doc, shares)
+    _cooling(doc, table, sites, manifest)
     _shares_sections(doc, shares, charts)
     listed = _listed_sites(sites, table)
     _maps(doc, charts, labels, listed, table, len(sites), synthetic=synthetic)

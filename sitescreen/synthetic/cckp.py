@@ -157,9 +157,9 @@ def _area_values(area: DemoArea, variable: str, run: str, period: str, percentil
         values = 300.0 + 1900.0 * tropical + offset * 150.0 + 180.0 * warming \
             + shift * (90.0 + 60.0 * warming)
     else:
-        # Hot days above 35 C: 0-40 today, rising ~8 days per degree of warming.
-        values = 30.0 * tropical ** 2 + offset * 6.0 + 8.0 * warming * (0.5 + tropical) \
-            + shift * (2.0 + 3.0 * warming)
+        # Hot days above 35 C: 0-25 today, rising ~5 days per degree of warming.
+        values = 16.0 * tropical ** 2 + offset * 4.0 + 5.0 * warming * (0.4 + tropical) \
+            + shift * (1.5 + 2.5 * warming)
     values = np.maximum(values + 0.02 * (glon - area.lon), 0.0)
     if area.coastal:
         values[:, glon[0] > area.lon] = np.nan  # the sea, east of the city centre
