@@ -139,7 +139,7 @@ def _site_inputs(dcs: pd.DataFrame, a: CoolingAssumptions) -> tuple[pd.DataFrame
         num[name] = pd.to_numeric(text.replace("", np.nan), errors="coerce")
         ok = (num[name] >= lo if closed else num[name] > lo) & (num[name] <= hi)
         for i in np.flatnonzero(((text != "") & ~ok).to_numpy()):
-            problems.append(f"site {dcs['site_id'].iloc[i]!r}: {name} = {raw.iloc[i]!r} is "
+            problems.append(f"site {dcs['site_id'].iloc[i]!r}: {name} = {text.iloc[i]!r} is "
                             f"not {what}")
     out = pd.DataFrame({"it_load_kw": num["it_load_kw"].fillna(num["it_load_mw"] * 1000.0),
                         "pue": num["pue"], "cooling_share": num["cooling_share"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from file_server import ibtracs_body
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from sitescreen.cli.data import data_app
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 WP = "ibtracs.WP.list.v04r01.csv"
 
 
@@ -126,3 +128,53 @@ def test_verify_reports_a_cached_error_page_as_invalid(tmp_path):
     assert res.exit_code == 1, res.output
     assert "invalid" in res.output and "JSON document" in res.output
     assert "fetch it again" in res.output or "fetch again" in res.output
+
+
+def test_fetch_cckp_from_a_local_server_under_the_upstream_names(httpserver, tmp_path):
+    """``data fetch cckp_cmip6`` asks for exactly the files of the catalog's heat hazards,
+    under the bucket's layout, and records size and checksum at fetch time."""
+    from file_server import FileHandler, serve
+
+    from sitescreen.catalog import load_catalog
+    from sitescreen.data.datasets import expand_files
+    from sitescreen.synthetic.cckp import write_cckp_file
+
+    packaged = (REPO / "sitescreen" / "catalog.toml").read_text("utf-8")
+    upstream = "https://wbg-cckp.s3.amazonaws.com/data/"
+    assert upstream in packaged
+    user = tmp_path / "catalog.toml"
+    user.write_text(packaged.replace(upstream, httpserver.url_for("/data/")), "utf-8")
+    names = expand_files(load_catalog().dataset("cckp_cmip6"))
+    assert len(names) == 60  # (reference + 3 runs x 3 periods) x 3 percentiles x 2 variables
+    bodies = {}
+    for variable in ("hd35", "cdd65"):
+        path = write_cckp_file(tmp_path / f"{variable}.nc", variable=variable, run="ssp585",
+                               percentile="median", period="2040-2059", patches=[])
+        bodies[variable] = path.read_bytes()
+    handlers = {}
+    for name in names:
+        handlers[name] = FileHandler(bodies[name.split("/")[1]], content_type="application/x-netcdf")
+        serve(httpserver, f"/data/{name}", handlers[name])
+    cache = tmp_path / "cache"
+
+    res = runner.invoke(data_app, ["fetch", "cckp_cmip6", "--catalog", str(user), "--cache",
+                                   str(cache), "--quiet"])
+
+    assert res.exit_code == 0, res.output
+    assert all(len(h.ranges) == 1 for h in handlers.values())
+    name = ("cmip6-x0.25/hd35/ensemble-all-ssp585/climatology-hd35-annual-mean_cmip6-x0.25_"
+            "ensemble-all-ssp585_climatology_p90_2060-2079.nc")
+    cached = cache / "cckp" / name
+    assert cached.read_bytes() == bodies["hd35"]
+    side = json.loads((cache / "cckp" / f"{name}.sha256.json").read_text())
+    assert side["size"] == len(bodies["hd35"]) and side["sha256"] == _sha(cached)
+    assert side["upstream_url"] == httpserver.url_for(f"/data/{name}")
+    assert side["origin"] == "upstream" and side["dataset"] == "cckp_cmip6"
+
+    again = runner.invoke(data_app, ["fetch", "cckp_cmip6", "--catalog", str(user), "--cache",
+                                     str(cache), "--quiet", "--hazard", "cooling_demand"])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("cckp_cmip6: cached") == 30 and "hd35" not in again.output
+    assert all(len(h.ranges) == 1 for h in handlers.values())  # nothing fetched twice
+    res = runner.invoke(data_app, ["verify", "cckp_cmip6", "--cache", str(cache)])
+    assert res.exit_code == 0 and "cckp_cmip6: 60 ok" in res.output

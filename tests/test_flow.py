@@ -55,8 +55,25 @@ def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path)
             expected = 100 * (screened.level == lvl).mean()
             assert row[f"pct_level_{lvl}"] == pytest.approx(expected, abs=1e-3)
         assert row.medium_plus_pct == pytest.approx(100 * (screened.level >= 3).mean(), abs=1e-3)
-    headline = summary[summary.hazard.isin(["water_scarcity_drought", "floods_typhoons"])]
-    assert len(headline) == 2 * 3 * 2
+    from sitescreen.outputs.summary import HEADLINE_HAZARDS
+
+    headline = summary[summary.hazard.isin(HEADLINE_HAZARDS)]
+    assert set(headline.hazard) == {"water_scarcity_drought", "floods_typhoons", "heat"}
+    assert len(headline) == 3 * 3 * 2
+    heat = summary[summary.hazard == "heat"]
+    assert (heat.sites_screened > 0).all() and (heat.pathway.isin(["ssp126", "ssp245", "ssp585"])).all()
+    assert (heat.medium_plus_pct_low <= heat.medium_plus_pct_high).all()
+
+    # The heat hazards ran in the flow, and the data centers' cooling energy is reported.
+    assert {"extreme_heat", "cooling_demand"} <= set(per_site.hazard)
+    cooling = per_site[per_site.hazard == "cooling_demand"]
+    dc = cooling[cooling.site_id == "ksc-bj-yizhuang-dc"]
+    assert len(dc) == 6 and dc.extra_cooling_demand_dc_cooling_change_pct.notna().all()
+    assert dc.extra_cooling_demand_dc_assumptions.str.contains("pue=1.362 (site)",
+                                                               regex=False).all()
+    assert [r["hazard"] for r in manifest["data_center_cooling"]] == ["cooling_demand"]
+    report = (run_dir / "report.md").read_text()
+    assert "## Data-center cooling energy" in report and "### Extreme heat" in report
 
     # GeoJSON loads with lon/lat order: the Xuhui head office is at about 121.4 E, 31.2 N.
     assert sites.crs.to_epsg() == 4326
