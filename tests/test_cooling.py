@@ -97,3 +97,11 @@ def test_bad_inputs_are_listed_at_once():
     text = str(info.value)
     assert "site 'dc1': pue = '0.9' is not a PUE between 1 and 5" in text
     assert "site 'dc2': pue = 'high'" in text and "site 'dc2': cooling_share = '1.5'" in text
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    import sitescreen.cooling
+
+    assert doctest.testmod(sitescreen.cooling).failed == 0

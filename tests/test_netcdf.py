@@ -138,3 +138,11 @@ def test_a_file_without_the_variable_is_a_clear_error(tmp_path):
     path = _write(tmp_path)
     with pytest.raises(HazardDataError, match="climatology-tr-annual-mean"):
         read_grid(path, "climatology-tr-annual-mean")
+
+
+def test_the_module_examples_hold():
+    import doctest
+
+    import sitescreen.netcdf
+
+    assert doctest.testmod(sitescreen.netcdf).failed == 0
