@@ -116,6 +116,13 @@ class Pathway:
         return d
 
 
+# CMIP6 scenarios for the three narratives (typhoon change factors, CCKP heat).
+_SSP_PATHWAYS = {
+    Narrative.OPTIMISTIC: ("ssp126", "SSP1-2.6", True, ""),
+    Narrative.CURRENT_TREND: ("ssp245", "SSP2-4.5", True, ""),
+    Narrative.PESSIMISTIC: ("ssp585", "SSP5-8.5", True, ""),
+}
+
 # (code, label, exact, note) per narrative, and period per year, for each dataset family.
 _FAMILIES: dict[str, dict] = {
     "aqueduct40": {
@@ -139,22 +146,14 @@ _FAMILIES: dict[str, dict] = {
         "periods": {2030: "2010-2049", 2050: "2030-2069", 2080: "2060-2099"},
     },
     "tc_change": {
-        "pathways": {
-            Narrative.OPTIMISTIC: ("ssp126", "SSP1-2.6", True, ""),
-            Narrative.CURRENT_TREND: ("ssp245", "SSP2-4.5", True, ""),
-            Narrative.PESSIMISTIC: ("ssp585", "SSP5-8.5", True, ""),
-        },
+        "pathways": _SSP_PATHWAYS,
         "periods": {2030: "2021-2040", 2050: "2041-2060", 2080: "2081-2100"},
     },
     # World Bank CCKP, CMIP6 0.25-degree (model-run ensemble-all-{code}); the periods are its
     # 20-year climatologies. 2080 takes 2060-2079, the climatology around the target year
     # (2080-2099 is the one centred on 2090).
     "cckp_cmip6": {
-        "pathways": {
-            Narrative.OPTIMISTIC: ("ssp126", "SSP1-2.6", True, ""),
-            Narrative.CURRENT_TREND: ("ssp245", "SSP2-4.5", True, ""),
-            Narrative.PESSIMISTIC: ("ssp585", "SSP5-8.5", True, ""),
-        },
+        "pathways": _SSP_PATHWAYS,
         "periods": {2030: "2020-2039", 2050: "2040-2059", 2080: "2060-2079"},
     },
 }

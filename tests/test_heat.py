@@ -20,6 +20,21 @@ LON = np.array([121.5, 121.74, 100.0, np.nan])
 LAT = np.array([31.25, 31.25, 10.0, np.nan])
 
 
+# A new CCKP indicator: one catalog entry (and a threshold set), no code.
+HD40 = '''
+[hazards.extreme_heat_40]
+label = "Hot days above 40 C"
+plugin = "sitescreen.hazards.heat:CckpIndicator"
+datasets = ["cckp_cmip6"]
+threshold_set = "heat-hot-days-40c-v1"
+scenarios = ["optimistic", "current_trend", "pessimistic"]
+years = [2030, 2050, 2080]
+[hazards.extreme_heat_40.params]
+variable = "hd40"
+quantity = "days"
+'''
+
+
 def _write(root, entry, variable, run, percentile, period, west_value, east_value=np.nan,
            units="days"):
     relpath = _file_name(entry, variable, run, percentile, period)
@@ -90,18 +105,7 @@ def test_a_missing_file_names_the_fetch_command(heat_root):
 
 def test_a_new_cckp_indicator_is_one_catalog_entry(heat_root, tmp_path):
     user = tmp_path / "catalog.toml"
-    user.write_text('''
-[hazards.extreme_heat_40]
-label = "Hot days above 40 C"
-plugin = "sitescreen.hazards.heat:CckpIndicator"
-datasets = ["cckp_cmip6"]
-threshold_set = "heat-hot-days-40c-v1"
-scenarios = ["optimistic", "current_trend", "pessimistic"]
-years = [2030, 2050, 2080]
-[hazards.extreme_heat_40.params]
-variable = "hd40"
-quantity = "days"
-''')
+    user.write_text(HD40)
     thresholds = tmp_path / "thresholds.toml"
     thresholds.write_text('''
 [sets.heat-hot-days-40c-v1]
@@ -127,16 +131,9 @@ edges = [0.5, 3, 10, 30]
 
 def test_a_hazard_without_its_variable_is_refused(tmp_path):
     user = tmp_path / "catalog.toml"
-    user.write_text('''
-[hazards.tropical_nights]
-label = "Tropical nights"
-plugin = "sitescreen.hazards.heat:CckpIndicator"
-datasets = ["cckp_cmip6"]
-threshold_set = "heat-hot-days-35c-v1"
-scenarios = ["pessimistic"]
-years = [2050]
-''')
-    with pytest.raises(CatalogError, match=r"no params.variable"):
+    # The same entry without its params: the file names cannot be built.
+    user.write_text(HD40.split("[hazards.extreme_heat_40.params]")[0])
+    with pytest.raises(CatalogError, match=r"extreme_heat_40.*no params.variable"):
         load_catalog(user)
 
 

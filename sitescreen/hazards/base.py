@@ -15,9 +15,10 @@ import numpy as np
 from sitescreen.catalog import Catalog, CatalogEntry, HazardSpec
 from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataSource
+from sitescreen.errors import HazardDataError
 from sitescreen.scenarios import Narrative, Pathway
 
-__all__ = ["Hazard", "HazardContext", "HazardResult", "join_flags"]
+__all__ = ["Hazard", "HazardContext", "HazardResult", "join_flags", "site_arrays"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,14 @@ def join_flags(n: int, parts: list[tuple[np.ndarray, object]]) -> np.ndarray:
         sep = np.where(out == "", "", ";").astype(object)
         out = np.where(mask, out + sep + lab, out)
     return out.astype(str)
+
+
+def site_arrays(hazard: str, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flat float64 coordinate arrays, one pair per site; unequal lengths are refused."""
+    lon = np.asarray(lon, dtype="float64").ravel()
+    lat = np.asarray(lat, dtype="float64").ravel()
+    if lon.shape != lat.shape:
+        raise HazardDataError(
+            f"{hazard}: {len(lon)} longitudes for {len(lat)} latitudes; pass one "
+            "coordinate pair per site")
+    return lon, lat

@@ -56,7 +56,7 @@ from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
 from sitescreen.data.sources import origin_details
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards.base import HazardContext, HazardResult, join_flags
+from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for
 
@@ -237,12 +237,7 @@ class _AqueductFlood:
         pathway = pathway_for(entry.family, scenario, year)
         damaging = _param(context, "damaging_depth_m", 0.5)
         margin = _param(context, "near_threshold_m", 0.1)
-        lon = np.asarray(lon, dtype="float64").ravel()
-        lat = np.asarray(lat, dtype="float64").ravel()
-        if lon.shape != lat.shape:
-            raise HazardDataError(
-                f"{self.name}: {len(lon)} longitudes for {len(lat)} latitudes; pass one "
-                "coordinate pair per site")
+        lon, lat = site_arrays(self.name, lon, lat)
         n = len(lon)
         rps = self._return_periods(entry)
         members = self._members(entry, pathway)

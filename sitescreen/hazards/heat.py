@@ -44,8 +44,8 @@ import numpy as np
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import classify, near_threshold
 from sitescreen.data.datasets import format_file_name
-from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.hazards.base import HazardContext, HazardResult, join_flags
+from sitescreen.errors import CatalogError
+from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
 from sitescreen.netcdf import UNITS, convert_units, read_grid, sample_grid
 from sitescreen.scenarios import Narrative, parse_narrative, pathway_for
 
@@ -74,12 +74,7 @@ class CckpIndicator:
         scenario = parse_narrative(scenario)
         entry, variable, quantity, max_km = _params(self.name, context)
         pathway = pathway_for(entry.family, scenario, year)
-        lon = np.asarray(lon, dtype="float64").ravel()
-        lat = np.asarray(lat, dtype="float64").ravel()
-        if lon.shape != lat.shape:
-            raise HazardDataError(
-                f"{self.name}: {len(lon)} longitudes for {len(lat)} latitudes; pass one "
-                "coordinate pair per site")
+        lon, lat = site_arrays(self.name, lon, lat)
         ref_run = str(entry.params.get("reference_run", "historical"))
         ref_period = str(entry.params.get("reference_period", "1995-2014"))
         future, files = {}, {}

@@ -404,7 +404,9 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
             cooling = cooling.assign(site_id=cooling["site_id"].astype(str)).merge(
                 points[["site_id", "lon", "lat"]].astype({"site_id": str}), on="site_id")
             if len(cooling):
-                write(_points(cooling.assign(data_origin=origin)), COOLING_LAYER,
+                geom = gpd.points_from_xy(cooling["lon"], cooling["lat"], crs=_CRS)
+                write(gpd.GeoDataFrame(cooling.assign(data_origin=origin), geometry=geom),
+                      COOLING_LAYER,
                       f"Data-center cooling electricity change, degree-day method ({origin})")
             unresolved = site_frame.loc[~located].drop(columns=["lon", "lat"]).reset_index(
                 drop=True)
