@@ -34,9 +34,13 @@ from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 
 from sitescreen.errors import HazardDataError
-from sitescreen.raster import nearest_valid_pixel
 
-__all__ = ["Grid", "UNITS", "read_grid", "sample_grid", "convert_units", "data_variable"]
+# _pixel_index is the raster sampler's own pixel rule (floor, far edge inside, longitudes
+# wrapped on global grids), shared so a NetCDF cell and a GeoTIFF pixel are found alike.
+from sitescreen.raster import RasterInfo, _pixel_index, nearest_valid_pixel
+
+__all__ = ["Grid", "UNITS", "read_grid", "locate_cells", "grid_values", "sample_grid",
+           "convert_units", "data_variable"]
 
 log = logging.getLogger(__name__)
 
@@ -221,21 +225,46 @@ def _float(text: str | None) -> float | None:
         return None
 
 
-def sample_grid(grid: Grid, lon: np.ndarray, lat: np.ndarray, *, max_km: float = 0.0
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Value of the cell holding each site, or of the nearest valid cell within ``max_km``.
+def locate_cells(grid: Grid, lon: Any, lat: Any, *, max_km: float = 0.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each site reads the grid: its own cell when that has data, else the centre of
+    the nearest cell with data within ``max_km``.
 
-    Returns the values (file units; NaN where neither is valid) and the distance in km from
-    the site to the centre of the cell used when it is not the site's own cell (0 for the
-    site's own cell, NaN for no data).
+    Returns the longitude and latitude to read at (NaN where neither has data) and the
+    distance in km from the site to that cell's centre (0 for the site's own cell).
     """
     rows, cols = grid.values.shape
+    # A tiled GeoTIFF in memory (a copy of a few MB) lets the one raster sampler and its
+    # nearest-valid search serve NetCDF too: GDAL's netCDF dataset carries no CRS and is not
+    # safe to share between threads.
     profile = {"driver": "GTiff", "width": cols, "height": rows, "count": 1,
                "dtype": "float32", "crs": "EPSG:4326", "nodata": float("nan"),
-               "transform": rasterio.Affine(*grid.transform[:6])}
-    # A GeoTIFF in memory (a copy of a few MB) lets the one raster sampler serve NetCDF too:
-    # GDAL's netCDF dataset carries no CRS and is not safe to share between threads.
+               "transform": rasterio.Affine(*grid.transform[:6]), "tiled": True,
+               "blockxsize": 256, "blockysize": 256}
     with MemoryFile() as mem, mem.open(**profile) as ds:
         ds.write(grid.values, 1)
-        values, dist, _, _ = nearest_valid_pixel(ds, lon, lat, max_km=max_km)
-    return values, dist
+        _, dist, plon, plat = nearest_valid_pixel(ds, lon, lat, max_km=max_km)
+    return plon, plat, dist
+
+
+def grid_values(grid: Grid, lon: Any, lat: Any) -> np.ndarray:
+    """Value (file units, float64) of the cell holding each point; NaN outside and at no
+    data. Longitudes are wrapped into a global grid's range (0..360 or -180..180)."""
+    x, y = (np.asarray(v, dtype="float64").ravel() for v in (lon, lat))
+    rows, cols = grid.values.shape
+    a, _, c, _, e, f = grid.transform
+    info = RasterInfo(path=grid.path, width=cols, height=rows, transform=(a, 0.0, c, 0.0, e, f),
+                      block_shape=(rows, cols), dtype="float32", nodata=None,
+                      nodata_declared=True)
+    r, k, inside = _pixel_index(info, x, y)
+    out = np.full(x.shape, np.nan)
+    out[inside] = grid.values[r[inside], k[inside]]
+    return out
+
+
+def sample_grid(grid: Grid, lon: Any, lat: Any, *, max_km: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Value of the cell holding each site, or of the nearest valid cell within ``max_km``,
+    and the distance in km to the cell used (0: the site's own cell; NaN: no data)."""
+    plon, plat, dist = locate_cells(grid, lon, lat, max_km=max_km)
+    return grid_values(grid, plon, plat), dist

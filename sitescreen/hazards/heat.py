@@ -46,7 +46,8 @@ from sitescreen.classify import classify, near_threshold
 from sitescreen.data.datasets import format_file_name
 from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
-from sitescreen.netcdf import UNITS, convert_units, read_grid, sample_grid
+from sitescreen.netcdf import UNITS, convert_units, grid_values, locate_cells, read_grid
+from sitescreen.raster import SAMPLES
 from sitescreen.scenarios import Narrative, parse_narrative, pathway_for
 
 __all__ = ["CckpIndicator", "DATASET", "PERCENTILES"]
@@ -77,16 +78,20 @@ class CckpIndicator:
         lon, lat = site_arrays(self.name, lon, lat)
         ref_run = str(entry.params.get("reference_run", "historical"))
         ref_period = str(entry.params.get("reference_period", "1995-2014"))
-        future, files = {}, {}
-        dist = np.full(len(lon), np.nan)
+        # Where each site reads: its cell, or the nearest land cell, found once per hazard on
+        # the reference median (CCKP's land mask is one for all its files) and reused by
+        # every scenario, year and percentile.
+        ref = self._path(context, entry, variable, ref_run, "median", ref_period)
+        key = ("cckp-cells", *SAMPLES.key(ref[1], lon, lat, version=entry.version), max_km)
+        plon, plat, dist = SAMPLES.get_or_compute(
+            key, lambda: locate_cells(read_grid(ref[1]), lon, lat, max_km=max_km))
+        files = {"baseline": ref[0]}
+        base = self._read(entry, quantity, *ref, plon, plat)
+        future = {}
         for pct in PERCENTILES:
-            future[pct], d, files[pct] = self._read(context, entry, variable, quantity,
-                                                    pathway.code, pct, pathway.period, lon,
-                                                    lat, max_km)
-            if pct == "median":
-                dist = d
-        base, _, files["baseline"] = self._read(context, entry, variable, quantity, ref_run,
-                                                "median", ref_period, lon, lat, max_km)
+            files[pct], path = self._path(context, entry, variable, pathway.code, pct,
+                                          pathway.period)
+            future[pct] = self._read(entry, quantity, files[pct], path, plon, plat)
         ts = context.thresholds
         value = future["median"]
         levels = classify(value, ts)
@@ -118,6 +123,7 @@ class CckpIndicator:
                           "percentile": "median"},
             "percentiles": {"value": "median", "level_low": "p10", "level_high": "p90"},
             "files": files, "nearest_land_max_km": max_km,
+            "land_cells_from": files["baseline"],
             "sampling": "nearest 0.25-degree cell (the cell holding the site)",
             "dataset_version": entry.version, "data_origin": context.data.origin.value,
         }
@@ -140,16 +146,17 @@ class CckpIndicator:
                    "change_pct": change_pct, "nearest_land_km": dist},
             details=details)
 
-    def _read(self, context: HazardContext, entry: CatalogEntry, variable: str,
-              quantity: str, run: str, percentile: str, period: str, lon: np.ndarray,
-              lat: np.ndarray, max_km: float) -> tuple[np.ndarray, np.ndarray, str]:
+    def _path(self, context: HazardContext, entry: CatalogEntry, variable: str, run: str,
+              percentile: str, period: str) -> tuple[str, str]:
         relpath = _file_name(entry, variable, run, percentile, period)
-        path = context.data.require(entry, relpath)
+        return relpath, context.data.require(entry, relpath)
+
+    def _read(self, entry: CatalogEntry, quantity: str, relpath: str, path: str,
+              lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         grid = read_grid(path)
-        values, dist = sample_grid(grid, lon, lat, max_km=max_km)
-        converted, _, _ = convert_units(values, grid.units, quantity,
-                                        source=f"dataset {entry.id!r} file {relpath}")
-        return converted, dist, relpath
+        values, _, _ = convert_units(grid_values(grid, lon, lat), grid.units, quantity,
+                                     source=f"dataset {entry.id!r} file {relpath}")
+        return values
 
 
 def _file_name(entry: CatalogEntry, variable: str, run: str, percentile: str,
