@@ -133,3 +133,37 @@ def write_run_folder(out_root, run, *, created_at: str | None = None):
         manifest = {**manifest, "created_at": created_at}
     files = render_files(sites=sites, table=table, shares_table=shares, manifest=manifest)
     return write_run(out_root, manifest["run_id"], files)
+
+
+def cooling_run():
+    """(sites, table, shares, manifest) of a run with one cooling-demand layer (Pessimistic
+    2050) and one data center, "cd" (2 MW of IT, PUE 1.4): CDD 1000 today, 1250 (median),
+    1100 (p10) and 1500 (p90) then, so the cooling electricity rises by 25 % (10 to 50 %)."""
+    rows = [dict(s, kind="data_center", it_load_mw=2.0, pue=1.4) if s["site_id"] == "cd"
+            else dict(s, it_load_mw=None, pue=None) for s in SITES]
+    sites = sites_frame(rows)
+    catalog = load_catalog()
+    n = len(sites)
+    cdd = np.full(n, 800.0)
+    today = np.full(n, 700.0)
+    is_cd = sites["site_id"].eq("cd").to_numpy()
+    cdd[is_cd], today[is_cd] = 1250.0, 1000.0
+    p10, p90 = np.where(is_cd, 1100.0, cdd - 50), np.where(is_cd, 1500.0, cdd + 50)
+    ts = catalog.threshold_set("cooling-degree-days-18c-v1")
+    from sitescreen.classify import classify
+
+    result = HazardResult(
+        hazard="cooling_demand", scenario=Narrative.PESSIMISTIC, year=2050,
+        pathway=pathway_for("cckp_cmip6", Narrative.PESSIMISTIC, 2050), units=ts.units,
+        threshold_set=ts.name, datasets=("cckp_cmip6",), method="cooling method text",
+        values=cdd, levels=classify(cdd, ts), level_low=classify(p10, ts),
+        level_high=classify(p90, ts), flags=np.array([""] * n, dtype=object),
+        extra={"p10": p10, "p90": p90, "baseline": today})
+    table, shares = summarise(sites, [result], catalog=catalog)
+    request = ScreeningRequest(sites="sites.geojson", data="demo", scenarios=(Narrative.PESSIMISTIC,),
+                               years=(2050,))
+    data = DataSource(root="/demo", origin=DataOrigin.SYNTHETIC_DEMO, description="test data")
+    manifest = build_manifest(request=request, run_id="20250101T000000Z-cccccc", catalog=catalog,
+                              data=data, sites=sites, results=[result], timings={},
+                              input_sha256="0" * 64)
+    return sites, table, shares, manifest

@@ -34,7 +34,8 @@ def test_screen_flow_end_to_end(prefect_api, demo_pack, example_sites, tmp_path)
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["data_origin"] == "synthetic-demo"
-    assert {d["id"] for d in manifest["datasets"]} >= {"aqueduct40", "aqueduct_floods", "ibtracs_wp"}
+    assert {d["id"] for d in manifest["datasets"]} >= {"aqueduct40", "aqueduct_floods", "ibtracs_wp",
+                                                       "cckp_cmip6"}
     # A plain table (header first); the data origin on every row.
     assert (run_dir / "summary.csv").read_text().startswith('"hazard"')
     assert set(_read_summary(run_dir)["data_origin"]) == {"synthetic-demo"}

@@ -233,3 +233,22 @@ def test_sld_is_one_rule_per_level_and_a_no_data_rule():
     assert fill.lower() == LEVEL_COLOURS[5].lower()
     assert np.isin([r.find(f".//{OGC}Literal").text for r in rules[:5]],
                    ["1", "2", "3", "4", "5"]).all()
+
+
+def test_data_centers_get_a_cooling_layer(tmp_path):
+    from report_fixtures import cooling_run
+
+    sites, table, _, manifest = cooling_run()
+    path = tmp_path / "sites.gpkg"
+    write_geopackage(path, sites, table, manifest=manifest)
+
+    layer = pyogrio.read_dataframe(path, layer="data_center_cooling")
+    assert layer["site_id"].tolist() == ["cd"] and layer.crs.to_epsg() == 4326
+    row = layer.iloc[0]
+    assert (row.geometry.x, row.geometry.y) == pytest.approx((104.07, 30.67))
+    assert row["dc_cooling_change_pct"] == pytest.approx(25.0)
+    assert row["dc_cooling_change_mwh"] == pytest.approx(1226.4)
+    assert (row["dc_cooling_change_mwh_low"], row["dc_cooling_change_mwh_high"]) == \
+        pytest.approx((490.56, 2452.8))
+    assert row["scenario"] == "pessimistic" and row["period"] == "2040-2059"
+    assert "pue=1.4 (site)" in row["dc_assumptions"]

@@ -365,3 +365,24 @@ def test_share_records_put_the_headline_first(run):
         [c for c in SHARE_HEADLINE_COLUMNS if c in shares.columns])]
     assert [r["hazard"] for r in records[:12]] == ["water_scarcity_drought"] * 6 + \
         ["floods_typhoons"] * 6
+
+
+def test_the_report_answers_the_cooling_question_for_data_centers():
+    from report_fixtures import cooling_run
+
+    sites, table, shares, manifest = cooling_run()
+    md = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                       charts={})["report.md"].decode()
+
+    section = md[md.index("## Data-center cooling energy"):]
+    section = section[:section.index("\n## ", 5)]
+    # By hand: 2000 kW x 8760 h x (1.4 - 1) x 0.7 = 4,905.6 MWh of cooling today; +25 % =
+    # 1,226.4 MWh (10 %: 490.6, 50 %: 2,452.8); per MW 613.2 MWh, 398,580 CNY at 0.65/kWh.
+    assert ("By 2050 under the Pessimistic scenario (ssp585, 2040-2059), cooling electricity "
+            "of the 1 data center with data changes by 25 % (ensemble range 10 to 50 %); "
+            "613 MWh/year per MW of IT load (398,580 CNY/year per MW); in total 1,226 "
+            "MWh/year (range 491 to 2,453) for the 1 data center with an IT load, 797,160 "
+            "CNY/year.") in section.replace("\n", " ")
+    assert "pue=1.4 (site)" in section and "cooling\\_share=0.7 (default)" in section
+    assert "PUE 1.5" in section and "0.65 CNY/kWh" in section
+    assert manifest["data_center_cooling"][0]["per_site"]["cd"].startswith("it_load_kw=2000")

@@ -470,6 +470,10 @@ def _span(lo: float, hi: float, fmt: str = "{:,.0f}") -> str:
     return a if a == b else f"{a} to {b}"
 
 
+def _centers(n: int) -> str:
+    return f"{n} data center" + ("" if n == 1 else "s")
+
+
 def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapping) -> None:
     """Data-center cooling electricity per scenario and year (SenseTime's question)."""
     frame = cooling_frame(table)
@@ -480,7 +484,7 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
     cur = _str(rec.get("currency"))
     doc.heading(2, "Data-center cooling energy", "cooling")
     n = frame["site_id"].nunique()
-    doc.para(f"Change of the cooling electricity of the {n} data centers (sites of kind "
+    doc.para(f"Change of the cooling electricity of the {_centers(n)} (sites of kind "
              f"{_str(rec.get('kind'))}) from today (1995-2014 cooling degree days) to each "
              "scenario and period, by the degree-day method. The % change needs only the "
              "cooling degree days; MWh/year needs a site's IT load (it_load_kw or "
@@ -499,7 +503,7 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
         cost_mw = part["dc_cooling_change_cost_per_mw_it"].to_numpy(dtype=float)
         text = (f"By {year} under the {scenario_title(part['scenario'].iloc[0])} scenario "
                 f"({_str(part['pathway'].iloc[0])}, {_str(part['period'].iloc[0])}), cooling "
-                f"electricity of the {int((~np.isnan(pct)).sum())} data centers with data "
+                f"electricity of the {_centers(int((~np.isnan(pct)).sum()))} with data "
                 f"changes by {_span(np.nanmin(pct), np.nanmax(pct))} % (ensemble range "
                 f"{_span(lo, hi)} %); {_span(np.nanmin(per_mw), np.nanmax(per_mw))} MWh/year "
                 "per MW of IT load")
@@ -511,8 +515,8 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
             k = int((~np.isnan(mwh)).sum())
             text += (f"; in total {np.nansum(mwh):,.0f} MWh/year (range "
                      f"{np.nansum(part['dc_cooling_change_mwh_low']):,.0f} to "
-                     f"{np.nansum(part['dc_cooling_change_mwh_high']):,.0f}) for the {k} "
-                     f"data centers with an IT load, {np.nansum(cost):,.0f} {cur}/year")
+                     f"{np.nansum(part['dc_cooling_change_mwh_high']):,.0f}) for the "
+                     f"{_centers(k)} with an IT load, {np.nansum(cost):,.0f} {cur}/year")
         items.append(text + ".")
     doc.bullets(items)
     combos = list(dict.fromkeys(zip(frame["scenario"], frame["year"], strict=True)))
