@@ -159,11 +159,11 @@ def cooling_run():
         values=cdd, levels=classify(cdd, ts), level_low=classify(p10, ts),
         level_high=classify(p90, ts), flags=np.array([""] * n, dtype=object),
         extra={"p10": p10, "p90": p90, "baseline": today})
-    table, shares = summarise(sites, [result], catalog=catalog)
-    request = ScreeningRequest(sites="sites.geojson", data="demo", scenarios=(Narrative.PESSIMISTIC,),
-                               years=(2050,))
+    request = ScreeningRequest(sites="sites.geojson", data="demo",
+                               scenarios=(Narrative.PESSIMISTIC,), years=(2050,))
+    table, shares = summarise(sites, [result], request)
     data = DataSource(root="/demo", origin=DataOrigin.SYNTHETIC_DEMO, description="test data")
-    manifest = build_manifest(request=request, run_id="20250101T000000Z-cccccc", catalog=catalog,
-                              data=data, sites=sites, results=[result], timings={},
-                              input_sha256="0" * 64)
+    manifest = build_manifest(request=request.to_dict(), run_id="20250101T000000Z-cccccc",
+                              catalog=catalog, data=data, sites=sites, results=[result],
+                              timings={}, input_sha256="0" * 64)
     return sites, table, shares, manifest
