@@ -2,7 +2,8 @@
 
 ``manifest.json`` lists the request, the input file and its SHA-256, the data source and its
 origin, each dataset used (version, licence, citation), the threshold sets, the scenario
-crosswalk, per layer the dataset pathway and method, geocoding counts, and step timings.
+crosswalk, per layer the dataset pathway and method, the data-center cooling assumptions
+(method, defaults and per data center what was given), geocoding counts, and step timings.
 Its keys are defined here only; every output that repeats a fact of the run reads it from
 the manifest.
 """
