@@ -42,6 +42,7 @@ def _assess_runs(flow_run_id) -> list[str]:
 
 def test_adding_two_sites_samples_only_those(prefect_api, demo_pack, example_sites, tmp_path):
     from flows.screen import screen_flow
+    from sitescreen.catalog import load_catalog
     from sitescreen.geocode import GeocodeCache
 
     sites = tmp_path / "sites.geojson"
@@ -54,10 +55,12 @@ def test_adding_two_sites_samples_only_those(prefect_api, demo_pack, example_sit
 
     first = screen_flow(**kwargs, return_state=True)
     r1 = first.result()
-    layers = {"water_stress/pessimistic/2030", "river_flood/pessimistic/2030",
-              "coastal_flood/pessimistic/2030", "typhoon/pessimistic/2030"}
+    # Every default hazard of the catalog (water, floods, typhoon, heat).
+    layers = {f"{name}/pessimistic/2030" for name, spec in load_catalog().hazards.items()
+              if spec.default}
+    assert {"typhoon/pessimistic/2030", "extreme_heat/pessimistic/2030"} <= layers
     assert r1["sampled"] == {k: n for k in layers}
-    assert len(_assess_runs(first.state_details.flow_run_id)) == 4
+    assert len(_assess_runs(first.state_details.flow_run_id)) == len(layers)
     geocoded_before = len(GeocodeCache(tmp_path / "cache" / "geocode.sqlite"))
 
     doc["features"] += NEW_SITES
@@ -65,7 +68,7 @@ def test_adding_two_sites_samples_only_those(prefect_api, demo_pack, example_sit
     second = screen_flow(**kwargs, return_state=True)
     r2 = second.result()
     assert r2["sampled"] == {k: 2 for k in layers}
-    assert len(_assess_runs(second.state_details.flow_run_id)) == 4
+    assert len(_assess_runs(second.state_details.flow_run_id)) == len(layers)
     # Only the two new addresses reached a geocoder; the others came from the cache.
     assert len(GeocodeCache(tmp_path / "cache" / "geocode.sqlite")) == geocoded_before + 2
 
