@@ -24,7 +24,7 @@ LAT = np.array([31.25, 31.25, 10.0, np.nan])
 HD40 = '''
 [hazards.extreme_heat_40]
 label = "Hot days above 40 C"
-plugin = "sitescreen.hazards.heat:CckpIndicator"
+plugin = "cckp_indicator"
 datasets = ["cckp_cmip6"]
 threshold_set = "heat-hot-days-40c-v1"
 scenarios = ["optimistic", "current_trend", "pessimistic"]
