@@ -83,6 +83,8 @@ def test_hot_days_levels_range_and_baseline(heat_root):
     assert r.extra["nearest_land_km"][1] == pytest.approx(22.8, abs=0.1)
     assert r.flags[2] == "no-data" and r.flags[3] == "no-data"
     assert r.details["reference"]["period"] == "1995-2014"
+    # The files carry the synthetic mark, so the result is synthetic whatever the folder says.
+    assert r.details["data_origin"] == "synthetic-demo" and len(r.details["synthetic_files"]) == 4
     assert r.details["files"]["median"].endswith(
         "climatology-hd35-annual-mean_cmip6-x0.25_ensemble-all-ssp585_climatology_median_"
         "2040-2059.nc")

@@ -55,7 +55,7 @@ from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
 from sitescreen.data.sources import origin_details
-from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
 from sitescreen.scenarios import Narrative, Pathway, parse_narrative, pathway_for

@@ -44,6 +44,7 @@ import numpy as np
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import classify, near_threshold
 from sitescreen.data.datasets import format_file_name
+from sitescreen.data.sources import origin_details, says_synthetic
 from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
 from sitescreen.netcdf import UNITS, convert_units, grid_values, locate_cells, read_grid
@@ -125,7 +126,8 @@ class CckpIndicator:
             "files": files, "nearest_land_max_km": max_km,
             "land_cells_from": files["baseline"],
             "sampling": "nearest 0.25-degree cell (the cell holding the site)",
-            "dataset_version": entry.version, "data_origin": context.data.origin.value,
+            "dataset_version": entry.version,
+            **origin_details(context.data.origin, sorted(self._synthetic(context, entry, files))),
         }
         method = (f"{label}: World Bank CCKP CMIP6 0.25-degree annual climatology of the "
                   f"multi-model ensemble (from NEX-GDDP-CMIP6, Thrasher et al. 2022), run "
@@ -145,6 +147,12 @@ class CckpIndicator:
                    "level_baseline": classify(base, ts), "change": change,
                    "change_pct": change_pct, "nearest_land_km": dist},
             details=details)
+
+    def _synthetic(self, context: HazardContext, entry: CatalogEntry,
+                   files: dict[str, str]) -> set[str]:
+        """The files read that declare themselves synthetic (global ``sitescreen_synthetic``)."""
+        return {rel for rel in files.values()
+                if says_synthetic(read_grid(context.data.locate(entry, rel)).attrs)}
 
     def _path(self, context: HazardContext, entry: CatalogEntry, variable: str, run: str,
               percentile: str, period: str) -> tuple[str, str]:
