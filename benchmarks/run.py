@@ -29,6 +29,8 @@ Benchmarks (``--only`` names):
 - ``geocode``: offline geocoding and cache throughput (``benchmarks/bench_geocode.py``).
 - ``geopackage``: :func:`sitescreen.outputs.geopackage.write_geopackage` alone for 100,000
   sites x 4 hazards and 2 composites x 3 narratives x 2 years (random levels).
+- ``fetch``: windowed fetch of all 349 Aqueduct Floods tiles for ``sites.geojson`` from a
+  local HTTP server, tiled and striped (``benchmarks/bench_fetch.py``): bytes, requests, time.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode", "geopackage")
+BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode", "geopackage", "fetch")
 GB = 2**30
 MB = 2**20
 
@@ -709,9 +711,30 @@ def bench_geopackage(rep: Report, cache: Path) -> None:
                        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
+def bench_fetch(rep: Report, cache: Path) -> None:
+    import tempfile
+
+    from bench_fetch import GOAL_PER_SITE_LAYER, GOAL_TOTAL, measure
+
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        res = measure(Path(work))
+    rep.raw["fetch"] = res
+    for name, r in res["layouts"].items():
+        what = f"{r['files']} tiles x {res['sites']} sites, {name}"
+        rep.less_than("fetch", f"bytes per site per tile, {what}", r["per_site_layer"] / 1e6,
+                      GOAL_PER_SITE_LAYER / 1e6, "MB",
+                      note=f"{r['requests']} requests, {r['seconds']:.1f} s")
+        rep.less_than("fetch", f"total transferred, {name}", r["bytes"] / 1e6, GOAL_TOTAL / 1e6,
+                      "MB", note=f"cache {r['cache_bytes'] / 1e6:.1f} MB on disk")
+        rep.less_than("fetch", f"largest share of one upstream file read, {name}",
+                      r["max_file_share"], 1.0, "of the file", note="1 = whole-file download")
+        rep.add("fetch", f"second identical fetch, {name}", r["second_run_requests"],
+                "requests")
+
+
 BENCH_FUNCS = {"raster": bench_raster, "memory": bench_memory, "pipeline": bench_pipeline,
                "incremental": bench_incremental, "geocode": bench_geocode,
-               "geopackage": bench_geopackage}
+               "geopackage": bench_geopackage, "fetch": bench_fetch}
 
 
 # --------------------------------------------------------------------------- report

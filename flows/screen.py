@@ -82,6 +82,8 @@ def _layer_cache_key(context, parameters) -> str:
 TASKS: dict[Callable, Any] = {
     pipeline.prepare_data: task(pipeline.prepare_data, name="prepare-data",
                                 cache_policy=NO_CACHE, **_RETRY),
+    pipeline.fetch_data: task(pipeline.fetch_data, name="fetch-data", cache_policy=NO_CACHE,
+                              **_RETRY),
     pipeline.load_sites: task(_load_sites, name="load-sites", cache_policy=NO_CACHE),
     pipeline.locate_sites: task(_locate_sites, name="locate-sites", cache_policy=NO_CACHE,
                                 **_RETRY),
@@ -174,6 +176,7 @@ def screen_flow(
     run_id: str | None = None,
     report: bool = True,
     title: str | None = None,
+    fetch: bool = False,
 ) -> dict:
     """Screen a sites file for every hazard x scenario x year and write a run folder.
 
@@ -185,7 +188,8 @@ def screen_flow(
         sites=sites, data=data, demo=demo, out=out, scenarios=scenarios, years=years,
         hazards=hazards, weight=weight, catalog=catalog, thresholds=thresholds,
         geocoders=geocoders, overrides=overrides, refresh_geocodes=refresh_geocodes,
-        cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title)
+        cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title,
+        fetch=fetch)
     run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
     publish_artifacts(run)
     if run.run_dir is not None:

@@ -20,6 +20,7 @@ __all__ = [
     "GeocodeError",
     "GeocoderAuthError",
     "HazardDataError",
+    "MissingDataError",
     "OutputError",
     "UnsafePathError",
 ]
@@ -103,6 +104,11 @@ class GeocoderAuthError(GeocodeError):
 
 class HazardDataError(SitescreenError, ValueError):
     """A hazard dataset is missing, malformed or does not fit the request."""
+
+
+class MissingDataError(HazardDataError):
+    """A run needs data files (or windows of them) that the data folder lacks; the message
+    lists them with their size and the command that fetches them."""
 
 
 class OutputError(SitescreenError, OSError):

@@ -26,10 +26,12 @@ import pandas as pd
 from sitescreen.aggregate import add_composites, results_table, shares
 from sitescreen.catalog import Catalog, load_catalog
 from sitescreen.cooling import add_cooling_energy
-from sitescreen.data.sources import DEMO_PACK, DataSource, default_data_folder
+from sitescreen.data.sources import DataSource, default_data_folder
 from sitescreen.errors import CatalogError
 from sitescreen.geocode import is_located
 from sitescreen.hazards import HazardContext, HazardResult, load_hazard
+from sitescreen.home import cache_dir as home_cache_dir
+from sitescreen.home import demo_pack_dir
 from sitescreen.manifest import build_manifest
 from sitescreen.outputs.run_files import render_files
 from sitescreen.outputs.run_folder import (
@@ -53,6 +55,7 @@ __all__ = [
     "plan_layers",
     "preflight",
     "prepare_data",
+    "fetch_data",
     "load_sites",
     "locate_sites",
     "coordinates",
@@ -77,8 +80,11 @@ DEFAULT_YEARS = (2030, 2050)
 class ScreeningRequest:
     """What to screen, against which data, and where to write: the one place of defaults.
 
-    ``data`` defaults to ``$SITESCREEN_DATA``, else ``cache/data``; the SYNTHETIC demo pack
-    (``cache/demo-pack``) is used only with ``demo=True``. The CLI, the flow and the
+    ``data`` defaults to ``$SITESCREEN_DATA``, else ``$SITESCREEN_HOME/cache/data``; the
+    SYNTHETIC demo pack (``$SITESCREEN_HOME/cache/demo-pack``) is used only with
+    ``demo=True``; ``cache_dir`` (geocodes, result store) defaults to
+    ``$SITESCREEN_HOME/cache`` (:mod:`sitescreen.home`). With ``fetch``, data the run lacks
+    is fetched before any hazard work (:func:`fetch_data`). The CLI, the flow and the
     deployments all build their request here, so a run with no options means the same
     everywhere.
     """
@@ -96,20 +102,24 @@ class ScreeningRequest:
     geocoders: tuple[str, ...] = ("offline",)
     overrides: str | None = None
     refresh_geocodes: bool = False
-    cache_dir: str = "cache"
+    cache_dir: str | None = None
     run_id: str | None = None
     #: Charts and the Markdown/HTML report (matplotlib rendering takes seconds).
     report: bool = True
     #: The portfolio name the report is titled with; None: the sites file's ``name``, else
     #: its file name (:func:`sitescreen.outputs.summary.report_title`).
     title: str | None = None
+    #: Fetch missing data (small datasets whole, flood tiles by windows) before hazards.
+    fetch: bool = False
 
     def __post_init__(self) -> None:
         if self.run_id is not None:
             check_run_id(self.run_id)  # fail before the work, not when writing
         data = self.data if self.data is not None else (
-            DEMO_PACK if self.demo else default_data_folder())
+            demo_pack_dir() if self.demo else default_data_folder())
         object.__setattr__(self, "data", str(data))
+        if self.cache_dir is None:
+            object.__setattr__(self, "cache_dir", str(home_cache_dir()))
         for name in ("sites", "out", "cache_dir", "catalog", "thresholds", "overrides"):
             value = getattr(self, name)  # paths are kept as text: the request is plain data
             object.__setattr__(self, name, None if value is None else str(value))
@@ -240,7 +250,27 @@ def prepare_data(request: ScreeningRequest) -> DataSource:
         if not pack_is_current(request.data):
             log.warning("building the SYNTHETIC demo pack in %s", request.data)
             build_demo_pack(request.data)
+    elif not request.data.startswith(("http://", "https://")) and (
+            request.fetch or request.data == default_data_folder()):
+        # The cache folder is made on first use; what it lacks, fetch_data says (or gets).
+        Path(request.data).mkdir(parents=True, exist_ok=True)
     return open_data(request)
+
+
+def fetch_data(request: ScreeningRequest, lon: np.ndarray, lat: np.ndarray) -> dict:
+    """Before any hazard work: what the layers need of each dataset for these sites
+    (:mod:`sitescreen.data.prepare`); with ``request.fetch`` get what is missing (small
+    datasets whole, Aqueduct Floods by windows), else stop with one
+    :class:`~sitescreen.errors.MissingDataError` listing it, its size and the command.
+    A URL ``data`` is read remotely and the demo pack is complete: neither is planned.
+    Returns what was fetched, per dataset (empty when nothing was missing)."""
+    from sitescreen.data.prepare import fetch_missing, plan_data
+
+    if request.demo or request.data.startswith(("http://", "https://")):
+        return {}
+    catalog = catalog_for(request)
+    plan = plan_data(catalog, plan_layers(catalog, request), request.data, lon, lat)
+    return fetch_missing(catalog, plan, fetch=request.fetch, sites=request.sites)
 
 
 def load_sites(request: ScreeningRequest, *, password: str | None = None) -> gpd.GeoDataFrame:
@@ -409,6 +439,11 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
         sites = run.call(locate_sites, sites, request)
     lon, lat = coordinates(sites)
     say(f"located {int(np.isfinite(lon).sum())} of {len(sites)} sites")
+    with timed(timings, "fetch_data"):
+        fetched = run.call(fetch_data, request, lon, lat)
+    if fetched:
+        say("fetched " + "; ".join(f"{d}: {_fetched(r)}" for d, r in fetched.items()))
+        data = open_data(request)  # the origin of what was fetched (upstream or mirror)
     with timed(timings, "assess"):
         cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request)
         todo = [i for i, c in enumerate(cached) if len(c.missing)]
@@ -434,6 +469,15 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
         run_dir = run.call(write_outputs, sites, table, shares_table, manifest, request)
         say(f"wrote {run_dir}")
     return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings, sampled)
+
+
+def _fetched(record: dict) -> str:
+    from sitescreen.data.prepare import human_bytes
+
+    if "files_fetched" in record:
+        return (f"{record['cells_fetched']} windows of {record['files_fetched']} files, "
+                f"{human_bytes(record['bytes'])} in {record['requests']} requests")
+    return f"{len(record['files'])} file(s), {human_bytes(record['bytes'])}"
 
 
 def run_summary(run: ScreeningRun) -> dict:

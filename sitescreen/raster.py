@@ -58,6 +58,8 @@ __all__ = [
     "sample_with_info",
     "nearest_valid",
     "nearest_valid_pixel",
+    "pixel_index",
+    "search_pad",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,9 @@ GDAL_ENV: dict[str, str] = {
     "GDAL_HTTP_RETRY_DELAY": "1",
     "GDAL_NUM_THREADS": "ALL_CPUS",
     "VSI_CACHE": "TRUE",
+    # GDAL decides once per process whether to count network bytes; a windowed fetch
+    # (sitescreen.data.windows) reports them, so the first remote read must switch it on.
+    "CPL_VSIL_NETWORK_STATS_ENABLED": "YES",
 }
 
 #: How rasters without a declared nodata value are read.
@@ -385,6 +390,25 @@ def _pixel_index(info: RasterInfo, lon: np.ndarray, lat: np.ndarray
     return rows, cols, inside
 
 
+def pixel_index(info: RasterInfo, lon: np.ndarray, lat: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column (int64) and inside-mask of the pixel holding each point, as sampling
+    computes them (``floor`` of the inverse transform; longitudes wrapped on global grids)."""
+    return _pixel_index(info, np.asarray(lon, dtype="float64"), np.asarray(lat, dtype="float64"))
+
+
+def search_pad(info: RasterInfo, abs_lat: Any, max_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of padding that hold every pixel within ``max_km`` of a point at
+    latitude ``abs_lat`` (degrees, absolute): the window :func:`nearest_valid_pixel` reads
+    around a point. Columns are counted at the latitude ``max_km`` further poleward."""
+    a, e = info.transform[0], info.transform[4]
+    lat_max = np.minimum(89.0, np.asarray(abs_lat, dtype="float64") + max_km / _KM_PER_DEG)
+    km_col_min = a * _KM_PER_DEG * np.cos(np.radians(lat_max))
+    pad_r = np.full(np.shape(lat_max), int(math.ceil(max_km / (abs(e) * _KM_PER_DEG))) + 1)
+    pad_c = np.ceil(max_km / km_col_min).astype(np.int64) + 1
+    return pad_r.astype(np.int64), pad_c
+
+
 def _plan(info: RasterInfo, rows: np.ndarray, cols: np.ndarray
           ) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
     """Yield block-aligned windows (row_off, col_off, height, width) and the point indices
@@ -601,10 +625,7 @@ def _search(ds: Any, info: RasterInfo, band: int, cache: WindowCache,
     for s, t in zip(starts, ends, strict=True):
         idx = need[order[s:t]]
         r, cc = rows[idx], cols[idx]
-        lat_max = min(89.0, float(np.abs(y[idx]).max()) + max_km / _KM_PER_DEG)
-        km_col_min = a * _KM_PER_DEG * math.cos(math.radians(lat_max))
-        pad_r = int(math.ceil(max_km / km_row)) + 1
-        pad_c = int(math.ceil(max_km / km_col_min)) + 1
+        pad_r, pad_c = (int(v) for v in search_pad(info, float(np.abs(y[idx]).max()), max_km))
         r0 = max(0, int(r.min()) - pad_r)
         r1 = min(info.height, int(r.max()) + pad_r + 1)
         c0 = max(0, int(cc.min()) - pad_c)

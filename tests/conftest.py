@@ -21,6 +21,12 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Caches of runs the tests start (geocodes, result store, data) go to a private home, never
+# into the checkout's cache/ or the user's folder (sitescreen.home).
+os.environ["SITESCREEN_HOME"] = tempfile.mkdtemp(prefix="sitescreen-home-")
+os.environ.pop("SITESCREEN_DATA", None)
+# GDAL decides once per process whether to count network bytes (windowed-fetch reports).
+os.environ.setdefault("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
 
 
 def _mirror_dir() -> Path | None:

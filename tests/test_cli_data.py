@@ -71,7 +71,7 @@ def test_the_cache_defaults_to_the_environment(tmp_path):
     (cache / "ibtracs" / WP).write_bytes(ibtracs_body(20_000))
 
     res = runner.invoke(data_app, ["fetch", "ibtracs_wp", "--offline"],
-                        env={"SITESCREEN_CACHE": str(cache)})
+                        env={"SITESCREEN_DATA": str(cache)})
 
     assert res.exit_code == 0, res.output
     assert str(cache.resolve()) in res.output

@@ -395,8 +395,8 @@ def world(tmp_path_factory) -> dict:
 
 
 def _cli(world: dict, cwd: Path, **popen) -> subprocess.Popen:
-    """``sitescreen screen`` without Prefect; cache ("cache") and output ("results") are
-    relative to ``cwd``, so runs in different folders have identical manifests. Charts and
+    """``sitescreen screen`` without Prefect; cache (``SITESCREEN_HOME=cwd``: "cache") and
+    output ("results") are relative to ``cwd``, so runs in different folders have identical manifests. Charts and
     the report are left out (--no-report): they are rendered from the same tables, and their
     reproducibility is tested in test_invariants.py."""
     cwd.mkdir(parents=True, exist_ok=True)
@@ -404,8 +404,9 @@ def _cli(world: dict, cwd: Path, **popen) -> subprocess.Popen:
             str(world["pack"]), "--no-prefect", "--out", "results", "--scenario", "pessimistic",
             "--year", "2050", "--hazard", "water_stress", "--hazard", "river_flood",
             "--no-report"]
+    env = {**os.environ, "SITESCREEN_HOME": str(cwd)}
     return subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+                            text=True, env=env, **popen)
 
 
 def _finish(proc: subprocess.Popen) -> str:
@@ -426,6 +427,7 @@ def _manifest(run_dir: Path) -> dict:
     m = json.loads((run_dir / "manifest.json").read_text("utf-8"))
     for key in ("run_id", "created_at", "timings_s"):
         m.pop(key)
+    m["request"].pop("cache_dir")  # each run's own SITESCREEN_HOME/cache (absolute)
     return m
 
 

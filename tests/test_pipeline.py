@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from small_pack import site, sites_doc, small_pack
 
-from sitescreen import pipeline
+from sitescreen import home, pipeline
 from sitescreen.data.sources import DEFAULT_DATA, DEMO_PACK, SYNTHETIC_WARNING
 from sitescreen.errors import HazardDataError
 from sitescreen.geocode import is_located
@@ -73,10 +73,11 @@ def test_plain_and_prefect_runs_are_the_same_run(prefect_api, tmp_path, tmp_path
 
 def test_defaults_live_in_the_request_and_never_name_the_demo_pack(monkeypatch):
     monkeypatch.delenv("SITESCREEN_DATA", raising=False)
-    assert pipeline.ScreeningRequest(sites="s.geojson").data == DEFAULT_DATA
+    assert pipeline.ScreeningRequest(sites="s.geojson").data == str(home.data_dir())
+    assert str(home.data_dir()).endswith(DEFAULT_DATA)
     assert pipeline.make_request(sites="s.geojson", data=None, years=None).years == \
         pipeline.DEFAULT_YEARS
-    assert pipeline.make_request(sites="s.geojson", demo=True).data == DEMO_PACK
+    assert pipeline.make_request(sites="s.geojson", demo=True).data == str(home.demo_pack_dir())
     monkeypatch.setenv("SITESCREEN_DATA", "/srv/hazard-data")
     assert pipeline.make_request(sites="s.geojson").data == "/srv/hazard-data"
     with pytest.raises(TypeError, match="unknown screening option"):
@@ -100,9 +101,9 @@ def test_a_flow_run_without_data_does_not_screen_synthetic_data(prefect_api, tmp
     from flows.screen import screen_flow
 
     monkeypatch.delenv("SITESCREEN_DATA", raising=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SITESCREEN_HOME", str(tmp_path))
     (tmp_path / DEMO_PACK).mkdir(parents=True)  # a demo pack lying around is not used
-    with pytest.raises(HazardDataError, match="data folder cache/data does not exist"):
+    with pytest.raises(HazardDataError, match="hazard data for this run is missing from"):
         screen_flow(sites=str(sites_file))
 
 

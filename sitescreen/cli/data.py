@@ -14,11 +14,9 @@ import typer
 
 from sitescreen.catalog import Catalog, load_catalog
 from sitescreen.cli.options import EXIT_MISMATCH, CatalogOpt, exit_on_error
-from sitescreen.data.sources import DEFAULT_DATA
 
 __all__ = ["data_app"]
 
-DEFAULT_CACHE = Path(DEFAULT_DATA)
 
 data_app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -26,9 +24,12 @@ data_app = typer.Typer(
          "cached as <cache>/<dataset folder>/<upstream file name>, each with a .sha256.json "
          "record of where it came from.")
 
-CacheOpt = Annotated[Path, typer.Option(
-    "--cache", envvar="SITESCREEN_CACHE",
-    help="Cache folder (default: $SITESCREEN_CACHE, else ./cache/data).")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache", help="Data cache folder [default: $SITESCREEN_DATA, else "
+                    "$SITESCREEN_HOME/cache/data; the same folder 'screen' reads].")]
+SitesOpt = Annotated[Path | None, typer.Option(
+    "--sites", help="Sites file: fetch only the windows around these sites (windowed "
+                    "datasets), and size the windowed fetch in 'list'/'info'.")]
 DatasetsArg = Annotated[list[str], typer.Argument(help="Dataset ids (see 'sitescreen data list').")]
 
 
@@ -41,36 +42,86 @@ def _catalog(path: Path | None) -> Catalog:
     return load_catalog(path)
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
+def _cache(cache: Path | None) -> Path:
+    from sitescreen.home import data_dir
+
+    return cache if cache is not None else data_dir()
+
+
+def _human(n: int | None) -> str:
+    from sitescreen.data.prepare import human_bytes
+
+    return human_bytes(n)
+
+
+def _site_plan(cat: Catalog, cache: Path, sites: Path, *, hazards: list[str] | None = None,
+               scenarios: list[str] | None = None, years: list[int] | None = None,
+               datasets: list[str] | None = None):
+    """The data plan for a sites file: every hazard reading ``datasets`` (default all), every
+    narrative and every year the hazards offer unless narrowed."""
+    from sitescreen import pipeline
+    from sitescreen.data.prepare import plan_data
+
+    names = hazards or [n for n, spec in cat.hazards.items()
+                        if datasets is None or set(spec.datasets) & set(datasets)]
+    all_years = sorted({y for n in names for y in cat.hazard(n).years})
+    request = pipeline.make_request(sites=str(sites), data=str(cache), hazards=names,
+                                    scenarios=scenarios or None, years=years or all_years)
+    layers = pipeline.plan_layers(cat, request)
+    located = pipeline.locate_sites(pipeline.load_sites(request), request)
+    lon, lat = pipeline.coordinates(located)
+    return plan_data(cat, layers, cache, lon, lat)
 
 
 @data_app.command("list")
-def list_datasets(cache: CacheOpt = DEFAULT_CACHE, catalog: CatalogOpt = None) -> None:
-    """Datasets with version, licence and what the cache holds of them."""
+def list_datasets(cache: CacheOpt = None, catalog: CatalogOpt = None,
+                  sites: SitesOpt = None) -> None:
+    """Datasets with version, licence, full size, what the cache holds, and (with --sites)
+    what a windowed fetch for those sites would transfer."""
     from sitescreen.data.datasets import dataset_status
+    from sitescreen.data.prepare import whole_size
+    from sitescreen.data.windows import window_status
 
     with _errors():
         cat = _catalog(catalog)
-        rows = [("DATASET", "VERSION", "LICENSE", "CACHE")]
+        cache = _cache(cache)
+        plan = _site_plan(cat, cache, sites) if sites else None
+        rows = [("DATASET", "VERSION", "LICENSE", "FULL SIZE", "CACHE")]
         for entry in cat.datasets.values():
             st = dataset_status(entry, cache)
+            win = window_status(entry, cache)
             state = {"cached": f"cached ({_human(st.bytes)}, {'/'.join(st.origins)})",
                      "partial": f"partial {st.present}/{st.expected}",
                      "missing": "not cached"}[st.state]
+            if win["files"]:
+                state = (f"windows of {win['files']}/{st.expected} files "
+                         f"({_human(win['bytes'])}, {'/'.join(win['origins'])})")
             if st.extracted is False and st.present:
                 state += ", not extracted"
-            rows.append((entry.id, entry.version, entry.license, state))
-        widths = [min(max(len(r[i]) for r in rows), 40) for i in range(3)]
+            if plan is not None:
+                state += "; for these sites: " + _plan_cell(plan, entry.id)
+            size = whole_size(entry)
+            approx = "" if entry.size else "~"
+            rows.append((entry.id, entry.version, entry.license,
+                         approx + _human(size) if size else "unknown", state))
+        widths = [min(max(len(r[i]) for r in rows), 40) for i in range(4)]
         for r in rows:
-            typer.echo("  ".join(c[:40].ljust(w) for c, w in zip(r[:3], widths, strict=True))
-                       + "  " + r[3])
-        typer.echo(f"\ncache: {Path(cache).resolve()}")
+            typer.echo("  ".join(c[:40].ljust(w) for c, w in zip(r[:4], widths, strict=True))
+                       + "  " + r[4])
+        typer.echo(f"\ncache: {Path(cache).resolve()}  (~: planning estimate)")
+
+
+def _plan_cell(plan, dataset: str) -> str:
+    for p in plan.windowed:
+        if p.dataset == dataset:
+            if p.complete:
+                return f"all {len(p.files)} files' windows cached"
+            return (f"windows {p.missing_cells} missing in {len(p.missing_files)} files, "
+                    f"~{_human(p.estimate_bytes)} by range requests")
+    for w in plan.whole:
+        if w.dataset == dataset:
+            return "cached" if w.complete else f"needs a full fetch ({_human(w.size)})"
+    return "not used"
 
 
 class _Bars:
@@ -106,6 +157,30 @@ class _Bars:
         self.progress.update(self.tasks[name], completed=done, total=total)
 
 
+class _WindowBar:
+    """One progress bar in files, with the bytes transferred, on stderr."""
+
+    def __init__(self, label: str, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[moved]}"),
+                                 console=Console(stderr=True), transient=False)
+        self.task = self.progress.add_task(label, total=total, moved="")
+
+    def __enter__(self) -> _WindowBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int, nbytes: int) -> None:
+        self.progress.update(self.task, completed=done, total=total,
+                             moved=f"{_human(nbytes)} transferred")
+
+
 @data_app.command()
 def fetch(
     datasets: DatasetsArg,
@@ -114,23 +189,48 @@ def fetch(
                          "used instead of upstream (default: $SITESCREEN_MIRROR).")] = None,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Use only the cache; fail listing what is missing.")] = False,
-    cache: CacheOpt = DEFAULT_CACHE,
+    cache: CacheOpt = None,
     files: Annotated[list[str] | None, typer.Option(
         "--files", help="Only files matching this glob (repeatable), e.g. "
                         "'inunriver_rcp8p5_*_2050_*'.")] = None,
     hazard: Annotated[list[str] | None, typer.Option(
         "--hazard", help="Only the files this hazard reads (repeatable): river_flood ...")] = None,
+    sites: SitesOpt = None,
+    scenario: Annotated[list[str] | None, typer.Option(
+        "--scenario", "-s", help="With --sites: only these narratives (repeatable).")] = None,
+    year: Annotated[list[int] | None, typer.Option(
+        "--year", "-y", help="With --sites: only these years (repeatable; default every year "
+                             "of the hazards).")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=32, help="With --sites: parallel connections.")] = 4,
+    deadline: Annotated[float, typer.Option(
+        "--deadline", help="With --sites: give up after this many seconds overall.")] = 1800.0,
     force: Annotated[bool, typer.Option("--force", help="Download again even if cached.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     catalog: CatalogOpt = None,
 ) -> None:
-    """Bring datasets into the cache: resumable, checksum-verified, skipped when present."""
+    """Bring datasets into the cache: resumable, checksum-verified, skipped when present.
+
+    With --sites, a windowed dataset (Aqueduct Floods) is fetched only in the windows around
+    the sites, by HTTP range requests; other datasets are fetched whole.
+    """
     from sitescreen.data.datasets import fetch_dataset
 
     with _errors():
         cat = _catalog(catalog)
+        cache = _cache(cache)
         entries = [cat.dataset(d) for d in datasets]
+        plan = None
+        if sites is not None:
+            plan = _site_plan(cat, cache, sites, hazards=hazard, scenarios=scenario,
+                              years=year, datasets=[e.id for e in entries])
         for entry in entries:
+            wplan = next((p for p in plan.windowed if p.dataset == entry.id), None) \
+                if plan else None
+            if wplan is not None:
+                _fetch_windowed(entry, wplan, mirror=mirror, offline=offline, quiet=quiet,
+                                workers=workers, deadline=deadline)
+                continue
             if quiet or offline:
                 results = fetch_dataset(entry, cache, mirror=mirror, offline=offline,
                                         files=files or None, hazards=hazard or None, force=force)
@@ -149,10 +249,33 @@ def fetch(
         typer.echo(f"cache: {Path(cache).resolve()}")
 
 
+def _fetch_windowed(entry, plan, *, mirror: str | None, offline: bool, quiet: bool,
+                    workers: int, deadline: float) -> None:
+    from sitescreen.data.datasets import resolve_mirror
+    from sitescreen.data.windows import FetchSettings, fetch_windows
+
+    settings = FetchSettings(workers=workers, deadline_s=deadline)
+    base = resolve_mirror(mirror)
+    todo = plan.missing_files
+    typer.echo(f"{entry.id}: {len(plan.files)} files needed; {len(todo)} lack "
+               f"{plan.missing_cells} windows (about {_human(plan.estimate_bytes)})", err=True)
+    if quiet or offline or not todo:
+        report = fetch_windows(entry, plan, mirror=base, settings=settings, offline=offline)
+    else:
+        with _WindowBar(f"{entry.id} windows", len(todo)) as bar:
+            report = fetch_windows(entry, plan, mirror=base, settings=settings, progress=bar)
+    typer.echo(f"{entry.id}: {report.cells_fetched} windows of {report.files_fetched} files "
+               f"fetched from {'the mirror' if base else 'upstream'} "
+               f"({_human(report.bytes)} in {report.requests} requests, "
+               f"{report.seconds:.1f} s); {report.files_cached} files already held them"
+               + (f"; re-read after an upstream change: {len(report.rebuilt)}"
+                  if report.rebuilt else ""))
+
+
 @data_app.command()
 def verify(
     datasets: DatasetsArg,
-    cache: CacheOpt = DEFAULT_CACHE,
+    cache: CacheOpt = None,
     files: Annotated[list[str] | None, typer.Option(
         "--files", help="Only files matching this glob (repeatable).")] = None,
     catalog: CatalogOpt = None,
@@ -167,7 +290,7 @@ def verify(
     with _errors():
         cat = _catalog(catalog)
         for d in datasets:
-            results = verify_dataset(cat.dataset(d), cache, files=files or None)
+            results = verify_dataset(cat.dataset(d), _cache(cache), files=files or None)
             missing = [r for r in results if r.status is VerifyStatus.MISSING]
             for r in results:
                 if r.status is VerifyStatus.MISSING:
@@ -196,14 +319,20 @@ def verify(
 def info(
     dataset: Annotated[str, typer.Argument(help="Dataset id.")],
     all_files: Annotated[bool, typer.Option("--all-files", help="List every file name.")] = False,
-    cache: CacheOpt = DEFAULT_CACHE,
+    cache: CacheOpt = None,
     catalog: CatalogOpt = None,
+    sites: SitesOpt = None,
 ) -> None:
-    """Citation, licence, URLs and files of one dataset."""
+    """Citation, licence, URLs, files and sizes of one dataset (with --sites: what a windowed
+    fetch for those sites would transfer)."""
     from sitescreen.data.datasets import dataset_status, expand_files, remote_files, source_url
+    from sitescreen.data.prepare import whole_size
+    from sitescreen.data.windows import window_status
 
     with _errors():
-        entry = _catalog(catalog).dataset(dataset)
+        cat = _catalog(catalog)
+        cache = _cache(cache)
+        entry = cat.dataset(dataset)
         names = remote_files(entry)
         lines = [
             f"{entry.id}: {entry.title}",
@@ -234,8 +363,61 @@ def info(
             lines.extend(f"    {f}" for f in shown)
             if len(shown) < len(names):
                 lines.append(f"    ... and {len(names) - len(shown)} more (--all-files)")
+        size = whole_size(entry)
+        lines.append(f"  full size: {_human(size)}" + ("" if entry.size else
+                     " (planning estimate; the catalog has no exact size)" if size else ""))
         st = dataset_status(entry, cache)
-        lines.append(f"  cache:     {st.state} ({st.present}/{st.expected} files"
+        lines.append(f"  cache:     {st.state} ({st.present}/{st.expected} full files"
+                     + (f", {_human(st.bytes)}" if st.present else "")
                      + (f", from {'/'.join(st.origins)}" if st.origins else "")
                      + (f", retrieved {st.retrieved_at}" if st.retrieved_at else "") + ")")
+        win = window_status(entry, cache)
+        if win["files"]:
+            lines.append(f"  windows:   {win['files']} window files, {win['cells']} windows, "
+                         f"{_human(win['bytes'])} on disk, {_human(win['transferred'])} "
+                         f"transferred (from {'/'.join(win['origins'])})")
+        if sites is not None:
+            plan = _site_plan(cat, cache, sites, datasets=[entry.id])
+            lines.append(f"  for {sites}: {_plan_cell(plan, entry.id)} "
+                         f"(full fetch: {_human(size)})")
         typer.echo("\n".join(lines))
+
+
+@data_app.command()
+def check(
+    datasets: Annotated[list[str] | None, typer.Argument(
+        help="Dataset ids (default: every dataset with files in the cache).")] = None,
+    cache: CacheOpt = None,
+    catalog: CatalogOpt = None,
+) -> None:
+    """Open the cached files and report what the readers assume vs what each file is.
+
+    GeoTIFFs: CRS, data type, nodata, size, block layout, compression; the Aqueduct GDB
+    layers and CSV columns; the IBTrACS header. Exits 1 when a file does not match.
+    """
+    from sitescreen.data.check import check_dataset
+
+    failed = False
+    with _errors():
+        cat = _catalog(catalog)
+        cache = _cache(cache)
+        entries = [cat.dataset(d) for d in datasets] if datasets else [
+            e for e in cat.datasets.values() if (cache / e.local_dir).is_dir()]
+        if not entries:
+            typer.echo(f"nothing cached in {cache}; fetch data first ('sitescreen data fetch')")
+        for entry in entries:
+            results = check_dataset(entry, cache)
+            present = [r for r in results if r.present]
+            for r in present:
+                facts = ", ".join(f"{k} {v}" for k, v in r.facts.items())
+                if r.ok:
+                    typer.echo(f"{entry.id}: ok        {r.file}  ({facts})")
+                else:
+                    failed = True
+                    typer.echo(f"{entry.id}: MISMATCH  {r.file}  ({facts})")
+                    for p in r.problems:
+                        typer.echo(f"    - {p}")
+            typer.echo(f"{entry.id}: {len(present)} of {len(results)} files cached and "
+                       f"checked, {sum(not r.ok for r in present)} mismatch(es)")
+    if failed:
+        raise typer.Exit(EXIT_MISMATCH)

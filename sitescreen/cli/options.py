@@ -76,6 +76,7 @@ ThresholdsOpt = Annotated[Path | None, typer.Option(
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Results folder.")]
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Hazard data folder (or mirror URL) laid out as upstream "
-                   "[default: $SITESCREEN_DATA, else cache/data].")]
+                   "[default: $SITESCREEN_DATA, else $SITESCREEN_HOME/cache/data].")]
 DemoOpt = Annotated[bool, typer.Option(
-    "--demo", help="Use the SYNTHETIC demo pack (built in cache/demo-pack if missing).")]
+    "--demo", help="Use the SYNTHETIC demo pack (built in $SITESCREEN_HOME/cache/demo-pack "
+                   "if missing).")]

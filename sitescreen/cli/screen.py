@@ -26,7 +26,6 @@ from sitescreen.cli.options import (
     exit_on_error,
     sites_source,
 )
-from sitescreen.data.sources import DEMO_PACK
 from sitescreen.errors import ConfigError
 
 __all__ = ["screen", "validate", "demo_data", "use_prefect"]
@@ -54,13 +53,16 @@ def validate(sites: SitesArg, sites_query: SitesQueryOpt = None) -> None:
 
 
 def demo_data(
-    folder: Annotated[Path, typer.Argument(
-        help="Folder to write the synthetic pack into.")] = Path(DEMO_PACK),
+    folder: Annotated[Path | None, typer.Argument(
+        help="Folder to write the synthetic pack into [default: "
+             "$SITESCREEN_HOME/cache/demo-pack].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rewrite an existing pack.")] = False,
 ) -> None:
     """Write the SYNTHETIC demo hazard pack (upstream formats and names; not real data)."""
+    from sitescreen.home import demo_pack_dir
     from sitescreen.synthetic import build_demo_pack, pack_is_current
 
+    folder = folder or demo_pack_dir()
     with exit_on_error():
         if not force and pack_is_current(folder):
             typer.echo(f"demo pack in {folder} is up to date")
@@ -89,6 +91,10 @@ def screen(
     out: OutOpt = Path("results"),
     data: DataOpt = None,
     demo: DemoOpt = False,
+    fetch: Annotated[bool, typer.Option(
+        "--fetch", help="Before any hazard work, fetch the data the run lacks: small datasets "
+                        "whole, Aqueduct Floods only in windows around the sites (HTTP range "
+                        "reads from upstream, or $SITESCREEN_MIRROR).")] = False,
     weight: Annotated[str | None, typer.Option(
         "--weight", help="Numeric site property for weighted shares (e.g. asset value).")] = None,
     catalog: CatalogOpt = None,
@@ -121,7 +127,10 @@ def screen(
             sites=sites_source(sites, sites_query), data=data, demo=demo, out=out, scenarios=scenario, years=year,
             hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
             geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
-            report=not no_report, title=title)
+            report=not no_report, title=title, fetch=fetch)
+        if fetch and demo:
+            raise ConfigError("--fetch gets real data and cannot be combined with --demo "
+                              "(the synthetic pack is built locally)")
         as_flow = use_prefect(prefect) or bool(dask)
         if dask and not os.environ.get("PREFECT_API_URL"):
             raise ConfigError(

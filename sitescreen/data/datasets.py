@@ -45,7 +45,7 @@ from sitescreen.data.fetch import (
     redact_url,
     sha256_file,
 )
-from sitescreen.data.sources import EXTRACTED_SUFFIX, DataOrigin
+from sitescreen.data.sources import EXTRACTED_SUFFIX, WINDOWS_SUFFIX, DataOrigin
 from sitescreen.errors import (
     CatalogError,
     ConfigError,
@@ -623,8 +623,8 @@ def dataset_status(entry: CatalogEntry, cache_root: str | Path) -> DatasetStatus
     present, missing, total, origins, times = 0, [], 0, [], []
     for name in names:
         path = _cache_path(entry, cache_root, name)
-        if not path.is_file():
-            missing.append(name)
+        if not path.is_file() or path.with_name(path.name + WINDOWS_SUFFIX).is_file():
+            missing.append(name)  # a window file is not the full file (see data.windows)
             continue
         present += 1
         total += path.stat().st_size

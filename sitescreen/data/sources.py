@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,22 +20,24 @@ from pathlib import Path
 from sitescreen.catalog import CatalogEntry
 from sitescreen.errors import HazardDataError
 
+# Where 'data fetch' puts datasets and 'screen' reads them, and where --demo builds the
+# SYNTHETIC pack (never used unless asked for): relative to $SITESCREEN_HOME.
+from sitescreen.home import DATA_ENV, DEFAULT_DATA, DEMO_PACK
+
 __all__ = ["DataOrigin", "DataSource", "PACK_MARKER", "SIDECAR_SUFFIX", "EXTRACTED_SUFFIX",
            "SYNTHETIC_WARNING", "is_synthetic", "origin_note", "DEFAULT_DATA", "DEMO_PACK",
            "DATA_ENV", "default_data_folder",
-           "SYNTHETIC_MARK", "says_synthetic", "file_says_synthetic", "origin_details"]
+           "SYNTHETIC_MARK", "says_synthetic", "file_says_synthetic", "origin_details",
+           "WINDOWS_SUFFIX"]
 
 PACK_MARKER = "PACK.json"
-#: Where ``sitescreen data fetch`` puts datasets and ``sitescreen screen`` reads them.
-DEFAULT_DATA = "cache/data"
-#: Where ``--demo`` builds and reads the SYNTHETIC demo pack; never used unless asked for.
-DEMO_PACK = "cache/demo-pack"
-#: Environment variable naming the data folder (or mirror URL) instead of DEFAULT_DATA.
-DATA_ENV = "SITESCREEN_DATA"
 #: Appended to a fetched file's name for its provenance record (url, sha256, size, origin).
 SIDECAR_SUFFIX = ".sha256.json"
 #: Appended to an archive's name for the record of what was extracted from it.
 EXTRACTED_SUFFIX = ".extracted.json"
+#: Appended to a window file's name (a GeoTIFF holding only the windows around sites, see
+#: :mod:`sitescreen.data.windows`) for its provenance record.
+WINDOWS_SUFFIX = ".windows.json"
 
 
 class DataOrigin(StrEnum):
@@ -68,8 +69,13 @@ def origin_note(origin: object) -> str:
 
 def default_data_folder() -> str:
     """The data folder a run reads when none is given: ``$SITESCREEN_DATA``, else
-    :data:`DEFAULT_DATA`. Never the demo pack: synthetic data is used only when asked for."""
-    return os.environ.get(DATA_ENV) or DEFAULT_DATA
+    :data:`DEFAULT_DATA` under ``$SITESCREEN_HOME`` (:func:`sitescreen.home.data_dir`).
+    Never the demo pack: synthetic data is used only when asked for."""
+    from sitescreen.home import data_dir
+
+    return str(data_dir())
+
+
 #: The mark a synthetic file carries inside itself, so that it stays synthetic when it leaves
 #: its pack (a deleted ``PACK.json``, a file copied into a cache): a GeoTIFF metadata tag, a
 #: NetCDF global attribute, a CSV column, a geodatabase field, an IBTrACS column.
@@ -183,8 +189,9 @@ class DataSource:
     def for_cache(cls, cache_root: str | Path) -> DataSource:
         """Open a cache folder filled by ``sitescreen data fetch``.
 
-        The origin is read from the ``<file>.sha256.json`` sidecars (and, for files
-        extracted from an archive, from ``<archive>.extracted.json``): ``mirror`` when any
+        The origin is read from the ``<file>.sha256.json`` sidecars (for files
+        extracted from an archive, from ``<archive>.extracted.json``; for window files, from
+        ``<file>.windows.json``): ``mirror`` when any
         file came from a mirror (a mirror may hold a re-encoded copy, so it is never
         reported as upstream), ``upstream`` when every file came from its upstream URL,
         ``local`` when the folder has no sidecars. A ``PACK.json`` still wins, so a demo
@@ -202,6 +209,10 @@ class DataSource:
             folder = manifest.parent.relative_to(root).as_posix()
             for member in rec.get("members", {}):
                 origins[f"{folder}/{member}"] = str(rec.get("origin") or DataOrigin.LOCAL.value)
+        for side in sorted(root.rglob("*" + WINDOWS_SUFFIX)):
+            rec = _read_json(side)
+            rel = side.relative_to(root).as_posix()[: -len(WINDOWS_SUFFIX)]
+            origins[rel] = str(rec.get("origin") or DataOrigin.LOCAL.value)
         if (root / PACK_MARKER).is_file():
             return cls(root=base.root, origin=base.origin, description=base.description,
                        pack=base.pack, file_origins=origins)

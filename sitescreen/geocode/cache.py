@@ -84,8 +84,12 @@ class GeocodeCache:
     True
     """
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_CACHE_PATH, *,
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
                  max_age: float | None = None, timeout: float = 30.0) -> None:
+        if path is None:  # <SITESCREEN_HOME>/cache/geocode.sqlite (sitescreen.home)
+            from sitescreen.home import cache_dir
+
+            path = cache_dir() / DEFAULT_CACHE_PATH.name
         self.path = Path(path)
         self.max_age = max_age
         self.timeout = float(timeout)

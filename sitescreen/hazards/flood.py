@@ -55,6 +55,7 @@ from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
 from sitescreen.data.datasets import format_file_name
 from sitescreen.data.sources import origin_details
+from sitescreen.data.windows import check_cover
 from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
 from sitescreen.raster import FALLBACK_NODATA_RULE, SAMPLES, RasterInfo, nearest_valid_pixel
@@ -213,12 +214,28 @@ class _AqueductFlood:
         """Coordinates to sample at, extra columns and flag parts (coast: nearest land)."""
         return lon, lat, {}, []
 
+    def _pad_km(self, params: dict) -> float:
+        """Search radius (km) around each site that reading needs (coast: nearest land)."""
+        return 0.0
+
+    def data_needs(self, entry: CatalogEntry, *, scenario: Narrative | str, year: int,
+                   params: dict) -> dict[str, float]:
+        """The files :meth:`assess` reads for ``scenario`` and ``year``, each with the
+        radius (km) around the sites it reads; a windowed fetch gets just those windows."""
+        pathway = pathway_for(entry.family, parse_narrative(scenario), year)
+        members = self._members(entry, pathway)
+        if bool(params.get("baseline", True)):
+            members.append(self.baseline(entry))
+        pad = self._pad_km(params)
+        return {f: pad for m in members for f in m.files}
+
     # -- sampling ------------------------------------------------------------------------
     def _depths(self, context: HazardContext, entry: CatalogEntry, member: _Member,
                 lon: np.ndarray, lat: np.ndarray, infos: dict[str, RasterInfo]) -> np.ndarray:
         rows = []
         for fname in member.files:
             path = context.data.require(entry, fname)
+            check_cover(path, lon, lat, entry=entry)  # a window file holds these sites?
             values, info = SAMPLES.sample_with_info(path, lon, lat, version=entry.version)
             infos[fname] = info
             rows.append(values)
@@ -388,11 +405,15 @@ class CoastalFlood(_AqueductFlood):
         return _Member("historical", self._files(p.get("historical_pathway", "historical"),
                                                  p.get("coast_historical_year", "hist"), entry))
 
+    def _pad_km(self, params: dict) -> float:
+        return float(params.get("nearest_land_max_km", 2.0))
+
     def _locate(self, context: HazardContext, entry: CatalogEntry, lon: np.ndarray,
                 lat: np.ndarray, members: list[_Member]
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list]:
         max_km = _param(context, "nearest_land_max_km", 2.0)
         ref = context.data.require(entry, members[0].files[-1])  # rarest RP
+        check_cover(ref, lon, lat, entry=entry, pad_km=max_km)
         key = ("nearest", *SAMPLES.key(ref, lon, lat, version=entry.version), max_km)
         _, dist, plon, plat = SAMPLES.get_or_compute(
             key, lambda: nearest_valid_pixel(ref, lon, lat, max_km=max_km))
