@@ -94,7 +94,7 @@ def test_screen_fetch_then_offline_rerun(upstream, tmp_path):
         assert missing.exit_code == 2, missing.output
         assert "missing" in missing.output and "--fetch" in missing.output
         assert "sitescreen data fetch aqueduct_floods --sites" in missing.output
-        assert server.requests == 0 and not (tmp_path / "out").exists()
+        assert server.requests == 0 and not list((tmp_path / "out").glob("*"))
 
         first = _screen(tmp_path, catalog, "--fetch")
         assert first.exit_code == 0, first.output

@@ -10,6 +10,7 @@ write, and no traceback.
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import subprocess
@@ -43,8 +44,10 @@ def _full_disk() -> None:  # inherited through exec: every write past 32 KiB fai
 
 
 def _in_subprocess(case: Case, args: list[str], w: World) -> tuple[int, str]:
+    # SITESCREEN_HOME=w.tmp: the run's cache/ is w.tmp/cache, as the cases expect.
     proc = subprocess.Popen([sys.executable, "-m", "sitescreen.cli", *args], cwd=w.tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "SITESCREEN_HOME": str(w.tmp)},
                             preexec_fn=_full_disk if case.fault == "full-disk" else None)
     if case.fault in ("SIGTERM", "SIGINT"):
         start = time.monotonic()
@@ -68,7 +71,8 @@ def test_reliability_case(case: Case, tmp_path, pack, httpserver, monkeypatch):
     w = World(tmp_path, pack, httpserver)
     args = case.build(w)
     before = _files(w.out)
-    monkeypatch.chdir(tmp_path)  # the default cache folder ("cache") lands in tmp_path
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SITESCREEN_HOME", str(tmp_path))  # the cache folder lands in tmp_path
 
     if case.fault:
         code, output = _in_subprocess(case, args, w)
