@@ -23,14 +23,24 @@ Benchmarks (``--only`` names):
   read for a few dozen scattered sites.
 - ``memory``: peak memory of sampling 1,000,000 points (tracemalloc and ``ru_maxrss``).
 - ``pipeline``: :func:`sitescreen.pipeline.screen` on 100,000 synthetic sites with
-  coordinates, all default hazards x 3 narratives x (2030, 2050), without and with writing
-  the outputs.
-- ``incremental``: 10,000 sites screened, then 10 added: cost of the second run.
+  coordinates, all default hazards x 3 narratives x (2030, 2050), without outputs and with
+  every output (``--per-site-outputs all``: CSV, GeoJSON, GeoParquet, GeoPackage, report).
+- ``scale``: the hard case: sites drawn at random over the land of China and East Asia
+  (Natural Earth outlines; neighbouring sites in different raster blocks), end to end with
+  the default outputs, single-process and on ``--dask local`` (2 workers). The size is
+  ``BENCH_SITES`` (default 100,000 for the full run; the 1,000,000-site goal is measured
+  with ``make bench BENCH_SITES=1000000``; ``BENCH_DASK=0`` skips the Dask run); figures at
+  other sizes are extrapolated to 1,000,000 and say so.
+- ``incremental``: 10,000 sites screened, then 10 added; 100,000 sites, then 1 added: cost
+  of the second run.
 - ``geocode``: offline geocoding and cache throughput (``benchmarks/bench_geocode.py``).
 - ``geopackage``: :func:`sitescreen.outputs.geopackage.write_geopackage` alone for 100,000
   sites x 4 hazards and 2 composites x 3 narratives x 2 years (random levels).
 - ``fetch``: windowed fetch of all 349 Aqueduct Floods tiles for ``sites.geojson`` from a
   local HTTP server, tiled and striped (``benchmarks/bench_fetch.py``): bytes, requests, time.
+
+Sites are written in two distributions: ``demo`` (uniform over the demo pack's areas, so
+every site falls on demo data) and ``land`` (the scale case above).
 """
 
 from __future__ import annotations
@@ -58,7 +68,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-BENCHES = ("raster", "memory", "pipeline", "incremental", "geocode", "geopackage", "fetch")
+BENCHES = ("raster", "memory", "pipeline", "scale", "incremental", "geocode",
+           "geopackage", "fetch")
 GB = 2**30
 MB = 2**20
 
@@ -85,6 +96,9 @@ class Config:
     incr_sites: int
     incr_added: int
     geocode_n: int
+    scale_sites: int = 100_000       # BENCH_SITES overrides
+    incr_big_sites: int = 100_000    # the "100,000 + 1 site" re-run
+    dask_workers: int = 2
     area_names: tuple[str, ...] = ()  # demo areas of the pack (empty: all DEMO_AREAS)
     pipeline_writes: tuple[bool, ...] = (False, True)  # without / with writing outputs
     # A second, smaller size screened without outputs: with two sizes the time is
@@ -105,14 +119,15 @@ QUICK = Config(
     rio_points=50_000, rs_points=1_000, rs_goal_points=20_000, sparse_sites=36,
     memory_points=1_000_000, pipeline_sites=20_000, pipeline_goal_sites=100_000,
     pipeline_small_sites=5_000, incr_sites=10_000, incr_added=10, geocode_n=5_000,
-    repeats=2)
+    scale_sites=20_000, incr_big_sites=20_000, repeats=2)
 # The smallest configuration: every code path, in-process, in a few seconds (for the tests).
 TINY = Config(
     name="tiny", raster_bounds=(95.0, 15.0, 100.0, 19.0), points=(1_000,),
     rio_points=1_000, rs_points=100, rs_goal_points=100, sparse_sites=12,
     memory_points=10_000, pipeline_sites=100, pipeline_goal_sites=100,
     incr_sites=50, incr_added=5, geocode_n=200, area_names=("Shanghai",),
-    pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1)
+    pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1, scale_sites=300,
+    incr_big_sites=0, dask_workers=0)
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
 
 
@@ -264,29 +279,69 @@ def build_pack(cache: Path, cfg: Config) -> Path:
     return root
 
 
-def write_sites(path: Path, n: int, cfg: Config, *, seed: int = 11, start: int = 0) -> Path:
-    """``n`` sites with coordinates, spread uniformly over the demo areas (so every site
-    falls on demo data), as a CSV sites file."""
+#: Natural Earth (1:110m) countries whose land the ``land`` distribution covers.
+LAND_COUNTRIES = ("CHN", "TWN", "JPN", "KOR", "PRK", "MNG")
+
+
+def land_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points uniform (in degrees) over the land of :data:`LAND_COUNTRIES`, drawn by
+    rejection from their bounding box with the Natural Earth outlines the package ships."""
+    import shapely
+
+    path = ROOT / "sitescreen" / "outputs" / "naturalearth_110m_countries.geojson"
+    doc = json.loads(path.read_text("utf-8"))
+    land = shapely.union_all([shapely.geometry.shape(f["geometry"]) for f in doc["features"]
+                              if f["properties"].get("iso_a3") in LAND_COUNTRIES])
+    shapely.prepare(land)
+    x0, y0, x1, y1 = land.bounds
+    rng = np.random.default_rng(seed)
+    xs, ys, have = [], [], 0
+    while have < n:
+        x = rng.uniform(x0, x1, 2 * (n - have) + 1000)
+        y = rng.uniform(y0, y1, len(x))
+        ok = shapely.contains_xy(land, x, y)
+        xs.append(x[ok])
+        ys.append(y[ok])
+        have += int(ok.sum())
+    return np.concatenate(xs)[:n], np.concatenate(ys)[:n]
+
+
+def write_sites(path: Path, n: int, cfg: Config, *, seed: int = 11, start: int = 0,
+                distribution: str = "demo") -> Path:
+    """``n`` sites with coordinates as a CSV sites file: spread uniformly over the demo
+    areas (``demo``: every site falls on demo data) or over the land of China and East Asia
+    (``land``: see :func:`land_points`)."""
     import pandas as pd
 
-    areas = _areas(cfg)
+    if path.exists():
+        return path
     rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(areas), n)
-    lon0 = np.array([a.lon for a in areas])[pick]
-    lat0 = np.array([a.lat for a in areas])[pick]
-    hw = np.array([a.half_width_deg for a in areas])[pick]
+    if distribution == "land":
+        lon, lat = land_points(n, seed)
+        city = "East Asia"
+    else:
+        areas = _areas(cfg)
+        pick = rng.integers(0, len(areas), n)
+        lon0 = np.array([a.lon for a in areas])[pick]
+        lat0 = np.array([a.lat for a in areas])[pick]
+        hw = np.array([a.half_width_deg for a in areas])[pick]
+        lon = lon0 + rng.uniform(-1, 1, n) * hw * 0.95
+        lat = lat0 + rng.uniform(-1, 1, n) * hw * 0.95
+        city = [areas[j].name for j in pick]
     ids = np.arange(start, start + n)
     frame = pd.DataFrame({
         "site_id": [f"bench-{i:07d}" for i in ids],
         "name": [f"Benchmark site {i}" for i in ids],
         "company": "Bench Co",
         "kind": "office",
-        "city": [areas[j].name for j in pick],
-        "lon": np.round(lon0 + rng.uniform(-1, 1, n) * hw * 0.95, 5),
-        "lat": np.round(lat0 + rng.uniform(-1, 1, n) * hw * 0.95, 5),
+        "city": city,
+        "lon": np.round(lon, 5),
+        "lat": np.round(lat, 5),
     })
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
     return path
 
 
@@ -424,12 +479,14 @@ def case_memory(raster: str, n: int, bounds: list[float]) -> dict:
 
 
 def case_pipeline(sites: str, pack: str, out: str, cache_dir: str, write: bool,
-                  profile: str = "") -> dict:
+                  profile: str = "", per_site_outputs: str = "auto", dask: str = "",
+                  dask_workers: int = 2, report: bool = True) -> dict:
     """One :func:`sitescreen.pipeline.screen` run; wall time, step timings and peak RSS."""
     from sitescreen import pipeline
 
     request = pipeline.make_request(sites=sites, data=pack, out=out, cache_dir=cache_dir,
-                                    years=[2030, 2050])
+                                    years=[2030, 2050], per_site_outputs=per_site_outputs,
+                                    report=report)
     prof = None
     if profile:
         import cProfile
@@ -437,7 +494,8 @@ def case_pipeline(sites: str, pack: str, out: str, cache_dir: str, write: bool,
         prof = cProfile.Profile()
         prof.enable()
     t0, c0 = time.perf_counter(), time.process_time()
-    run = pipeline.screen(request, write=write)
+    run = pipeline.screen(request, write=write,
+                          **({"dask": dask, "dask_workers": dask_workers} if dask else {}))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if prof is not None:
         prof.disable()
@@ -449,13 +507,21 @@ def case_pipeline(sites: str, pack: str, out: str, cache_dir: str, write: bool,
         steps["outputs (render + write)"] = max(0.0, wall - accounted)
     else:
         steps["other"] = max(0.0, wall - accounted)
-    out_bytes = 0
+    out_bytes, files = 0, {}
     if run.run_dir is not None:
-        out_bytes = sum(p.stat().st_size for p in Path(run.run_dir).rglob("*") if p.is_file())
-    return {"sites": int(len(run.sites)), "rows": int(len(run.table)), "wall_s": wall,
-            "cpu_s": cpu, "steps": steps, "rss_peak": _peak_rss_bytes(), "write": write,
-            "layers": len(run.manifest.get("layers", [])), "output_bytes": out_bytes,
-            "screened": int((run.table["level"] > 0).sum())}
+        for p in Path(run.run_dir).rglob("*"):
+            if p.is_file():
+                out_bytes += p.stat().st_size
+                files[p.relative_to(run.run_dir).as_posix()] = p.stat().st_size
+    big = sorted(files.items(), key=lambda kv: -kv[1])[:6]
+    res = run.results
+    return {"sites": int(len(run.sites)), "rows": int(len(res) * len(res.layers)),
+            "wall_s": wall, "cpu_s": cpu, "steps": steps, "rss_peak": _peak_rss_bytes(),
+            "write": write, "layers": len(run.manifest.get("layers", [])),
+            "output_bytes": out_bytes, "largest_files": dict(big),
+            "results_bytes": res.nbytes,
+            "worker_rss_peak": getattr(run, "worker_rss_peak", None),
+            "screened": int(sum(int((lv > 0).sum()) for lv in res.level))}
 
 
 def case_geocode(n: int) -> dict:
@@ -611,7 +677,7 @@ def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
         return run_case(cfg, "pipeline", {"sites": str(sites_file), "pack": str(pack),
                                           "out": str(work / "out"),
                                           "cache_dir": str(work / "cache"), "write": write,
-                                          "profile": prof})
+                                          "profile": prof, "per_site_outputs": "all"})
 
     small = None
     if goal_n > n and cfg.pipeline_small_sites:
@@ -620,7 +686,7 @@ def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
         rep.raw["pipeline"]["nowrite_small"] = small
     nowrite_est = None
     for write in cfg.pipeline_writes:
-        tag = "with outputs" if write else "without outputs"
+        tag = "with every output" if write else "without outputs"
         p = run(sites, write)
         rep.raw["pipeline"]["write" if write else "nowrite"] = p
         note = (f"{p['layers']} layers, {p['rows']:,} result rows, {p['cpu_s']:.1f} s CPU on "
@@ -647,14 +713,82 @@ def bench_pipeline(rep: Report, cache: Path, *, profile: bool = False) -> None:
             note = (f"ESTIMATE: measured {p['wall_s']:.1f} s at {n:,} sites, extrapolated to "
                     f"{goal_n:,} ({how}); ") + note
         if write:
-            note += f"; {p['output_bytes'] / MB:.0f} MB written"
+            note += f"; {p['output_bytes'] / MB:.0f} MB written ({_files_note(p)})"
         rep.less_than("pipeline", f"screen {goal_n:,} sites, {tag}", t, 60, "s", note=note)
         steps = sorted(p["steps"].items(), key=lambda kv: -kv[1])
         rep.add("pipeline", f"  steps, {tag} ({n:,} sites)", None, "",
                 note="; ".join(f"{k} {v:.1f} s" for k, v in steps if v >= 0.05))
-        rep.less_than("pipeline", f"peak RSS, {tag} ({n:,} sites)", p["rss_peak"] / GB, 4,
-                      "GB", note="" if cfg.subprocess else "in-process (not a clean peak)")
+        rep.less_than("pipeline", f"peak RSS, {tag} ({n:,} sites)", p["rss_peak"] / GB, 2.5,
+                      "GB", note=f"per-site results {p['results_bytes'] / MB:.0f} MB"
+                      + ("" if cfg.subprocess else "; in-process (not a clean peak)"))
     shutil.rmtree(work, ignore_errors=True)  # outputs of 100,000 sites take gigabytes
+
+
+def _files_note(p: dict) -> str:
+    return ", ".join(f"{k} {v / MB:.0f} MB" for k, v in p.get("largest_files", {}).items()
+                     if v >= MB)
+
+
+#: The 1,000,000-site goals: end to end with the default outputs.
+SCALE_GOAL_SITES = 1_000_000
+SCALE_GOALS = {"wall_s": 15 * 60, "rss_gb": 6.0, "output_gb": 3.0}
+
+
+def scale_sites(cfg: Config) -> int:
+    """``BENCH_SITES`` from the environment, else the configuration's size."""
+    value = os.environ.get("BENCH_SITES", "").replace("_", "").replace(",", "")
+    return int(value) if value else cfg.scale_sites
+
+
+def bench_scale(rep: Report, cache: Path) -> None:
+    """The hard case at ``BENCH_SITES`` sites, single-process and on a local Dask cluster."""
+    cfg = rep.config
+    pack = build_pack(cache, cfg)
+    n = scale_sites(cfg)
+    sites = write_sites(cache / "sites" / f"land-{n}.csv", n, cfg, seed=31, distribution="land")
+    work = cache / "work" / f"scale-{cfg.name}"
+    rep.raw["scale"] = {"sites": n, "distribution": "land", "loadavg_before": os.getloadavg()}
+    runs = [("single process", "")]
+    if cfg.dask_workers and os.environ.get("BENCH_DASK", "1") != "0":
+        runs.append((f"--dask local ({cfg.dask_workers} workers)", "local"))
+    factor = SCALE_GOAL_SITES / n
+    est = "" if n == SCALE_GOAL_SITES else \
+        f"ESTIMATE: measured at {n:,} sites, scaled linearly to {SCALE_GOAL_SITES:,}; "
+    single = None
+    for tag, dask in runs:
+        shutil.rmtree(work, ignore_errors=True)
+        p = run_case(cfg, "pipeline", {"sites": str(sites), "pack": str(pack),
+                                       "out": str(work / "out"), "cache_dir": str(work / "cache"),
+                                       "write": True, "dask": dask,
+                                       "dask_workers": cfg.dask_workers})
+        rep.raw["scale"]["dask" if dask else "single"] = p
+        shutil.rmtree(work, ignore_errors=True)
+        note = (f"{est}{p['layers']} layers, {p['screened']:,} site-layers screened of "
+                f"{p['rows']:,}; {p['cpu_s']:.0f} s CPU in the driver; load before "
+                f"{rep.raw['scale']['loadavg_before'][0]:.1f}")
+        if single is not None:
+            note += f"; single process {single['wall_s']:.0f} s at the same size"
+        rep.less_than("scale", f"{SCALE_GOAL_SITES:,} land sites end to end, {tag}",
+                      p["wall_s"] * factor, SCALE_GOALS["wall_s"], "s",
+                      note=note + f"; measured {p['wall_s']:.1f} s")
+        steps = sorted(p["steps"].items(), key=lambda kv: -kv[1])
+        rep.add("scale", f"  steps, {tag} ({n:,} sites)", None, "",
+                note="; ".join(f"{k} {v:.1f} s" for k, v in steps if v >= 0.05))
+        rss = p["rss_peak"] / GB
+        # Memory is bounded by the chunk size, plus the sites and their compact results:
+        # the estimate scales the part above a fixed 0.5 GB (interpreter, libraries) linearly.
+        rss_est = rss if not est else 0.5 + max(0.0, rss - 0.5) * factor
+        rep.less_than("scale", f"  peak RSS, {tag}", rss_est, SCALE_GOALS["rss_gb"], "GB",
+                      note=(est + f"measured {rss:.2f} GB; per-site results "
+                            f"{p['results_bytes'] / MB:.0f} MB"))
+        if dask and p.get("worker_rss_peak"):
+            rep.add("scale", "  peak RSS of one Dask worker", p["worker_rss_peak"] / GB, "GB",
+                    note=f"measured at {n:,} sites; bounded by the chunk size")
+        out_gb = p["output_bytes"] / GB
+        rep.less_than("scale", f"  outputs, {tag}", out_gb * factor, SCALE_GOALS["output_gb"],
+                      "GB", note=est + f"measured {p['output_bytes'] / MB:.0f} MB ("
+                      f"{_files_note(p)})")
+        single = single or p
 
 
 def bench_incremental(rep: Report, cache: Path) -> None:
@@ -685,6 +819,26 @@ def bench_incremental(rep: Report, cache: Path) -> None:
                            sorted(b["steps"].items(), key=lambda kv: -kv[1]) if v >= 0.01))
     rep.less_than("incremental", "second run / first run", 100 * b["wall_s"] / a["wall_s"], 5,
                   "%")
+    big = cfg.incr_big_sites
+    if not big:
+        return
+    first = write_sites(cache / "sites" / f"incr-{cfg.name}-{big}.csv", big, cfg, seed=23)
+    added = write_sites(cache / "sites" / f"incr-{cfg.name}-{big}-added1.csv", 1, cfg, seed=24,
+                        start=big)
+    second = cache / "sites" / f"incr-{cfg.name}-{big}+1.csv"
+    if not second.exists():
+        pd.concat([pd.read_csv(first), pd.read_csv(added)]).to_csv(second, index=False)
+    shutil.rmtree(work, ignore_errors=True)
+    a = run_case(cfg, "pipeline", {"sites": str(first), **common})
+    b = run_case(cfg, "pipeline", {"sites": str(second), **common})
+    rep.raw["incremental"].update(big_first=a, big_second=b)
+    shutil.rmtree(work, ignore_errors=True)
+    rep.add("incremental", f"first run, {big:,} sites (empty cache)", a["wall_s"], "s",
+            note="without outputs")
+    rep.less_than("incremental", f"second run, {big:,} + 1 site (same cache)", b["wall_s"], 3,
+                  "s", note="; ".join(f"{s} {v:.2f} s" for s, v in
+                                      sorted(b["steps"].items(), key=lambda kv: -kv[1])
+                                      if v >= 0.01))
 
 
 def bench_geocode(rep: Report, cache: Path) -> None:
@@ -733,8 +887,8 @@ def bench_fetch(rep: Report, cache: Path) -> None:
 
 
 BENCH_FUNCS = {"raster": bench_raster, "memory": bench_memory, "pipeline": bench_pipeline,
-               "incremental": bench_incremental, "geocode": bench_geocode,
-               "geopackage": bench_geopackage, "fetch": bench_fetch}
+               "scale": bench_scale, "incremental": bench_incremental,
+               "geocode": bench_geocode, "geopackage": bench_geopackage, "fetch": bench_fetch}
 
 
 # --------------------------------------------------------------------------- report

@@ -177,6 +177,8 @@ def screen_flow(
     report: bool = True,
     title: str | None = None,
     fetch: bool = False,
+    per_site_outputs: str | None = None,
+    per_site_limit: int | None = None,
 ) -> dict:
     """Screen a sites file for every hazard x scenario x year and write a run folder.
 
@@ -189,7 +191,7 @@ def screen_flow(
         hazards=hazards, weight=weight, catalog=catalog, thresholds=thresholds,
         geocoders=geocoders, overrides=overrides, refresh_geocodes=refresh_geocodes,
         cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title,
-        fetch=fetch)
+        fetch=fetch, per_site_outputs=per_site_outputs, per_site_limit=per_site_limit)
     run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
     publish_artifacts(run)
     if run.run_dir is not None:

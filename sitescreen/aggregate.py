@@ -8,12 +8,22 @@ sites unresolved (no location), sites with no data, sites screened. Percentages 
 sites screened; the other denominators are reported beside them so nothing is hidden.
 Composite hazards ("floods and typhoons") take, per site, the highest level of their
 components, and name the component that drove it.
+
+Two forms of the same results. :class:`SiteResults` is the one a run keeps: one typed
+column per layer and per field (levels int8, flags and drivers dictionary-encoded), the
+constants of a layer (pathway, units, threshold set, datasets) stored once in a
+:class:`LayerInfo`. Composites and counts are computed on it chunk by chunk of sites and the
+counts added up (:func:`count_levels`, :func:`shares_from_counts`), so memory follows the chunk
+size and the long table is only ever built for one chunk (:meth:`SiteResults.long_table`),
+for the writers that stream it. :func:`results_table`, :func:`add_composites` and
+:func:`shares` are the long-table form of the same rules, for small tables and tests.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +34,20 @@ from sitescreen.classify import MEDIUM_AND_ABOVE
 from sitescreen.geocode.frame import is_located
 from sitescreen.hazards import HazardResult
 
-__all__ = ["results_table", "add_composites", "shares", "LEVELS", "APPROXIMATE_MARK"]
+__all__ = [
+    "results_table",
+    "add_composites",
+    "shares",
+    "LEVELS",
+    "LayerInfo",
+    "SiteResults",
+    "count_levels",
+    "shares_from_counts",
+    "DEFAULT_CHUNK_SITES",
+    "site_masks",
+    "add_counts",
+    "APPROXIMATE_MARK",
+]
 
 LEVELS = (1, 2, 3, 4, 5)
 #: Appended to a composite component's ``hazard:code`` pathway when that component's dataset
@@ -299,6 +322,33 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     gid = g.ngroup().to_numpy()
     for i, col in enumerate(("pathway", "pathway_label", "period")):
         out.insert(len(keys) + i, col, _first_or_mixed_by_group(t[col], gid, len(out)))
+    if weight is not None:
+        t["_ws"] = t["_w"] * t["_screened"]
+        wg = t.assign(**{f"_wl{lvl}": t["_w"] * t[f"_l{lvl}"] for lvl in LEVELS},
+                      _wmp=t["_w"] * t["_mp"]).groupby(keys, sort=False)
+        out["_w_screened"] = wg["_ws"].sum().to_numpy()
+        for lvl in LEVELS:
+            out[f"_w_level_{lvl}"] = wg[f"_wl{lvl}"].sum().to_numpy()
+        out["_w_mp"] = wg["_wmp"].sum().to_numpy()
+    return shares_from_counts(out, weight=weight)
+
+
+#: Columns of a counts table (:func:`count_levels`) that identify a layer, in order.
+_SHARE_KEYS = ["hazard", "hazard_label", "is_composite", "scenario", "year", "pathway",
+               "pathway_label", "period", "pathway_exact", "threshold_set"]
+_COUNT_COLUMNS = ["sites_total", "sites_unresolved", "sites_screened",
+                  *(f"count_level_{lvl}" for lvl in LEVELS), "medium_plus_count",
+                  "medium_plus_count_low", "medium_plus_count_high"]
+_WEIGHT_SUMS = ["_w_screened", *(f"_w_level_{lvl}" for lvl in LEVELS), "_w_mp"]
+
+
+def shares_from_counts(counts: pd.DataFrame, *, weight: str | None = None) -> pd.DataFrame:
+    """The shares table from a counts table (one row per layer: its keys, the site counts
+    and, when weighted, the ``_w_*`` weight sums), as :func:`shares` returns it.
+
+    Counts add up: the counts of chunks of sites, summed, give the counts of the whole
+    portfolio (:func:`count_levels` computes them per chunk)."""
+    out = counts.copy()
     out["sites_no_data"] = out["sites_total"] - out["sites_unresolved"] - out["sites_screened"]
     for lvl in LEVELS:
         out[f"pct_level_{lvl}"] = _pct(out[f"count_level_{lvl}"], out["sites_screened"])
@@ -308,15 +358,13 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     out["medium_plus_pct_low"] = _pct(out["medium_plus_count_low"], out["sites_screened"])
     out["medium_plus_pct_high"] = _pct(out["medium_plus_count_high"], out["sites_screened"])
     if weight is not None:
-        t["_ws"] = t["_w"] * t["_screened"]
-        wg = t.assign(**{f"_wl{lvl}": t["_w"] * t[f"_l{lvl}"] for lvl in LEVELS},
-                      _wmp=t["_w"] * t["_mp"]).groupby(keys, sort=False)
-        wsum = wg["_ws"].sum().to_numpy()
+        wsum = out["_w_screened"].to_numpy(dtype="float64")
         out["weight_field"] = weight
         out["weight_screened"] = wsum
         for lvl in LEVELS:
-            out[f"w_pct_level_{lvl}"] = _pct(wg[f"_wl{lvl}"].sum().to_numpy(), wsum)
-        out["w_medium_plus_pct"] = _pct(wg["_wmp"].sum().to_numpy(), wsum)
+            out[f"w_pct_level_{lvl}"] = _pct(out[f"_w_level_{lvl}"], wsum)
+        out["w_medium_plus_pct"] = _pct(out["_w_mp"], wsum)
+    out = out.drop(columns=[c for c in _WEIGHT_SUMS if c in out.columns])
     int_cols = [c for c in out.columns if c.startswith(("count_", "sites_", "medium_plus_count"))]
     out[int_cols] = out[int_cols].astype(int)
     return out
@@ -337,3 +385,407 @@ def _first_or_mixed_by_group(values: pd.Series, gid: np.ndarray, n_groups: int) 
 def _first_or_mixed(values: pd.Series) -> str:
     unique = list(dict.fromkeys(str(v) for v in values))
     return unique[0] if len(unique) == 1 else " | ".join(unique)
+
+
+# ----------------------------------------------------------------------------- columnar form
+
+#: Sites per chunk when composites, counts and per-site outputs are computed: the long rows
+#: of one chunk (36 layers x 100,000 sites) take about 0.5 GB at most, whatever the portfolio.
+DEFAULT_CHUNK_SITES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    """What is constant in one layer (hazard or composite x scenario x year): stored once,
+    not once per site."""
+
+    hazard: str
+    hazard_label: str
+    is_composite: bool
+    scenario: str
+    year: int
+    pathway: str
+    pathway_label: str
+    period: str
+    pathway_exact: bool
+    pathway_note: str
+    units: str
+    threshold_set: str
+    datasets: str
+
+    @property
+    def key(self) -> str:
+        """``<hazard>_<scenario>_<year>``, the prefix of the layer's per-site columns."""
+        return f"{self.hazard}_{self.scenario}_{self.year}"
+
+
+def _categorical(values: Any) -> pd.Categorical:
+    if isinstance(values, pd.Categorical):
+        return values
+    return pd.Categorical(np.asarray(values, dtype=object).astype(str))
+
+
+@dataclass(slots=True)
+class SiteResults:
+    """Per-site results of every layer as typed columns, aligned with ``site_ids``.
+
+    Each layer ``i`` has ``value[i]`` (float64), ``level[i]``/``level_low[i]``/
+    ``level_high[i]`` (int8, 0: no data), ``flags[i]`` and ``driver[i]`` (categoricals,
+    "" when none) and its hazard's ``extra[i]`` columns; ``layers[i]`` holds the rest once.
+    About 13 bytes per site and layer, against about 300 in the long table.
+    """
+
+    site_ids: np.ndarray
+    layers: list[LayerInfo] = field(default_factory=list)
+    value: list[np.ndarray] = field(default_factory=list)
+    level: list[np.ndarray] = field(default_factory=list)
+    level_low: list[np.ndarray] = field(default_factory=list)
+    level_high: list[np.ndarray] = field(default_factory=list)
+    flags: list[pd.Categorical] = field(default_factory=list)
+    driver: list[pd.Categorical] = field(default_factory=list)
+    extra: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.site_ids)
+
+    @classmethod
+    def from_results(cls, site_ids: Sequence[str], results: Sequence[HazardResult], *,
+                     labels: dict[str, str] | None = None) -> SiteResults:
+        """The hazard results of a run, one layer each (as :func:`results_table`)."""
+        labels = labels or {}
+        out = cls(np.asarray(site_ids, dtype=object))
+        n = len(out.site_ids)
+        for r in results:
+            if len(r) != n:
+                raise ValueError(f"{r.hazard}: {len(r)} results for {n} sites")
+            info = LayerInfo(
+                hazard=r.hazard, hazard_label=labels.get(r.hazard, r.hazard),
+                is_composite=False, scenario=r.scenario.value, year=int(r.year),
+                pathway=r.pathway.code, pathway_label=r.pathway.label, period=r.pathway.period,
+                pathway_exact=bool(r.pathway.exact), pathway_note=r.pathway.note,
+                units=r.units, threshold_set=r.threshold_set, datasets=",".join(r.datasets))
+            out._append(info, np.asarray(r.values, dtype="float64"), r.levels, r.level_low,
+                        r.level_high, _categorical(r.flags), _empty_categorical(n),
+                        {k: np.asarray(v) for k, v in r.extra.items()})
+        return out
+
+    @classmethod
+    def from_long_table(cls, table: pd.DataFrame, *,
+                        site_ids: Sequence[str] | None = None) -> SiteResults:
+        """The columnar form of a long table (:func:`results_table` plus
+        :func:`add_composites`): one layer per hazard x scenario x year in order of first
+        appearance, sites in ``site_ids`` order (default: order of first appearance); a site
+        without a row in a layer has no data there."""
+        ids = pd.unique(table["site_id"]) if site_ids is None else site_ids
+        out = cls(np.asarray(ids, dtype=object))
+        n = len(out.site_ids)
+        index = pd.Index(out.site_ids)
+        if not len(table):
+            return out
+        keys = ["hazard", "scenario", "year"]
+        extra_cols = [c for c in table.columns if str(c).startswith("extra_")]
+        for (hazard, scenario, year), rows in table.groupby(keys, sort=False):
+            pos = index.get_indexer(rows["site_id"])
+            keep = pos >= 0
+            rows, pos = rows[keep], pos[keep]
+            first = rows.iloc[0]
+            info = LayerInfo(
+                hazard=str(hazard), hazard_label=str(first["hazard_label"]),
+                is_composite=bool(first["is_composite"]), scenario=str(scenario),
+                year=int(year), pathway=str(first["pathway"]),
+                pathway_label=str(first["pathway_label"]), period=str(first["period"]),
+                pathway_exact=bool(rows["pathway_exact"].all()),
+                pathway_note=str(first["pathway_note"]), units=str(first["units"]),
+                threshold_set=str(first["threshold_set"]), datasets=str(first["datasets"]))
+
+            def filled(col, fill, dtype, rows=rows, pos=pos):
+                arr = np.full(n, fill, dtype=dtype)
+                arr[pos] = pd.to_numeric(rows[col], errors="coerce").fillna(fill).to_numpy() \
+                    if dtype is not object else rows[col].fillna(fill).astype(str).to_numpy()
+                return arr
+
+            prefix = f"extra_{hazard}_"
+            extra = {c[len(prefix):]: filled(c, np.nan, "float64") if rows[c].dtype.kind in "fiub"
+                     else filled(c, "", object)
+                     for c in extra_cols if c.startswith(prefix) and rows[c].notna().any()}
+            out._append(info, filled("value", np.nan, "float64"), filled("level", 0, np.int8),
+                        filled("level_low", 0, np.int8), filled("level_high", 0, np.int8),
+                        _categorical(filled("flags", "", object)),
+                        _categorical(filled("driver", "", object)), extra)
+        return out
+
+    def _append(self, info: LayerInfo, value: np.ndarray, level: np.ndarray, low: np.ndarray,
+                high: np.ndarray, flags: pd.Categorical, driver: pd.Categorical,
+                extra: dict[str, np.ndarray]) -> None:
+        self.layers.append(info)
+        self.value.append(value)
+        self.level.append(np.asarray(level, dtype=np.int8))
+        self.level_low.append(np.asarray(low, dtype=np.int8))
+        self.level_high.append(np.asarray(high, dtype=np.int8))
+        self.flags.append(flags)
+        self.driver.append(driver)
+        self.extra.append(extra)
+
+    def with_composites(self, composites: Sequence[CompositeSpec], *,
+                        chunk_sites: int = DEFAULT_CHUNK_SITES) -> SiteResults:
+        """These results with a layer per composite x scenario x year appended, by the rules
+        of :func:`add_composites` (same levels, drivers, flags, pathways and layer order);
+        computed chunk by chunk of sites."""
+        out = SiteResults(self.site_ids, list(self.layers), list(self.value), list(self.level),
+                          list(self.level_low), list(self.level_high), list(self.flags),
+                          list(self.driver), list(self.extra))
+        base = [i for i, info in enumerate(self.layers) if not info.is_composite]
+        n = len(self)
+        for comp in composites:
+            comp_layers = [i for i in base if self.layers[i].hazard in comp.components]
+            if not comp_layers:
+                continue
+            present = {self.layers[i].hazard for i in comp_layers}
+            missing_components = sorted(set(comp.components) - present)
+            hazards = sorted(present)
+            label = comp.label if not missing_components else \
+                f"{comp.label} (without {', '.join(missing_components)})"
+            datasets = ",".join(sorted({d for i in comp_layers
+                                        for d in self.layers[i].datasets.split(",") if d}))
+            extra_flags = ";".join(f"missing:{h}" for h in missing_components)
+            groups = sorted({(self.layers[i].scenario, self.layers[i].year) for i in comp_layers})
+            for scenario, year in groups:
+                members = [i for i in comp_layers
+                           if (self.layers[i].scenario, self.layers[i].year) == (scenario, year)]
+                pathway = "; ".join(f"{self.layers[i].hazard}:{self.layers[i].pathway}"
+                                    for i in members)
+                info = LayerInfo(
+                    hazard=comp.name, hazard_label=label, is_composite=True, scenario=scenario,
+                    year=year, pathway=pathway, pathway_label=pathway,
+                    period="; ".join(sorted({str(self.layers[i].period) for i in members})),
+                    pathway_exact=all(self.layers[i].pathway_exact for i in members),
+                    pathway_note="", units="level (highest component)",
+                    threshold_set="composite:max(" + ",".join(comp.components) + ")",
+                    datasets=datasets)
+                # Column j of the component matrix is hazards[j]; the first layer of a
+                # hazard wins, as in add_composites.
+                col_of = {}
+                for i in members:
+                    col_of.setdefault(hazards.index(self.layers[i].hazard), i)
+                best = np.zeros(n, dtype=np.int8)
+                low = np.zeros(n, dtype=np.int8)
+                high = np.zeros(n, dtype=np.int8)
+                drive_mask = np.zeros(n, dtype=np.int64)
+                miss_mask = np.zeros(n, dtype=np.int64)
+                for a in range(0, n, max(1, chunk_sites)):
+                    b = min(n, a + chunk_sites)
+                    mat = np.zeros((len(hazards), b - a), dtype=np.int8)
+                    lo = np.zeros_like(mat)
+                    hi = np.zeros_like(mat)
+                    for j, i in col_of.items():
+                        mat[j] = self.level[i][a:b]
+                        lo[j] = self.level_low[i][a:b]
+                        hi[j] = self.level_high[i][a:b]
+                    top = mat.max(axis=0)
+                    best[a:b], low[a:b], high[a:b] = top, lo.max(axis=0), hi.max(axis=0)
+                    bits = (1 << np.arange(len(hazards), dtype=np.int64))[:, None]
+                    drive_mask[a:b] = (((mat == top) & (top > 0)) * bits).sum(axis=0)
+                    miss_mask[a:b] = ((mat == 0) * bits).sum(axis=0)
+                driver = _mask_categorical(drive_mask, hazards, ",")
+                flags = _mask_categorical(miss_mask, [f"missing:{h}" for h in hazards], ";",
+                                          extra=extra_flags)
+                value = np.where(best > 0, best.astype("float64"), np.nan)
+                out._append(info, value, best, low, high, flags, driver, {})
+        return out
+
+    def take(self, start: int, stop: int) -> SiteResults:
+        """The sites ``start:stop`` (views, no copy of the columns)."""
+        return SiteResults(self.site_ids[start:stop], self.layers,
+                           [v[start:stop] for v in self.value],
+                           [v[start:stop] for v in self.level],
+                           [v[start:stop] for v in self.level_low],
+                           [v[start:stop] for v in self.level_high],
+                           [v[start:stop] for v in self.flags],
+                           [v[start:stop] for v in self.driver],
+                           [{k: v[start:stop] for k, v in e.items()} for e in self.extra])
+
+    def select(self, positions: np.ndarray) -> SiteResults:
+        """The sites at ``positions`` (integer positions or a boolean mask), copied."""
+        idx = np.flatnonzero(positions) if np.asarray(positions).dtype == bool else \
+            np.asarray(positions, dtype=np.int64)
+        return SiteResults(self.site_ids[idx], self.layers, [v[idx] for v in self.value],
+                           [v[idx] for v in self.level], [v[idx] for v in self.level_low],
+                           [v[idx] for v in self.level_high], [v[idx] for v in self.flags],
+                           [v[idx] for v in self.driver],
+                           [{k: v[idx] for k, v in e.items()} for e in self.extra])
+
+    def chunks(self, size: int = DEFAULT_CHUNK_SITES) -> Iterator[tuple[int, SiteResults]]:
+        """``(first site, results of the chunk)`` for consecutive chunks of ``size`` sites."""
+        size = max(1, int(size))
+        for a in range(0, max(len(self), 1), size):
+            yield a, self.take(a, min(len(self), a + size))
+
+    @classmethod
+    def concat(cls, parts: Sequence[SiteResults]) -> SiteResults:
+        """Chunks of one run (same layers, consecutive sites) as one."""
+        if not parts:
+            raise ValueError("no results to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.layers != first.layers:
+                raise ValueError("chunks with different layers cannot be concatenated")
+        out = cls(np.concatenate([p.site_ids for p in parts]), list(first.layers))
+        for i in range(len(first.layers)):
+            out.value.append(np.concatenate([p.value[i] for p in parts]))
+            out.level.append(np.concatenate([p.level[i] for p in parts]))
+            out.level_low.append(np.concatenate([p.level_low[i] for p in parts]))
+            out.level_high.append(np.concatenate([p.level_high[i] for p in parts]))
+            out.flags.append(_concat_categoricals([p.flags[i] for p in parts]))
+            out.driver.append(_concat_categoricals([p.driver[i] for p in parts]))
+            out.extra.append({k: np.concatenate([p.extra[i][k] for p in parts])
+                              for k in first.extra[i]})
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the per-site columns."""
+        total = self.site_ids.nbytes
+        for i in range(len(self.layers)):
+            total += self.value[i].nbytes + 3 * self.level[i].nbytes
+            total += self.flags[i].codes.nbytes + self.driver[i].codes.nbytes
+            total += sum(np.asarray(v).nbytes for v in self.extra[i].values())
+        return int(total)
+
+    def layer_index(self, hazard: str, scenario: str, year: int) -> int | None:
+        for i, info in enumerate(self.layers):
+            if (info.hazard, info.scenario, info.year) == (hazard, scenario, int(year)):
+                return i
+        return None
+
+    def long_table(self, layers: Sequence[int] | None = None) -> pd.DataFrame:
+        """The long table of these sites (one row per site x layer, the columns of
+        :func:`results_table` and :func:`add_composites`), layer by layer. Call it on a chunk
+        (:meth:`chunks`): the whole portfolio's long table is what this class avoids."""
+        frames = []
+        n = len(self)
+        for i in (range(len(self.layers)) if layers is None else layers):
+            info = self.layers[i]
+            frame = pd.DataFrame({
+                "site_id": self.site_ids,
+                "hazard": info.hazard,
+                "hazard_label": info.hazard_label,
+                "is_composite": info.is_composite,
+                "scenario": info.scenario,
+                "year": info.year,
+                "pathway": info.pathway,
+                "pathway_label": info.pathway_label,
+                "period": info.period,
+                "pathway_exact": info.pathway_exact,
+                "pathway_note": info.pathway_note,
+                "value": self.value[i],
+                "units": info.units,
+                "level": self.level[i].astype(np.int64),
+                "level_low": self.level_low[i].astype(np.int64),
+                "level_high": self.level_high[i].astype(np.int64),
+                "flags": np.asarray(self.flags[i], dtype=object),
+                "driver": np.asarray(self.driver[i], dtype=object),
+                "threshold_set": info.threshold_set,
+                "datasets": info.datasets,
+            }, index=pd.RangeIndex(n))
+            for key, arr in self.extra[i].items():
+                # A key "=name" is a column of that name (the data-center cooling columns).
+                frame[key[1:] if key.startswith("=") else f"extra_{info.hazard}_{key}"] = arr
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=_RESULT_COLUMNS)
+        return pd.concat(frames, ignore_index=True)
+
+    def shares(self, sites: pd.DataFrame, *, weight: str | None = None,
+               chunk_sites: int = DEFAULT_CHUNK_SITES) -> pd.DataFrame:
+        """:func:`shares` of these results, from counts added up chunk by chunk."""
+        unresolved, weights = site_masks(sites, self.site_ids, weight=weight)
+        total = None
+        for a, part in self.chunks(chunk_sites):
+            counts = count_levels(part, unresolved[a:a + len(part)],
+                                  None if weights is None else weights[a:a + len(part)])
+            total = counts if total is None else add_counts(total, counts)
+        return shares_from_counts(total, weight=weight)
+
+
+def _empty_categorical(n: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
+
+
+def _concat_categoricals(parts: Sequence[pd.Categorical]) -> pd.Categorical:
+    from pandas.api.types import union_categoricals
+
+    return union_categoricals(list(parts)) if len(parts) > 1 else parts[0]
+
+
+def _mask_categorical(mask: np.ndarray, names: Sequence[str], sep: str, *,
+                      extra: str = "") -> pd.Categorical:
+    """Per site, the ``names`` of the bits set in ``mask`` joined by ``sep`` (then ``extra``,
+    after ``;``), as a categorical: the strings are built once per distinct mask."""
+    uniq, inv = np.unique(mask, return_inverse=True)
+    labels = []
+    for m in uniq:
+        text = sep.join(nm for b, nm in enumerate(names) if int(m) >> b & 1)
+        if extra:
+            text = f"{text};{extra}" if text else extra
+        labels.append(text)
+    # Equal labels from different masks cannot occur (names are distinct), so the
+    # categories are unique.
+    return pd.Categorical.from_codes(np.asarray(inv).ravel().astype(np.int32), categories=labels)
+
+
+def site_masks(sites: pd.DataFrame, site_ids: np.ndarray, *, weight: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per result site: unresolved (no location) and, with ``weight``, its weight (0 when
+    missing), as :func:`shares` counts them."""
+    ids = pd.Index(site_ids)
+    unresolved = ids.isin(sites.loc[~is_located(sites), "site_id"])
+    weights = None
+    if weight is not None:
+        w = pd.to_numeric(sites.set_index("site_id")[weight], errors="coerce")
+        weights = pd.Series(site_ids).map(w).fillna(0.0).to_numpy(dtype="float64")
+    return np.asarray(unresolved, dtype=bool), weights
+
+
+def count_levels(results: SiteResults, unresolved: np.ndarray,
+                 weights: np.ndarray | None = None) -> pd.DataFrame:
+    """The counts table (:func:`shares_from_counts`) of a chunk of sites: one row per layer.
+
+    ``unresolved`` marks the chunk's sites without a location; ``weights`` (optional) their
+    weights. Counts of chunks add up with :func:`add_counts`."""
+    mplus = int(MEDIUM_AND_ABOVE)
+    rows = []
+    for i, info in enumerate(results.layers):
+        level = results.level[i]
+        screened = (level > 0) & ~unresolved
+        lv = level[screened]
+        counts = np.bincount(lv, minlength=6)
+        row = {k: getattr(info, k) for k in _SHARE_KEYS}
+        row.update({
+            "sites_total": len(level),
+            "sites_unresolved": int(unresolved.sum()),
+            "sites_screened": int(screened.sum()),
+            **{f"count_level_{lvl}": int(counts[lvl]) for lvl in LEVELS},
+            "medium_plus_count": int((lv >= mplus).sum()),
+            "medium_plus_count_low": int((results.level_low[i][screened] >= mplus).sum()),
+            "medium_plus_count_high": int((results.level_high[i][screened] >= mplus).sum()),
+        })
+        if weights is not None:
+            w = weights[screened]
+            wl = np.bincount(lv, weights=w, minlength=6)
+            row["_w_screened"] = float(w.sum())
+            row.update({f"_w_level_{lvl}": float(wl[lvl]) for lvl in LEVELS})
+            row["_w_mp"] = float(w[lv >= mplus].sum())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_SHARE_KEYS + _COUNT_COLUMNS
+                        + (_WEIGHT_SUMS if weights is not None else []))
+
+
+def add_counts(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The counts of two chunks of the same layers, added."""
+    if list(a["hazard"]) != list(b["hazard"]) or len(a) != len(b):
+        raise ValueError("counts of different layers cannot be added")
+    out = a.copy()
+    for cols in (_COUNT_COLUMNS, [c for c in _WEIGHT_SUMS if c in a.columns]):
+        if cols:
+            out[cols] = a[cols].to_numpy() + b[cols].to_numpy()
+    return out

@@ -23,9 +23,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import add_composites, results_table, shares
+from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
 from sitescreen.catalog import Catalog, load_catalog
-from sitescreen.cooling import add_cooling_energy
+from sitescreen.cooling import COOLING_COLUMNS, add_cooling_energy
 from sitescreen.data.sources import DataSource, default_data_folder
 from sitescreen.errors import CatalogError
 from sitescreen.geocode import is_located
@@ -33,6 +33,7 @@ from sitescreen.hazards import HazardContext, HazardResult, load_hazard
 from sitescreen.home import cache_dir as home_cache_dir
 from sitescreen.home import demo_pack_dir
 from sitescreen.manifest import build_manifest
+from sitescreen.outputs.per_site import DEFAULT_PER_SITE_LIMIT, PerSitePlan, plan_per_site
 from sitescreen.outputs.run_files import render_files
 from sitescreen.outputs.run_folder import (
     check_latest,
@@ -43,7 +44,13 @@ from sitescreen.outputs.run_folder import (
 )
 from sitescreen.scenarios import Narrative, parse_narrative
 from sitescreen.site_sources import redact
-from sitescreen.store import CachedLayer, ResultStore, layer_fingerprint, location_digest
+from sitescreen.store import (
+    CachedLayer,
+    ResultStore,
+    Snapshot,
+    layer_fingerprint,
+    location_digest,
+)
 
 __all__ = [
     "ScreeningRequest",
@@ -59,10 +66,17 @@ __all__ = [
     "load_sites",
     "locate_sites",
     "coordinates",
+    "read_snapshot",
     "check_layer",
     "check_folders",
     "assess_missing",
     "complete_layer",
+    "keep_snapshot",
+    "assess_sites",
+    "screen_chunk",
+    "screen_on_dask",
+    "spatial_order",
+    "per_site_plan",
     "summarise",
     "write_outputs",
     "location_digest",
@@ -111,6 +125,10 @@ class ScreeningRequest:
     title: str | None = None
     #: Fetch missing data (small datasets whole, flood tiles by windows) before hazards.
     fetch: bool = False
+    #: Per-site files (``outputs.per_site``): auto, all, compressed, parquet or none, and
+    #: the portfolio size up to which ``auto`` writes them all.
+    per_site_outputs: str = "auto"
+    per_site_limit: int = DEFAULT_PER_SITE_LIMIT
 
     def __post_init__(self) -> None:
         if self.run_id is not None:
@@ -127,6 +145,8 @@ class ScreeningRequest:
         object.__setattr__(self, "years", tuple(int(y) for y in self.years))
         object.__setattr__(self, "hazards", tuple(self.hazards))
         object.__setattr__(self, "geocoders", tuple(self.geocoders))
+        object.__setattr__(self, "per_site_limit", int(self.per_site_limit))
+        plan_per_site(self.per_site_outputs, 0, limit=self.per_site_limit)  # fail early
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -165,16 +185,25 @@ class Layer:
 
 @dataclass(slots=True)
 class ScreeningRun:
-    """What a run produced: the located sites, the long table, the shares and the manifest."""
+    """What a run produced: the located sites, the per-site results (columnar), the shares
+    and the manifest."""
 
     run_dir: Path | None
     sites: gpd.GeoDataFrame
-    table: pd.DataFrame
+    results: SiteResults
     shares: pd.DataFrame
     manifest: dict
     timings: dict[str, float] = field(default_factory=dict)
     #: Sites sampled per layer key, for the layers that had sites missing from the store.
     sampled: dict[str, int] = field(default_factory=dict)
+    #: With Dask chunks (:func:`screen_on_dask`): the largest peak memory of a worker, bytes.
+    worker_rss_peak: int | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The long per-site table (one row per site x layer), built on request: for small
+        runs and tests; :attr:`results` is the run's compact form."""
+        return self.results.long_table()
 
 
 # --------------------------------------------------------------------------- configuration
@@ -317,13 +346,30 @@ def coordinates(sites: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
+def _fingerprints(layers: Sequence[Layer], request: ScreeningRequest) -> list[str]:
+    catalog, data, stamps = catalog_for(request), open_data(request), {}
+    return [layer_fingerprint(catalog, data, layer.hazard, layer.scenario, layer.year,
+                              stamps=stamps) for layer in layers]
+
+
+def read_snapshot(layers: Sequence[Layer], request: ScreeningRequest) -> Snapshot | None:
+    """The result store's snapshot of exactly these layers (one read for all of them), or
+    None; see :mod:`sitescreen.store`. Data folders are stamped once for all layers."""
+    return result_store(request).read_snapshot(_fingerprints(layers, request))
+
+
 def check_layer(layer: Layer, *, lon: np.ndarray, lat: np.ndarray,
-                request: ScreeningRequest) -> CachedLayer:
+                request: ScreeningRequest, snapshot: Snapshot | None = None) -> CachedLayer:
     """Which sites of ``layer`` the result store already holds for exactly this data and
-    method (the layer's fingerprint), and which are missing."""
+    method (the layer's fingerprint), and which are missing: from the run's ``snapshot``
+    when there is one, else from the layer's parts."""
     fingerprint = layer_fingerprint(catalog_for(request), open_data(request), layer.hazard,
                                     layer.scenario, layer.year)
-    return result_store(request).lookup(fingerprint, lon, lat)
+    store = result_store(request)
+    if snapshot is not None and fingerprint in snapshot.fingerprints:
+        return store.cached_from_snapshot(snapshot, snapshot.fingerprints.index(fingerprint),
+                                          lon, lat)
+    return store.lookup(fingerprint, lon, lat)
 
 
 def assess_missing(layer: Layer, cached: CachedLayer, *, lon: np.ndarray, lat: np.ndarray,
@@ -350,10 +396,68 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
     return store.assemble(cached, lon, lat, computed)
 
 
+def keep_snapshot(layers: Sequence[Layer], results: Sequence[HazardResult], lon: np.ndarray,
+                  lat: np.ndarray, request: ScreeningRequest,
+                  previous: Snapshot | None) -> None:
+    """Add the sites missing from ``previous`` (all, without one) to the store's snapshot of
+    these layers, so that the next run reads one snapshot instead of every layer."""
+    result_store(request).write_snapshot(_fingerprints(layers, request), lon, lat,
+                                         list(results), previous=previous)
+
+
 def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
-              request: ScreeningRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long per-site table (hazards and composites) and the shares table."""
-    catalog, weight = catalog_for(request), request.weight
+              request: ScreeningRequest, *, chunk_sites: int = DEFAULT_CHUNK_SITES
+              ) -> tuple[SiteResults, pd.DataFrame]:
+    """The per-site results (hazards and composites, columnar) and the shares table, both
+    computed chunk by chunk of sites (:class:`sitescreen.aggregate.SiteResults`)."""
+    catalog = catalog_for(request)
+    check_weight(sites, request.weight)
+    labels = {name: spec.label for name, spec in catalog.hazards.items()}
+    columns = SiteResults.from_results(sites["site_id"].to_numpy(dtype=object), results,
+                                       labels=labels)
+    present = {r.hazard for r in results}
+    composites = [c for c in catalog.composites.values() if set(c.components) & present]
+    columns = columns.with_composites(composites, chunk_sites=chunk_sites)
+    _add_cooling(columns, sites, catalog)
+    return columns, columns.shares(sites, weight=request.weight, chunk_sites=chunk_sites)
+
+
+def _add_cooling(columns: SiteResults, sites: pd.DataFrame, catalog: Catalog) -> None:
+    """The data-center cooling columns (:func:`sitescreen.cooling.add_cooling_energy`) as
+    columns of their layers, computed on the long rows of the data centers only."""
+
+    kinds = {str(spec.params["data_center"].get("kind", "data_center"))
+             for spec in catalog.hazards.values()
+             if isinstance(spec.params.get("data_center"), dict)}
+    present = {info.hazard for info in columns.layers if not info.is_composite}
+    if not kinds or "kind" not in sites:
+        return
+    centers = sites["kind"].isin(kinds).to_numpy()
+    if not centers.any():
+        return
+    keep = [i for i, info in enumerate(columns.layers) if info.hazard in present]
+    part = columns.select(centers)
+    ids = pd.Index(part.site_ids)
+    rows = add_cooling_energy(part.long_table(keep), sites[centers], catalog=catalog)
+    added = [c for c in COOLING_COLUMNS if c in rows.columns]
+    if not added:
+        return
+    for i in keep:
+        info = columns.layers[i]
+        sel = rows[(rows["hazard"] == info.hazard) & (rows["scenario"] == info.scenario)
+                   & (rows["year"] == info.year)]
+        if not sel[added].notna().any().any():
+            continue
+        pos = np.flatnonzero(centers)[ids.get_indexer(sel["site_id"])]
+        for col in added:
+            values = np.full(len(columns), None, dtype=object)
+            values[pos] = sel[col].to_numpy(dtype=object)
+            # "=": a column of its own name in the long table, not extra_<hazard>_...
+            columns.extra[i][f"={col}"] = values
+
+
+def check_weight(sites: pd.DataFrame, weight: str | None) -> None:
+    """A weight field must be a site property with a number >= 0 for every site."""
     if weight is not None:
         if weight not in sites.columns:
             raise CatalogError(f"weight field {weight!r} is not a site property; "
@@ -363,20 +467,20 @@ def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
         if bad:
             raise CatalogError(f"weight field {weight!r} must be a number >= 0 for every site; "
                                f"missing or invalid for: {', '.join(map(str, bad[:10]))}")
-    labels = {name: spec.label for name, spec in catalog.hazards.items()}
-    table = results_table(sites["site_id"].tolist(), results, labels=labels)
-    present = set(table["hazard"].unique())
-    composites = [c for c in catalog.composites.values() if set(c.components) & present]
-    table = add_composites(table, composites)
-    table = add_cooling_energy(table, sites, catalog=catalog)  # data centers only
-    return table, shares(table, sites, weight=weight)
 
 
-def write_outputs(sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
+def per_site_plan(request: ScreeningRequest, n_sites: int) -> PerSitePlan:
+    """The per-site files of a run of ``n_sites`` sites (``--per-site-outputs``)."""
+    return plan_per_site(request.per_site_outputs, n_sites, limit=request.per_site_limit)
+
+
+def write_outputs(sites: pd.DataFrame, results: SiteResults, shares_table: pd.DataFrame,
                   manifest: dict, request: ScreeningRequest) -> Path:
-    """Render every output file of the run and write the run folder atomically."""
-    files = render_files(sites=sites, table=table, shares_table=shares_table,
-                         manifest=manifest, out_root=request.out, report=request.report)
+    """Render every output file of the run and write the run folder atomically; per-site
+    files follow the request's ``per_site_outputs`` and are streamed chunk by chunk."""
+    files = render_files(sites=sites, results=results, shares_table=shares_table,
+                         manifest=manifest, out_root=request.out, report=request.report,
+                         plan=per_site_plan(request, len(sites)))
     return write_run(request.out, manifest["run_id"], files)
 
 
@@ -414,8 +518,136 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
+def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
+                 request: ScreeningRequest, run: Runner
+                 ) -> tuple[list[HazardResult], dict[str, int]]:
+    """Every layer for these sites: the store's snapshot or layer parts where they hold the
+    sites, sampled (and stored) where not; then the snapshot is brought up to date.
+    Returns the layers' results and the sites sampled per layer key."""
+    snapshot = read_snapshot(layers, request)
+    cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request,
+                     snapshot=snapshot)
+    todo = [i for i, c in enumerate(cached) if len(c.missing)]
+    computed = dict(zip(todo, run.map(assess_missing, [layers[i] for i in todo],
+                                      [cached[i] for i in todo], lon=lon, lat=lat,
+                                      request=request), strict=True))
+    store = result_store(request)
+    results = [complete_layer(store, c, lon, lat, computed.get(i))
+               for i, c in enumerate(cached)]
+    if todo or snapshot is None:
+        keep_snapshot(layers, results, lon, lat, request, snapshot)
+    return results, {layers[i].key: int(len(cached[i].missing)) for i in todo}
+
+
+def _without_arrays(result: HazardResult) -> HazardResult:
+    """A result's layer-level fields (for the manifest) with no sites."""
+    empty = np.zeros(0)
+    return HazardResult(
+        hazard=result.hazard, scenario=result.scenario, year=result.year,
+        pathway=result.pathway, units=result.units, threshold_set=result.threshold_set,
+        datasets=result.datasets, method=result.method, values=empty,
+        levels=empty.astype("int8"), level_low=empty.astype("int8"),
+        level_high=empty.astype("int8"), flags=np.zeros(0, dtype=object),
+        extra={k: np.zeros(0, dtype=np.asarray(v).dtype) for k, v in result.extra.items()},
+        details=result.details)
+
+
+def screen_chunk(request: ScreeningRequest, lon: np.ndarray, lat: np.ndarray,
+                 site_ids: np.ndarray) -> tuple[SiteResults, list[HazardResult], dict, int]:
+    """One chunk of sites through every layer and the composites: the unit of work of a
+    Dask worker (:func:`screen_on_dask`). Returns the chunk's columnar results, the layers'
+    fields for the manifest, the sites sampled per layer and the worker's peak memory so far
+    (bytes). The worker reads and fills the result store itself, so the store must be on a
+    path every worker reaches."""
+    import resource
+
+    catalog = catalog_for(request)
+    layers = plan_layers(catalog, request)
+    results, sampled = assess_sites(layers, lon, lat, request, PlainRunner())
+    labels = {name: spec.label for name, spec in catalog.hazards.items()}
+    part = SiteResults.from_results(site_ids, results, labels=labels)
+    present = {r.hazard for r in results}
+    part = part.with_composites([c for c in catalog.composites.values()
+                                 if set(c.components) & present])
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return part, [_without_arrays(r) for r in results], sampled, int(rss)
+
+
+def spatial_order(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Site positions along a Z-order (Morton) curve over a 0.01-degree grid: consecutive
+    sites are near each other, so a chunk of them reads few raster blocks. Sites without
+    coordinates come last.
+
+    >>> spatial_order(np.array([120.0, 0.0, 120.01, np.nan]), np.array([30.0, 0.0, 30.0, 1.0]))
+    array([1, 0, 2, 3])
+    """
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    x = np.where(ok, np.clip((np.nan_to_num(lon) + 180.0) * 100.0, 0, 2**16 - 1), 0)
+    y = np.where(ok, np.clip((np.nan_to_num(lat) + 90.0) * 100.0, 0, 2**16 - 1), 0)
+    x, y = x.astype(np.uint64), y.astype(np.uint64)
+    code = np.zeros(len(x), dtype=np.uint64)
+    for bit in range(16):
+        b = np.uint64(bit)
+        code |= ((x >> b) & np.uint64(1)) << np.uint64(2 * bit)
+        code |= ((y >> b) & np.uint64(1)) << np.uint64(2 * bit + 1)
+    code[~ok] = np.iinfo(np.uint64).max
+    return np.argsort(code, kind="stable")
+
+
+def _dask_client(address: str, workers: int):
+    """A distributed client: on a LocalCluster of ``workers`` single-threaded processes for
+    ``"local"``, else on the scheduler at ``address``."""
+    from distributed import Client, LocalCluster
+
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(address), None
+
+
+def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: str,
+                   workers: int = 2, chunk_sites: int = DEFAULT_CHUNK_SITES,
+                   say: Callable[[str], None] | None = None
+                   ) -> tuple[SiteResults, list[HazardResult], dict[str, int], int]:
+    """Every layer and composite for ``sites``, chunk by chunk of spatially near sites, as
+    tasks on a Dask cluster (:func:`screen_chunk`). Returns the results in site order, the
+    layers' fields, the sites sampled per layer and the largest worker peak memory (bytes)."""
+    lon, lat = coordinates(sites)
+    ids = sites["site_id"].to_numpy(dtype=object)
+    order = spatial_order(lon, lat)
+    parts = [order[a:a + chunk_sites] for a in range(0, len(order), max(1, chunk_sites))]
+    client, cluster = _dask_client(address, workers)
+    done, meta, sampled, rss = [], [], {}, 0
+    try:
+        futures = [client.submit(screen_chunk, request, lon[idx], lat[idx], ids[idx],
+                                 pure=False, key=f"screen-chunk-{k}")
+                   for k, idx in enumerate(parts)]
+        for k, future in enumerate(futures):
+            part, layer_meta, chunk_sampled, worker_rss = future.result()
+            future.release()
+            done.append(part)
+            meta = meta or layer_meta
+            for key, n in chunk_sampled.items():
+                sampled[key] = sampled.get(key, 0) + n
+            rss = max(rss, worker_rss)
+            if say is not None:
+                say(f"chunk {k + 1}/{len(parts)}: {len(part)} sites")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    if not done:
+        return SiteResults.from_results(ids, []), [], sampled, rss
+    joined = SiteResults.concat(done)
+    # Back from the spatial order to the sites' own order.
+    return (joined.select(np.argsort(np.concatenate(parts), kind="stable")), meta, sampled,
+            rss)
+
+
 def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | None = None,
-           progress: Callable[[str], None] | None = None) -> ScreeningRun:
+           progress: Callable[[str], None] | None = None, dask: str | None = None,
+           dask_workers: int = 2, chunk_sites: int = DEFAULT_CHUNK_SITES) -> ScreeningRun:
     """Run the whole screening: the one sequence of steps, plain or as Prefect tasks.
 
     Parameters
@@ -424,6 +656,10 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     write : write the run folder (False: compute only, e.g. for benchmarks).
     runner : how steps are executed; :class:`PlainRunner` (the default) calls them in turn.
     progress : called with one line per step, for a terminal or a log.
+    dask : a Dask scheduler address, or ``"local"`` for a LocalCluster of ``dask_workers``
+        processes: the sites are then screened chunk by chunk as Dask tasks
+        (:func:`screen_on_dask`); each worker's memory follows ``chunk_sites``.
+    chunk_sites : sites per chunk of composites, counts, per-site outputs and Dask tasks.
     """
     run = runner or PlainRunner()
     say = progress or (lambda msg: log.info(msg))
@@ -437,6 +673,7 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     check_folders(request, out=write)  # writable cache and --out before any work
     with timed(timings, "locate_sites"):
         sites = run.call(locate_sites, sites, request)
+    check_weight(sites, request.weight)  # before the slow part
     lon, lat = coordinates(sites)
     say(f"located {int(np.isfinite(lon).sum())} of {len(sites)} sites")
     with timed(timings, "fetch_data"):
@@ -444,31 +681,35 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     if fetched:
         say("fetched " + "; ".join(f"{d}: {_fetched(r)}" for d, r in fetched.items()))
         data = open_data(request)  # the origin of what was fetched (upstream or mirror)
-    with timed(timings, "assess"):
-        cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request)
-        todo = [i for i, c in enumerate(cached) if len(c.missing)]
-        computed = dict(zip(todo, run.map(assess_missing, [layers[i] for i in todo],
-                                          [cached[i] for i in todo], lon=lon, lat=lat,
-                                          request=request), strict=True))
-        store = result_store(request)
-        results = [complete_layer(store, c, lon, lat, computed.get(i))
-                   for i, c in enumerate(cached)]
-    sampled = {layers[i].key: int(len(cached[i].missing)) for i in todo}
-    say(f"sampled {len(todo)} of {len(layers)} layers ({sum(sampled.values())} site-layers); "
-        f"{len(layers) - len(todo)} came whole from the result store")
-    with timed(timings, "aggregate"):
-        table, shares_table = run.call(summarise, sites, results, request)
+    worker_rss = None
+    if dask:
+        with timed(timings, "assess (dask)"):
+            columns, results, sampled, worker_rss = screen_on_dask(
+                request, sites, address=dask, workers=dask_workers, chunk_sites=chunk_sites,
+                say=say)
+        with timed(timings, "aggregate"):
+            shares_table = columns.shares(sites, weight=request.weight, chunk_sites=chunk_sites)
+    else:
+        with timed(timings, "assess"):
+            results, sampled = assess_sites(layers, lon, lat, request, run)
+        with timed(timings, "aggregate"):
+            columns, shares_table = run.call(summarise, sites, results, request)
+    say(f"sampled {len(sampled)} of {len(layers)} layers ({sum(sampled.values())} site-layers); "
+        f"{len(layers) - len(sampled)} came whole from the result store")
     run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
     manifest = build_manifest(request=request.to_dict(), run_id=run_id,
                               catalog=catalog_for(request), data=data, sites=sites,
                               results=results, timings=timings,
                               input_sha256=sites.attrs.get("source_sha256"),
                               geocoders=request.geocoders)
+    manifest["per_site_outputs"] = per_site_plan(request, len(sites)).to_dict()
+    results = []  # the columnar results hold the same numbers; the flag strings go
     run_dir = None
     if write:
-        run_dir = run.call(write_outputs, sites, table, shares_table, manifest, request)
+        run_dir = run.call(write_outputs, sites, columns, shares_table, manifest, request)
         say(f"wrote {run_dir}")
-    return ScreeningRun(run_dir, sites, table, shares_table, manifest, timings, sampled)
+    return ScreeningRun(run_dir, sites, columns, shares_table, manifest, timings, sampled,
+                        worker_rss_peak=worker_rss)
 
 
 def _fetched(record: dict) -> str:

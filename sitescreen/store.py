@@ -9,6 +9,14 @@ rounded to 1e-6 degrees, about 0.1 m), so a site keeps its cached result when ot
 change, and any change of data, thresholds or method gives a new fingerprint and a full
 recomputation. Parts are Parquet files written atomically; concurrent runs only ever add
 parts, so they cannot corrupt each other.
+
+Beside the layers, a *snapshot* keeps the aggregation inputs of a whole run: one Parquet file
+per set of layer fingerprints (``snapshots/<key>/part-*.parquet``), one row per location and
+the columns of every layer. A re-run with the same data and method reads those few files
+instead of every layer's parts, samples only the locations it lacks, and adds a part with
+just them (parts are merged into one past :data:`SNAPSHOT_MAX_PARTS`); the layer
+parts stay the reference (a snapshot is only a faster way to read them, and a run whose
+layers changed in part falls back to them).
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from sitescreen.files import atomic_write
 from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
-__all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer"]
+__all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer",
+           "Snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,8 @@ _DECIMALS = 6
 #: Part of every layer fingerprint: raise it when a hazard's result columns change (as when
 #: water stress gained its baseline columns), so stores written before are not reused.
 RESULT_LAYOUT = 2
+#: A snapshot with more parts than this is rewritten as one on its next update.
+SNAPSHOT_MAX_PARTS = 8
 
 
 def _digest(obj) -> str:
@@ -63,9 +74,23 @@ def _folder_stamp(data: DataSource, local_dir: str) -> str:
     return _digest(entries)
 
 
+def _stamp(data: DataSource, local_dir: str, memo: dict[tuple[str, str], str] | None) -> str:
+    if memo is None:
+        return _folder_stamp(data, local_dir)
+    key = (data.root, local_dir)
+    if key not in memo:
+        memo[key] = _folder_stamp(data, local_dir)
+    return memo[key]
+
+
 def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario: Narrative,
-                      year: int) -> str:
-    """The explicit cache key of one hazard layer (without the sites)."""
+                      year: int, *, stamps: dict[tuple[str, str], str] | None = None) -> str:
+    """The explicit cache key of one hazard layer (without the sites).
+
+    ``stamps`` memoises the folder stamps for a run: pass one dict for all layers of a run
+    and each dataset folder is listed once, not once per layer (a flood dataset serves
+    every scenario and year). The key's value does not depend on it.
+    """
     spec = catalog.hazard(hazard)
     entries = [catalog.dataset(d) for d in spec.datasets]
     key = {
@@ -76,7 +101,7 @@ def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario:
         "datasets": [e.to_dict() for e in entries],
         "pathway": pathway_for(entries[0].family, scenario, year).to_dict() if entries else None,
         "data": {"root": data.root, "origin": data.origin.value, "pack": data.pack,
-                 "stamps": {e.id: _folder_stamp(data, e.local_dir) for e in entries}},
+                 "stamps": {e.id: _stamp(data, e.local_dir, stamps) for e in entries}},
         "scenario": scenario.value,
         "year": int(year),
     }
@@ -102,6 +127,22 @@ class CachedLayer:
     fingerprint: str
     missing: np.ndarray  # indices of sites to compute
     rows: pd.DataFrame   # cached rows, indexed by location key
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The stored per-site columns of a set of layers (see the module docstring)."""
+
+    key: str
+    fingerprints: tuple[str, ...]
+    rows: pd.DataFrame  # indexed by location key; columns "<layer>__<column>"
+    n_parts: int = 1
+
+    def layer_rows(self, i: int) -> pd.DataFrame:
+        """Layer ``i``'s columns under their stored names (value, level, ..., extra__*)."""
+        prefix = f"{i}__"
+        cols = [c for c in self.rows.columns if c.startswith(prefix)]
+        return self.rows[cols].rename(columns=lambda c: c[len(prefix):])
 
 
 class ResultStore:
@@ -155,6 +196,89 @@ class ResultStore:
             return pd.DataFrame()
         rows = pd.concat(frames, ignore_index=True).drop_duplicates("loc", keep="last")
         return rows.set_index("loc")
+
+    @staticmethod
+    def snapshot_key(fingerprints: tuple[str, ...] | list[str]) -> str:
+        return _digest(["snapshot", RESULT_LAYOUT, list(fingerprints)])[:32]
+
+    def read_snapshot(self, fingerprints: tuple[str, ...] | list[str]) -> Snapshot | None:
+        """The snapshot of exactly these layers, or None (absent or unreadable)."""
+        import pyarrow.parquet as pq
+
+        fingerprints = tuple(fingerprints)
+        key = self.snapshot_key(fingerprints)
+        folder = self.root / "snapshots" / key
+        parts = sorted(folder.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns) \
+            if folder.is_dir() else []
+        frames = []
+        for part in parts:
+            try:
+                table = pq.read_table(part)
+                meta = json.loads(table.schema.metadata[b"sitescreen"])
+                if tuple(meta["fingerprints"]) != fingerprints:
+                    continue
+                frames.append(table.to_pandas())
+            except Exception as exc:  # a damaged part is recomputed, never trusted
+                log.warning("ignoring unreadable result snapshot %s: %s", part, exc)
+        if not frames:
+            return None
+        rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        rows = rows.drop_duplicates("loc", keep="last").set_index("loc")
+        return Snapshot(key, fingerprints, rows, n_parts=len(frames))
+
+    def cached_from_snapshot(self, snapshot: Snapshot, i: int, lon: np.ndarray,
+                             lat: np.ndarray) -> CachedLayer:
+        """:meth:`lookup` of layer ``i`` of ``snapshot``, without reading the layer's parts."""
+        keys, _ = self._locations(lon, lat)
+        hit = snapshot.rows.index.get_indexer(keys) >= 0
+        return CachedLayer(snapshot.fingerprints[i], np.flatnonzero(~hit), snapshot.layer_rows(i))
+
+    def write_snapshot(self, fingerprints: tuple[str, ...] | list[str], lon: np.ndarray,
+                       lat: np.ndarray, results: list[HazardResult],
+                       previous: Snapshot | None = None) -> None:
+        """Keep the per-site columns of ``results`` (one per fingerprint, for these
+        locations) in the snapshot of these layers. With ``previous`` (the snapshot read
+        before), only the locations it lacked are written, as a new part; past
+        :data:`SNAPSHOT_MAX_PARTS` parts, everything is rewritten as one."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fingerprints = tuple(fingerprints)
+        keys, codes = self._locations(lon, lat)
+        first = _first_of_each(codes)
+        cols: dict[str, np.ndarray] = {"loc": keys[first]}
+        for i, r in enumerate(results):
+            for name, values in _columns(r).items():
+                cols[f"{i}__{name}"] = np.asarray(values)[first]
+        frame = pd.DataFrame(cols)
+        key = self.snapshot_key(fingerprints)
+        folder = self.root / "snapshots" / key
+        compact = False
+        if previous is not None and len(previous.rows):
+            if previous.n_parts >= SNAPSHOT_MAX_PARTS:
+                old = previous.rows[~previous.rows.index.isin(frame["loc"])]
+                frame = pd.concat([old.reset_index(), frame], ignore_index=True)
+                compact = True
+            else:
+                frame = frame[~frame["loc"].isin(previous.rows.index)]
+        if not len(frame):
+            return
+        stale = sorted(folder.glob("part-*.parquet")) if compact else []
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({
+            **(table.schema.metadata or {}),
+            b"sitescreen": json.dumps({"fingerprints": list(fingerprints)}).encode()})
+        fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".parquet", dir=folder)
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for part in stale:  # merged into the new part
+            part.unlink(missing_ok=True)
 
     def meta(self, fingerprint: str) -> dict | None:
         path = self.root / fingerprint / "meta.json"

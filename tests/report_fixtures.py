@@ -117,7 +117,8 @@ def build_run(*, sites: pd.DataFrame | None = None, run_id: str = "20250101T0000
                     details={"note": f"{hazard} details"}))
     request = ScreeningRequest(sites=sites_path, data="demo", scenarios=tuple(scenarios),
                                years=tuple(years))
-    table, shares = summarise(sites, results, request)
+    columns, shares = summarise(sites, results, request)
+    table = columns.long_table()
     data = DataSource(root="/demo", origin=origin, description="test data")
     manifest = build_manifest(request=request.to_dict(), run_id=run_id, catalog=catalog, data=data,
                               sites=sites, results=results, timings={}, input_sha256="0" * 64)

@@ -36,12 +36,14 @@ def test_tiny_benchmark_runs_and_reports(bench, tmp_path, capsys, pytestconfig):
     inputs = cache.mkdir("benchmarks-tiny") if cache is not None else tmp_path / "inputs"
     code = bench.main(["--tiny", "--cache", str(inputs), "--json", str(out),
                        "--only", "raster", "--only", "memory", "--only", "pipeline",
-                       "--only", "incremental", "--only", "geocode", "--only", "geopackage"])
+                       "--only", "scale", "--only", "incremental", "--only", "geocode",
+                       "--only", "geopackage"])
     doc = json.loads(out.read_text("utf-8"))
     assert code == 0, doc["errors"]
     assert doc["errors"] == {}
     benches = {f["bench"] for f in doc["figures"]}
-    assert benches == {"raster", "memory", "pipeline", "incremental", "geocode", "geopackage"}
+    assert benches == {"raster", "memory", "pipeline", "scale", "incremental", "geocode",
+                       "geopackage"}
     # Every goal has a verdict and a ratio; the printed report names each verdict.
     goals = [f for f in doc["figures"] if f["goal"]]
     assert goals and all(f["status"] in ("PASS", "MISS") and f["ratio"] is not None
@@ -53,3 +55,7 @@ def test_tiny_benchmark_runs_and_reports(bench, tmp_path, capsys, pytestconfig):
     pipe = doc["raw"]["pipeline"]
     assert pipe["nowrite"]["sites"] == bench.TINY.pipeline_sites
     assert pipe["nowrite"]["screened"] > 0
+    # The scale case drew its sites over land and wrote the default outputs.
+    scale = doc["raw"]["scale"]
+    assert scale["distribution"] == "land" and scale["single"]["sites"] == bench.TINY.scale_sites
+    assert scale["single"]["output_bytes"] > 0

@@ -110,9 +110,17 @@ def screen(
     title: Annotated[str | None, typer.Option(
         "--title", help="Portfolio name the report is titled with [default: the sites "
                         "file's 'name', else its file name].")] = None,
+    per_site_outputs: Annotated[str | None, typer.Option(
+        "--per-site-outputs", help="Per-site files: auto (all up to --per-site-limit sites, "
+                                   "else sites.parquet only), all, compressed (gzip CSV and "
+                                   "GeoJSON), parquet or none [default: auto].")] = None,
+    per_site_limit: Annotated[int | None, typer.Option(
+        "--per-site-limit", help="Sites up to which --per-site-outputs auto writes every "
+                                 "per-site file [default: 100,000].")] = None,
     dask: Annotated[str | None, typer.Option(
         "--dask", help="Run hazard tasks on a Dask cluster: its address (tcp://host:8786) or "
-                       "'local' for a local cluster. Needs PREFECT_API_URL set.")] = None,
+                       "'local' for a local cluster. As a flow it needs PREFECT_API_URL; "
+                       "with --no-prefect, chunks of sites run as plain Dask tasks.")] = None,
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow (a temporary server unless PREFECT_API_URL is set), or "
@@ -127,12 +135,13 @@ def screen(
             sites=sites_source(sites, sites_query), data=data, demo=demo, out=out, scenarios=scenario, years=year,
             hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
             geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
-            report=not no_report, title=title, fetch=fetch)
+            report=not no_report, title=title, fetch=fetch, per_site_outputs=per_site_outputs,
+            per_site_limit=per_site_limit)
         if fetch and demo:
             raise ConfigError("--fetch gets real data and cannot be combined with --demo "
                               "(the synthetic pack is built locally)")
-        as_flow = use_prefect(prefect) or bool(dask)
-        if dask and not os.environ.get("PREFECT_API_URL"):
+        as_flow = prefect if prefect is not None else (use_prefect(None) or bool(dask))
+        if dask and as_flow and not os.environ.get("PREFECT_API_URL"):
             raise ConfigError(
                 "--dask needs PREFECT_API_URL (a running Prefect server, e.g. "
                 "'prefect server start'); otherwise each Dask worker starts its own")
@@ -147,6 +156,6 @@ def screen(
         else:
             say("running the pipeline in this process (no PREFECT_API_URL; --prefect for a "
                 "flow run)")
-            summary = pipeline.run_summary(pipeline.screen(request, progress=say))
+            summary = pipeline.run_summary(pipeline.screen(request, progress=say, dask=dask))
     typer.echo(summary["table"])
     typer.echo(f"\nresults: {summary['run_dir']}")

@@ -8,12 +8,19 @@ are those of :mod:`sitescreen.outputs.run_folder` (and of the GIS and report mod
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
 from sitescreen.geocode import GEOCODE_COLUMNS
+from sitescreen.outputs.per_site import (
+    PerSitePlan,
+    long_csv_writer,
+    plan_per_site,
+    site_geojson_writer,
+)
 from sitescreen.outputs.run_folder import (
     CHANGES_CSV,
     CHANGES_JSON,
@@ -23,10 +30,7 @@ from sitescreen.outputs.run_folder import (
     SUMMARY_CSV,
     SUMMARY_JSON,
     csv_writer,
-    geojson_writer,
     json_bytes,
-    site_features,
-    site_results_frame,
     user_columns,
 )
 from sitescreen.sites import CORE_COLUMNS
@@ -46,10 +50,41 @@ def site_output_columns(sites: pd.DataFrame) -> list[str]:
     return [*SITE_OUTPUT_COLUMNS, *(c for c in GEOCODE_COLUMNS if c in sites), *own]
 
 
-def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                 manifest: Mapping, out_root: str | Path | None = None,
-                 report: bool = True) -> Files:
+def _view_layers(results: SiteResults) -> list[int]:
+    """The layers the report and charts show: the headline hazards (every layer when the run
+    has none of them)."""
+    from sitescreen.outputs.summary import HEADLINE_HAZARDS
+
+    keep = [i for i, info in enumerate(results.layers) if info.hazard in HEADLINE_HAZARDS]
+    return keep or list(range(len(results.layers)))
+
+
+def _footprint_sites(sites: pd.DataFrame) -> np.ndarray:
+    """Which sites are drawn with their outline (Polygon or MultiPolygon geometry)."""
+    if "geometry" not in sites:
+        return np.zeros(len(sites), dtype=bool)
+    import shapely
+
+    geoms = np.asarray(sites["geometry"], dtype=object)
+    geoms = np.where(shapely.is_geometry(geoms), geoms, None)
+    return np.isin(shapely.get_type_id(geoms),
+                   (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
+
+
+def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: Mapping,
+                 results: SiteResults | pd.DataFrame | None = None,
+                 table: SiteResults | pd.DataFrame | None = None,
+                 out_root: str | Path | None = None, report: bool = True,
+                 plan: PerSitePlan | None = None,
+                 chunk_sites: int = DEFAULT_CHUNK_SITES) -> Files:
     """All output files of a run, ready for :func:`~sitescreen.outputs.run_folder.write_run`.
+
+    ``results`` are the run's per-site results (:class:`~sitescreen.aggregate.SiteResults`,
+    or a long table, converted; ``table`` is the same argument under its former name).
+    Per-site files follow ``plan`` (default: every file) and are streamed chunk by chunk of
+    sites. The report and charts see the long rows of the headline layers only, footprints
+    those of the footprint sites; the whole long table is built only for the GeoPackage and
+    to compare with a previous run, which the plan allows only up to its size limit.
 
     With ``out_root``, the run is compared with the previous run of the same sites file
     there (``changes.json``/``changes.csv`` and a section of the report). With ``report``,
@@ -66,14 +101,30 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         write_geopackage,
     )
 
-    files = _core_files(sites=sites, table=table, shares_table=shares_table, manifest=manifest)
-    fields = field_dictionary(sites, table)
+    results = results if results is not None else table
+    if results is None:
+        raise TypeError("render_files needs the run's results")
+    if isinstance(results, pd.DataFrame):
+        results = SiteResults.from_long_table(results, site_ids=sites["site_id"].to_numpy())
+    plan = plan or plan_per_site("all", len(sites))
+    files = _core_files(sites=sites, results=results, shares_table=shares_table,
+                        manifest=manifest, plan=plan, chunk_sites=chunk_sites)
+    view = results.long_table(_view_layers(results))
+    # The field dictionary and the GIS styles need the layers, not the sites: a few sites'
+    # long rows carry every layer and column.
+    sample = results.take(0, min(len(results), 100)).long_table()
+    fields = field_dictionary(sites, sample)
     files[FIELDS_FILE] = csv_writer(fields)
     changes = None
     if out_root is not None:
         previous = find_previous_run(out_root, manifest["request"]["sites"],
                                      before_run_id=manifest["run_id"])
-        changes = compare_runs(previous, sites=sites, table=table, manifest=manifest)
+        if previous is not None and not all(
+                (Path(previous) / f).is_file() for f in (SITE_RESULTS_CSV, SITES_GEOJSON)):
+            previous = None  # a run without its plain per-site files cannot be compared
+        full = results.long_table() if previous is not None else view
+        changes = compare_runs(previous, sites=sites, table=full, manifest=manifest)
+        del full
         files[CHANGES_JSON] = json_bytes(changes)
         files[CHANGES_CSV] = csv_writer(
             changes_table(changes).assign(data_origin=manifest["data_origin"]))
@@ -81,28 +132,29 @@ def render_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.D
         from sitescreen.outputs.charts import render_charts
         from sitescreen.outputs.report import render_report
 
-        chart_files = render_charts(shares_table, sites, table, manifest=manifest)
+        chart_files = render_charts(shares_table, sites, view, manifest=manifest)
         files.update(chart_files)
-        files.update(render_report(shares=shares_table, sites=sites, table=table,
+        files.update(render_report(shares=shares_table, sites=sites, table=view,
                                    manifest=manifest, charts=chart_files, changes=changes))
-    files[GPKG_FILE] = partial(write_geopackage, sites=sites, table=table, manifest=manifest,
-                               fields=fields)
-    files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, table)
-    files.update(footprint_files(sites, table, manifest=manifest))  # footprint sites only
+    if plan.geopackage:
+        def gpkg(path: Path) -> None:
+            write_geopackage(path, sites=sites, table=results.long_table(), manifest=manifest,
+                             fields=fields)
+        files[GPKG_FILE] = gpkg
+        files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, sample)
+    footprints = results.select(_footprint_sites(sites))  # footprint sites only
+    files.update(footprint_files(sites, footprints.long_table(), manifest=manifest))
     return files
 
 
-def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.DataFrame,
-                manifest: Mapping) -> Files:
-    """GeoJSON, summary tables and manifest: the files every run has."""
+def _core_files(*, sites: pd.DataFrame, results: SiteResults, shares_table: pd.DataFrame,
+                manifest: Mapping, plan: PerSitePlan,
+                chunk_sites: int = DEFAULT_CHUNK_SITES) -> Files:
+    """Summary tables, manifest and the per-site files of ``plan``."""
+    from sitescreen.outputs.geoparquet import GEOPARQUET_FILE, geoparquet_writer
+
     origin = manifest["data_origin"]
-    fc = site_features(sites, table, data_origin=origin, site_columns=site_output_columns(sites),
-                       lazy=True)
-    fc["name"] = "sitescreen results"
-    fc["sitescreen"] = {"run_id": manifest["run_id"], "data_origin": origin,
-                        "data_origin_note": manifest["data_origin_note"],
-                        "sitescreen_version": manifest["sitescreen_version"],
-                        "manifest": MANIFEST_JSON}
+    site_columns = site_output_columns(sites)
     shares_out = shares_table.assign(data_origin=origin)
     summary = {
         "header": {"run_id": manifest["run_id"], "data_origin": origin,
@@ -111,10 +163,24 @@ def _core_files(*, sites: pd.DataFrame, table: pd.DataFrame, shares_table: pd.Da
                    "definitions": manifest["definitions"]},
         "shares": shares_out.to_dict("records"),
     }
-    return {
-        SITES_GEOJSON: geojson_writer(fc),
-        SUMMARY_CSV: csv_writer(shares_out.round(4)),
-        SUMMARY_JSON: json_bytes(summary),
-        SITE_RESULTS_CSV: csv_writer(site_results_frame(sites, table, data_origin=origin)),
-        MANIFEST_JSON: json_bytes(manifest),
-    }
+    files: Files = {}
+    if plan.geojson_name:
+        members = {"name": "sitescreen results",
+                   "sitescreen": {"run_id": manifest["run_id"], "data_origin": origin,
+                                  "data_origin_note": manifest["data_origin_note"],
+                                  "sitescreen_version": manifest["sitescreen_version"],
+                                  "manifest": MANIFEST_JSON}}
+        files[plan.geojson_name] = site_geojson_writer(
+            sites, results, data_origin=origin, site_columns=site_columns, members=members,
+            compressed=plan.long_files == "gzip", chunk_sites=chunk_sites)
+    files[SUMMARY_CSV] = csv_writer(shares_out.round(4))
+    files[SUMMARY_JSON] = json_bytes(summary)
+    if plan.csv_name:
+        files[plan.csv_name] = long_csv_writer(sites, results, data_origin=origin,
+                                               compressed=plan.long_files == "gzip",
+                                               chunk_sites=chunk_sites)
+    if plan.parquet:
+        files[GEOPARQUET_FILE] = geoparquet_writer(sites, results, site_columns=site_columns,
+                                                   manifest=manifest, chunk_sites=chunk_sites)
+    files[MANIFEST_JSON] = json_bytes(manifest)
+    return files
