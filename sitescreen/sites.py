@@ -92,8 +92,9 @@ CORE_COLUMNS: tuple[str, ...] = (
 OUTPUT_COLUMNS: tuple[str, ...] = CORE_COLUMNS + ("lon", "lat", "location_source", "input_ref")
 #: Known values of ``kind``; anything else is kept, with a warning.
 SITE_KINDS: tuple[str, ...] = ("office", "data_center", "lab", "rnd_center")
-#: Files above this size are refused before being read (50 MiB).
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Files above this size are refused before being read (512 MiB: a portfolio of a million
+#: sites with names and addresses is a CSV of 100-200 MB).
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 # Column names accepted for each canonical column, compared after _norm_key.
 _ALIASES: dict[str, tuple[str, ...]] = {
