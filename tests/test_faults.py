@@ -516,8 +516,13 @@ def test_two_runs_at_once_on_one_cache_both_complete_with_equal_results(referenc
 
     # The result store: every part readable, one row per site location after merging.
     store = cwd / "cache" / "results"
-    layers = [d for d in store.iterdir() if d.is_dir()]
+    layers = [d for d in store.iterdir() if d.is_dir() and d.name != "snapshots"]
     assert len(layers) == 2  # water stress and river flood for one narrative and year
+    # The run's snapshot: one or two parts (one per run), each readable, 4 locations.
+    (snapshot,) = (store / "snapshots").iterdir()
+    snap_parts = sorted(snapshot.glob("part-*.parquet"))
+    assert 1 <= len(snap_parts) <= 2
+    assert pd.concat([pd.read_parquet(p) for p in snap_parts])["loc"].nunique() == 4
     for layer in layers:
         parts = sorted(layer.glob("part-*.parquet"))
         assert 1 <= len(parts) <= 2 and json.loads((layer / "meta.json").read_text())
