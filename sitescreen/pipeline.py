@@ -601,7 +601,7 @@ def _dask_client(address: str, workers: int):
 
     if address == "local":
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         return Client(cluster), cluster
     return Client(address), None
 

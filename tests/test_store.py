@@ -46,8 +46,8 @@ def _request(sites, pack, tmp_path, **kw):
 
 
 def test_stamps_are_listed_once_per_run_and_keep_the_key(demo_pack, monkeypatch):
-    catalog = pipeline.catalog_for(pipeline.make_request(sites="x", data=str(demo_pack)))
-    data = pipeline.open_data(demo_pack)
+    request = pipeline.make_request(sites="x", data=str(demo_pack))
+    catalog, data = pipeline.catalog_for(request), pipeline.open_data(request)
     layers = [("river_flood", s, y) for s in pipeline.Narrative for y in (2030, 2050)]
     plain = [layer_fingerprint(catalog, data, h, s, y) for h, s, y in layers]
     calls = []
@@ -71,9 +71,10 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
     assert len(snapshots) == 1
 
     sampled: list[int] = []
-    real = pipeline.assess_layer
-    monkeypatch.setattr(pipeline, "assess_layer",
-                        lambda lon, *a, **k: sampled.append(len(lon)) or real(lon, *a, **k))
+    real = pipeline.assess_missing
+    monkeypatch.setattr(pipeline, "assess_missing",
+                        lambda layer, cached, **k: sampled.append(len(cached.missing))
+                        or real(layer, cached, **k))
     # Layer parts must not be read when the snapshot serves the run.
     monkeypatch.setattr(ResultStore, "_read", lambda self, fp: pytest.fail("read layer parts"))
     second = pipeline.screen(_request(example_sites, demo_pack, tmp_path), write=False)
