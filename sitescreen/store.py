@@ -376,9 +376,22 @@ def _columns(result: HazardResult) -> dict[str, np.ndarray]:
         "level": np.asarray(result.levels, dtype="int8"),
         "level_low": np.asarray(result.level_low, dtype="int8"),
         "level_high": np.asarray(result.level_high, dtype="int8"),
-        "flags": np.asarray(result.flags, dtype=object).astype(str),
+        "flags": _as_text(result.flags),
         **{f"extra__{k}": np.asarray(v) for k, v in result.extra.items()},
     }
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """``str`` of each value, as numpy's ``astype(str)`` gives it, but as an object array
+    that shares the strings: ``astype(str)`` makes a fixed-width copy as wide as the longest
+    flag for every site (hundreds of MB per million sites)."""
+    values = np.asarray(values, dtype=object)
+    other = np.fromiter((type(v) is not str for v in values), dtype=bool, count=len(values))
+    if not other.any():
+        return values
+    out = values.copy()
+    out[other] = [str(v) for v in values[other]]
+    return out
 
 
 def _first_of_each(codes: np.ndarray) -> np.ndarray:
