@@ -567,8 +567,9 @@ def case_geopackage(n: int, out: str) -> dict:
                     values=np.where(lv > 0, lv * 1.5, np.nan), levels=lv, level_low=lv,
                     level_high=lv, flags=np.where(lv == 3, "near-threshold", "").astype(object),
                     details={}))
-    table, _ = summarise(sites, results, ScreeningRequest(sites="bench.csv", data="bench",
-                                                          years=(2030, 2050)))
+    columns, _ = summarise(sites, results, ScreeningRequest(sites="bench.csv", data="bench",
+                                                            years=(2030, 2050)))
+    table = columns.long_table()  # the GeoPackage writer takes the long table
     manifest = {"run_id": "bench", "data_origin": "synthetic-demo",
                 "created_at": "2026-01-01T00:00:00Z"}
     path = Path(out) / "sites.gpkg"
