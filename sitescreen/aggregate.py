@@ -552,7 +552,9 @@ class SiteResults:
             for scenario, year in groups:
                 members = [i for i in comp_layers
                            if (self.layers[i].scenario, self.layers[i].year) == (scenario, year)]
+                # Each component's pathway carries its own exactness (see add_composites).
                 pathway = "; ".join(f"{self.layers[i].hazard}:{self.layers[i].pathway}"
+                                    + ("" if self.layers[i].pathway_exact else APPROXIMATE_MARK)
                                     for i in members)
                 info = LayerInfo(
                     hazard=comp.name, hazard_label=label, is_composite=True, scenario=scenario,
