@@ -14,16 +14,18 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed, wait
 
 from flows.operations import one_line_failure, publish_changes, sites_password
 from sitescreen import pipeline
+from sitescreen.cli import progress as terminal_progress
 from sitescreen.errors import is_transient
 from sitescreen.outputs.report import headline_markdown
 from sitescreen.outputs.run_folder import REPORT_HTML, new_run_id
@@ -108,12 +110,29 @@ class PrefectRunner:
     def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any:
         return TASKS[step](*args, **kwargs)
 
-    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list:
+    def map(self, step: Callable, /, *iterables: Iterable,
+            on_result: Callable[[int, Any], None] | None = None, **constants: Any) -> list:
         lists = [list(items) for items in iterables]
         if not lists or not lists[0]:
             return []
         futures = TASKS[step].map(*lists, **{k: unmapped(v) for k, v in constants.items()})
-        return [f.result() for f in futures]
+        index = {id(f): i for i, f in enumerate(futures)}
+        out: list = [None] * len(futures)
+        try:
+            for f in as_completed(list(futures)):
+                i = index[id(f)]
+                out[i] = f.result()
+                if on_result is not None:
+                    on_result(i, out[i])
+        except Exception:
+            # A failure ends the run: let the other tasks settle first, so that nothing of
+            # this run still runs (or logs) once the error reaches the caller, and raise the
+            # error of the first failed item, as the plain runner (in order) would.
+            wait(list(futures))
+            for f in futures:
+                f.result()
+            raise
+        return out
 
 
 def publish_artifacts(run: pipeline.ScreeningRun) -> None:
@@ -179,6 +198,7 @@ def screen_flow(
     fetch: bool = False,
     per_site_outputs: str | None = None,
     per_site_limit: int | None = None,
+    sheet: str | None = None,
 ) -> dict:
     """Screen a sites file for every hazard x scenario x year and write a run folder.
 
@@ -191,8 +211,19 @@ def screen_flow(
         hazards=hazards, weight=weight, catalog=catalog, thresholds=thresholds,
         geocoders=geocoders, overrides=overrides, refresh_geocodes=refresh_geocodes,
         cache_dir=cache_dir, run_id=_run_id(run_id), report=report, title=title,
-        fetch=fetch, per_site_outputs=per_site_outputs, per_site_limit=per_site_limit)
-    run = pipeline.screen(request, runner=PrefectRunner(), progress=print)
+        fetch=fetch, per_site_outputs=per_site_outputs, per_site_limit=per_site_limit,
+        sheet=sheet)
+    logger = get_run_logger()
+    # Read through the module: the flow function is pickled for Dask workers, and a
+    # ContextVar cannot be.
+    terminal = terminal_progress.FLOW_PROGRESS.get()
+
+    def progress(event: pipeline.Progress) -> None:
+        logger.info("%s", event)  # to the flow run (and the terminal only with --verbose)
+        if terminal is not None:
+            terminal(event)
+
+    run = pipeline.screen(request, runner=PrefectRunner(), progress=progress)
     publish_artifacts(run)
     if run.run_dir is not None:
         publish_changes(str(run.run_dir), run.sampled)
@@ -213,8 +244,15 @@ def dask_task_runner(address: str):
     return DaskTaskRunner(address=address)
 
 
-def run_screen(*, dask: str | None = None, **parameters) -> dict:
-    """Run :func:`screen_flow`, on a Dask cluster when ``dask`` is given."""
-    if dask:
-        return screen_flow.with_options(task_runner=dask_task_runner(dask))(**parameters)
-    return screen_flow(**parameters)
+def run_screen(*, dask: str | None = None,
+               progress: Callable[[pipeline.Progress], None] | None = None,
+               **parameters) -> dict:
+    """Run :func:`screen_flow`, on a Dask cluster when ``dask`` is given; ``progress``
+    receives the run's :class:`~sitescreen.pipeline.Progress` events as they happen."""
+    token = terminal_progress.FLOW_PROGRESS.set(progress)
+    try:
+        if dask:
+            return screen_flow.with_options(task_runner=dask_task_runner(dask))(**parameters)
+        return screen_flow(**parameters)
+    finally:
+        terminal_progress.FLOW_PROGRESS.reset(token)

@@ -59,6 +59,7 @@ __all__ = [
     "Layer",
     "Runner",
     "PlainRunner",
+    "Progress",
     "plan_layers",
     "preflight",
     "prepare_data",
@@ -129,6 +130,8 @@ class ScreeningRequest:
     #: the portfolio size up to which ``auto`` writes them all.
     per_site_outputs: str = "auto"
     per_site_limit: int = DEFAULT_PER_SITE_LIMIT
+    #: The sheet of an Excel workbook (None: the first).
+    sheet: str | None = None
 
     def __post_init__(self) -> None:
         if self.run_id is not None:
@@ -303,11 +306,13 @@ def fetch_data(request: ScreeningRequest, lon: np.ndarray, lat: np.ndarray) -> d
 
 
 def load_sites(request: ScreeningRequest, *, password: str | None = None) -> gpd.GeoDataFrame:
-    """Read and validate the sites source; every problem is reported at once. ``password``:
-    of a PostGIS source, when not in ``PGPASSWORD`` (the flow's comes from a Secret block)."""
+    """Read and validate the sites source, and the weight column if any: every problem is
+    reported at once, before any hazard is sampled. ``password``: of a PostGIS source, when
+    not in ``PGPASSWORD`` (the flow's comes from a Secret block)."""
     from sitescreen.sites import read_sites
 
-    return read_sites(request.sites, password=password)
+    return read_sites(request.sites, password=password, sheet=request.sheet,
+                      weight=request.weight)
 
 
 def check_folders(request: ScreeningRequest, *, out: bool = True) -> None:
@@ -491,12 +496,14 @@ class Runner(Protocol):
 
     ``call`` runs one step and returns its result; ``map`` runs a step once per item of the
     ``iterables`` (zipped), with the same ``constants`` for each, and returns the results in
-    order. The Prefect flow's runner submits the steps as tasks.
+    order, calling ``on_result(index, result)`` as each one is done (for progress). The
+    Prefect flow's runner submits the steps as tasks.
     """
 
     def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any: ...
 
-    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list: ...
+    def map(self, step: Callable, /, *iterables: Iterable,
+            on_result: Callable[[int, Any], None] | None = None, **constants: Any) -> list: ...
 
 
 class PlainRunner:
@@ -505,8 +512,35 @@ class PlainRunner:
     def call(self, step: Callable, /, *args: Any, **kwargs: Any) -> Any:
         return step(*args, **kwargs)
 
-    def map(self, step: Callable, /, *iterables: Iterable, **constants: Any) -> list:
-        return [step(*items, **constants) for items in zip(*iterables, strict=True)]
+    def map(self, step: Callable, /, *iterables: Iterable,
+            on_result: Callable[[int, Any], None] | None = None, **constants: Any) -> list:
+        out = []
+        for i, items in enumerate(zip(*iterables, strict=True)):
+            out.append(step(*items, **constants))
+            if on_result is not None:
+                on_result(i, out[-1])
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """One event of a run, as :func:`screen` reports it to its ``progress`` callback.
+
+    ``step`` is ``"load"``, ``"locate"``, ``"assess"`` or ``"write"``; ``started`` marks the
+    beginning of a step, otherwise the event says what was done. ``done``/``total`` count the
+    hazard layers of ``"assess"``; ``elapsed`` is seconds since the step began. ``str()`` is
+    the line a log or a plain terminal shows.
+    """
+
+    step: str
+    message: str
+    started: bool = False
+    done: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @contextmanager
@@ -519,18 +553,29 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 
 def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
-                 request: ScreeningRequest, run: Runner
+                 request: ScreeningRequest, run: Runner, *,
+                 layer_done: Callable[[int, int], None] | None = None
                  ) -> tuple[list[HazardResult], dict[str, int]]:
     """Every layer for these sites: the store's snapshot or layer parts where they hold the
     sites, sampled (and stored) where not; then the snapshot is brought up to date.
-    Returns the layers' results and the sites sampled per layer key."""
+    Returns the layers' results and the sites sampled per layer key. ``layer_done(k, n)`` is
+    called as layer ``k`` is done (``n`` sites sampled, 0 when all came from the store)."""
     snapshot = read_snapshot(layers, request)
     cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request,
                      snapshot=snapshot)
     todo = [i for i, c in enumerate(cached) if len(c.missing)]
+    if layer_done is not None:
+        for k, c in enumerate(cached):
+            if not len(c.missing):
+                layer_done(k, 0)
+
+    def sampled_one(j: int, _result: Any) -> None:
+        if layer_done is not None:
+            layer_done(todo[j], len(cached[todo[j]].missing))
+
     computed = dict(zip(todo, run.map(assess_missing, [layers[i] for i in todo],
                                       [cached[i] for i in todo], lon=lon, lat=lat,
-                                      request=request), strict=True))
+                                      request=request, on_result=sampled_one), strict=True))
     store = result_store(request)
     results = [complete_layer(store, c, lon, lat, computed.get(i))
                for i, c in enumerate(cached)]
@@ -646,7 +691,7 @@ def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: s
 
 
 def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | None = None,
-           progress: Callable[[str], None] | None = None, dask: str | None = None,
+           progress: Callable[[Progress], None] | None = None, dask: str | None = None,
            dask_workers: int = 2, chunk_sites: int = DEFAULT_CHUNK_SITES) -> ScreeningRun:
     """Run the whole screening: the one sequence of steps, plain or as Prefect tasks.
 
@@ -655,47 +700,70 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     request : what to screen (:func:`make_request` builds one from user options).
     write : write the run folder (False: compute only, e.g. for benchmarks).
     runner : how steps are executed; :class:`PlainRunner` (the default) calls them in turn.
-    progress : called with one line per step, for a terminal or a log.
+    progress : called with a :class:`Progress` event as each step begins and ends and as
+        each hazard layer is done; ``str(event)`` is a line for a log (``progress=print``).
     dask : a Dask scheduler address, or ``"local"`` for a LocalCluster of ``dask_workers``
         processes: the sites are then screened chunk by chunk as Dask tasks
         (:func:`screen_on_dask`); each worker's memory follows ``chunk_sites``.
     chunk_sites : sites per chunk of composites, counts, per-site outputs and Dask tasks.
     """
     run = runner or PlainRunner()
-    say = progress or (lambda msg: log.info(msg))
+    say = progress or (lambda event: log.info("%s", event))
     timings: dict[str, float] = {}
     layers = plan_layers(catalog_for(request), request)
     with timed(timings, "prepare_data"):
         data = run.call(prepare_data, request)
+    say(Progress("load", f"reading {request.sites}", started=True))
     with timed(timings, "load_sites"):
         sites = run.call(load_sites, request)
-    say(f"loaded {len(sites)} sites from {request.sites}")
+    say(Progress("load", f"loaded {len(sites)} sites from {request.sites}",
+                 elapsed=timings["load_sites"]))
     check_folders(request, out=write)  # writable cache and --out before any work
+    say(Progress("locate", "locating the sites", started=True))
     with timed(timings, "locate_sites"):
         sites = run.call(locate_sites, sites, request)
     check_weight(sites, request.weight)  # before the slow part
     lon, lat = coordinates(sites)
-    say(f"located {int(np.isfinite(lon).sum())} of {len(sites)} sites")
+    say(Progress("locate", f"located {int(np.isfinite(lon).sum())} of {len(sites)} sites",
+                 elapsed=timings["locate_sites"]))
     with timed(timings, "fetch_data"):
         fetched = run.call(fetch_data, request, lon, lat)
     if fetched:
-        say("fetched " + "; ".join(f"{d}: {_fetched(r)}" for d, r in fetched.items()))
+        say(Progress("fetch", "fetched " + "; ".join(f"{d}: {_fetched(r)}"
+                                                     for d, r in fetched.items())))
         data = open_data(request)  # the origin of what was fetched (upstream or mirror)
     worker_rss = None
+    start = time.perf_counter()
+    say(Progress("assess", f"assessing {len(layers)} hazard layers", started=True,
+                 total=len(layers)))
     if dask:
         with timed(timings, "assess (dask)"):
             columns, results, sampled, worker_rss = screen_on_dask(
                 request, sites, address=dask, workers=dask_workers, chunk_sites=chunk_sites,
-                say=say)
+                say=lambda msg: say(Progress("assess", msg)))
         with timed(timings, "aggregate"):
             shares_table = columns.shares(sites, weight=request.weight, chunk_sites=chunk_sites)
     else:
+        done = 0
+
+        def layer_done(k: int, n_missing: int) -> None:
+            nonlocal done
+            done += 1
+            what = (f"{n_missing} of {len(lon)} sites sampled" if n_missing else
+                    "all sites from the result store")
+            say(Progress("assess", f"[{done}/{len(layers)}] {layers[k].key}: {what}",
+                         done=done, total=len(layers), elapsed=time.perf_counter() - start))
+
         with timed(timings, "assess"):
-            results, sampled = assess_sites(layers, lon, lat, request, run)
+            results, sampled = assess_sites(layers, lon, lat, request, run,
+                                            layer_done=layer_done)
         with timed(timings, "aggregate"):
             columns, shares_table = run.call(summarise, sites, results, request)
-    say(f"sampled {len(sampled)} of {len(layers)} layers ({sum(sampled.values())} site-layers); "
-        f"{len(layers) - len(sampled)} came whole from the result store")
+    elapsed = timings.get("assess", timings.get("assess (dask)", 0.0))
+    say(Progress("assess", f"sampled {len(sampled)} of {len(layers)} layers "
+                 f"({sum(sampled.values())} site-layers); {len(layers) - len(sampled)} came "
+                 "whole from the result store", done=len(layers), total=len(layers),
+                 elapsed=elapsed))
     run_id = request.run_id or new_run_id(salt=sites.attrs.get("source_sha256", ""))
     manifest = build_manifest(request=request.to_dict(), run_id=run_id,
                               catalog=catalog_for(request), data=data, sites=sites,
@@ -706,8 +774,10 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
     results = []  # the columnar results hold the same numbers; the flag strings go
     run_dir = None
     if write:
-        run_dir = run.call(write_outputs, sites, columns, shares_table, manifest, request)
-        say(f"wrote {run_dir}")
+        say(Progress("write", "writing the run folder", started=True))
+        with timed(timings, "write"):
+            run_dir = run.call(write_outputs, sites, columns, shares_table, manifest, request)
+        say(Progress("write", f"wrote {run_dir}", elapsed=timings["write"]))
     return ScreeningRun(run_dir, sites, columns, shares_table, manifest, timings, sampled,
                         worker_rss_peak=worker_rss)
 
@@ -723,11 +793,21 @@ def _fetched(record: dict) -> str:
 
 def run_summary(run: ScreeningRun) -> dict:
     """What a run reports to its caller (the CLI, a flow's return value): plain JSON data."""
-    from sitescreen.outputs.summary import HEADLINE_HAZARDS, format_shares_table
+    from sitescreen.outputs.summary import (
+        HEADLINE_HAZARDS,
+        format_shares_table,
+        unresolved_lines,
+        unresolved_record,
+    )
 
     origin = run.manifest["data_origin"]
+    weight = run.manifest.get("request", {}).get("weight")
     return {"run_dir": str(run.run_dir) if run.run_dir else None,
             "run_id": run.manifest["run_id"], "data_origin": origin,
             "n_sites": int(len(run.sites)), "sampled": dict(run.sampled),
             "table": format_shares_table(run.shares, hazards=HEADLINE_HAZARDS,
-                                         data_origin=origin)}
+                                         data_origin=origin),
+            "unresolved": unresolved_record(run.sites, weight),
+            "unresolved_lines": unresolved_lines(
+                run.sites, pd.Series(~is_located(run.sites), index=run.sites.index),
+                weight=weight)}

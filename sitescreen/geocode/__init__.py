@@ -25,6 +25,7 @@ from sitescreen.geocode.checks import LocationFlag, location_flags
 from sitescreen.geocode.frame import (
     GEOCODE_COLUMNS,
     UNRESOLVED,
+    geocode_problems,
     geocode_sites,
     is_located,
     read_overrides,
@@ -49,6 +50,7 @@ __all__ = [
     "GEOCODERS",
     "default_geocoders",
     "geocode_sites",
+    "geocode_problems",
     "read_overrides",
     "location_flags",
     "LocationFlag",

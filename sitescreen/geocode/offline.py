@@ -80,6 +80,10 @@ _GENERIC = frozenset({
     "school", "hospital", "hotel", "mall", "market", "computing", "intelligence", "ai",
     "innovation", "valley", "software", "group", "company", "limited", "ltd", "co", "inc",
 })
+# Country words in an address are the query's country, not a place to match.
+_COUNTRY_WORDS = frozenset({"china", "prc", "mainland", "hongkong", "singapore", "japan"})
+# Building detail in Chinese addresses (floor, room, block): not a place, never "unmatched".
+_CJK_BUILDING = "楼层室座栋幢单元期号大厦中心广场"
 _MAX_WORDS = 6  # longest Latin name in words ("Hong Kong Special Administrative Region")
 _MAX_CJK = 12  # longest Chinese name in characters
 _MAX_CANDIDATES = 60  # per mention; the index is ordered by importance
@@ -111,6 +115,21 @@ class Resolution:
     reason: str = ""
 
 
+def _edits(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
 def _radius_km(population: int) -> float:
     """How far from a place's point its area may reach (km), by population.
 
@@ -124,7 +143,7 @@ def _radius_km(population: int) -> float:
 def _code_hash() -> str:
     """Short hash of the matching code and the gazetteer builder."""
     digest = hashlib.sha256()
-    for module in (__file__, gazetteer_module.__file__):
+    for module in (__file__, gazetteer_module.__file__, gazetteer_module.ZONES_FILE):
         digest.update(Path(module).read_bytes())
     return digest.hexdigest()[:8]
 
@@ -194,25 +213,93 @@ class OfflineGeocoder:
                     "such as CN, HK, SG or JP"))
             allowed = frozenset(GREATER_CHINA) if code == "CN" else frozenset((code,))
         street: list[str] = []
-        mentions = self._mentions(query.address, "address", allowed, street)
+        left: list[str] = []  # address parts that matched no place name
+        mentions = self._mentions(query.address, "address", allowed, street, left)
         seen = {m.key for m in mentions}
-        for m in self._mentions(query.city, "city", allowed, []):
+        for m in self._mentions(query.city, "city", allowed, [], left):
             if m.key not in seen:
                 mentions.append(m)
                 seen.add(m.key)
         if not mentions and not query.address and not query.city and query.name:
-            mentions = self._mentions(query.name, "name", allowed, [])
+            mentions = self._mentions(query.name, "name", allowed, [], left)
+        unmatched = self._unmatched_note(left, allowed)
         if not mentions:
             what = query.text or "(empty)"
             scope = f" in {query.country}" if query.country else ""
+            hint = [h for h in self._suggestions(left, allowed)]
             return Resolution("unresolved", reason=(
-                f"no known place name{scope} found in {what!r}; add the city or district, "
-                "or pin the site with an overrides file"))
-        return self._choose(mentions, street)
+                f"no known place name{scope} found in {what!r}"
+                + (f"; did you mean {' or '.join(map(repr, hint))}?" if hint else "")
+                + "; add the city or district, or pin the site with an overrides file"))
+        res = self._choose(mentions, street)
+        if unmatched:
+            if res.status == "ok":
+                res.notes.append(unmatched)
+            else:
+                res.reason = f"{res.reason}; {unmatched}"
+        return res
+
+    def _unmatched_note(self, left: list[str], allowed: frozenset[str] | None) -> str:
+        """"not matched: 'X' (did you mean 'Y'?), 'Z'" for the parts no place name explains."""
+        if not left:
+            return ""
+        parts = []
+        for piece in dict.fromkeys(left):
+            hint = self._suggestions([piece], allowed)
+            parts.append(repr(piece) + (f" (did you mean {' or '.join(map(repr, hint))}?)"
+                                        if hint else ""))
+        return "not matched: " + ", ".join(parts)
+
+    @functools.cached_property
+    def _typo_keys(self) -> dict[int, list[tuple[str, int]]]:
+        """Name keys of prominent places (cities, provinces, prefectures, zones) by length,
+        for "did you mean" suggestions; never used to pick a place."""
+        gaz = self.gazetteer
+        p = gaz.places
+        by_len: dict[int, list[tuple[str, int]]] = {}
+        for key, uids in gaz.index.items():
+            if not key.isascii() or len(key) < 4:
+                continue
+            u = uids[0]
+            if p.kind[u] == Kind.COUNTY or (p.kind[u] == Kind.PLACE and p.source[u] != "zones"
+                                            and p.population[u] < 100_000):
+                continue
+            by_len.setdefault(len(key), []).append((key, u))
+        return by_len
+
+    def _suggestions(self, pieces: list[str], allowed: frozenset[str] | None) -> list[str]:
+        """Names of prominent places within one or two edits of a piece (or of a word of it)."""
+        p = self.gazetteer.places
+        out: list[str] = []
+        for piece in pieces:
+            words = [w for w in re.findall(r"[^\W\d_]+", piece) if w.isascii()]
+            keys = {latin_key(piece)} | {latin_key(w) for w in words
+                                         if latin_key(w) not in _GENERIC}
+            for key in keys:
+                if len(key) < 4:
+                    continue
+                limit = 1 if len(key) < 7 else 2
+                best: tuple[int, float, int] | None = None
+                for n in range(len(key) - limit, len(key) + limit + 1):
+                    for cand, u in self._typo_keys.get(n, ()):
+                        # typos seldom hit the first letter; requiring it keeps the
+                        # suggestions few and plausible ("Honggutan" is not "Dongguan")
+                        if cand[0] != key[0] or (allowed is not None
+                                                 and p.country[u] not in allowed):
+                            continue
+                        d = _edits(key, cand, limit)
+                        if 0 < d <= limit and (best is None or (d, -p.importance[u]) <
+                                               (best[0], -best[1])):
+                            best = (d, p.importance[u], u)
+                if best is not None:
+                    name = p.name[best[2]] or p.local[best[2]]
+                    if name not in out:
+                        out.append(name)
+        return out[:3]
 
     # ------------------------------------------------------------------------- parsing
     def _mentions(self, text: str, source: str, allowed: frozenset[str] | None,
-                  street: list[str]) -> list[_Mention]:
+                  street: list[str], left: list[str]) -> list[_Mention]:
         if not text:
             return []
         out: list[_Mention] = []
@@ -220,16 +307,19 @@ class OfflineGeocoder:
             segment = segment.strip()
             if not segment:
                 continue
-            found, streetish = self._segment(segment, source, allowed)
+            found, streetish, unmatched = self._segment(segment, source, allowed)
             if streetish and source == "address":
-                street.append(segment)
+                street.append(segment)  # reported as street-level detail
+            else:
+                left.extend(unmatched)
             out.extend(found)
         return out
 
-    def _segment(self, segment: str, source: str,
-                 allowed: frozenset[str] | None) -> tuple[tuple[_Mention, ...], bool]:
-        """Mentions in one comma-separated part, memoised: city and district parts repeat
-        across a portfolio ("Xuhui District", "Shanghai")."""
+    def _segment(self, segment: str, source: str, allowed: frozenset[str] | None
+                 ) -> tuple[tuple[_Mention, ...], bool, tuple[str, ...]]:
+        """Mentions in one comma-separated part, whether it names a street, and the pieces
+        of it that matched no place; memoised: city and district parts repeat across a
+        portfolio ("Xuhui District", "Shanghai")."""
         # House numbers differ from site to site but never name a place: one memo entry
         # serves "12 Hongmei Road" and "1900 Hongmei Road".
         memo_key = (_DIGITS.sub("0", segment), source, allowed)
@@ -237,20 +327,21 @@ class OfflineGeocoder:
         if hit is not None:
             return hit
         found: list[_Mention] = []
+        left: list[str] = []
         words: list[tuple[str, str]] = []  # (key, original) of the current Latin run
         streetish = bool(_DIGIT.search(segment))
         for tok in _TOKENS.finditer(segment):
             if tok.lastgroup == "cjk":
-                streetish |= self._scan_latin(words, source, allowed, found)
+                streetish |= self._scan_latin(words, source, allowed, found, left)
                 words = []
-                streetish |= self._scan_cjk(tok.group(), source, allowed, found)
+                streetish |= self._scan_cjk(tok.group(), source, allowed, found, left)
             else:
                 word = tok.group()
                 words.append(("" if _DIGIT.search(word) else latin_key(word), word))
-        streetish |= self._scan_latin(words, source, allowed, found)
+        streetish |= self._scan_latin(words, source, allowed, found, left)
         if len(self._memo) >= _MEMO_SIZE:
             self._memo.clear()
-        result = self._memo[memo_key] = (tuple(found), streetish)
+        result = self._memo[memo_key] = (tuple(found), streetish, tuple(left))
         return result
 
     def _filter(self, uids: tuple[int, ...], allowed: frozenset[str] | None) -> tuple[int, ...]:
@@ -267,13 +358,27 @@ class OfflineGeocoder:
         return tuple(kept)
 
     def _scan_latin(self, words: list[tuple[str, str]], source: str,
-                    allowed: frozenset[str] | None, found: list[_Mention]) -> bool:
-        """Longest word n-grams that are place names; True if a street name was seen."""
+                    allowed: frozenset[str] | None, found: list[_Mention],
+                    left: list[str]) -> bool:
+        """Longest word n-grams that are place names; True if a street name was seen.
+
+        Runs of words that match nothing go to ``left`` unless every word is generic
+        ("Tower", "Floor"), a number or a letter or two ("Block B").
+        """
         index = self.gazetteer.index
         street = False
+        run: list[str] = []
+
+        def flush() -> None:
+            if any(len(latin_key(w)) > 2 and latin_key(w) not in _GENERIC
+                   and latin_key(w) not in _COUNTRY_WORDS for w in run if not _DIGIT.search(w)):
+                left.append(" ".join(run))
+            run.clear()
+
         i, n = 0, len(words)
         while i < n:
             if not words[i][0]:
+                run.append(words[i][1])
                 i += 1
                 continue
             # Keys of the n-grams starting at i, shortest first, up to a number or the end.
@@ -291,8 +396,10 @@ class OfflineGeocoder:
                     matched = length
                     break
             if not matched:
+                run.append(words[i][1])
                 i += 1
                 continue
+            flush()
             after = [k for k, _ in words[i + matched:i + matched + 2]]
             if after and after[0] in _DIRECTIONS:  # "Xiaoying West Road"
                 after = after[1:]
@@ -304,13 +411,24 @@ class OfflineGeocoder:
                     text = " ".join(w for _, w in words[i:i + matched])
                     found.append(_Mention(text, key, source, cands))
             i += matched
+        flush()
         return street
 
     def _scan_cjk(self, run: str, source: str, allowed: frozenset[str] | None,
-                  found: list[_Mention]) -> bool:
-        """Longest known Chinese names, left to right; True if a street name was seen."""
+                  found: list[_Mention], left: list[str]) -> bool:
+        """Longest known Chinese names, left to right; True if a street name was seen.
+
+        Characters that match nothing go to ``left`` (as runs), except building detail.
+        """
         index = self.gazetteer.index
         street = False
+        rest_start = 0
+
+        def flush(end: int) -> None:
+            piece = run[rest_start:end]
+            if piece.strip(_CJK_BUILDING):
+                left.append(piece)
+
         i, n = 0, len(run)
         while i < n:
             for length in range(min(_MAX_CJK, n - i), 1, -1):
@@ -322,6 +440,7 @@ class OfflineGeocoder:
                     street = True
                 i += 1
                 continue
+            flush(i)
             rest = run[i + length:]
             if rest.startswith(_CJK_STREET):
                 street = True
@@ -330,6 +449,8 @@ class OfflineGeocoder:
                 if cands:
                     found.append(_Mention(key, key, source, cands))
             i += length
+            rest_start = i
+        flush(n)
         return street
 
     # ---------------------------------------------------------------------- resolution
@@ -421,6 +542,8 @@ class OfflineGeocoder:
         p = gaz.places
         if p.kind[uid] != Kind.PLACE:
             return gaz.precision(uid)
+        if p.source[uid] == "zones":
+            return Precision.DISTRICT  # a development zone, at its own location
         country = p.country[uid]
         if country in ("HK", "MO"):
             return Precision.DISTRICT  # the SAR itself is the cpca unit, a city

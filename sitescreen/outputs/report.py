@@ -56,6 +56,7 @@ from sitescreen.outputs.summary import (
     hazard_sentences,
     headline_table,
     report_title,
+    unresolved_weight_sentence,
 )
 from sitescreen.outputs.webmap import web_map
 from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
@@ -799,8 +800,11 @@ def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
     unresolved = sites[~is_located(sites)]
     if len(unresolved):
         doc.heading(3, f"Unresolved sites ({len(unresolved)})")
+        weight = unresolved_weight_sentence(sites, pd.Series(~is_located(sites), index=sites.index),
+                                            manifest.get("request", {}).get("weight"))
         doc.para("These sites have no location and are not screened; they are counted as "
-                 "'unresolved' in every table. Add coordinates or an override to place them.")
+                 "'unresolved' in every table. Add coordinates or an override to place them."
+                 + (f" In all, {weight}." if weight else ""))
         doc.table(["Site", "Name", "Address", "City", "Country", "Reason"], [
             [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("address")),
              _str(r.get("city")), _str(r.get("country")),

@@ -33,6 +33,7 @@ from sitescreen.outputs.run_folder import (
     json_bytes,
     user_columns,
 )
+from sitescreen.outputs.summary import unresolved_record
 from sitescreen.sites import CORE_COLUMNS
 
 __all__ = ["render_files", "SITE_OUTPUT_COLUMNS", "site_output_columns"]
@@ -156,11 +157,12 @@ def _core_files(*, sites: pd.DataFrame, results: SiteResults, shares_table: pd.D
     origin = manifest["data_origin"]
     site_columns = site_output_columns(sites)
     shares_out = shares_table.assign(data_origin=origin)
+    unresolved = unresolved_record(sites, manifest.get("request", {}).get("weight"))
     summary = {
         "header": {"run_id": manifest["run_id"], "data_origin": origin,
                    "data_origin_note": manifest["data_origin_note"],
                    "threshold_sets": [t["name"] for t in manifest["threshold_sets"]],
-                   "definitions": manifest["definitions"]},
+                   "definitions": manifest["definitions"], "unresolved": unresolved},
         "shares": shares_out.to_dict("records"),
     }
     files: Files = {}

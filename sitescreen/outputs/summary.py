@@ -19,7 +19,8 @@ from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank, scenario_title
 
 __all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "headline_table",
-           "approximate_pathways", "report_title", "share_records", "HEADLINE_HAZARDS",
+           "approximate_pathways", "report_title", "share_records", "unresolved_lines",
+           "unresolved_weight_sentence", "unresolved_record", "HEADLINE_HAZARDS",
            "SHARE_HEADLINE_COLUMNS"]
 
 #: The groups corporate disclosures report (e.g. SenseTime's 2023 climate report: water
@@ -50,6 +51,11 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
     names = [h for h in hazards if h in present] if hazards else present
     if not names:  # e.g. a run of one hazard: show what was screened
         names = present
+    weighted = "w_medium_plus_pct" in shares.columns
+    if weighted:
+        field = str(shares["weight_field"].iloc[0]) if "weight_field" in shares else "weight"
+        lines.append(f"w.medium+: share of {field} (screened sites) at medium or higher risk, "
+                     "beside the share of sites")
     for name in names:
         part = shares[shares["hazard"] == name]
         order = {n.value: i for i, n in enumerate(Narrative)}
@@ -59,8 +65,9 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
         lines.append("")
         lines.append(f"{part['hazard_label'].iloc[0]}: % of screened sites at each risk level")
         lines.append(f"{'scenario':<14} {'year':>4}  {'L1':>3} {'L2':>3} {'L3':>3} {'L4':>3} "
-                     f"{'L5':>3}  {'medium+':>7} {'(range)':<9} {'n':>4} {'no data':>7} "
-                     f"{'unresolved':>10}  pathway")
+                     f"{'L5':>3}  {'medium+':>7} {'(range)':<9} "
+                     + (f"{'w.medium+':>9} " if weighted else "")
+                     + f"{'n':>4} {'no data':>7} {'unresolved':>10}  pathway")
         for _, row in part.iterrows():
             scen = parse_narrative(row["scenario"]).title
             pcts = " ".join(_fmt_pct(row[f"pct_level_{lvl}"]) for lvl in range(1, 6))
@@ -72,8 +79,9 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
                    or (approx and ":" not in p) else "")
                 for p in str(row["pathway"]).split(";")))
             flag = ""
+            wmp = f"{_fmt_pct(row['w_medium_plus_pct']):>8}% " if weighted else ""
             lines.append(
-                f"{scen:<14} {row['year']:>4}  {pcts}  {mp:>6}% {_range(row):<9} "
+                f"{scen:<14} {row['year']:>4}  {pcts}  {mp:>6}% {_range(row):<9} {wmp}"
                 f"{row['sites_screened']:>4} {row['sites_no_data']:>7} "
                 f"{row['sites_unresolved']:>10}  {codes}{flag}")
     return "\n".join(lines)
@@ -126,6 +134,76 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
             f"{row['sites_screened']} sites ({row['medium_plus_pct']:.0f} %) face medium or "
             f"higher {row['hazard_label'].lower()} risk{rng}{weighted}{approx}.")
     return out
+
+
+def _amount(value: float) -> str:
+    """An amount in the words of a report: 790 M, 13.96 bn, 12.5 k."""
+    for size, unit in ((1e9, " bn"), (1e6, " M"), (1e3, " k")):
+        if abs(value) >= size:
+            return f"{value / size:.4g}{unit}"
+    return f"{value:.4g}"
+
+
+def unresolved_weight_sentence(sites: pd.DataFrame, unresolved: pd.Series,
+                               weight: str | None) -> str:
+    """"790 M of 13.96 bn asset_value not located (2 of 16 sites)", or "" without weight.
+
+    Parameters
+    ----------
+    sites : the located sites, with the ``weight`` column as numbers.
+    unresolved : boolean mask of the sites without a location.
+    weight : the weight column, or None.
+
+    Examples
+    --------
+    >>> sites = pd.DataFrame({"v": [790e6, 13.17e9]})
+    >>> unresolved_weight_sentence(sites, pd.Series([True, False]), "v")
+    '790 M of 13.96 bn v not located (1 of 2 sites)'
+    """
+    if weight is None or weight not in sites:
+        return ""
+    values = pd.to_numeric(sites[weight], errors="coerce").fillna(0.0)
+    lost, total = float(values[unresolved.to_numpy()].sum()), float(values.sum())
+    n, k = len(sites), int(unresolved.sum())
+    return (f"{_amount(lost)} of {_amount(total)} {weight} not located "
+            f"({k} of {n} site{'s' if n != 1 else ''})")
+
+
+def unresolved_record(sites: pd.DataFrame, weight: str | None = None) -> dict:
+    """The sites without a location (:func:`~sitescreen.geocode.is_located`), as plain data
+    for ``summary.json`` and the terminal: count, ids and, with a weight, the amount they
+    carry and the sentence saying so."""
+    from sitescreen.geocode import is_located
+
+    unresolved = pd.Series(~is_located(sites), index=sites.index)
+    out: dict = {"sites": int(unresolved.sum()),
+                 "site_ids": sites.loc[unresolved, "site_id"].astype(str).tolist()}
+    if weight is not None and weight in sites:
+        values = pd.to_numeric(sites[weight], errors="coerce").fillna(0.0)
+        out.update(weight_field=weight, weight_not_located=float(values[unresolved].sum()),
+                   weight_total=float(values.sum()),
+                   statement=unresolved_weight_sentence(sites, unresolved, weight))
+    return out
+
+
+def unresolved_lines(sites: pd.DataFrame, unresolved: pd.Series, *, weight: str | None = None,
+                     limit: int = 20) -> list[str]:
+    """The sites without a location, one line each (id, name, reason), and the weight they
+    carry; empty when every site was located."""
+    part = sites.loc[unresolved.to_numpy()]
+    if part.empty:
+        return []
+    head = f"{len(part)} site{'s' if len(part) != 1 else ''} not located (counted as unresolved)"
+    sentence = unresolved_weight_sentence(sites, unresolved, weight)
+    lines = [head + (f"; {sentence}" if sentence else "") + ":"]
+    for _, row in part.head(limit).iterrows():
+        name = str(row.get("name") or "")
+        reason = str(row.get("geocode_reason") or row.get("geocode_status") or "")
+        lines.append(f"  {row['site_id']}" + (f" ({name})" if name else "")
+                     + (f": {reason}" if reason else ""))
+    if len(part) > limit:
+        lines.append(f"  ... and {len(part) - limit} more (see unresolved_sites in sites.gpkg)")
+    return lines
 
 
 def _isnan(value: object) -> bool:
