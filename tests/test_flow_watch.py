@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from sitescreen.catalog import load_catalog
+
 REPO = Path(__file__).resolve().parents[1]
 BOUND_S = 300  # generous, finite: each wait below fails with what it saw
 
@@ -37,8 +39,9 @@ SITES = [
 NEW_SITE = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [120.16, 30.27]},
             "properties": {"site_id": "hz-new", "name": "Hangzhou office", "city": "Hangzhou",
                            "country": "CN"}}
-LAYERS = {f"{h}/pessimistic/2030" for h in ("water_stress", "river_flood", "coastal_flood",
-                                            "typhoon")}
+# Every default hazard of the packaged catalog, as the deployments screen them.
+LAYERS = {f"{name}/pessimistic/2030" for name, spec in load_catalog().hazards.items()
+          if spec.default}
 
 
 def _free_port() -> int:

@@ -361,8 +361,10 @@ def test_an_interrupted_or_failed_write_leaves_no_temporary_folder(tmp_path, how
 
     out = tmp_path / "results"
     first = write_run(out, "20250101T000000Z-aaaaaa", {"summary.csv": b"previous\n"})
+    # SIG_DFL: a background non-interactive shell would hand SIGINT down ignored.
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITE, str(out), how],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if how != "raise":
         assert proc.stdout.readline().strip() == "writing"
         assert list(out.glob(".tmp-*"))  # the folder exists while the write is under way

@@ -43,12 +43,19 @@ def _full_disk() -> None:  # inherited through exec: every write past 32 KiB fai
     resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, resource.RLIM_INFINITY))
 
 
+def _ctrl_c_as_at_a_terminal() -> None:
+    # A command started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler; a user's Ctrl-C is not ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _in_subprocess(case: Case, args: list[str], w: World) -> tuple[int, str]:
     # SITESCREEN_HOME=w.tmp: the run's cache/ is w.tmp/cache, as the cases expect.
     proc = subprocess.Popen([sys.executable, "-m", "sitescreen.cli", *args], cwd=w.tmp,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "SITESCREEN_HOME": str(w.tmp)},
-                            preexec_fn=_full_disk if case.fault == "full-disk" else None)
+                            preexec_fn=_full_disk if case.fault == "full-disk"
+                            else _ctrl_c_as_at_a_terminal)
     if case.fault in ("SIGTERM", "SIGINT"):
         start = time.monotonic()
         while not list(w.out.glob(".tmp-*")):  # the outputs are being written
