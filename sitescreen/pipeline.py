@@ -444,21 +444,22 @@ def _add_cooling(columns: SiteResults, sites: pd.DataFrame, catalog: Catalog) ->
     part = columns.select(centers)
     ids = pd.Index(part.site_ids)
     rows = add_cooling_energy(part.long_table(keep), sites[centers], catalog=catalog)
-    added = [c for c in COOLING_COLUMNS if c in rows.columns]
-    if not added:
-        return
     for i in keep:
         info = columns.layers[i]
+        names = {col: f"extra_{info.hazard}_{col}" for col in COOLING_COLUMNS}
+        if not all(name in rows.columns for name in names.values()):
+            continue  # not a layer the cooling estimate reads
         sel = rows[(rows["hazard"] == info.hazard) & (rows["scenario"] == info.scenario)
                    & (rows["year"] == info.year)]
-        if not sel[added].notna().any().any():
-            continue
         pos = np.flatnonzero(centers)[ids.get_indexer(sel["site_id"])]
-        for col in added:
-            values = np.full(len(columns), None, dtype=object)
-            values[pos] = sel[col].to_numpy(dtype=object)
-            # "=": a column of its own name in the long table, not extra_<hazard>_...
-            columns.extra[i][f"={col}"] = values
+        for col, name in names.items():
+            text = col == "dc_assumptions"
+            values = np.full(len(columns), "" if text else np.nan,
+                             dtype=object if text else "float64")
+            values[pos] = sel[name].to_numpy(dtype=object if text else "float64")
+            # Stored under the layer, so the long table names it extra_<hazard>_<col>, as
+            # every reader of the cooling columns (report, GIS layer, field dictionary) does.
+            columns.extra[i][col] = values
 
 
 def check_weight(sites: pd.DataFrame, weight: str | None) -> None:

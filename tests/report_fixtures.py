@@ -162,7 +162,8 @@ def cooling_run():
         extra={"p10": p10, "p90": p90, "baseline": today})
     request = ScreeningRequest(sites="sites.geojson", data="demo",
                                scenarios=(Narrative.PESSIMISTIC,), years=(2050,))
-    table, shares = summarise(sites, [result], request)
+    columns, shares = summarise(sites, [result], request)
+    table = columns.long_table()
     data = DataSource(root="/demo", origin=DataOrigin.SYNTHETIC_DEMO, description="test data")
     manifest = build_manifest(request=request.to_dict(), run_id="20250101T000000Z-cccccc",
                               catalog=catalog, data=data, sites=sites, results=[result],

@@ -51,13 +51,23 @@ def site_output_columns(sites: pd.DataFrame) -> list[str]:
     return [*SITE_OUTPUT_COLUMNS, *(c for c in GEOCODE_COLUMNS if c in sites), *own]
 
 
+#: Up to this many long-table rows, the report and charts see every layer; above it, only
+#: the headline layers and those carrying data-center cooling columns (memory stays bounded).
+_FULL_VIEW_ROWS = 2_000_000
+
+
 def _view_layers(results: SiteResults) -> list[int]:
-    """The layers the report and charts show: the headline hazards (every layer when the run
-    has none of them)."""
+    """The layers the report and charts show: every layer for an ordinary portfolio; for a
+    very large one the headline hazards and the cooling layers (every layer when the run has
+    none of them)."""
     from sitescreen.outputs.summary import HEADLINE_HAZARDS
 
-    keep = [i for i, info in enumerate(results.layers) if info.hazard in HEADLINE_HAZARDS]
-    return keep or list(range(len(results.layers)))
+    everything = list(range(len(results.layers)))
+    if len(results) * len(results.layers) <= _FULL_VIEW_ROWS:
+        return everything
+    keep = [i for i, info in enumerate(results.layers)
+            if info.hazard in HEADLINE_HAZARDS or "dc_assumptions" in results.extra[i]]
+    return keep or everything
 
 
 def _footprint_sites(sites: pd.DataFrame) -> np.ndarray:
