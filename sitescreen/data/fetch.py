@@ -162,14 +162,19 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def read_sidecar(path: str | Path) -> dict | None:
-    """The provenance record of a cached file, or None when it has none (or it is unreadable)."""
-    side = _sidecar(Path(path))
+def read_json_record(record: str | Path) -> dict | None:
+    """A JSON provenance record (a sidecar, a window record), or None when it is absent,
+    unreadable or not an object: a file without a readable record counts as not fetched."""
     try:
-        data = json.loads(side.read_text("utf-8"))
+        data = json.loads(Path(record).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_sidecar(path: str | Path) -> dict | None:
+    """The provenance record of a cached file, or None when it has none (or it is unreadable)."""
+    return read_json_record(_sidecar(Path(path)))
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

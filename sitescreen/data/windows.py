@@ -53,6 +53,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from sitescreen.catalog import CatalogEntry
+from sitescreen.data.fetch import read_json_record
 from sitescreen.data.sources import WINDOWS_SUFFIX
 from sitescreen.errors import (
     CatalogError,
@@ -196,12 +197,7 @@ def _record_path(path: Path) -> Path:
 
 def read_record(path: str | Path) -> dict | None:
     """The provenance record of a window file, or None when it has none (or is unreadable)."""
-    side = _record_path(Path(path))
-    try:
-        data = json.loads(side.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_record(_record_path(Path(path)))
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

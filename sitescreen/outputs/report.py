@@ -916,8 +916,7 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     toc = [(anchor, text) for kind, body in doc.blocks if kind == "h"
            for level, text, anchor in [body] if level == 2 and anchor]
     title = f"{_title(manifest)}: climate risk screening"
-    banner = ("SYNTHETIC DEMO DATA: illustrative numbers, not hazard data. Do not report them."
-              if synthetic else "")
+    banner = SYNTHETIC_WARNING if synthetic else ""  # the one synthetic-data text
     md = _to_markdown(doc)
     if synthetic:
         md = f"> **{_md_text(banner)}**\n\n" + md
