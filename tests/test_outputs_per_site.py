@@ -76,3 +76,54 @@ def test_streamed_files_equal_one_chunk_and_decompress(tmp_path):
     fc = json.loads(out[(3, False)][1])
     assert len(fc["features"]) == len(sites) and fc["name"] == "sitescreen results"
     assert np.isin([f["id"] for f in fc["features"]], sites["site_id"]).all()
+
+
+def _tricky_run():
+    """A run whose cells exercise every encoding rule: text needing JSON escapes and
+    formula guards, numeric and mixed user columns, missing values, small and large values,
+    whole-number values, flags and drivers, an unresolved site."""
+    from sitescreen.aggregate import SiteResults
+
+    sites, table, _, manifest = build_run()
+    sites = sites.assign(
+        name=['Quote "A"', "=cmd|x", "line\nbreak", "back\\slash", "中文 site", None],
+        asset_value=["1200", "", "35", "7", "1e3", "12"],
+        code=["007", "1", "", "x", "2", "3"],
+        mixed=pd.array([1.5, np.nan, 2.0, -0.0, 1e-7, 3e17], dtype="float64"))
+    rng = np.random.default_rng(0)
+    values = np.array([1.0, 1e-5, 123456789012.5, 2.5e-7, np.inf, 0.1])
+    table["value"] = np.where(table["level"] > 0, values[rng.integers(0, 6, len(table))],
+                              np.nan)
+    table.loc[table.index[::7], "flags"] = "near-threshold;-x"
+    results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    return sites, results, manifest
+
+
+def test_long_csv_and_geojson_equal_the_long_table_writers(tmp_path):
+    """The column-built CSV and GeoJSON are byte for byte what the long-table writers
+    (``site_results_frame`` + ``csv_writer``, ``site_features`` + the JSON encoder) give."""
+    from sitescreen.outputs.run_folder import (
+        csv_writer,
+        json_bytes,
+        site_features,
+        site_results_frame,
+    )
+
+    sites, results, _ = _tricky_run()
+    columns = ["site_id", "name", "lon", "lat", "asset_value", "code", "mixed"]
+    table = results.long_table()
+    csv_writer(site_results_frame(sites, table, data_origin="synthetic-demo"))(
+        tmp_path / "old.csv")
+    long_csv_writer(sites, results, data_origin="synthetic-demo", chunk_sites=4)(
+        tmp_path / "new.csv")
+    old_rows = sorted((tmp_path / "old.csv").read_bytes().splitlines()[1:])
+    new = (tmp_path / "new.csv").read_bytes().splitlines()
+    assert new[0] == (tmp_path / "old.csv").read_bytes().splitlines()[0]
+    assert sorted(new[1:]) == old_rows and b"'=cmd|x" in b"".join(new)
+
+    old_fc = site_features(sites, table, data_origin="synthetic-demo", site_columns=columns)
+    old_fc["name"] = "sitescreen results"
+    site_geojson_writer(sites, results, data_origin="synthetic-demo", site_columns=columns,
+                        members={"name": "sitescreen results"}, chunk_sites=4)(
+        tmp_path / "new.geojson")
+    assert (tmp_path / "new.geojson").read_bytes() == json_bytes(old_fc)

@@ -18,20 +18,34 @@ of sites, and ``--per-site-outputs`` chooses them:
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
+from sitescreen.aggregate import DEFAULT_CHUNK_SITES, LayerInfo, SiteResults
 from sitescreen.errors import ConfigError
-from sitescreen.outputs.run_folder import SITE_RESULTS_CSV, SITES_GEOJSON
+from sitescreen.outputs.run_folder import (
+    SITE_RESULTS_CSV,
+    SITES_GEOJSON,
+    EncodedFeatures,
+    json_line,
+    neutralise_arrow,
+    neutralise_cell,
+    typed_columns,
+    user_columns,
+    write_feature_collection,
+)
 
 __all__ = ["PerSiteOutputs", "PerSitePlan", "plan_per_site", "DEFAULT_PER_SITE_LIMIT",
-           "long_csv_writer", "site_geojson_writer"]
+           "long_csv_writer", "long_csv_tables", "site_geojson_writer",
+           "geojson_feature_texts"]
 
 #: Sites up to which ``auto`` writes every per-site file (100,000 sites x 36 layers make a
 #: 0.9 GB CSV and a 0.5 GB GeoJSON); above it only the GeoParquet file.
@@ -118,54 +132,317 @@ def _sync(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _result_column(info: LayerInfo, key: str) -> str:
+    """The long-table column of an extra ``key`` of a layer (see ``SiteResults.long_table``)."""
+    return key[1:] if key.startswith("=") else f"extra_{info.hazard}_{key}"
+
+
+def _extra_types(results: SiteResults) -> dict[str, Any]:
+    """Long-table extra column -> its Arrow type, in order of first appearance; a column
+    some layers lack is filled with nulls there, which makes integers floats (as a pandas
+    concat of the layers would)."""
+    import pyarrow as pa
+
+    types: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for info, extra in zip(results.layers, results.extra, strict=True):
+        for key, arr in extra.items():
+            name = _result_column(info, key)
+            counts[name] = counts.get(name, 0) + 1
+            if name not in types:
+                types[name] = pa.array(np.asarray(arr[:1]), from_pandas=True).type
+    for name, t in types.items():
+        if counts[name] < len(results.layers) and pa.types.is_integer(t):
+            types[name] = pa.float64()
+    return types
+
+
+def _constant(value: Any, n: int) -> Any:
+    """``value`` repeated ``n`` times, stored once (an Arrow dictionary array)."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
+                                          pa.array([value]))
+
+
+def _dictionary(values: pd.Categorical, *, neutralise: bool = False) -> Any:
+    """A categorical as an Arrow dictionary array (missing values null); with
+    ``neutralise``, its categories made safe for a spreadsheet."""
+    import pyarrow as pa
+
+    codes = np.asarray(values.codes, dtype=np.int32)
+    cats = [str(c) for c in values.categories]
+    if neutralise:
+        cats = [neutralise_cell(c) for c in cats]
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                          pa.array(cats, type=pa.string()))
+
+
+def _site_text(sites: pd.DataFrame, column: str) -> Any:
+    """A site column as ``site_results.csv`` repeats it on every row ("" when missing)."""
+    import pyarrow as pa
+
+    values = (sites[column].astype(object) if column in sites
+              else pd.Series("", index=sites.index, dtype=object))
+    return pa.Array.from_pandas(values.fillna("").reset_index(drop=True))
+
+
+def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
+                    extra_types: Mapping[str, Any]) -> Iterator[Any]:
+    """``site_results.csv`` of a chunk of sites as one Arrow table per layer (rows of
+    :func:`outputs.run_folder.site_results_frame`, text neutralised as ``csv_writer`` does):
+    built from the columns, the layer's constants stored once per table."""
+    import pyarrow as pa
+
+    n = len(part)
+    site_table = neutralise_arrow(pa.table({
+        "site_id": pa.Array.from_pandas(pd.Series(part.site_ids, dtype=object)),
+        "name": _site_text(sites, "name"),
+        "geocode_precision": _site_text(sites, "geocode_precision")}))
+    origin = _constant(neutralise_cell(data_origin), n)
+    for i, info in enumerate(part.layers):
+        const = {k: _constant(neutralise_cell(getattr(info, k)), n)
+                 for k in ("hazard", "hazard_label", "scenario", "pathway", "pathway_label",
+                           "period", "pathway_note", "units", "threshold_set", "datasets")}
+        cols: dict[str, Any] = {
+            "site_id": site_table.column(0), "name": site_table.column(1),
+            "geocode_precision": site_table.column(2),
+            "hazard": const["hazard"], "hazard_label": const["hazard_label"],
+            "is_composite": pa.array(np.full(n, info.is_composite)),
+            "scenario": const["scenario"],
+            "year": pa.array(np.full(n, info.year, dtype=np.int64)),
+            "pathway": const["pathway"], "pathway_label": const["pathway_label"],
+            "period": const["period"],
+            "pathway_exact": pa.array(np.full(n, info.pathway_exact)),
+            "pathway_note": const["pathway_note"],
+            "value": pa.array(np.asarray(part.value[i], dtype="float64"), from_pandas=True),
+            "units": const["units"],
+            "level": pa.array(part.level[i].astype(np.int64)),
+            "level_low": pa.array(part.level_low[i].astype(np.int64)),
+            "level_high": pa.array(part.level_high[i].astype(np.int64)),
+            "flags": _dictionary(part.flags[i], neutralise=True),
+            "driver": _dictionary(part.driver[i], neutralise=True),
+            "threshold_set": const["threshold_set"], "datasets": const["datasets"],
+        }
+        own = {_result_column(info, k): v for k, v in part.extra[i].items()}
+        for name, kind in extra_types.items():
+            if name not in own:
+                cols[name] = pa.nulls(n, type=kind)
+                continue
+            arr = pa.array(np.asarray(own[name]), from_pandas=True)
+            if arr.type != kind:
+                arr = arr.cast(kind)
+            if pa.types.is_string(kind):
+                arr = neutralise_arrow(pa.table({"x": arr})).column(0)
+            cols[name] = arr
+        cols["data_origin"] = origin
+        yield pa.table(cols)
+
+
 def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
                     compressed: bool = False,
                     chunk_sites: int = DEFAULT_CHUNK_SITES) -> Callable[[Path], None]:
     """A ``write_run`` writer of ``site_results.csv`` (one row per site x layer, as
-    ``outputs.run_folder.site_results_frame`` lays it out), built and written one chunk of
-    sites at a time.
+    ``outputs.run_folder.site_results_frame`` lays it out), written one chunk of sites and
+    one layer at a time straight from the columns (:func:`long_csv_tables`).
 
-    Written like ``outputs.run_folder.csv_writer`` (through Arrow, formula-like text cells
-    neutralised, strings quoted, missing values empty); rows come chunk by chunk, layer by
-    layer. ``sites`` and ``results`` are aligned (same sites, same order).
+    The same bytes as ``outputs.run_folder.csv_writer`` of the long table (through Arrow,
+    formula-like text cells neutralised, strings quoted, missing values empty); rows come
+    chunk by chunk, layer by layer. ``sites`` and ``results`` are aligned (same sites, same
+    order).
     """
     def write(path: Path) -> None:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
 
-        from sitescreen.outputs.run_folder import _neutralise_arrow, site_results_frame
-
+        types = _extra_types(results)
         with _open(path, compressed) as fh:
             header = True
             for a, part in results.chunks(chunk_sites):
-                frame = site_results_frame(sites.iloc[a:a + len(part)], part.long_table(),
+                for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
+                                             data_origin=data_origin, extra_types=types):
+                    pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=header))
+                    header = False
+            if header:  # no layer: the header of the long table alone
+                from sitescreen.outputs.run_folder import site_results_frame
+
+                frame = site_results_frame(sites.iloc[:0], results.long_table(),
                                            data_origin=data_origin)
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                pa_csv.write_csv(_neutralise_arrow(table), fh,
-                                 pa_csv.WriteOptions(include_header=header))
-                header = False
+                pa_csv.write_csv(neutralise_arrow(pa.Table.from_pandas(
+                    frame, preserve_index=False)), fh)
         _sync(path)
     return write
+
+
+# ----------------------------------------------------------------------------- GeoJSON text
+
+#: Sites per block of GeoJSON text built at once (a site's feature is about 16 KB with 54
+#: layers, so a block is about 160 MB).
+_GEOJSON_BLOCK = 10_000
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+
+
+def _json_texts(values: Any) -> Any:
+    """JSON strings of an Arrow string array (``ensure_ascii=False``, as the encoder writes
+    them), null for nulls; only the cells that need escaping go through :mod:`json`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    quoted = pc.binary_join_element_wise(pa.scalar('"'), values, pa.scalar('"'), "")
+    needs = pc.fill_null(pc.match_substring_regex(values, _NEEDS_ESCAPE), False)
+    if pc.any(needs).as_py():
+        idx = np.flatnonzero(needs.to_numpy(zero_copy_only=False))
+        out = quoted.to_numpy(zero_copy_only=False).astype(object)
+        out[idx] = [json.dumps(s, ensure_ascii=False) for s in values.take(idx).to_pylist()]
+        quoted = pa.array(out, type=pa.string())
+    return pc.fill_null(quoted, "null")
+
+
+def _json_floats(values: np.ndarray) -> Any:
+    """JSON numbers of float64 values as Python's encoder writes them (``repr``), null for
+    missing and infinite ones: Arrow's shortest round-trip text, with Python's ``.0`` and
+    exponent forms fixed up (the rare exponent forms through ``repr`` itself)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    v = np.asarray(values, dtype="float64")
+    finite = np.isfinite(v)
+    text = pc.cast(pa.array(np.where(finite, v, 0.0)), pa.string())
+    integral = finite & (v == np.floor(np.where(finite, v, 0.0)))
+    text = pc.if_else(pa.array(integral),
+                      pc.binary_join_element_wise(text, pa.scalar(".0"), ""), text)
+    odd = finite & (((v != 0) & (np.abs(v) < 1e-4))
+                    | pc.match_substring(text, "e").to_numpy(zero_copy_only=False))
+    if odd.any():
+        out = text.to_numpy(zero_copy_only=False).astype(object)
+        idx = np.flatnonzero(odd)
+        out[idx] = [repr(x) for x in v[idx].tolist()]
+        text = pa.array(out, type=pa.string())
+    return pc.if_else(pa.array(finite), text, pa.scalar("null"))
+
+
+def _json_column(values: pd.Series) -> Any:
+    """JSON text of each cell of a site column, as the GeoJSON encoder writes the cell's
+    Python value (missing and non-finite: null)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.dtype.kind
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
+        return pa.array(np.where(values.to_numpy(dtype=bool), "true", "false"))
+    if kind == "f":
+        return _json_floats(values.to_numpy(dtype="float64"))
+    if pd.api.types.is_integer_dtype(values):
+        ok = values.notna().to_numpy()
+        text = pc.cast(pa.array(values.to_numpy(dtype="int64", na_value=0)), pa.string())
+        return pc.if_else(pa.array(ok), text, pa.scalar("null"))
+    cells = values.astype(object)
+    given = cells.notna().to_numpy()
+    if all(isinstance(v, str) for v in cells[given]):
+        return _json_texts(pa.array(cells.where(given, None).tolist(), type=pa.string()))
+    return pa.array([json_line(v) for v in cells.tolist()], type=pa.string())
+
+
+def _json_geometry(lon: np.ndarray, lat: np.ndarray) -> Any:
+    """The Point geometry of each site (coordinates rounded to 6 decimals), null without."""
+    import pyarrow as pa
+
+    ok = ~(np.isnan(lon) | np.isnan(lat))
+    out = np.full(len(lon), "null", dtype=object)
+    out[ok] = [f'{{"type": "Point", "coordinates": [{round(x, 6)!r}, {round(y, 6)!r}]}}'
+               for x, y in zip(lon[ok].tolist(), lat[ok].tolist(), strict=True)]
+    return pa.array(out, type=pa.string())
+
+
+def _level_texts(values: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    lookup = pa.array(["null", "1", "2", "3", "4", "5"])
+    return lookup.take(pa.array(np.clip(np.asarray(values, dtype=np.int8), 0, 5)))
+
+
+def _category_texts(values: pd.Categorical) -> Any:
+    import pyarrow as pa
+
+    lookup = pa.array([json.dumps(str(c), ensure_ascii=False) for c in values.categories]
+                      + ["null"], type=pa.string())
+    codes = np.asarray(values.codes, dtype=np.int64)
+    return lookup.take(pa.array(np.where(codes < 0, len(values.categories), codes)))
+
+
+def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
+                          site_columns: Sequence[str]) -> Iterator[EncodedFeatures]:
+    """The features of :func:`outputs.run_folder.site_features` for a chunk of sites as
+    JSON text, byte for byte what the encoder writes for them, built column by column
+    (Arrow string kernels) in blocks of sites: no Python object per feature or value.
+    ``sites`` come with their numeric user columns typed (``typed_columns``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = [c for c in site_columns if c in sites.columns]
+    lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype="float64") \
+        if "lon" in sites else np.full(len(sites), np.nan)
+    lat = pd.to_numeric(sites["lat"], errors="coerce").to_numpy(dtype="float64") \
+        if "lat" in sites else np.full(len(sites), np.nan)
+    for a in range(0, len(part), _GEOJSON_BLOCK):
+        b = min(len(part), a + _GEOJSON_BLOCK)
+        block = sites.iloc[a:b]
+        pieces: list[Any] = []
+        text = [',\n    {"type": "Feature", "id": ']
+
+        def add(array: Any) -> None:
+            pieces.append(pa.scalar("".join(text)))
+            pieces.append(array)
+            text.clear()
+
+        add(_json_column(block["site_id"]))
+        text.append(', "geometry": ')
+        add(_json_geometry(lon[a:b], lat[a:b]))
+        text.append(', "properties": {')
+        sep = ""
+        for col in present:
+            text.append(f"{sep}{json.dumps(str(col), ensure_ascii=False)}: ")
+            add(_json_column(block[col]))
+            sep = ", "
+        text.append(f'{sep}"data_origin": {json.dumps(data_origin, ensure_ascii=False)}')
+        for i, info in enumerate(part.layers):
+            key = info.key
+            for suffix, values in (("level", part.level[i]), ("low", part.level_low[i]),
+                                   ("high", part.level_high[i])):
+                text.append(f', "{key}_{suffix}": ')
+                add(_level_texts(values[a:b]))
+            text.append(f', "{key}_value": ')
+            add(_json_floats(part.value[i][a:b]))
+            text.append(f', "{key}_flags": ')
+            add(_category_texts(part.flags[i][a:b]))
+            text.append(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
+        text.append("}}")
+        pieces.append(pa.scalar("".join(text)))
+        lines = pc.binary_join_element_wise(*pieces, "")
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32,
+                                count=len(lines) + 1, offset=4 * lines.offset)
+        data = memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+        yield EncodedFeatures(data, len(lines))
 
 
 def site_geojson_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
                         site_columns: Sequence[str], members: Mapping, compressed: bool = False,
                         chunk_sites: int = DEFAULT_CHUNK_SITES) -> Callable[[Path], None]:
     """A ``write_run`` writer of the per-site GeoJSON (``outputs.run_folder.site_features``,
-    one feature per site), built one chunk of sites at a time; ``members`` are the
-    FeatureCollection's members after ``features`` (name, provenance)."""
-    from sitescreen.outputs.run_folder import _write_feature_collection, site_features
-
-    def features() -> Iterator[dict]:
+    one feature per site), written as text one chunk of sites at a time
+    (:func:`geojson_feature_texts`); ``members`` are the FeatureCollection's members after
+    ``features`` (name, provenance)."""
+    def features() -> Iterator[EncodedFeatures]:
+        # Typed once for the whole portfolio, so every chunk gives a column the same type.
+        typed = typed_columns(sites, [c for c in user_columns(sites) if c in site_columns])
         for a, part in results.chunks(chunk_sites):
-            chunk = sites.iloc[a:a + len(part)]
-            fc = site_features(chunk, part.long_table(), data_origin=data_origin,
-                               site_columns=list(site_columns), lazy=True)
-            yield from fc["features"]
+            yield from geojson_feature_texts(typed.iloc[a:a + len(part)], part,
+                                             data_origin=data_origin,
+                                             site_columns=list(site_columns))
 
     def write(path: Path) -> None:
         fc = {"type": "FeatureCollection", "features": features(), **members}
         with _open(path, compressed) as fh:
-            _write_feature_collection(fh, fc)
+            write_feature_collection(fh, fc)
         _sync(path)
     return write

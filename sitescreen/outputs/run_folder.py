@@ -17,9 +17,10 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,10 @@ __all__ = [
     "json_bytes",
     "geojson_writer",
     "csv_writer",
+    "neutralise_arrow",
+    "write_feature_collection",
+    "EncodedFeatures",
+    "json_line",
     "neutralise_cell",
     "restore_cell",
     "user_columns",
@@ -121,22 +126,35 @@ _LINE_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators
                                  default=_native)
 
 
-def _line(value: Any) -> str:
+def json_line(value: Any) -> str:
+    """``value`` as one line of JSON, spaced like the indented output (NaN/inf: null)."""
     try:
         return _LINE_ENCODER.encode(value)
     except (ValueError, TypeError):
         return _LINE_ENCODER.encode(_clean(value))
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedFeatures:
+    """``count`` GeoJSON features already encoded as the line encoder writes them, each
+    preceded by :attr:`SEPARATOR` (``,`` and the line break and indent of the features)."""
+
+    text: bytes | memoryview
+    count: int
+
+    SEPARATOR: ClassVar[bytes] = b",\n    "
+
+
 def _feature_collection_bytes(fc: Mapping) -> bytes:
     buf = io.BytesIO()
-    _write_feature_collection(buf, fc)
+    write_feature_collection(buf, fc)
     return buf.getvalue()
 
 
-def _write_feature_collection(fh: BinaryIO, fc: Mapping) -> None:
+def write_feature_collection(fh: BinaryIO, fc: Mapping) -> None:
     """Write ``fc`` piece by piece: its ``features`` may be any iterable (a generator keeps
-    a gigabyte of GeoJSON from ever being held in memory at once)."""
+    a gigabyte of GeoJSON from ever being held in memory at once) of features or of
+    :class:`EncodedFeatures` blocks."""
     if not fc:
         fh.write(b"{}\n")
         return
@@ -149,8 +167,14 @@ def _write_feature_collection(fh: BinaryIO, fc: Mapping) -> None:
             fh.write(f"  {name}: [".encode())
             count = 0
             for feature in value:
-                fh.write(b"\n    " if not count else b",\n    ")
-                fh.write(_line(feature).encode())
+                if isinstance(feature, EncodedFeatures):
+                    if feature.count:
+                        # Its text starts with the separator; the first feature drops the comma.
+                        fh.write(memoryview(feature.text)[0 if count else 1:])
+                        count += feature.count
+                    continue
+                fh.write(b"\n    " if not count else EncodedFeatures.SEPARATOR)
+                fh.write(json_line(feature).encode())
                 count += 1
             fh.write(b"\n  ]" if count else b"]")
         else:
@@ -164,7 +188,7 @@ def geojson_writer(fc: Mapping) -> Callable[[Path], None]:
     (see ``lazy`` in :func:`site_features`); same bytes as :func:`json_bytes`."""
     def write(path: Path) -> None:
         with open(path, "wb", buffering=1 << 20) as fh:
-            _write_feature_collection(fh, fc)
+            write_feature_collection(fh, fc)
             fh.flush()
             os.fsync(fh.fileno())
     return write
@@ -212,7 +236,7 @@ def restore_cell(value: Any) -> Any:
     return value
 
 
-def _neutralise_arrow(table: Any) -> Any:
+def neutralise_arrow(table: Any) -> Any:
     """:func:`neutralise_cell` on every text column of an Arrow table, vectorised."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -262,7 +286,7 @@ def csv_writer(frame: pd.DataFrame) -> Callable[[Path], None]:
                 # its cell.
                 fh.write(safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode())
             else:
-                pa_csv.write_csv(_neutralise_arrow(table), fh)
+                pa_csv.write_csv(neutralise_arrow(table), fh)
             fh.flush()
             os.fsync(fh.fileno())
     return write
