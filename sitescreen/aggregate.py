@@ -653,6 +653,27 @@ class SiteResults:
             total += sum(np.asarray(v).nbytes for v in self.extra[i].values())
         return int(total)
 
+    def layer_table(self) -> pd.DataFrame:
+        """One row per layer: the :class:`LayerInfo` fields (``hazard``, ``scenario``,
+        ``year``, ...), in layer order; what readers of a long table's distinct layers need,
+        without its rows."""
+        from dataclasses import fields as info_fields
+
+        names = [f.name for f in info_fields(LayerInfo)]
+        return pd.DataFrame([[getattr(info, k) for k in names] for info in self.layers],
+                            columns=names)
+
+    def has_extra(self, key: str) -> np.ndarray:
+        """Per site: whether some layer has a value for its extra column ``key`` (text not
+        empty, numbers not NaN), e.g. the sites with data-center cooling columns."""
+        out = np.zeros(len(self), dtype=bool)
+        for extra in self.extra:
+            if key in extra:
+                values = pd.Series(extra[key])
+                out |= (values.notna() & values.astype(str).ne("")).to_numpy() \
+                    if values.dtype == object else values.notna().to_numpy()
+        return out
+
     def layer_index(self, hazard: str, scenario: str, year: int) -> int | None:
         for i, info in enumerate(self.layers):
             if (info.hazard, info.scenario, info.year) == (hazard, scenario, int(year)):

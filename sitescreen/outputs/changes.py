@@ -401,8 +401,9 @@ def _group(causes: Sequence[str]) -> str:
     return "site+data/method" if site and data else "site" if site else "data/method"
 
 
-def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame, table: pd.DataFrame,
-                 manifest: Mapping, move_threshold_m: float = 100.0) -> dict:
+def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame,
+                 table: pd.DataFrame | None, manifest: Mapping, move_threshold_m: float = 100.0,
+                 shares: pd.DataFrame | None = None, per_site: bool = True) -> dict:
     """Compare the current run with an earlier run folder and explain each change.
 
     Parameters
@@ -411,6 +412,10 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame, table: pd.
     sites, table, manifest : the current run's located sites, long results table and
         manifest.
     move_threshold_m : moves farther than this (metres) are listed in ``sites_moved``.
+    shares : the current run's shares table (computed from ``table`` when not given).
+    per_site : False compares the counts only (data and method changes, shares): for a
+        portfolio too large to compare site by site; only the previous run's manifest and
+        summary are read, ``table`` is not needed, and ``note`` says so.
 
     Returns
     -------
@@ -437,6 +442,8 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame, table: pd.
         result["counts"] = _counts(result)
         return result
     previous = Path(previous)
+    if not per_site:
+        return _compare_counts(result, previous, sites=sites, manifest=manifest, shares=shares)
     psites, ptable, pman, psummary = _read_previous(previous)
     result.update({
         "previous_run": pman.get("run_id", previous.name), "previous_dir": str(previous),
@@ -451,7 +458,7 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame, table: pd.
                   input_changes=inputs)
     result["level_changes"] = _level_changes(ptable, table, lk, site_cause, cur_sites,
                                              manifest)
-    result["share_changes"] = _share_changes(psummary, sites, table)
+    result["share_changes"] = _share_changes(psummary, sites, table, shares)
     result["counts"] = _counts(result)
     kinds: dict[str, int] = {}
     for change in result["level_changes"]:
@@ -560,19 +567,44 @@ def _level_changes(ptable: pd.DataFrame, table: pd.DataFrame, lk: Mapping,
     return out
 
 
-def _share_changes(psummary: Mapping, sites: pd.DataFrame, table: pd.DataFrame) -> list[dict]:
-    prev = pd.DataFrame(psummary.get("shares", []))
-    if prev.empty or table.empty:
-        return []
-    from sitescreen.aggregate import shares as compute_shares
+def _compare_counts(result: dict, previous: Path, *, sites: pd.DataFrame, manifest: Mapping,
+                    shares: pd.DataFrame | None) -> dict:
+    """:func:`compare_runs` by counts only (``per_site=False``)."""
+    pman = _read_json(previous / MANIFEST_JSON)
+    summary_path = previous / SUMMARY_JSON
+    psummary = _read_json(summary_path) if summary_path.is_file() else {}
+    inputs, _ = _input_changes(pman, manifest)
+    result.update({
+        "previous_run": pman.get("run_id", previous.name), "previous_dir": str(previous),
+        "previous_created_at": pman.get("created_at"),
+        "same_sites_content": _same(pman.get("inputs", {}).get("sites", {}).get("sha256"),
+                                    manifest.get("inputs", {}).get("sites", {}).get("sha256")),
+        "input_changes": inputs, "per_site": False,
+        "note": (f"Compared by counts only: {len(sites):,} sites are more than the per-site "
+                 "limit, so sites added, removed or moved and level changes per site are not "
+                 "listed; compare the two runs' sites.parquet files for them."),
+    })
+    result["share_changes"] = _share_changes(psummary, sites, None, shares)
+    result["counts"] = _counts(result)
+    return result
 
-    cur = compute_shares(table, sites)
+
+def _share_changes(psummary: Mapping, sites: pd.DataFrame, table: pd.DataFrame | None,
+                   shares: pd.DataFrame | None = None) -> list[dict]:
+    prev = pd.DataFrame(psummary.get("shares", []))
+    if shares is None:
+        from sitescreen.aggregate import shares as compute_shares
+
+        shares = compute_shares(table, sites) if table is not None and len(table) else None
+    if prev.empty or shares is None or shares.empty:
+        return []
+    cur = shares.copy()
     keys = ["hazard", "scenario", "year"]
     prev["year"] = pd.to_numeric(prev["year"], errors="coerce").astype("Int64")
     cur["year"] = cur["year"].astype("Int64")
     m = cur.merge(prev[keys + ["medium_plus_pct", "sites_screened"]], on=keys,
                   suffixes=("", "_prev"))
-    order = {h: i for i, h in enumerate(dict.fromkeys(table["hazard"]))}
+    order = {h: i for i, h in enumerate(dict.fromkeys(cur["hazard"]))}
     m = m.assign(_h=m["hazard"].map(order), _s=m["scenario"].map(scenario_rank)).sort_values(
         ["_h", "year", "_s"], kind="stable")
     out = []

@@ -41,6 +41,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
 
+from sitescreen.aggregate import SiteResults
 from sitescreen.classify import RiskLevel
 from sitescreen.data.sources import is_synthetic
 from sitescreen.outputs.styling import (
@@ -340,28 +341,86 @@ def _label_sites(ax, pts: pd.DataFrame, dpi: int) -> int:
     return omitted
 
 
+#: Above this many located sites a map draws, of the sites that fall in one cell of a third
+#: of a marker's width, the one with the highest level (the one drawn on top anyway): a map
+#: of a million sites then draws some tens of thousands of markers and looks the same.
+MAX_MAP_POINTS = 20_000
+_MARKER_AREA = 38  # points^2, the markers of levels 1-5
+_CELL_IN = math.sqrt(_MARKER_AREA) / 72 / 3  # inches
+
+
+def _map_points(hazard: str, scenario: str, year: int, sites: pd.DataFrame,
+                table: SiteResults | pd.DataFrame) -> tuple[str, str, pd.DataFrame, int]:
+    """(hazard label, dataset pathways, the located sites with ``site_id``, ``lon``,
+    ``lat``, ``level`` in input order, how many sites have no location) of one layer."""
+    if isinstance(table, SiteResults):
+        i = table.layer_index(hazard, scenario, year)
+        if i is None:
+            raise ValueError(f"no results for {hazard}/{scenario}/{year} to map")
+        info = table.layers[i]
+        lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype=float)
+        lat = pd.to_numeric(sites["lat"], errors="coerce").to_numpy(dtype=float)
+        ok = ~(np.isnan(lon) | np.isnan(lat))
+        located = pd.DataFrame({"lon": lon[ok], "lat": lat[ok],
+                                "level": table.level[i][ok].astype(np.int64)})
+        located.insert(0, "site_id", np.flatnonzero(ok))  # positions, for the labels
+        return (info.hazard_label, f"{info.pathway} ({info.period})", located,
+                int((~ok).sum()))
+    rows = table[(table["hazard"] == hazard) & (table["scenario"] == scenario)
+                 & (table["year"].astype(int) == int(year))]
+    if rows.empty:
+        raise ValueError(f"no results for {hazard}/{scenario}/{year} to map")
+    pos = sites[["site_id", "lon", "lat"]].copy()
+    pos["lon"] = pd.to_numeric(pos["lon"], errors="coerce")
+    pos["lat"] = pd.to_numeric(pos["lat"], errors="coerce")
+    merged = rows[["site_id", "level"]].merge(pos, on="site_id", how="left")
+    located = merged.dropna(subset=["lon", "lat"])
+    pathways = "; ".join(f"{r.pathway} ({r.period})" for r in
+                         rows[["pathway", "period"]].drop_duplicates().itertuples())
+    return (str(rows["hazard_label"].iloc[0]), pathways, located,
+            len(merged) - len(located))
+
+
+def _with_labels(pts: pd.DataFrame, sites: pd.DataFrame, by_position: bool) -> pd.DataFrame:
+    """``pts`` with the ``label`` of each site (only for the few sites a map labels)."""
+    ids = sites["site_id"].to_numpy()
+    names = sites["name"].to_numpy() if "name" in sites else ids
+    if by_position:
+        at = pts["site_id"].to_numpy(dtype=np.int64)
+    else:
+        at = pd.Index(ids).get_indexer(pts["site_id"])
+    return pts.assign(label=[_site_label(ids[j], names[j]) if j >= 0 else str(pts_id)
+                             for j, pts_id in zip(at, pts["site_id"], strict=True)])
+
+
+def _thinned(located: pd.DataFrame, extent: tuple[float, float, float, float],
+             size_in: tuple[float, float]) -> pd.DataFrame:
+    """Of the sites in each map cell of :data:`_CELL_IN`, the one with the highest level
+    (the first of them on ties), in input order."""
+    x0, x1, y0, y1 = extent
+    nx = max(1, int(size_in[0] / _CELL_IN))
+    ny = max(1, int(size_in[1] / _CELL_IN))
+    lon, lat = located["lon"].to_numpy(float), located["lat"].to_numpy(float)
+    cx = np.clip(((lon - x0) / max(x1 - x0, 1e-9) * nx).astype(np.int64), 0, nx - 1)
+    cy = np.clip(((lat - y0) / max(y1 - y0, 1e-9) * ny).astype(np.int64), 0, ny - 1)
+    cell = cy * nx + cx
+    order = np.lexsort((np.arange(len(cell)), -located["level"].to_numpy(), cell))
+    first = np.r_[True, cell[order][1:] != cell[order][:-1]] if len(order) else order
+    return located.iloc[np.sort(order[first])]
+
+
 def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
-               table: pd.DataFrame, manifest: Mapping, dpi: int = 150) -> Figure:
+               table: SiteResults | pd.DataFrame, manifest: Mapping, dpi: int = 150) -> Figure:
     """A static map of the sites coloured by their level for one hazard, scenario and year.
 
     Sites are drawn at their WGS 84 coordinates on a plate carree grid whose aspect is
     corrected for the mean latitude (1 / cos(lat)); the worst levels are drawn last so they
     stay visible where sites overlap. Sites without data are hollow grey circles; unresolved
-    sites cannot be placed and are counted in the subtitle.
+    sites cannot be placed and are counted in the subtitle. ``table`` is the run's results
+    (aligned with ``sites``) or the long results table. Above :data:`MAX_MAP_POINTS` located
+    sites, each small cell of the map draws its worst site (the legend counts every site).
     """
-    rows = table[(table["hazard"] == hazard) & (table["scenario"] == scenario)
-                 & (table["year"].astype(int) == int(year))]
-    if rows.empty:
-        raise ValueError(f"no results for {hazard}/{scenario}/{year} to map")
-    label = str(rows["hazard_label"].iloc[0])
-    pos = sites[["site_id", "lon", "lat"]].copy()
-    pos["label"] = [_site_label(i, n) for i, n in zip(
-        sites["site_id"], sites["name"] if "name" in sites else sites["site_id"], strict=True)]
-    pos["lon"] = pd.to_numeric(pos["lon"], errors="coerce")
-    pos["lat"] = pd.to_numeric(pos["lat"], errors="coerce")
-    merged = rows[["site_id", "level"]].merge(pos, on="site_id", how="left")
-    located = merged.dropna(subset=["lon", "lat"])
-    unresolved = len(merged) - len(located)
+    label, pathways, located, unresolved = _map_points(hazard, scenario, year, sites, table)
     synthetic = is_synthetic(manifest)
 
     if located.empty:
@@ -400,21 +459,24 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     ax.set_ylim(y0, y1)
     ax.set_aspect(aspect, adjustable="datalim")
 
-    counts = {}
-    ordered = located.sort_values("level", kind="stable")
+    levels = located["level"].to_numpy().astype(int)
+    counts = {lvl: int((levels == lvl).sum()) for lvl in (0, *_LEVELS)}
+    drawn = located if len(located) <= MAX_MAP_POINTS else \
+        _thinned(located, (x0, x1, y0, y1), (map_w, map_h))
+    ordered = drawn.sort_values("level", kind="stable")
     for lvl in (0, *_LEVELS):
         pts = ordered[ordered["level"].astype(int) == lvl]
-        counts[lvl] = len(pts)
         if pts.empty:
             continue
         if lvl == 0:
             ax.scatter(pts["lon"], pts["lat"], s=30, facecolors="none",
                        edgecolors="#7a7a7a", linewidths=0.9, zorder=3)
         else:
-            ax.scatter(pts["lon"], pts["lat"], s=38, c=LEVEL_COLOURS[lvl],
+            ax.scatter(pts["lon"], pts["lat"], s=_MARKER_AREA, c=LEVEL_COLOURS[lvl],
                        edgecolors="#333333", linewidths=0.5, zorder=3 + lvl)
 
-    omitted = _label_sites(ax, ordered, dpi) if 0 < len(located) <= MAX_MAP_LABELS else 0
+    omitted = _label_sites(ax, _with_labels(ordered, sites, isinstance(table, SiteResults)),
+                           dpi) if 0 < len(located) <= MAX_MAP_LABELS else 0
     step = _nice_step(max(x1 - x0, y1 - y0))
     xt = np.arange(math.ceil(x0 / step) * step, x1 + 1e-9, step)
     yt = np.arange(math.ceil(y0 / step) * step, y1 + 1e-9, step)
@@ -437,9 +499,9 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     title = _title_lines(label, f"{scenario_title(scenario)} {int(year)}", manifest)
     fig.text(0.012, 1 - 0.3 / height_in, title, fontsize=12, fontweight="bold", va="top",
              color=SYNTHETIC_RED if synthetic else "black")
-    pathways = "; ".join(f"{r.pathway} ({r.period})" for r in
-                         rows[["pathway", "period"]].drop_duplicates().itertuples())
     sub = (f"Dataset pathway: {pathways}.  {len(located)} sites shown"
+           + (f" ({len(drawn)} markers: where sites crowd, the highest level)"
+              if len(drawn) < len(located) else "")
            + (f"; {unresolved} unresolved site{'s' if unresolved != 1 else ''} not shown"
               if unresolved else "") + ".")
     fig.text(0.012, 1 - 0.6 / height_in, textwrap.shorten(sub, 150, placeholder=" ..."),
@@ -487,7 +549,8 @@ def figure_bytes(fig: Figure, fmt: str, *, title: str | None = None) -> bytes:
     return buf.getvalue()
 
 
-def render_charts(shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame, *,
+def render_charts(shares: pd.DataFrame, sites: pd.DataFrame,
+                  table: SiteResults | pd.DataFrame, *,
                   manifest: Mapping, formats: Iterable[str] = ("png", "svg"),
                   maps: Sequence[tuple[str, str, int]] | None = None,
                   dpi: int = 150) -> dict[str, bytes]:
@@ -497,7 +560,8 @@ def render_charts(shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame
     ----------
     shares : :func:`sitescreen.aggregate.shares` output (all hazards and composites).
     sites : the located sites (``site_id``, ``lon``, ``lat``; NaN for unresolved).
-    table : the long per-site results table (for the maps).
+    table : the run's per-site results aligned with ``sites``, or the long results table
+        (for the maps).
     manifest : the run manifest (``run_id``, ``data_origin``).
     formats : formats of the shares charts ("png", "svg"). Maps are PNG only.
     maps : (hazard, scenario, year) maps to draw; None: :func:`map_layers` defaults.
@@ -514,7 +578,8 @@ def render_charts(shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame
         for hazard in hazard_order(shares):
             fig = shares_figure(shares[shares["hazard"] == hazard], manifest=manifest, dpi=dpi)
             figures.append(([shares_chart_name(hazard, f) for f in formats], fig))
-        for hazard, scenario, year in (maps if maps is not None else map_layers(table)):
+        layers = table.layer_table() if isinstance(table, SiteResults) else table
+        for hazard, scenario, year in (maps if maps is not None else map_layers(layers)):
             fig = map_figure(hazard, scenario, year, sites=sites, table=table,
                              manifest=manifest, dpi=dpi)
             figures.append(([map_chart_name(hazard, scenario, year)], fig))

@@ -56,7 +56,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,7 @@ import pandas as pd
 import shapely
 from shapely.geometry import mapping
 
+from sitescreen.aggregate import SiteResults
 from sitescreen.classify import RiskLevel
 from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
@@ -77,7 +78,6 @@ from sitescreen.geocode.frame import is_located
 from sitescreen.outputs.run_folder import (
     is_text_dtype,
     json_bytes,
-    site_positions,
     typed_columns,
     user_columns,
 )
@@ -88,7 +88,8 @@ __all__ = ["write_geopackage", "level_style_qml", "level_style_sld", "gis_styles
            "footprint_files", "level_layers", "LevelLayer", "site_layer_columns",
            "headline_layer", "STYLE_FILE", "SLD_FILE", "GPKG_FILE", "FOOTPRINT_FILE",
            "FOOTPRINT_LAYER", "SITES_LAYER", "DETAILS_TABLE", "LAYERS_TABLE", "FIELDS_TABLE",
-           "DETAIL_SUFFIXES", "COOLING_LAYER"]
+           "DETAIL_SUFFIXES", "COOLING_LAYER", "result_layers", "footprint_sites",
+           "cooling_sites"]
 
 log = logging.getLogger(__name__)
 
@@ -334,15 +335,17 @@ def _description(layer: LevelLayer, manifest: Mapping) -> str:
     return text
 
 
-def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame, *,
-                     manifest: Mapping, fields: pd.DataFrame | None = None) -> None:
+def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults | pd.DataFrame,
+                     *, manifest: Mapping, fields: pd.DataFrame | None = None) -> None:
     """Write the run's GeoPackage (layers described in the module docstring).
 
     Parameters
     ----------
     path : target file, e.g. ``<run>/sites.gpkg``; replaced atomically if it exists.
     sites : located sites (``site_id``, ``lon``, ``lat``, geocoding columns, extras).
-    table : the long per-site results table (hazards and composites).
+    table : the per-site results (:class:`~sitescreen.aggregate.SiteResults`, aligned with
+        ``sites``; or the long per-site results table, hazards and composites). The level
+        and detail columns are written from the columns, in batches: no long table.
     manifest : the run manifest (run id, data origin, datasets, threshold sets).
     fields : the run's field dictionary (:func:`sitescreen.outputs.fields.field_dictionary`);
         built here when not given.
@@ -369,38 +372,41 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
                                 use_arrow=_ARROW_WRITE)
 
     try:
+        results = _as_results(table, sites)
         if fields is None:
             from sitescreen.outputs.fields import field_dictionary
 
-            fields = field_dictionary(sites, table)
+            fields = field_dictionary(sites, results.take(0, min(len(results), 100))
+                                      .long_table())
         located = is_located(sites)
         site_frame = _site_fields(sites)
         site_frame["data_origin"] = origin
         site_frame["run_id"] = run_id
         points = site_frame.loc[located].reset_index(drop=True)
-        codes, layers = _layer_codes(table)
+        order, layers = result_layers(results)
         head = headline_layer(layers)
-        rows = _Rows(table, codes, site_positions(points["site_id"], table["site_id"]),
-                     len(layers), len(points))
+        columns = _Columns(results, located, order)
         with _unsynced_sqlite():
-            stream = _site_batches(points, rows, layers)
+            stream = _site_batches(points, columns, layers)
             pyogrio.write_arrow(stream, tmp, layer=SITES_LAYER, driver="GPKG",
                                 geometry_name=_GEOM, geometry_type="Point", crs=_CRS,
                                 layer_options={"DESCRIPTION": _sites_description(head, manifest)})
             current[0] = DETAILS_TABLE
-            pyogrio.write_arrow(_detail_batches(rows, layers), tmp,
+            pyogrio.write_arrow(_detail_batches(columns, layers), tmp,
                                 layer=DETAILS_TABLE, driver="GPKG", layer_options={
                                     "DESCRIPTION": "Per site and level layer: range, value, "
                                     "flags, driver; fid = the fid of the sites row"})
             write(_layers_frame(layers, manifest), LAYERS_TABLE,
                   "One row per hazard x scenario x year: its column in sites and its dataset")
-            footprints = _footprints(sites, table, origin=origin)
+            # The footprint and cooling layers hold few sites: their long rows only.
+            footprints = _footprints(sites, results.select(footprint_sites(sites))
+                                     .long_table(), origin=origin)
             if footprints is not None:
                 frame, head_rows = footprints
                 frame = frame.set_geometry(gpd.GeoSeries(
                     _as_multipolygons(frame.geometry.to_numpy()), index=frame.index, crs=_CRS))
                 write(frame, FOOTPRINT_LAYER, _footprint_description(head_rows, manifest))
-            cooling = cooling_frame(table)
+            cooling = cooling_frame(results.select(cooling_sites(results)).long_table())
             cooling = cooling.assign(site_id=cooling["site_id"].astype(str)).merge(
                 points[["site_id", "lon", "lat"]].astype({"site_id": str}), on="site_id")
             if len(cooling):
@@ -417,8 +423,7 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
             write(fields, FIELDS_TABLE, "Field dictionary: name, 10-character alias, type, "
                   "unit and description of every column of the run's outputs")
             current[0] = "views and layer_styles"
-            columns = site_layer_columns(sites)
-            _finish(tmp, layers, head, columns, manifest,
+            _finish(tmp, layers, head, site_layer_columns(sites), manifest,
                     footprints=footprints is not None)
         _fsync(tmp)
         os.replace(tmp, path)
@@ -428,7 +433,56 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: pd.DataFrame,
                           "no file was written") from exc
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    log.debug("wrote %s with %d level views", path, len(layers))
+    log.debug("wrote %s", path)
+
+
+def _as_results(table: SiteResults | pd.DataFrame, sites: pd.DataFrame) -> SiteResults:
+    """``table`` as results aligned with ``sites`` (a long table is converted)."""
+    if isinstance(table, SiteResults):
+        if len(table) != len(sites):
+            raise ValueError(f"{len(table)} results for {len(sites)} sites")
+        return table
+    return SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+
+
+def footprint_sites(sites: pd.DataFrame) -> np.ndarray:
+    """Which sites are drawn with their outline (Polygon or MultiPolygon geometry)."""
+    if "geometry" not in sites:
+        return np.zeros(len(sites), dtype=bool)
+    geoms = np.asarray(sites["geometry"], dtype=object)
+    geoms = np.where(shapely.is_geometry(geoms), geoms, None)
+    return np.isin(shapely.get_type_id(geoms),
+                   (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
+
+
+def cooling_sites(results: SiteResults) -> np.ndarray:
+    """Which sites carry data-center cooling columns (:func:`sitescreen.cooling.cooling_frame`
+    reads their long rows)."""
+    return results.has_extra("dc_assumptions")
+
+
+def result_layers(results: SiteResults) -> tuple[list[int], list[LevelLayer]]:
+    """(the results' layer index of each level layer, the level layers in report order:
+    hazards as they come, scenarios optimistic to pessimistic, years ascending), as
+    :func:`level_layers` orders those of a long table."""
+    hazard_rank: dict[str, int] = {}
+    for info in results.layers:
+        hazard_rank.setdefault(info.hazard, len(hazard_rank))
+    first: dict[tuple[str, str, int], int] = {}
+    for i, info in enumerate(results.layers):
+        first.setdefault((info.hazard, info.scenario, int(info.year)), i)
+    order = sorted(first.values(), key=lambda i: (
+        hazard_rank[results.layers[i].hazard], scenario_rank(results.layers[i].scenario),
+        int(results.layers[i].year)))
+    layers = []
+    for i in order:
+        info = results.layers[i]
+        layers.append(LevelLayer(
+            name=layer_name(info.hazard, info.scenario, info.year), hazard=info.hazard,
+            hazard_label=info.hazard_label, scenario=info.scenario, year=int(info.year),
+            is_composite=info.is_composite, pathway=info.pathway, period=info.period,
+            exact=info.pathway_exact, units=info.units, threshold_set=info.threshold_set))
+    return order, layers
 
 
 def gis_styles(sites: pd.DataFrame, table: pd.DataFrame) -> tuple[bytes, bytes]:
@@ -452,91 +506,69 @@ def _sites_description(head: LevelLayer | None, manifest: Mapping) -> str:
     return text
 
 
-class _Rows:
-    """The rows of the long table grouped by level layer and placed at their site point."""
+class _Columns:
+    """The results' columns of each level layer at the site points (the located sites), as
+    Arrow arrays one batch of rows at a time."""
 
-    def __init__(self, table: pd.DataFrame, codes: np.ndarray, pos: np.ndarray,
-                 n_layers: int, n_sites: int) -> None:
-        keep = np.flatnonzero(pos >= 0)
-        order = keep[np.argsort(codes[keep], kind="stable")]
-        self.bounds = np.searchsorted(codes[order], np.arange(n_layers + 1))
-        self.order, self.pos, self.n = order, pos, n_sites
-        self.table = table
-        self._columns: dict[str, np.ndarray] = {}
+    def __init__(self, results: SiteResults, located: np.ndarray, order: list[int]) -> None:
+        self.results, self.order = results, order
+        self.at = np.flatnonzero(np.asarray(located, dtype=bool))
+        self.n = len(self.at)
 
-    def _column(self, name: str, kind: str) -> Any:
-        """``name`` in layer order, converted once (not once per layer): numpy for numbers,
-        Arrow for text (no Python object per cell)."""
+    def values(self, name: str, layer: int, start: int, stop: int, *, kind: str) -> Any:
+        """Field ``name`` of level layer ``layer`` for the points ``start:stop``; levels
+        0 (no data) and non-finite values null, text never null."""
         import pyarrow as pa
 
-        if name not in self._columns:
-            values = self.table[name] if name in self.table else None
-            rows = self.order
-            if kind == "text":
-                if values is None:
-                    out = pa.nulls(len(rows), type=pa.string())
-                else:
-                    try:
-                        arrow = pa.Array.from_pandas(values)
-                    except (pa.ArrowInvalid, pa.ArrowTypeError):
-                        arrow = pa.array(values.astype(object).where(values.notna(), None)
-                                         .map(lambda v: v if v is None else str(v)),
-                                         type=pa.string())
-                    if isinstance(arrow, pa.ChunkedArray):
-                        arrow = arrow.combine_chunks()
-                    out = arrow.cast(pa.string()).take(pa.array(rows)).fill_null("")
-            elif values is None:
-                out = np.zeros(len(rows), dtype=np.int16 if kind == "level" else float)
-            elif kind == "level":
-                out = pd.to_numeric(values, errors="coerce").fillna(0).to_numpy(
-                    dtype=np.int16)[rows]
-            else:
-                out = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)[rows]
-            self._columns[name] = out
-        return self._columns[name]
-
-    def values(self, name: str, layer: int, *, kind: str) -> Any:
-        """One layer's ``name`` as an Arrow array aligned with the site points (null where
-        a site has no row)."""
-        import pyarrow as pa
-
-        start, stop = int(self.bounds[layer]), int(self.bounds[layer + 1])
-        at = self.pos[self.order[start:stop]]
-        column = self._column(name, kind)
+        r, i = self.results, self.order[layer]
+        at = self.at[start:stop]
         if kind == "text":
-            index = np.full(self.n, -1, dtype=np.int64)
-            index[at] = np.arange(stop - start)
-            return column.slice(start, stop - start).take(pa.array(index, mask=index < 0))
+            cat = (r.flags if name == "flags" else r.driver)[i]
+            codes = np.asarray(cat.codes, dtype=np.int64)[at]
+            lookup = pa.array([str(c) for c in cat.categories] + [""], type=pa.string())
+            return lookup.take(pa.array(np.where(codes < 0, len(cat.categories), codes)))
         if kind == "level":
-            values = np.zeros(self.n, dtype=np.int16)
-            values[at] = column[start:stop]
+            column = {"level": r.level, "level_low": r.level_low, "level_high": r.level_high}
+            values = column[name][i][at].astype(np.int16)
             return pa.array(values, type=pa.int16(), mask=values <= 0)
-        values = np.full(self.n, np.nan)
-        values[at] = column[start:stop]
+        values = np.asarray(r.value[i], dtype="float64")[at]
         return pa.array(values, type=pa.float64(), mask=~np.isfinite(values))
 
 
-def _batched(columns: dict[str, Any], n: int) -> Any:
-    """A RecordBatchReader over ``columns`` (name -> Arrow array) in :data:`_BATCH_ROWS`
-    rows at a time."""
+def _batched(n: int, make: Callable[[int, int], dict[str, Any]]) -> Any:
+    """A RecordBatchReader over ``n`` rows, :data:`_BATCH_ROWS` at a time: ``make(start,
+    stop)`` gives the batch's columns (name -> Arrow array), so only one batch is built."""
     import pyarrow as pa
 
-    table = pa.table(columns) if columns else pa.table({"_": pa.nulls(n)})
-    return pa.RecordBatchReader.from_batches(table.schema,
-                                             table.to_batches(max_chunksize=_BATCH_ROWS))
+    def table(start: int, stop: int) -> Any:
+        columns = make(start, stop)
+        return pa.table(columns) if columns else pa.table({"_": pa.nulls(stop - start)})
+
+    first = table(0, min(n, _BATCH_ROWS))
+
+    def batches() -> Iterator[Any]:
+        yield from first.to_batches()
+        for a in range(_BATCH_ROWS, n, _BATCH_ROWS):
+            yield from table(a, min(n, a + _BATCH_ROWS)).cast(first.schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(first.schema, batches())
 
 
-def _site_batches(points: pd.DataFrame, rows: _Rows, layers: list[LevelLayer]) -> Any:
+def _site_batches(points: pd.DataFrame, columns: _Columns, layers: list[LevelLayer]) -> Any:
     import pyarrow as pa
 
-    n = len(points)
-    geom = shapely.to_wkb(shapely.points(points["lon"].to_numpy(float),
-                                         points["lat"].to_numpy(float)))
-    columns: dict[str, Any] = {col: _arrow_column(points[col]) for col in points.columns}
-    for i, layer in enumerate(layers):
-        columns[layer.level_column] = rows.values("level", i, kind="level")
-    columns[_GEOM] = pa.array(geom, type=pa.binary())
-    return _batched(columns, n)
+    attrs = {col: _arrow_column(points[col]) for col in points.columns}
+    lon, lat = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+
+    def make(a: int, b: int) -> dict[str, Any]:
+        out = {col: arr.slice(a, b - a) for col, arr in attrs.items()}
+        for i, layer in enumerate(layers):
+            out[layer.level_column] = columns.values("level", i, a, b, kind="level")
+        out[_GEOM] = pa.array(shapely.to_wkb(shapely.points(lon[a:b], lat[a:b])),
+                              type=pa.binary())
+        return out
+
+    return _batched(len(points), make)
 
 
 def _arrow_column(values: pd.Series) -> Any:
@@ -555,16 +587,20 @@ def _arrow_column(values: pd.Series) -> Any:
     return array
 
 
-def _detail_batches(rows: _Rows, layers: list[LevelLayer]) -> Any:
+def _detail_batches(columns: _Columns, layers: list[LevelLayer]) -> Any:
     kinds = {"low": ("level_low", "level"), "high": ("level_high", "level"),
              "value": ("value", "real"), "flags": ("flags", "text"),
              "driver": ("driver", "text")}
-    columns: dict[str, Any] = {}
-    for i, layer in enumerate(layers):
-        for suffix in layer.detail_suffixes:
-            source, kind = kinds[suffix]
-            columns[layer.detail_column(suffix)] = rows.values(source, i, kind=kind)
-    return _batched(columns, rows.n)
+
+    def make(a: int, b: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, layer in enumerate(layers):
+            for suffix in layer.detail_suffixes:
+                source, kind = kinds[suffix]
+                out[layer.detail_column(suffix)] = columns.values(source, i, a, b, kind=kind)
+        return out
+
+    return _batched(columns.n, make)
 
 
 def _layers_frame(layers: list[LevelLayer], manifest: Mapping) -> pd.DataFrame:

@@ -370,15 +370,36 @@ def _category_texts(values: pd.Categorical) -> Any:
     return lookup.take(pa.array(np.where(codes < 0, len(values.categories), codes)))
 
 
+class _Pieces:
+    """One line of text per row, as constant text and per-row Arrow string arrays in turn,
+    joined by one Arrow kernel (:meth:`join`)."""
+
+    def __init__(self, text: str = "") -> None:
+        self._pieces: list[Any] = []
+        self._text = [text]
+
+    def text(self, text: str) -> None:
+        self._text.append(text)
+
+    def add(self, array: Any) -> None:
+        import pyarrow as pa
+
+        self._pieces += [pa.scalar("".join(self._text)), array]
+        self._text = []
+
+    def join(self) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.binary_join_element_wise(*self._pieces, pa.scalar("".join(self._text)), "")
+
+
 def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
                           site_columns: Sequence[str]) -> Iterator[EncodedFeatures]:
     """The features of :func:`outputs.run_folder.site_features` for a chunk of sites as
     JSON text, byte for byte what the encoder writes for them, built column by column
     (Arrow string kernels) in blocks of sites: no Python object per feature or value.
     ``sites`` come with their numeric user columns typed (``typed_columns``)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     present = [c for c in site_columns if c in sites.columns]
     lon = pd.to_numeric(sites["lon"], errors="coerce").to_numpy(dtype="float64") \
         if "lon" in sites else np.full(len(sites), np.nan)
@@ -387,38 +408,30 @@ def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin
     for a in range(0, len(part), _GEOJSON_BLOCK):
         b = min(len(part), a + _GEOJSON_BLOCK)
         block = sites.iloc[a:b]
-        pieces: list[Any] = []
-        text = [',\n    {"type": "Feature", "id": ']
-
-        def add(array: Any) -> None:
-            pieces.append(pa.scalar("".join(text)))
-            pieces.append(array)
-            text.clear()
-
-        add(_json_column(block["site_id"]))
-        text.append(', "geometry": ')
-        add(_json_geometry(lon[a:b], lat[a:b]))
-        text.append(', "properties": {')
+        line = _Pieces(',\n    {"type": "Feature", "id": ')
+        line.add(_json_column(block["site_id"]))
+        line.text(', "geometry": ')
+        line.add(_json_geometry(lon[a:b], lat[a:b]))
+        line.text(', "properties": {')
         sep = ""
         for col in present:
-            text.append(f"{sep}{json.dumps(str(col), ensure_ascii=False)}: ")
-            add(_json_column(block[col]))
+            line.text(f"{sep}{json.dumps(str(col), ensure_ascii=False)}: ")
+            line.add(_json_column(block[col]))
             sep = ", "
-        text.append(f'{sep}"data_origin": {json.dumps(data_origin, ensure_ascii=False)}')
+        line.text(f'{sep}"data_origin": {json.dumps(data_origin, ensure_ascii=False)}')
         for i, info in enumerate(part.layers):
             key = info.key
             for suffix, values in (("level", part.level[i]), ("low", part.level_low[i]),
                                    ("high", part.level_high[i])):
-                text.append(f', "{key}_{suffix}": ')
-                add(_level_texts(values[a:b]))
-            text.append(f', "{key}_value": ')
-            add(_json_floats(part.value[i][a:b]))
-            text.append(f', "{key}_flags": ')
-            add(_category_texts(part.flags[i][a:b]))
-            text.append(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
-        text.append("}}")
-        pieces.append(pa.scalar("".join(text)))
-        lines = pc.binary_join_element_wise(*pieces, "")
+                line.text(f', "{key}_{suffix}": ')
+                line.add(_level_texts(values[a:b]))
+            line.text(f', "{key}_value": ')
+            line.add(_json_floats(part.value[i][a:b]))
+            line.text(f', "{key}_flags": ')
+            line.add(_category_texts(part.flags[i][a:b]))
+            line.text(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
+        line.text("}}")
+        lines = line.join()
         offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32,
                                 count=len(lines) + 1, offset=4 * lines.offset)
         data = memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]

@@ -36,10 +36,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sitescreen.aggregate import SiteResults
 from sitescreen.classify import RiskLevel
 from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.geocode.frame import is_located
+from sitescreen.outputs.geopackage import cooling_sites
 from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
 from sitescreen.outputs.styling import (
     BOUNDARY_CREDIT,
@@ -608,8 +610,37 @@ def _listed_sites(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return sites.iloc[np.sort(np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS])]
 
 
+def _report_rows(sites: pd.DataFrame, results: SiteResults) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the listed sites, as :func:`_listed_sites` picks them, the long rows of the listed
+    sites and of the data centers) of a run's results aligned with ``sites``."""
+    if len(results) != len(sites):
+        raise ValueError(f"{len(results)} results for {len(sites)} sites")
+    keep = np.ones(len(sites), dtype=bool)
+    if len(sites) > _MAX_SITE_ROWS:
+        present = list(dict.fromkeys(info.hazard for info in results.layers))
+        headline = [h for h in HEADLINE_HAZARDS if h in present] or present
+        rank = np.zeros(len(sites), dtype=np.int64)
+        for i, info in enumerate(results.layers):
+            if info.hazard in headline:
+                np.maximum(rank, results.level[i], out=rank)
+        keep[:] = False
+        keep[np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS]] = True
+    rows = results.select(keep | cooling_sites(results)).long_table()
+    return sites.iloc[np.flatnonzero(keep)], rows
+
+
+def _site_files(manifest: Mapping) -> list[str]:
+    """The per-site files of the run, the long ones first (``site_results.csv`` and
+    ``sites.geojson`` when the manifest does not say)."""
+    files = manifest.get("per_site_outputs", {}).get("files")
+    if files is None:
+        return ["site_results.csv", "sites.geojson"]
+    return [f for f in files if not f.endswith((".parquet", ".gpkg"))] \
+        or [f for f in files if f.endswith(".parquet")] or ["no per-site file of this run"]
+
+
 def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
-                labels: Mapping[str, str], n_sites: int) -> None:
+                labels: Mapping[str, str], n_sites: int, files: Sequence[str]) -> None:
     doc.heading(2, "Sites", "sites")
     hazards = _headline_hazards(table)
     part = table[table["hazard"].isin(hazards)]
@@ -647,9 +678,9 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
     legend = ", ".join(f"{abbr[h]} = {labels.get(h, h)}" for h in hazards)
     doc.para(f"Level per site (1 very low to 5 very high; '-' no data; a range in brackets is "
              f"the model spread). Columns: {legend}; Opt/Cur/Pes = Optimistic, Current Trend, "
-             "Pessimistic. Every hazard, also the single ones, is in site_results.csv."
+             f"Pessimistic. Every hazard, also the single ones, is in {files[0]}."
              + (f" Listed: the {len(sites):,} of {n_sites:,} sites with the highest levels, "
-                "in input order; every site is in site_results.csv and sites.geojson."
+                f"in input order; every site is in {' and '.join(files)}."
                 if len(sites) < n_sites else ""))
     with doc.fold(f"Level per site: {len(rows):,} sites", fold=len(rows) > _FOLD_ROWS):
         doc.table(header, rows, groups=groups)
@@ -809,7 +840,8 @@ def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
             [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("address")),
              _str(r.get("city")), _str(r.get("country")),
              _str(r.get("geocode_reason")) or _str(r.get("geocode_status")) or "no coordinates"]
-            for r in unresolved.to_dict("records")])
+            for r in _capped(doc, unresolved, "unresolved_sites layer of sites.gpkg, "
+                             "sites.geojson and sites.parquet").to_dict("records")])
     coarse = sites[_col(sites, "geocode_precision").isin(_COARSE).to_numpy()]
     if len(coarse):
         doc.heading(3, f"Coarse locations ({len(coarse)})")
@@ -819,7 +851,19 @@ def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
         doc.table(["Site", "Name", "Precision", "Matched", "Geocoder", "Confidence"], [
             [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("geocode_precision")),
              _str(r.get("geocode_matched")), _str(r.get("geocoder")),
-             _str(r.get("geocode_confidence"))] for r in coarse.to_dict("records")])
+             _str(r.get("geocode_confidence"))]
+            for r in _capped(doc, coarse, "geocode_precision field of sites.parquet, "
+                             "sites.geojson and sites.gpkg").to_dict("records")])
+
+
+def _capped(doc: _Doc, rows: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The first :data:`_MAX_SITE_ROWS` of ``rows``, saying so (and ``where`` every site
+    is) when there are more."""
+    if len(rows) <= _MAX_SITE_ROWS:
+        return rows
+    doc.para(f"The first {_MAX_SITE_ROWS:,} of {len(rows):,} are listed; every one is in the "
+             f"{where}.", "note")
+    return rows.iloc[:_MAX_SITE_ROWS]
 
 
 def _changes(doc: _Doc, changes: Mapping) -> None:
@@ -830,6 +874,8 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
         return
     doc.para(f"Compared with run {changes['previous_run']} "
              f"(created {_str(changes.get('previous_created_at'))}).")
+    if changes.get("per_site") is False:
+        doc.para(_str(changes.get("note")), "note")
     counts = changes.get("counts", {})
     doc.table(["What", "Count"], [[k.replace("_", " "), v] for k, v in counts.items()], cls="num")
     if counts.get("unexplained"):
@@ -880,15 +926,19 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
 
 # ----------------------------------------------------------------------------- entry point
 
-def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFrame,
+def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame,
+                  table: SiteResults | pd.DataFrame,
                   manifest: Mapping, charts: Mapping[str, bytes],
                   changes: Mapping | None = None) -> dict[str, bytes]:
     """The run report as ``{"report.md": bytes, "report.html": bytes}``.
 
     Parameters
     ----------
-    shares, sites, table, manifest : the run's shares table, located sites, long per-site
-        results table and manifest, as the pipeline builds them.
+    shares, sites, table, manifest : the run's shares table, located sites, per-site results
+        and manifest, as the pipeline builds them. ``table`` is the
+        :class:`~sitescreen.aggregate.SiteResults` aligned with ``sites`` (the report then
+        reads the long rows of the sites it lists and of the data centers only, so its cost
+        follows :data:`_MAX_SITE_ROWS`, not the portfolio) or the long results table.
     charts : output of :func:`sitescreen.outputs.charts.render_charts`; PNG charts are inlined in the
         HTML and linked by their relative path (``charts/...``) from the Markdown, which is
         meant to sit in the run folder beside them.
@@ -898,6 +948,10 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     -------
     UTF-8 encoded Markdown and HTML. Both are deterministic for the same inputs.
     """
+    if isinstance(table, SiteResults):
+        listed, table = _report_rows(sites, table)
+    else:
+        listed = _listed_sites(sites, table)
     labels = {**_labels(table), **_labels(shares)}
     synthetic = is_synthetic(manifest)
     doc = _Doc()
@@ -905,9 +959,8 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame, table: pd.DataFr
     _headline(doc, shares)
     _cooling(doc, table, sites, manifest)
     _shares_sections(doc, shares, charts)
-    listed = _listed_sites(sites, table)
     _maps(doc, charts, labels, listed, table, len(sites), synthetic=synthetic)
-    _site_table(doc, listed, table, labels, len(sites))
+    _site_table(doc, listed, table, labels, len(sites), _site_files(manifest))
     _methods(doc, manifest, labels)
     _provenance(doc, manifest)
     _geocoding(doc, sites, manifest)

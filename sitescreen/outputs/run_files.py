@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
@@ -51,37 +50,6 @@ def site_output_columns(sites: pd.DataFrame) -> list[str]:
     return [*SITE_OUTPUT_COLUMNS, *(c for c in GEOCODE_COLUMNS if c in sites), *own]
 
 
-#: Up to this many long-table rows, the report and charts see every layer; above it, only
-#: the headline layers and those carrying data-center cooling columns (memory stays bounded).
-_FULL_VIEW_ROWS = 2_000_000
-
-
-def _view_layers(results: SiteResults) -> list[int]:
-    """The layers the report and charts show: every layer for an ordinary portfolio; for a
-    very large one the headline hazards and the cooling layers (every layer when the run has
-    none of them)."""
-    from sitescreen.outputs.summary import HEADLINE_HAZARDS
-
-    everything = list(range(len(results.layers)))
-    if len(results) * len(results.layers) <= _FULL_VIEW_ROWS:
-        return everything
-    keep = [i for i, info in enumerate(results.layers)
-            if info.hazard in HEADLINE_HAZARDS or "dc_assumptions" in results.extra[i]]
-    return keep or everything
-
-
-def _footprint_sites(sites: pd.DataFrame) -> np.ndarray:
-    """Which sites are drawn with their outline (Polygon or MultiPolygon geometry)."""
-    if "geometry" not in sites:
-        return np.zeros(len(sites), dtype=bool)
-    import shapely
-
-    geoms = np.asarray(sites["geometry"], dtype=object)
-    geoms = np.where(shapely.is_geometry(geoms), geoms, None)
-    return np.isin(shapely.get_type_id(geoms),
-                   (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON))
-
-
 def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: Mapping,
                  results: SiteResults | pd.DataFrame | None = None,
                  table: SiteResults | pd.DataFrame | None = None,
@@ -93,21 +61,23 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     ``results`` are the run's per-site results (:class:`~sitescreen.aggregate.SiteResults`,
     or a long table, converted; ``table`` is the same argument under its former name).
     Per-site files follow ``plan`` (default: every file) and are streamed chunk by chunk of
-    sites. The report and charts see the long rows of the headline layers only, footprints
-    those of the footprint sites; the whole long table is built only for the GeoPackage and
-    to compare with a previous run, which the plan allows only up to its size limit.
+    sites, from the columns. No long table of the portfolio is built: the report and charts
+    read the columns and the long rows of the few sites they list, footprints those of the
+    footprint sites; only a comparison site by site with a previous run (up to the plan's
+    per-site limit) reads the long table; above the limit runs are compared by counts.
 
     With ``out_root``, the run is compared with the previous run of the same sites file
     there (``changes.json``/``changes.csv`` and a section of the report). With ``report``,
     charts and the HTML/Markdown report are rendered (matplotlib is imported only then).
     """
-    from sitescreen.outputs.changes import changes_table, compare_runs, find_previous_run
+    from sitescreen.outputs.changes import changes_table
     from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary
     from sitescreen.outputs.geopackage import (
         GPKG_FILE,
         SLD_FILE,
         STYLE_FILE,
         footprint_files,
+        footprint_sites,
         gis_styles,
         write_geopackage,
     )
@@ -120,7 +90,6 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     plan = plan or plan_per_site("all", len(sites))
     files = _core_files(sites=sites, results=results, shares_table=shares_table,
                         manifest=manifest, plan=plan, chunk_sites=chunk_sites)
-    view = results.long_table(_view_layers(results))
     # The field dictionary and the GIS styles need the layers, not the sites: a few sites'
     # long rows carry every layer and column.
     sample = results.take(0, min(len(results), 100)).long_table()
@@ -128,14 +97,8 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     files[FIELDS_FILE] = csv_writer(fields)
     changes = None
     if out_root is not None:
-        previous = find_previous_run(out_root, manifest["request"]["sites"],
-                                     before_run_id=manifest["run_id"])
-        if previous is not None and not all(
-                (Path(previous) / f).is_file() for f in (SITE_RESULTS_CSV, SITES_GEOJSON)):
-            previous = None  # a run without its plain per-site files cannot be compared
-        full = results.long_table() if previous is not None else view
-        changes = compare_runs(previous, sites=sites, table=full, manifest=manifest)
-        del full
+        changes = _changes(out_root, sites=sites, results=results, shares_table=shares_table,
+                           manifest=manifest, plan=plan)
         files[CHANGES_JSON] = json_bytes(changes)
         files[CHANGES_CSV] = csv_writer(
             changes_table(changes).assign(data_origin=manifest["data_origin"]))
@@ -143,19 +106,40 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
         from sitescreen.outputs.charts import render_charts
         from sitescreen.outputs.report import render_report
 
-        chart_files = render_charts(shares_table, sites, view, manifest=manifest)
+        # Both read the columns: the maps draw a bounded number of markers, the report reads
+        # the long rows of the sites it lists (a capped number) and of the data centers.
+        chart_files = render_charts(shares_table, sites, results, manifest=manifest)
         files.update(chart_files)
-        files.update(render_report(shares=shares_table, sites=sites, table=view,
+        files.update(render_report(shares=shares_table, sites=sites, table=results,
                                    manifest=manifest, charts=chart_files, changes=changes))
     if plan.geopackage:
         def gpkg(path: Path) -> None:
-            write_geopackage(path, sites=sites, table=results.long_table(), manifest=manifest,
+            write_geopackage(path, sites=sites, table=results, manifest=manifest,
                              fields=fields)
         files[GPKG_FILE] = gpkg
         files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, sample)
-    footprints = results.select(_footprint_sites(sites))  # footprint sites only
+    footprints = results.select(footprint_sites(sites))  # footprint sites only
     files.update(footprint_files(sites, footprints.long_table(), manifest=manifest))
     return files
+
+
+def _changes(out_root: str | Path, *, sites: pd.DataFrame, results: SiteResults,
+             shares_table: pd.DataFrame, manifest: Mapping, plan: PerSitePlan) -> dict:
+    """``changes.json`` of the run: site by site up to the plan's per-site limit (against a
+    previous run that has its plain per-site files), by counts only above it."""
+    from sitescreen.outputs.changes import compare_runs, find_previous_run
+
+    previous = find_previous_run(out_root, manifest["request"]["sites"],
+                                 before_run_id=manifest["run_id"])
+    if len(sites) > plan.limit:
+        return compare_runs(previous, sites=sites, table=None, manifest=manifest,
+                            shares=shares_table, per_site=False)
+    if previous is not None and not all(
+            (Path(previous) / f).is_file() for f in (SITE_RESULTS_CSV, SITES_GEOJSON)):
+        previous = None  # a run without its plain per-site files cannot be compared
+    table = results.long_table() if previous is not None else None
+    return compare_runs(previous, sites=sites, table=table, manifest=manifest,
+                        shares=shares_table)
 
 
 def _core_files(*, sites: pd.DataFrame, results: SiteResults, shares_table: pd.DataFrame,
