@@ -151,3 +151,28 @@ def test_no_previous_run():
     assert changes["previous_run"] is None and "nothing to compare" in changes["note"]
     assert changes["counts"]["level_changes"] == 0
     assert changes_table(changes).empty
+
+
+def test_runs_above_the_per_site_limit_are_compared_by_counts(tmp_path):
+    """Above the per-site limit no long table is compared: the data and method changes and
+    the share changes are, and changes.json and the report say what was left out."""
+    from sitescreen.outputs.per_site import plan_per_site
+    from sitescreen.outputs.run_files import render_files
+
+    first = build_run(hazards=HAZARDS)
+    write_run_folder(tmp_path, first, created_at="2025-01-01T00:00:00Z")
+    higher = {("typhoon", sid, "optimistic", 2030): 5 for sid in ("sh", "bj", "hk")}
+    sites, table, shares, manifest = build_run(
+        hazards=HAZARDS, run_id="20250201T000000Z-bbbbbb", typhoon_thresholds=TYPHOON_V2,
+        overrides=higher)
+    files = render_files(sites=sites, table=table, shares_table=shares, manifest=manifest,
+                         out_root=tmp_path, plan=plan_per_site("auto", len(sites), limit=2))
+    changes = json.loads(files["changes.json"])
+    assert changes["previous_run"] == first[3]["run_id"] and changes["per_site"] is False
+    assert changes["level_changes"] == [] and changes["sites_added"] == []
+    assert "Compared by counts only: 6 sites are more than the per-site limit" in \
+        changes["note"]
+    assert any("threshold" in c["kind"] for c in changes["input_changes"])
+    assert {(c["hazard"], c["scenario"], c["year"]) for c in changes["share_changes"]} >= \
+        {("typhoon", "optimistic", 2030)}
+    assert "Compared by counts only" in files["report.md"].decode()

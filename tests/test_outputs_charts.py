@@ -156,3 +156,42 @@ def test_unknown_format_is_refused(run):
     fig = shares_figure(shares[shares["hazard"] == "typhoon"], manifest=manifest)
     with pytest.raises(ValueError, match="unknown chart format 'pdf'"):
         figure_bytes(fig, "pdf")
+
+
+def test_maps_from_the_columns_equal_those_from_the_long_table(run):
+    from sitescreen.aggregate import SiteResults
+
+    sites, table, _, manifest = run
+    results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    a = figure_bytes(map_figure("typhoon", "optimistic", 2030, sites=sites, table=table,
+                                manifest=manifest, dpi=50), "png")
+    b = figure_bytes(map_figure("typhoon", "optimistic", 2030, sites=sites, table=results,
+                                manifest=manifest, dpi=50), "png")
+    assert a == b
+
+
+def test_crowded_maps_draw_one_marker_per_cell_and_count_every_site(monkeypatch):
+    """Above MAX_MAP_POINTS located sites, sites sharing a small cell are drawn once, by
+    their highest level, and the subtitle says so; the legend still counts every site."""
+    from report_fixtures import sites_frame
+
+    from sitescreen.aggregate import SiteResults
+    from sitescreen.outputs import charts as charts_module
+
+    rows = [dict(site_id=f"c{i}", name=f"Crowd {i}", city="", country="CN",
+                 lon=121.0 + 1e-4 * i, lat=31.0, location_source="given",
+                 geocode_precision="coordinates") for i in range(30)]
+    rows.append(dict(site_id="far", name="Far", city="", country="CN", lon=110.0, lat=25.0,
+                     location_source="given", geocode_precision="coordinates"))
+    sites, table, _, manifest = build_run(sites=sites_frame(rows), hazards=("typhoon",),
+                                          years=(2030,))
+    results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    monkeypatch.setattr(charts_module, "MAX_MAP_POINTS", 5)
+    fig = map_figure("typhoon", "optimistic", 2030, sites=sites, table=results,
+                     manifest=manifest)
+    markers = sum(len(c.get_offsets()) for c in fig.axes[0].collections)
+    assert markers == 2  # the crowd in one cell, the far site in another
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert "31 sites shown (2 markers: where sites crowd, the highest level)" in texts
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert sum(int(t.rsplit("(", 1)[1].rstrip(")")) for t in legend) == 31

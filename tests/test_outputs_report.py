@@ -386,3 +386,37 @@ def test_the_report_answers_the_cooling_question_for_data_centers():
     assert "pue=1.4 (site)" in section and "cooling\\_share=0.7 (default)" in section
     assert "PUE 1.5" in section and "0.65 CNY/kWh" in section
     assert manifest["data_center_cooling"][0]["per_site"]["cd"].startswith("it_load_kw=2000")
+
+
+@pytest.mark.parametrize("cap", [2000, 3])
+def test_report_from_the_columns_equals_the_report_from_the_long_table(run, charts, cap,
+                                                                       monkeypatch):
+    from sitescreen.aggregate import SiteResults
+    from sitescreen.outputs import report as report_module
+
+    monkeypatch.setattr(report_module, "_MAX_SITE_ROWS", cap)
+    sites, table, shares, manifest = run
+    results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    a = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                      charts=charts)
+    b = render_report(shares=shares, sites=sites, table=results, manifest=manifest,
+                      charts=charts)
+    assert a == b
+    if cap == 3:
+        assert "Listed: the 3 of 6 sites with the highest levels" in b["report.md"].decode()
+
+
+def test_long_geocoding_tables_are_capped_with_a_note(monkeypatch):
+    from sitescreen.outputs import report as report_module
+
+    rows = [dict(r) for r in SITES]
+    for r in rows[:3]:
+        r.update(geocode_precision="city", location_source="geocoded")
+    sites, table, shares, manifest = build_run(sites=sites_frame(rows), hazards=("typhoon",),
+                                               years=(2030,))
+    monkeypatch.setattr(report_module, "_MAX_SITE_ROWS", 2)
+    md = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                       charts={})["report.md"].decode()
+    section = md.split("Coarse locations (4)")[1].split("##")[0]
+    assert "The first 2 of 4 are listed; every one is in the geocode\\_precision field" in section
+    assert section.count("\n| ") == 3  # header and two sites
