@@ -36,6 +36,9 @@ Benchmarks (``--only`` names):
 - ``geocode``: offline geocoding and cache throughput (``benchmarks/bench_geocode.py``).
 - ``geopackage``: :func:`sitescreen.outputs.geopackage.write_geopackage` alone for 100,000
   sites x 4 hazards and 2 composites x 3 narratives x 2 years (random levels).
+- ``outputs``: the write step alone (``benchmarks/bench_outputs.py``): the files of a run of
+  1,000,000 sites x 54 layers (random levels) with the default outputs and the report, and
+  of 100,000 sites with every output: wall and CPU time, peak RSS, sizes.
 - ``fetch``: windowed fetch of all 349 Aqueduct Floods tiles for ``sites.geojson`` from a
   local HTTP server, tiled and striped (``benchmarks/bench_fetch.py``): bytes, requests, time.
 
@@ -69,7 +72,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 BENCHES = ("raster", "memory", "pipeline", "scale", "incremental", "geocode",
-           "geopackage", "fetch")
+           "geopackage", "outputs", "fetch")
 GB = 2**30
 MB = 2**20
 
@@ -105,6 +108,8 @@ class Config:
     # extrapolated as fixed cost + cost per site, not as cost per site alone.
     pipeline_small_sites: int = 0
     gpkg_sites: int = 100_000          # sites of the GeoPackage write
+    # The write step alone: (sites, --per-site-outputs) cases.
+    outputs_cases: tuple[tuple[int, str], ...] = ((1_000_000, "auto"), (100_000, "all"))
     subprocess: bool = True
     repeats: int = 3
 
@@ -569,22 +574,29 @@ def case_geopackage(n: int, out: str) -> dict:
                     details={}))
     columns, _ = summarise(sites, results, ScreeningRequest(sites="bench.csv", data="bench",
                                                             years=(2030, 2050)))
-    table = columns.long_table()  # the GeoPackage writer takes the long table
     manifest = {"run_id": "bench", "data_origin": "synthetic-demo",
                 "created_at": "2026-01-01T00:00:00Z"}
     path = Path(out) / "sites.gpkg"
     path.parent.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
-    write_geopackage(path, sites, table, manifest=manifest)
+    write_geopackage(path, sites, columns, manifest=manifest)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     size = path.stat().st_size
     path.unlink()
-    return {"sites": n, "rows": int(len(table)), "wall_s": wall, "cpu_s": cpu, "bytes": size,
+    return {"sites": n, "rows": int(len(columns) * len(columns.layers)), "wall_s": wall, "cpu_s": cpu, "bytes": size,
             "rss_peak": _peak_rss_bytes()}
 
 
+def case_outputs(n: int, mode: str, cache: str, config: str) -> dict:
+    """The write step alone (:func:`bench_outputs.measure`)."""
+    from bench_outputs import measure
+
+    return measure(n, mode, cache=Path(cache), config=config)
+
+
 CASES = {"raster": case_raster, "blocks": case_blocks, "memory": case_memory,
-         "pipeline": case_pipeline, "geocode": case_geocode, "geopackage": case_geopackage}
+         "pipeline": case_pipeline, "geocode": case_geocode, "geopackage": case_geopackage,
+         "outputs": case_outputs}
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -866,6 +878,22 @@ def bench_geopackage(rep: Report, cache: Path) -> None:
                        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
+def bench_outputs(rep: Report, cache: Path) -> None:
+    rep.raw["outputs"] = {}
+    for n, mode in rep.config.outputs_cases:
+        o = run_case(rep.config, "outputs", {"n": n, "mode": mode, "cache": str(cache),
+                                             "config": rep.config.name})
+        rep.raw["outputs"][f"{n}-{mode}"] = o
+        slow = sorted(o["timings"].items(), key=lambda kv: -kv[1][0])[:4]
+        rep.add("outputs", f"write step, {n:,} sites, --per-site-outputs {mode}", o["wall_s"],
+                "s", note=f"{o['cpu_s']:.1f} s CPU; " + "; ".join(
+                    f"{k} {w:.1f} s" for k, (w, _) in slow) + f"; {o['output_bytes'] / MB:.0f} MB"
+                f" written ({_files_note(o)})")
+        rep.add("outputs", f"  peak RSS, {n:,} sites, {mode}", o["rss_peak"] / GB, "GB",
+                note=f"{o['rss_before_write'] / GB:.2f} GB before the write step "
+                     f"(results {o['results_bytes'] / MB:.0f} MB)")
+
+
 def bench_fetch(rep: Report, cache: Path) -> None:
     import tempfile
 
@@ -889,7 +917,8 @@ def bench_fetch(rep: Report, cache: Path) -> None:
 
 BENCH_FUNCS = {"raster": bench_raster, "memory": bench_memory, "pipeline": bench_pipeline,
                "scale": bench_scale, "incremental": bench_incremental,
-               "geocode": bench_geocode, "geopackage": bench_geopackage, "fetch": bench_fetch}
+               "geocode": bench_geocode, "geopackage": bench_geopackage,
+               "outputs": bench_outputs, "fetch": bench_fetch}
 
 
 # --------------------------------------------------------------------------- report

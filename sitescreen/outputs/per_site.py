@@ -35,6 +35,7 @@ from sitescreen.outputs.run_folder import (
     SITE_RESULTS_CSV,
     SITES_GEOJSON,
     EncodedFeatures,
+    is_text_dtype,
     json_line,
     neutralise_arrow,
     neutralise_cell,
@@ -336,6 +337,10 @@ def _json_column(values: pd.Series) -> Any:
         ok = values.notna().to_numpy()
         text = pc.cast(pa.array(values.to_numpy(dtype="int64", na_value=0)), pa.string())
         return pc.if_else(pa.array(ok), text, pa.scalar("null"))
+    if is_text_dtype(values):
+        text = pa.Array.from_pandas(values)
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        return _json_texts(text.cast(pa.string()))
     cells = values.astype(object)
     given = cells.notna().to_numpy()
     if all(isinstance(v, str) for v in cells[given]):
@@ -391,7 +396,8 @@ class _Pieces:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        return pc.binary_join_element_wise(*self._pieces, pa.scalar("".join(self._text)), "")
+        out = pc.binary_join_element_wise(*self._pieces, pa.scalar("".join(self._text)), "")
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,

@@ -363,7 +363,12 @@ def _abbr(label: str) -> str:
 
 
 def _col(sites: pd.DataFrame, name: str) -> pd.Series:
-    return sites[name].map(_str) if name in sites else pd.Series("", index=sites.index)
+    """``_str`` of each cell of a site column ("" when absent), one call per distinct value."""
+    if name not in sites:
+        return pd.Series("", index=sites.index)
+    codes, uniq = pd.factorize(sites[name])
+    text = np.array([_str(u) for u in uniq] + [""], dtype=object)  # code -1: missing
+    return pd.Series(text[codes], index=sites.index, dtype=object)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -493,7 +498,8 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
              "cooling degree days; MWh/year needs a site's IT load (it_load_kw or "
              "it_load_mw), money its electricity price. The range is the ensemble's p10 to p90.")
     items = []
-    names = dict(zip(sites["site_id"].astype(str), _col(sites, "name"), strict=True))
+    centers = sites[sites["site_id"].astype(str).isin(frame["site_id"].astype(str)).to_numpy()]
+    names = dict(zip(centers["site_id"].astype(str), _col(centers, "name"), strict=True))
     frame = frame.assign(_s=frame["scenario"].map(scenario_rank)).sort_values(
         ["year", "_s"], kind="stable")
     for (year, _), part in frame.groupby(["year", "_s"], sort=False):
