@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
@@ -76,6 +77,7 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
         GPKG_FILE,
         SLD_FILE,
         STYLE_FILE,
+        cooling_sites,
         footprint_files,
         footprint_sites,
         gis_styles,
@@ -91,8 +93,9 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     files = _core_files(sites=sites, results=results, shares_table=shares_table,
                         manifest=manifest, plan=plan, chunk_sites=chunk_sites)
     # The field dictionary and the GIS styles need the layers, not the sites: a few sites'
-    # long rows carry every layer and column.
-    sample = results.take(0, min(len(results), 100)).long_table()
+    # long rows carry every layer and column (the data centers' rows the cooling columns).
+    few = np.arange(len(results)) < 100
+    sample = results.select(few | cooling_sites(results)).long_table()
     fields = field_dictionary(sites, sample)
     files[FIELDS_FILE] = csv_writer(fields)
     changes = None
