@@ -2,7 +2,8 @@
 
 Used by the windowed-fetch tests (tests/test_data_windows.py) and the benchmark
 (benchmarks/bench_fetch.py) to stand in for the Aqueduct Floods upstream host. It serves the
-files of one folder under their names, answers ``HEAD`` and single-range ``GET`` requests
+files of one folder (and its subfolders) under their paths, answers ``HEAD`` and
+single-range ``GET`` requests
 (``206`` with ``Content-Range``; ``416`` when the range starts past the end), sends ``ETag``
 and ``Last-Modified``, and logs every request with the bytes of body it sent.
 
@@ -50,6 +51,9 @@ class RangeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, each
+            # response waits for the client's delayed ACK (40 ms on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
@@ -122,7 +126,7 @@ class RangeServer:
                 return self._status(h, method, path, rng, 404)
             path = path[len(self.prefix) + 1:]
         file = self.root / path
-        if "/" in path or not file.is_file():
+        if ".." in path.split("/") or not file.is_file():
             return self._status(h, method, path, rng, 404)
         st = file.stat()
         size = st.st_size

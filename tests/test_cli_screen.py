@@ -248,3 +248,21 @@ def test_validate_checks_weights_and_geocoding(tmp_path):
     assert "did you mean 'Tianjin'" in res.output and "'Suzhou' matches" in res.output
     res = runner.invoke(app, ["validate", str(tmp_path / "a.xlsx"), "--no-geocode"])
     assert res.exit_code == 0 and "0 errors, 0 warnings" in res.output
+
+
+def test_a_mirror_url_as_data_is_read_over_http(tmp_path, tmp_path_factory, monkeypatch):
+    """``--data http://...`` reaches the run as given (not folded to ``http:/host``) and the
+    layers are read from the server."""
+    from range_server import RangeServer
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with RangeServer(small_pack(tmp_path_factory)) as server:
+        res = runner.invoke(app, [
+            "screen", str(_sites(tmp_path)), "--data", server.url, "--out",
+            str(tmp_path / "out"), "--hazard", "coastal_flood", "-s", "pessimistic",
+            "-y", "2030", "--no-report"])
+        requested = [r.path for r in server.log]
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "out" / "latest" / "manifest.json").read_text("utf-8"))
+    assert manifest["request"]["data"] == server.url
+    assert any(p.startswith("aqueduct_floods/inuncoast") for p in requested), requested

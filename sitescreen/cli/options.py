@@ -79,7 +79,9 @@ CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="User catalog
 ThresholdsOpt = Annotated[Path | None, typer.Option(
     "--thresholds", help="User threshold sets TOML.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Results folder.")]
-DataOpt = Annotated[Path | None, typer.Option(
+# Text, not a Path: a mirror URL must reach the request as given (a Path folds the
+# "//" of "http://host" into "http:/host").
+DataOpt = Annotated[str | None, typer.Option(
     "--data", help="Hazard data folder (or mirror URL) laid out as upstream "
                    "[default: $SITESCREEN_DATA, else $SITESCREEN_HOME/cache/data].")]
 DemoOpt = Annotated[bool, typer.Option(
