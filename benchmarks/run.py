@@ -112,6 +112,9 @@ class Config:
     outputs_cases: tuple[tuple[int, str], ...] = ((1_000_000, "auto"), (100_000, "all"))
     subprocess: bool = True
     repeats: int = 3
+    #: The scale case renders the report and charts (default outputs); the tiny
+    #: configuration (the test suite's smoke run) leaves them out to stay quick.
+    scale_report: bool = True
 
 
 FULL = Config(
@@ -131,8 +134,8 @@ TINY = Config(
     rio_points=1_000, rs_points=100, rs_goal_points=100, sparse_sites=12,
     memory_points=10_000, pipeline_sites=100, pipeline_goal_sites=100,
     incr_sites=50, incr_added=5, geocode_n=200, area_names=("Shanghai",),
-    pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1, scale_sites=300,
-    incr_big_sites=0, dask_workers=0)
+    pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1, scale_sites=100,
+    incr_big_sites=0, dask_workers=0, scale_report=False)
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
 
 
@@ -773,7 +776,8 @@ def bench_scale(rep: Report, cache: Path) -> None:
         p = run_case(cfg, "pipeline", {"sites": str(sites), "pack": str(pack),
                                        "out": str(work / "out"), "cache_dir": str(work / "cache"),
                                        "write": True, "dask": dask,
-                                       "dask_workers": cfg.dask_workers})
+                                       "dask_workers": cfg.dask_workers,
+                                       "report": cfg.scale_report})
         rep.raw["scale"]["dask" if dask else "single"] = p
         shutil.rmtree(work, ignore_errors=True)
         note = (f"{est}{p['layers']} layers, {p['screened']:,} site-layers screened of "
