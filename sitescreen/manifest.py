@@ -65,7 +65,8 @@ def run_origin(data: DataSource, results: Sequence[HazardResult]) -> tuple[DataO
 
 def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: DataSource,
                    sites: pd.DataFrame, results: Sequence[HazardResult], timings: Mapping,
-                   input_sha256: str | None = None, geocoders: Sequence[str] = ()) -> dict:
+                   input_sha256: str | None = None, geocoders: Sequence[str] = (),
+                   fetched: Mapping | None = None) -> dict:
     """The manifest of one run.
 
     Parameters
@@ -73,6 +74,9 @@ def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: Dat
     request : the request as a plain dict (``ScreeningRequest.to_dict()``).
     results : one :class:`HazardResult` per hazard layer, in plan order.
     timings : seconds per pipeline step.
+    fetched : what this run fetched before its hazard work, per dataset (files or windows,
+        bytes, requests: :func:`sitescreen.data.prepare.fetch_missing`); empty when it
+        needed nothing.
     """
     precision_counts = (sites["geocode_precision"].fillna("").value_counts().to_dict()
                         if "geocode_precision" in sites else {})
@@ -96,6 +100,7 @@ def build_manifest(*, request: Mapping, run_id: str, catalog: Catalog, data: Dat
         "inputs": {"sites": {"path": str(request["sites"]), "sha256": input_sha256,
                              "n_sites": int(len(sites))}},
         "data_source": data.to_dict(),
+        "fetched": dict(fetched or {}),
         "datasets": _datasets_used(catalog, results),
         "catalog_sources": list(catalog.sources),
         "threshold_sets": [catalog.threshold_set(n).to_dict() for n in used_sets],

@@ -770,7 +770,7 @@ def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | No
                               catalog=catalog_for(request), data=data, sites=sites,
                               results=results, timings=timings,
                               input_sha256=sites.attrs.get("source_sha256"),
-                              geocoders=request.geocoders)
+                              geocoders=request.geocoders, fetched=fetched)
     manifest["per_site_outputs"] = per_site_plan(request, len(sites)).to_dict()
     results = []  # the columnar results hold the same numbers; the flag strings go
     run_dir = None

@@ -113,6 +113,10 @@ def test_screen_fetch_then_offline_rerun(upstream, tmp_path):
         runs = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
         manifest = json.loads((runs[-1] / "manifest.json").read_text())
         assert manifest["data_origin"] == "upstream"
+        # The manifest records what this run fetched: the windows, bytes and requests.
+        record = manifest["fetched"]["aqueduct_floods"]
+        assert record["files_fetched"] == len(windows)
+        assert 0 < record["requests"] <= requests and 0 < record["bytes"] <= fetched
 
         server.reset()
         second = _screen(tmp_path, catalog, "--fetch")
@@ -122,6 +126,7 @@ def test_screen_fetch_then_offline_rerun(upstream, tmp_path):
     assert len(runs) == 2
     again = json.loads((runs[-1] / "manifest.json").read_text())
     assert again["data_origin"] == "upstream"
+    assert again["fetched"] == {}  # nothing was missing the second time
 
 
 def test_data_fetch_sites_then_sizes(upstream, tmp_path):
