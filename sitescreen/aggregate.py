@@ -22,7 +22,7 @@ for the writers that stream it. :func:`results_table`, :func:`add_composites` an
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -623,24 +623,55 @@ class SiteResults:
             yield a, self.take(a, min(len(self), a + size))
 
     @classmethod
-    def concat(cls, parts: Sequence[SiteResults]) -> SiteResults:
-        """Chunks of one run (same layers, consecutive sites) as one."""
-        if not parts:
-            raise ValueError("no results to concatenate")
-        first = parts[0]
-        for p in parts[1:]:
-            if p.layers != first.layers:
-                raise ValueError("chunks with different layers cannot be concatenated")
-        out = cls(np.concatenate([p.site_ids for p in parts]), list(first.layers))
-        for i in range(len(first.layers)):
-            out.value.append(np.concatenate([p.value[i] for p in parts]))
-            out.level.append(np.concatenate([p.level[i] for p in parts]))
-            out.level_low.append(np.concatenate([p.level_low[i] for p in parts]))
-            out.level_high.append(np.concatenate([p.level_high[i] for p in parts]))
-            out.flags.append(_concat_categoricals([p.flags[i] for p in parts]))
-            out.driver.append(_concat_categoricals([p.driver[i] for p in parts]))
-            out.extra.append({k: np.concatenate([p.extra[i][k] for p in parts])
-                              for k in first.extra[i]})
+    def scatter(cls, site_ids: np.ndarray,
+                parts: Iterable[tuple[np.ndarray, SiteResults]]) -> SiteResults:
+        """One run's results from chunks of its sites, each ``(positions, part)``: ``part``
+        holds the sites at ``positions`` of ``site_ids`` (the chunks cover every site once;
+        all have the same layers). Columns are allocated once and each part is copied into
+        place as it comes, so a caller that yields parts as they are computed (Dask
+        futures) holds the result plus one part, never all parts and their concatenation.
+        """
+        site_ids = np.asarray(site_ids, dtype=object)
+        n = len(site_ids)
+        out: SiteResults | None = None
+        categories: list[tuple[dict[str, int], dict[str, int]]] = []
+        codes: list[tuple[np.ndarray, np.ndarray]] = []
+        for positions, part in parts:
+            pos = np.asarray(positions, dtype=np.int64)
+            if out is None:
+                out = cls(site_ids, list(part.layers))
+                for i in range(len(part.layers)):
+                    out.value.append(np.full(n, np.nan))
+                    for column in (out.level, out.level_low, out.level_high):
+                        column.append(np.zeros(n, dtype=np.int8))
+                    # Numbers keep their type; text is kept as objects (a fixed-width
+                    # numpy string type would cut longer values of later parts).
+                    out.extra.append({k: np.empty(n, dtype=np.asarray(v).dtype
+                                                  if np.asarray(v).dtype.kind in "fiub"
+                                                  else object)
+                                      for k, v in part.extra[i].items()})
+                    categories.append(({"": 0}, {"": 0}))
+                    codes.append((np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32)))
+            elif part.layers != out.layers:
+                raise ValueError("chunks with different layers cannot be combined")
+            for i in range(len(out.layers)):
+                out.value[i][pos] = part.value[i]
+                out.level[i][pos] = part.level[i]
+                out.level_low[i][pos] = part.level_low[i]
+                out.level_high[i][pos] = part.level_high[i]
+                for key, values in part.extra[i].items():
+                    out.extra[i][key][pos] = values
+                for known, column, cat in zip(categories[i], codes[i],
+                                              (part.flags[i], part.driver[i]), strict=True):
+                    recode = np.array([known.setdefault(str(c), len(known))
+                                       for c in cat.categories], dtype=np.int32)
+                    column[pos] = recode[np.asarray(cat.codes)] if len(recode) else 0
+        if out is None:
+            return cls(site_ids)
+        for i in range(len(out.layers)):
+            for column, known, store in zip(codes[i], categories[i], (out.flags, out.driver),
+                                            strict=True):
+                store.append(pd.Categorical.from_codes(column, categories=list(known)))
         return out
 
     @property
@@ -732,12 +763,6 @@ class SiteResults:
 
 def _empty_categorical(n: int) -> pd.Categorical:
     return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""])
-
-
-def _concat_categoricals(parts: Sequence[pd.Categorical]) -> pd.Categorical:
-    from pandas.api.types import union_categoricals
-
-    return union_categoricals(list(parts)) if len(parts) > 1 else parts[0]
 
 
 def _mask_categorical(mask: np.ndarray, names: Sequence[str], sep: str, *,

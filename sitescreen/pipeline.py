@@ -664,31 +664,36 @@ def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: s
     order = spatial_order(lon, lat)
     parts = [order[a:a + chunk_sites] for a in range(0, len(order), max(1, chunk_sites))]
     client, cluster = _dask_client(address, workers)
-    done, meta, sampled, rss = [], [], {}, 0
-    try:
-        futures = [client.submit(screen_chunk, request, lon[idx], lat[idx], ids[idx],
-                                 pure=False, key=f"screen-chunk-{k}")
-                   for k, idx in enumerate(parts)]
-        for k, future in enumerate(futures):
+    meta: list[HazardResult] = []
+    sampled: dict[str, int] = {}
+    rss = 0
+
+    def arrived() -> Iterator[tuple[np.ndarray, SiteResults]]:
+        nonlocal meta, rss
+        from distributed import as_completed
+
+        futures = {client.submit(screen_chunk, request, lon[idx], lat[idx], ids[idx],
+                                 pure=False, key=f"screen-chunk-{k}"): k
+                   for k, idx in enumerate(parts)}
+        for done, future in enumerate(as_completed(list(futures)), start=1):
             part, layer_meta, chunk_sampled, worker_rss = future.result()
             future.release()
-            done.append(part)
             meta = meta or layer_meta
             for key, n in chunk_sampled.items():
                 sampled[key] = sampled.get(key, 0) + n
             rss = max(rss, worker_rss)
             if say is not None:
-                say(f"chunk {k + 1}/{len(parts)}: {len(part)} sites")
+                say(f"chunk {done}/{len(parts)}: {len(part)} sites")
+            yield parts[futures[future]], part
+
+    try:
+        # Each chunk is copied into place as it arrives (the driver never holds them all).
+        joined = SiteResults.scatter(ids, arrived())
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    if not done:
-        return SiteResults.from_results(ids, []), [], sampled, rss
-    joined = SiteResults.concat(done)
-    # Back from the spatial order to the sites' own order.
-    return (joined.select(np.argsort(np.concatenate(parts), kind="stable")), meta, sampled,
-            rss)
+    return joined, meta, sampled, rss
 
 
 def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | None = None,

@@ -135,12 +135,24 @@ def test_columnar_shares_and_rows_equal_the_long_table(weight):
     assert "missing:surge" in set(a.loc[a.hazard == "floods", "flags"].str.split(";").sum())
 
 
-def test_columnar_results_concatenate_chunks():
+def test_columnar_results_are_put_together_from_chunks_in_any_order():
     sites, results, comps, SiteResults = _random_run(n=20)
     whole = SiteResults.from_results(sites["site_id"], results).with_composites(comps)
-    again = SiteResults.concat([part for _, part in whole.chunks(6)])
+    # Chunks of shuffled sites (as Dask chunks in spatial order), combined as they come.
+    order = np.random.default_rng(3).permutation(len(whole))
+    chunks = [order[a:a + 6] for a in range(0, len(order), 6)]
+    again = SiteResults.scatter(whole.site_ids, ((idx, whole.select(idx)) for idx in chunks))
     assert again.layers == whole.layers
+    assert again.site_ids.tolist() == whole.site_ids.tolist()
     for i in range(len(whole.layers)):
         assert np.array_equal(again.level[i], whole.level[i])
+        assert np.array_equal(again.level_high[i], whole.level_high[i])
+        assert np.allclose(again.value[i], whole.value[i], equal_nan=True)
         assert list(again.driver[i]) == list(whole.driver[i])
+        assert list(again.flags[i]) == list(whole.flags[i])
+        assert again.extra[i].keys() == whole.extra[i].keys()
+    with pytest.raises(ValueError, match="different layers"):
+        SiteResults.scatter(whole.site_ids, [(chunks[0], whole.select(chunks[0])),
+                                             (chunks[1], whole.select(chunks[1]).take(0, 6)
+                                              .with_composites(comps))])
     assert whole.level[0].dtype == np.int8 and whole.nbytes < 20 * len(whole) * len(whole.layers)
