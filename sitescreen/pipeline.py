@@ -352,24 +352,31 @@ def coordinates(sites: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fingerprints(layers: Sequence[Layer], request: ScreeningRequest) -> list[str]:
+    """The layers' fingerprints, each data folder stamped once for all of them."""
     catalog, data, stamps = catalog_for(request), open_data(request), {}
     return [layer_fingerprint(catalog, data, layer.hazard, layer.scenario, layer.year,
                               stamps=stamps) for layer in layers]
 
 
-def read_snapshot(layers: Sequence[Layer], request: ScreeningRequest) -> Snapshot | None:
+def read_snapshot(layers: Sequence[Layer], request: ScreeningRequest, *,
+                  fingerprints: Sequence[str] | None = None) -> Snapshot | None:
     """The result store's snapshot of exactly these layers (one read for all of them), or
-    None; see :mod:`sitescreen.store`. Data folders are stamped once for all layers."""
-    return result_store(request).read_snapshot(_fingerprints(layers, request))
+    None; see :mod:`sitescreen.store`. Data folders are stamped once for all layers
+    (``fingerprints``: the layers' own, when the caller has them)."""
+    if fingerprints is None:
+        fingerprints = _fingerprints(layers, request)
+    return result_store(request).read_snapshot(fingerprints)
 
 
-def check_layer(layer: Layer, *, lon: np.ndarray, lat: np.ndarray,
-                request: ScreeningRequest, snapshot: Snapshot | None = None) -> CachedLayer:
+def check_layer(layer: Layer, fingerprint: str | None = None, *, lon: np.ndarray,
+                lat: np.ndarray, request: ScreeningRequest,
+                snapshot: Snapshot | None = None) -> CachedLayer:
     """Which sites of ``layer`` the result store already holds for exactly this data and
-    method (the layer's fingerprint), and which are missing: from the run's ``snapshot``
-    when there is one, else from the layer's parts."""
-    fingerprint = layer_fingerprint(catalog_for(request), open_data(request), layer.hazard,
-                                    layer.scenario, layer.year)
+    method (the layer's fingerprint, computed here unless given), and which are missing:
+    from the run's ``snapshot`` when there is one, else from the layer's parts."""
+    if fingerprint is None:
+        fingerprint = layer_fingerprint(catalog_for(request), open_data(request), layer.hazard,
+                                        layer.scenario, layer.year)
     store = result_store(request)
     if snapshot is not None and fingerprint in snapshot.fingerprints:
         return store.cached_from_snapshot(snapshot, snapshot.fingerprints.index(fingerprint),
@@ -403,11 +410,14 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
 
 def keep_snapshot(layers: Sequence[Layer], results: Sequence[HazardResult], lon: np.ndarray,
                   lat: np.ndarray, request: ScreeningRequest,
-                  previous: Snapshot | None) -> None:
+                  previous: Snapshot | None, *, fingerprints: Sequence[str] | None = None
+                  ) -> None:
     """Add the sites missing from ``previous`` (all, without one) to the store's snapshot of
     these layers, so that the next run reads one snapshot instead of every layer."""
-    result_store(request).write_snapshot(_fingerprints(layers, request), lon, lat,
-                                         list(results), previous=previous)
+    if fingerprints is None:
+        fingerprints = _fingerprints(layers, request)
+    result_store(request).write_snapshot(fingerprints, lon, lat, list(results),
+                                         previous=previous)
 
 
 def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
@@ -561,9 +571,12 @@ def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
     sites, sampled (and stored) where not; then the snapshot is brought up to date.
     Returns the layers' results and the sites sampled per layer key. ``layer_done(k, n)`` is
     called as layer ``k`` is done (``n`` sites sampled, 0 when all came from the store)."""
-    snapshot = read_snapshot(layers, request)
-    cached = run.map(check_layer, layers, lon=lon, lat=lat, request=request,
+    fingerprints = _fingerprints(layers, request)
+    snapshot = read_snapshot(layers, request, fingerprints=fingerprints)
+    cached = run.map(check_layer, layers, fingerprints, lon=lon, lat=lat, request=request,
                      snapshot=snapshot)
+    # The checked layers hold their own rows: the snapshot's columns can go.
+    snapshot = snapshot.held() if snapshot is not None else None
     todo = [i for i, c in enumerate(cached) if len(c.missing)]
     if layer_done is not None:
         for k, c in enumerate(cached):
@@ -581,7 +594,7 @@ def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
     results = [complete_layer(store, c, lon, lat, computed.get(i))
                for i, c in enumerate(cached)]
     if todo or snapshot is None:
-        keep_snapshot(layers, results, lon, lat, request, snapshot)
+        keep_snapshot(layers, results, lon, lat, request, snapshot, fingerprints=fingerprints)
     return results, {layers[i].key: int(len(cached[i].missing)) for i in todo}
 
 

@@ -27,7 +27,7 @@ import logging
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 _DECIMALS = 6
 #: Part of every layer fingerprint: raise it when a hazard's result columns change (as when
-#: water stress gained its baseline columns), so stores written before are not reused.
-RESULT_LAYOUT = 2
+#: water stress gained its baseline columns, or location keys became integers), so stores
+#: written before are not reused.
+RESULT_LAYOUT = 3
 #: A snapshot with more parts than this is rewritten as one on its next update.
 SNAPSHOT_MAX_PARTS = 8
 
@@ -108,175 +109,201 @@ def layer_fingerprint(catalog: Catalog, data: DataSource, hazard: str, scenario:
     return _digest(key)[:32]
 
 
+# Location keys: longitude and latitude rounded to 1e-6 degrees as integers, packed in one
+# int64 (longitude in the high bits). Any |lon| < 2000 and |lat| < 1000 fits; NaN (and
+# anything beyond) is NO_LOCATION.
+_LAT_BITS = 31
+_LON_MAX, _LAT_MAX = 2000.0, 1000.0
+NO_LOCATION = np.int64(-1)
+
+
 def location_keys(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """One string per site location (NaN coordinates give "nan"), rounded to 1e-6 degrees."""
-    lon = np.round(np.asarray(lon, dtype="float64"), _DECIMALS)
-    lat = np.round(np.asarray(lat, dtype="float64"), _DECIMALS)
-    return np.char.add(np.char.add(lon.astype(str), ","), lat.astype(str))
+    """One int64 per site location, rounded to 1e-6 degrees (about 0.1 m): two sites share a
+    key exactly when their coordinates round to the same values; NaN gives
+    :data:`NO_LOCATION`.
+
+    >>> location_keys(np.array([121.4, 121.4000001, np.nan]), np.array([31.2, 31.2, 1.0]))[:2]
+    array([6651286307318284128, 6651286307318284128])
+    """
+    lon = np.asarray(lon, dtype="float64")
+    lat = np.asarray(lat, dtype="float64")
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(lon) < _LON_MAX) & (np.abs(lat) < _LAT_MAX)
+    scale = 10.0 ** _DECIMALS
+    x = np.rint(np.where(ok, lon, 0.0) * scale).astype(np.int64) + (1 << 31)
+    y = np.rint(np.where(ok, lat, 0.0) * scale).astype(np.int64) + (1 << 30)
+    return np.where(ok, (x << _LAT_BITS) | y, NO_LOCATION)
 
 
 def location_digest(lon: np.ndarray, lat: np.ndarray) -> str:
     """A short hash of a set of site locations, for cache keys."""
-    return hashlib.sha256("|".join(location_keys(lon, lat)).encode()).hexdigest()[:16]
+    return hashlib.sha256(location_keys(lon, lat).tobytes()).hexdigest()[:16]
+
+
+# Location keys of the last few coordinate arrays: a run checks, saves and assembles every
+# layer for the same sites.
+_MEMO: dict[bytes, np.ndarray] = {}
+_MEMO_SIZE = 4
+
+
+def _locations(lon: np.ndarray, lat: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """A digest of the coordinates and their :func:`location_keys`, memoised by digest."""
+    lon = np.ascontiguousarray(lon, dtype="float64")
+    lat = np.ascontiguousarray(lat, dtype="float64")
+    h = hashlib.blake2b(lon.tobytes(), digest_size=16)
+    h.update(lat.tobytes())
+    h.update(str(lon.shape).encode())
+    digest = h.digest()
+    keys = _MEMO.get(digest)
+    if keys is None:
+        keys = location_keys(lon, lat)
+        keys.setflags(write=False)
+        _MEMO[digest] = keys
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+    return digest, keys
+
+
+#: A stored column: numbers as numpy arrays, text (flags) as a categorical.
+Column = np.ndarray | pd.Categorical
 
 
 @dataclass(frozen=True, slots=True)
 class CachedLayer:
-    """Which sites of a layer are cached, and their stored rows."""
+    """Which sites of a layer are cached, and their stored columns.
+
+    ``rows`` maps each stored column (value, level, level_low, level_high, flags,
+    extra__*) to an array aligned with the sites, this run's own copy; the positions in
+    ``missing`` hold placeholders until :meth:`ResultStore.assemble` fills them. Empty when
+    the store holds none of the sites."""
 
     fingerprint: str
     missing: np.ndarray  # indices of sites to compute
-    rows: pd.DataFrame   # cached rows, indexed by location key
+    rows: dict[str, Column] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The stored per-site columns of a set of layers (see the module docstring)."""
+    """The stored per-site columns of a set of layers (see the module docstring): one row
+    per distinct location, sorted by location key."""
 
     key: str
     fingerprints: tuple[str, ...]
-    rows: pd.DataFrame  # indexed by location key; columns "<layer>__<column>"
+    loc: np.ndarray  # sorted distinct location keys (int64)
+    columns: dict[str, Column]  # "<layer>__<column>", aligned with loc
     n_parts: int = 1
+    #: Positions of the sites' keys in ``loc`` (-1: absent), memoised per coordinates.
+    _found: dict[bytes, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
-    def layer_rows(self, i: int) -> pd.DataFrame:
+    def __len__(self) -> int:
+        return len(self.loc)
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Every column, indexed by location key (for inspection: built on request)."""
+        return pd.DataFrame(dict(self.columns), index=pd.Index(self.loc, name="loc"))
+
+    def layer_columns(self, i: int) -> dict[str, Column]:
         """Layer ``i``'s columns under their stored names (value, level, ..., extra__*)."""
         prefix = f"{i}__"
-        cols = [c for c in self.rows.columns if c.startswith(prefix)]
-        return self.rows[cols].rename(columns=lambda c: c[len(prefix):])
+        return {c[len(prefix):]: v for c, v in self.columns.items() if c.startswith(prefix)}
+
+    def layer_rows(self, i: int) -> pd.DataFrame:
+        return pd.DataFrame(self.layer_columns(i), index=pd.Index(self.loc, name="loc"))
+
+    def positions(self, digest: bytes, keys: np.ndarray) -> np.ndarray:
+        found = self._found.get(digest)
+        if found is None:
+            found = _positions(self.loc, keys)
+            self._found.clear()
+            self._found[digest] = found
+        return found
+
+    def held(self) -> Snapshot:
+        """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
+        needs of the previous one, so that the columns can be freed once checked."""
+        return Snapshot(self.key, self.fingerprints, self.loc, {}, self.n_parts)
 
 
 class ResultStore:
     """Parquet parts of per-site results under ``root/<fingerprint>/``."""
 
-    # Location keys of the last few coordinate arrays: a run looks up, saves and assembles
-    # every layer for the same sites, and formatting 100,000 keys costs about 0.2 s.
-    _MEMO_SIZE = 4
-
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._memo: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-
-    def _locations(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`location_keys` of the sites and each site's number among the distinct keys,
-        memoised by the coordinates' bytes."""
-        lon = np.ascontiguousarray(lon, dtype="float64")
-        lat = np.ascontiguousarray(lat, dtype="float64")
-        h = hashlib.blake2b(lon.tobytes(), digest_size=16)
-        h.update(lat.tobytes())
-        h.update(str(lon.shape).encode())
-        digest = h.digest()
-        hit = self._memo.get(digest)
-        if hit is None:
-            keys = location_keys(lon, lat)
-            codes, _ = pd.factorize(keys)
-            hit = (keys, codes)
-            self._memo[digest] = hit
-            while len(self._memo) > self._MEMO_SIZE:
-                self._memo.pop(next(iter(self._memo)))
-        return hit
 
     def lookup(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray) -> CachedLayer:
-        keys, _ = self._locations(lon, lat)
-        rows = self._read(fingerprint)
-        if rows.empty:
-            return CachedLayer(fingerprint, np.arange(len(keys)), rows)
-        hit = pd.Index(rows.index).get_indexer(keys) >= 0
-        return CachedLayer(fingerprint, np.flatnonzero(~hit), rows)
+        _, keys = _locations(lon, lat)
+        loc, columns = self._read(fingerprint)
+        return _cached(fingerprint, _positions(loc, keys), columns)
 
-    def _read(self, fingerprint: str) -> pd.DataFrame:
+    def _read(self, fingerprint: str) -> tuple[np.ndarray, dict[str, Column]]:
+        """The layer's stored rows: distinct sorted location keys and the columns."""
         folder = self.root / fingerprint
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-        frames = []
-        for part in parts:
-            try:
-                frames.append(pd.read_parquet(part))
-            except Exception as exc:  # a damaged part is recomputed, never trusted
-                log.warning("ignoring unreadable cached results %s: %s", part, exc)
-        if not frames:
-            return pd.DataFrame()
-        rows = pd.concat(frames, ignore_index=True).drop_duplicates("loc", keep="last")
-        return rows.set_index("loc")
+        return _merge([t for t in map(_read_part, parts) if t is not None])
 
     @staticmethod
     def snapshot_key(fingerprints: tuple[str, ...] | list[str]) -> str:
         return _digest(["snapshot", RESULT_LAYOUT, list(fingerprints)])[:32]
 
+    def _snapshot_folder(self, fingerprints: tuple[str, ...]) -> Path:
+        return self.root / "snapshots" / self.snapshot_key(fingerprints)
+
     def read_snapshot(self, fingerprints: tuple[str, ...] | list[str]) -> Snapshot | None:
         """The snapshot of exactly these layers, or None (absent or unreadable)."""
-        import pyarrow.parquet as pq
-
         fingerprints = tuple(fingerprints)
-        key = self.snapshot_key(fingerprints)
-        folder = self.root / "snapshots" / key
+        folder = self._snapshot_folder(fingerprints)
         parts = sorted(folder.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns) \
             if folder.is_dir() else []
-        frames = []
-        for part in parts:
-            try:
-                table = pq.read_table(part)
-                meta = json.loads(table.schema.metadata[b"sitescreen"])
-                if tuple(meta["fingerprints"]) != fingerprints:
-                    continue
-                frames.append(table.to_pandas())
-            except Exception as exc:  # a damaged part is recomputed, never trusted
-                log.warning("ignoring unreadable result snapshot %s: %s", part, exc)
-        if not frames:
+        tables = [t for t in (_read_part(p, fingerprints=fingerprints) for p in parts)
+                  if t is not None]
+        if not tables:
             return None
-        rows = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        rows = rows.drop_duplicates("loc", keep="last").set_index("loc")
-        return Snapshot(key, fingerprints, rows, n_parts=len(frames))
+        loc, columns = _merge(tables)
+        return Snapshot(self.snapshot_key(fingerprints), fingerprints, loc, columns,
+                        n_parts=len(tables))
 
     def cached_from_snapshot(self, snapshot: Snapshot, i: int, lon: np.ndarray,
                              lat: np.ndarray) -> CachedLayer:
         """:meth:`lookup` of layer ``i`` of ``snapshot``, without reading the layer's parts."""
-        keys, _ = self._locations(lon, lat)
-        hit = snapshot.rows.index.get_indexer(keys) >= 0
-        return CachedLayer(snapshot.fingerprints[i], np.flatnonzero(~hit), snapshot.layer_rows(i))
+        digest, keys = _locations(lon, lat)
+        return _cached(snapshot.fingerprints[i], snapshot.positions(digest, keys),
+                       snapshot.layer_columns(i))
 
     def write_snapshot(self, fingerprints: tuple[str, ...] | list[str], lon: np.ndarray,
                        lat: np.ndarray, results: list[HazardResult],
                        previous: Snapshot | None = None) -> None:
         """Keep the per-site columns of ``results`` (one per fingerprint, for these
         locations) in the snapshot of these layers. With ``previous`` (the snapshot read
-        before), only the locations it lacked are written, as a new part; past
-        :data:`SNAPSHOT_MAX_PARTS` parts, everything is rewritten as one."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        before, its columns not needed), only the locations it lacked are written, as a new
+        part; past :data:`SNAPSHOT_MAX_PARTS` parts, everything is rewritten as one."""
         fingerprints = tuple(fingerprints)
-        keys, codes = self._locations(lon, lat)
-        first = _first_of_each(codes)
-        cols: dict[str, np.ndarray] = {"loc": keys[first]}
+        _, keys = _locations(lon, lat)
+        loc, first = np.unique(keys, return_index=True)
+        folder = self._snapshot_folder(fingerprints)
+        old_loc, old_columns, stale = None, None, []
+        if previous is not None and len(previous):
+            new = _positions(previous.loc, loc) < 0
+            if previous.n_parts >= SNAPSHOT_MAX_PARTS:
+                full = previous if previous.columns else self.read_snapshot(fingerprints)
+                if full is not None:
+                    keep = _positions(loc, full.loc) < 0
+                    old_loc = full.loc[keep]
+                    old_columns = {k: _take(v, np.flatnonzero(keep))
+                                   for k, v in full.columns.items()}
+                    stale = sorted(folder.glob("part-*.parquet"))
+            else:
+                loc, first = loc[new], first[new]
+        if not len(loc):
+            return
+        columns: dict[str, Column] = {}
         for i, r in enumerate(results):
             for name, values in _columns(r).items():
-                cols[f"{i}__{name}"] = np.asarray(values)[first]
-        frame = pd.DataFrame(cols)
-        key = self.snapshot_key(fingerprints)
-        folder = self.root / "snapshots" / key
-        compact = False
-        if previous is not None and len(previous.rows):
-            if previous.n_parts >= SNAPSHOT_MAX_PARTS:
-                old = previous.rows[~previous.rows.index.isin(frame["loc"])]
-                frame = pd.concat([old.reset_index(), frame], ignore_index=True)
-                compact = True
-            else:
-                frame = frame[~frame["loc"].isin(previous.rows.index)]
-        if not len(frame):
-            return
-        stale = sorted(folder.glob("part-*.parquet")) if compact else []
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({
-            **(table.schema.metadata or {}),
-            b"sitescreen": json.dumps({"fingerprints": list(fingerprints)}).encode()})
-        fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".parquet", dir=folder)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+                columns[f"{i}__{name}"] = _take(values, first)
+        if old_loc is not None:
+            loc, columns = _merge([(old_loc, old_columns), (loc, columns)])
+        _write_part(folder, "snapshot", loc, columns,
+                    {"fingerprints": list(fingerprints)})
         for part in stale:  # merged into the new part
             part.unlink(missing_ok=True)
 
@@ -301,7 +328,6 @@ class ResultStore:
 
     def _save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray,
               result: HazardResult) -> None:
-        frame = pd.DataFrame({"loc": self._locations(lon, lat)[0], **_columns(result)})
         folder = self.root / fingerprint
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"hazard": result.hazard, "scenario": result.scenario.value, "year": result.year,
@@ -313,43 +339,40 @@ class ResultStore:
         # writes the same manifest bytes as a run that computed the layer.
         atomic_write(folder / "meta.json",
                            json.dumps(meta, default=_json_default).encode())
-        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=".parquet", dir=folder)
-        os.close(fd)
-        try:
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_part(folder, "part", _locations(lon, lat)[1], _columns(result))
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
                  computed: HazardResult | None) -> HazardResult:
         """One result for all sites from cached rows and the newly computed ones.
 
-        Run-level fields (pathway, method, details) come from ``computed`` when there is
-        one, else from the layer's stored ``meta.json``."""
-        keys, codes = self._locations(lon, lat)
+        Sites that share a location get the same numbers: the stored row, or the last
+        computed site of that location. Run-level fields (pathway, method, details) come
+        from ``computed`` when there is one, else from the layer's stored ``meta.json``."""
+        _, keys = _locations(lon, lat)
         n = len(keys)
-        # Rows are aligned on integer location codes (each site's number among the distinct
-        # keys), not on the key strings: the same result, at a fraction of the cost.
-        rows = cached.rows
-        if not rows.empty:
-            distinct = pd.Index(keys).take(_first_of_each(codes))
-            row_codes = distinct.get_indexer(rows.index)
-            rows = rows[row_codes >= 0].set_axis(row_codes[row_codes >= 0], axis=0)
+        if not n:
+            return computed
+        missing = cached.missing
+        fresh: dict[str, Column] = {}
         if computed is not None and len(computed):
-            fresh_codes = codes[cached.missing]
-            keep = ~pd.Series(fresh_codes).duplicated(keep="last").to_numpy()
-            fresh = pd.DataFrame(_columns(computed))[keep].set_axis(fresh_codes[keep], axis=0)
-            rows = fresh if cached.rows.empty else pd.concat(
-                [rows[~rows.index.isin(fresh.index)], fresh])
-        aligned = rows.reindex(codes)
-        if aligned["level"].isna().any():
+            if len(computed) != len(missing):
+                raise ValueError(f"{computed.hazard}: {len(computed)} computed results for "
+                                 f"{len(missing)} missing sites")
+            src = _last_of_same(keys[missing])
+            fresh = {k: _take(v, src) if src is not None else v
+                     for k, v in _columns(computed).items()}
+        elif len(missing):
             raise RuntimeError("result store is missing sites after assembly")
+        if not cached.rows:
+            columns = fresh
+        else:
+            columns = dict(cached.rows)
+            for name, values in fresh.items():
+                columns[name] = _fill(columns.get(name), n, missing, values)
+            # Categories of other sites of the store are not this run's.
+            columns["flags"] = as_text_categorical(columns["flags"]).remove_unused_categories()
         base = computed
         meta = {} if base is not None else (self.meta(cached.fingerprint) or {})
-        extra = {c[len("extra__"):]: aligned[c].to_numpy() for c in aligned.columns
-                 if c.startswith("extra__")}
         return HazardResult(
             hazard=base.hazard if base else meta["hazard"],
             scenario=base.scenario if base else Narrative(meta["scenario"]),
@@ -359,46 +382,187 @@ class ResultStore:
             threshold_set=base.threshold_set if base else meta["threshold_set"],
             datasets=base.datasets if base else tuple(meta["datasets"]),
             method=base.method if base else meta["method"],
-            values=aligned["value"].to_numpy(dtype="float64"),
-            levels=aligned["level"].to_numpy(dtype="int8"),
-            level_low=aligned["level_low"].to_numpy(dtype="int8"),
-            level_high=aligned["level_high"].to_numpy(dtype="int8"),
-            flags=aligned["flags"].fillna("").to_numpy(dtype=object),
-            extra=extra,
+            values=np.asarray(columns["value"], dtype="float64"),
+            levels=np.asarray(columns["level"], dtype="int8"),
+            level_low=np.asarray(columns["level_low"], dtype="int8"),
+            level_high=np.asarray(columns["level_high"], dtype="int8"),
+            flags=columns["flags"],
+            extra={c[len("extra__"):]: v for c, v in columns.items() if c.startswith("extra__")},
             details=base.details if base else meta.get("details", {}),
-        ) if n else computed
+        )
 
 
-def _columns(result: HazardResult) -> dict[str, np.ndarray]:
-    """The per-site columns of a result, as stored."""
+def _columns(result: HazardResult) -> dict[str, Column]:
+    """The per-site columns of a result, as stored (flags as a categorical of their text)."""
     return {
         "value": np.asarray(result.values, dtype="float64"),
         "level": np.asarray(result.levels, dtype="int8"),
         "level_low": np.asarray(result.level_low, dtype="int8"),
         "level_high": np.asarray(result.level_high, dtype="int8"),
-        "flags": _as_text(result.flags),
+        "flags": as_text_categorical(result.flags),
         **{f"extra__{k}": np.asarray(v) for k, v in result.extra.items()},
     }
 
 
-def _as_text(values: np.ndarray) -> np.ndarray:
-    """``str`` of each value, as numpy's ``astype(str)`` gives it, but as an object array
-    that shares the strings: ``astype(str)`` makes a fixed-width copy as wide as the longest
-    flag for every site (hundreds of MB per million sites)."""
-    values = np.asarray(values, dtype=object)
-    other = np.fromiter((type(v) is not str for v in values), dtype=bool, count=len(values))
-    if not other.any():
+def as_text_categorical(values) -> pd.Categorical:
+    """``str`` of each value (as numpy's ``astype(str)`` gives it) as a categorical with
+    sorted categories: the strings are made once per distinct value, not per site."""
+    if isinstance(values, pd.Categorical):
         return values
-    out = values.copy()
-    out[other] = [str(v) for v in values[other]]
-    return out
+    values = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if not all(type(u) is str for u in uniques):
+        # Numbers, None or NaN: factorize may merge values whose text differs.
+        codes, uniques = pd.factorize(np.array([str(v) for v in values], dtype=object))
+    order = np.argsort(np.asarray(uniques, dtype=object))
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return pd.Categorical.from_codes(rank[codes] if len(codes) else codes.astype(np.int32),
+                                     categories=pd.Index(np.asarray(uniques, dtype=object)[order],
+                                                         dtype=object))
 
 
-def _first_of_each(codes: np.ndarray) -> np.ndarray:
-    """Position of the first occurrence of each code 0..k-1 (codes from ``pd.factorize``,
-    which numbers keys in order of first appearance)."""
-    _, first = np.unique(codes, return_index=True)
-    return first
+def _positions(loc: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each key's position in the sorted ``loc``, -1 where absent."""
+    if not len(loc):
+        return np.full(len(keys), -1, dtype=np.int64)
+    pos = np.searchsorted(loc, keys)
+    pos[pos == len(loc)] = 0
+    return np.where(loc[pos] == keys, pos, -1)
+
+
+def _cached(fingerprint: str, pos: np.ndarray, columns: dict[str, Column]) -> CachedLayer:
+    hit = pos >= 0
+    missing = np.flatnonzero(~hit)
+    if not hit.any():
+        return CachedLayer(fingerprint, missing)
+    take = np.where(hit, pos, 0)
+    return CachedLayer(fingerprint, missing, {k: _take(v, take) for k, v in columns.items()})
+
+
+def _take(values: Column, idx: np.ndarray) -> Column:
+    if isinstance(values, pd.Categorical):
+        return pd.Categorical.from_codes(values.codes[idx], dtype=values.dtype)
+    return np.asarray(values)[idx]
+
+
+def _last_of_same(keys: np.ndarray) -> np.ndarray | None:
+    """For each position, the last position with the same key; None when keys are distinct."""
+    distinct, first_rev = np.unique(keys[::-1], return_index=True)
+    if len(distinct) == len(keys):
+        return None
+    last = len(keys) - 1 - first_rev
+    return last[np.searchsorted(distinct, keys)]
+
+
+def _fill(column: Column | None, n: int, idx: np.ndarray, values: Column) -> Column:
+    """``column`` (length ``n``) with ``values`` at ``idx``."""
+    if isinstance(values, pd.Categorical):
+        old = column if isinstance(column, pd.Categorical) else \
+            pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[""])
+        cats = pd.Index(sorted(set(old.categories) | set(values.categories)), dtype=object)
+        codes = cats.get_indexer(old.categories)[old.codes].astype(np.int32)
+        codes[idx] = cats.get_indexer(values.categories)[values.codes]
+        out = pd.Categorical.from_codes(codes, categories=cats)
+        return out.remove_unused_categories()
+    values = np.asarray(values)
+    if column is None:
+        column = np.zeros(n, dtype=values.dtype) if values.dtype != object else \
+            np.full(n, None, dtype=object)
+    column = np.asarray(column)
+    dtype = np.result_type(column.dtype, values.dtype)
+    if dtype != column.dtype:
+        column = column.astype(dtype)
+    column[idx] = values
+    return column
+
+
+def _merge(tables: list[tuple[np.ndarray, dict[str, Column]]]
+           ) -> tuple[np.ndarray, dict[str, Column]]:
+    """Stored rows of several parts as one: distinct locations, sorted, the last part's row
+    where parts overlap. Columns absent from a part are left out."""
+    if not tables:
+        return np.zeros(0, dtype=np.int64), {}
+    names = [k for k in tables[0][1] if all(k in t[1] for t in tables)]
+    if len(tables) == 1:
+        loc, columns = tables[0]
+        columns = {k: columns[k] for k in names}
+    else:
+        loc = np.concatenate([t[0] for t in tables])
+        columns = {k: _concat([t[1][k] for t in tables]) for k in names}
+    if len(loc) > 1 and bool(np.all(loc[1:] > loc[:-1])):
+        return loc, columns  # already sorted and distinct (as parts are written)
+    distinct, first_rev = np.unique(loc[::-1], return_index=True)
+    idx = len(loc) - 1 - first_rev
+    return distinct, {k: _take(v, idx) for k, v in columns.items()}
+
+
+def _concat(parts: list[Column]) -> Column:
+    if any(isinstance(p, pd.Categorical) for p in parts):
+        from pandas.api.types import union_categoricals
+
+        return union_categoricals([as_text_categorical(p) for p in parts],
+                                  sort_categories=True)
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None
+               ) -> tuple[np.ndarray, dict[str, Column]] | None:
+    """A part's location keys and columns; None when it is unreadable (a damaged part is
+    recomputed, never trusted) or, with ``fingerprints``, a snapshot of other layers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        if fingerprints is not None:
+            meta = json.loads(table.schema.metadata[b"sitescreen"])
+            if tuple(meta["fingerprints"]) != fingerprints:
+                return None
+        columns: dict[str, Column] = {}
+        table = table.unify_dictionaries()
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            if pa.types.is_dictionary(col.type):
+                col = col.combine_chunks()
+                columns[name] = pd.Categorical.from_codes(
+                    col.indices.to_numpy(zero_copy_only=False),
+                    categories=pd.Index(col.dictionary.to_pylist(), dtype=object))
+            else:
+                columns[name] = col.to_numpy()
+        loc = np.asarray(columns.pop("loc"), dtype=np.int64)
+    except Exception as exc:
+        log.warning("ignoring unreadable cached results %s: %s", path, exc)
+        return None
+    return loc, columns
+
+
+def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, Column],
+                meta: dict | None = None) -> None:
+    """One Parquet part (``loc`` then the columns, text dictionary-encoded), written
+    atomically under a new name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrays = {"loc": pa.array(np.asarray(loc, dtype=np.int64))}
+    for name, values in columns.items():
+        if isinstance(values, pd.Categorical):
+            arrays[name] = pa.DictionaryArray.from_arrays(
+                pa.array(values.codes.astype(np.int32)),
+                pa.array(list(values.categories), type=pa.string()))
+        else:
+            arrays[name] = pa.array(values)
+    table = pa.table(arrays)
+    if meta is not None:
+        table = table.replace_schema_metadata({b"sitescreen": json.dumps(meta).encode()})
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}-", suffix=".parquet", dir=folder)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _json_default(obj):
