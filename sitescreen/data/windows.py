@@ -177,13 +177,20 @@ def needed_cells(grid: RasterInfo, lon: np.ndarray, lat: np.ndarray, *,
         pad_c = pad_c + _EXTRA_PAD_PX
     else:
         pad_r = pad_c = np.zeros(len(rows), dtype=np.int64)
-    out = []
-    for r, c, pr, pc in zip(rows, cols, np.broadcast_to(pad_r, rows.shape),
-                            np.broadcast_to(pad_c, rows.shape), strict=True):
-        r0, r1 = max(0, r - pr) // CELL, min(grid.height - 1, r + pr) // CELL
-        c0, c1 = max(0, c - pc) // CELL, min(grid.width - 1, c + pc) // CELL
-        rr, cc = np.mgrid[r0:r1 + 1, c0:c1 + 1]
-        out.append((rr * ncc + cc).ravel())
+    pad_r = np.broadcast_to(pad_r, rows.shape)
+    pad_c = np.broadcast_to(pad_c, rows.shape)
+    r0 = np.maximum(0, rows - pad_r) // CELL
+    r1 = np.minimum(grid.height - 1, rows + pad_r) // CELL
+    c0 = np.maximum(0, cols - pad_c) // CELL
+    c1 = np.minimum(grid.width - 1, cols + pad_c) // CELL
+    # Each site's block of cells, all sites of one block shape at a time.
+    shape = np.stack([r1 - r0 + 1, c1 - c0 + 1], axis=1)
+    out = [np.zeros(0, dtype=np.int64)]
+    for nr, nc in np.unique(shape, axis=0):
+        sel = (shape[:, 0] == nr) & (shape[:, 1] == nc)
+        rr = r0[sel][:, None, None] + np.arange(nr)[None, :, None]
+        cc = c0[sel][:, None, None] + np.arange(nc)[None, None, :]
+        out.append(np.unique((rr * ncc + cc).ravel()))
     return np.unique(np.concatenate(out)).astype(np.int64)
 
 
@@ -305,18 +312,19 @@ def plan_windows(entry: CatalogEntry, cache_root: str | Path, needs: Mapping[str
     """
     grid = grid_info(entry)
     folder = Path(cache_root) / entry.local_dir
-    by_pad: dict[float, np.ndarray] = {}
+    by_pad: dict[float, tuple[np.ndarray, tuple[int, ...]]] = {}
     files = []
     for name, pad in needs.items():
-        if pad not in by_pad:
-            by_pad[pad] = needed_cells(grid, lon, lat, pad_km=pad)
-        cells = by_pad[pad]
+        if pad not in by_pad:  # the cells of a search radius, once for every file
+            cells = needed_cells(grid, lon, lat, pad_km=pad)
+            by_pad[pad] = cells, tuple(cells.tolist())
+        cells, listed = by_pad[pad]
         path = folder / name
         rec = read_record(path) if path.is_file() else None
         full = path.is_file() and rec is None
         held = np.asarray(rec.get("cells", []), dtype=np.int64) if rec else np.zeros(0, np.int64)
-        missing = () if full else tuple(int(c) for c in np.setdiff1d(cells, held))
-        files.append(FileNeed(name, tuple(int(c) for c in cells), missing, full))
+        missing = () if full else tuple(np.setdiff1d(cells, held).tolist())
+        files.append(FileNeed(name, listed, missing, full))
     return WindowPlan(entry.id, tuple(files), str(cache_root), dict(needs),
                       n_cell_cols=-(-grid.width // CELL))
 
