@@ -84,8 +84,8 @@ def outside_country(lon: ArrayLike, lat: ArrayLike, country: str, *,
         d, _ = gaz.nearest(np.where(ok, lon, np.nan), np.where(ok, lat, np.nan), within=cc)
         own = np.minimum(own, d)
     anywhere, uid = gaz.nearest(np.where(ok, lon, np.nan), np.where(ok, lat, np.nan))
-    foreign_nearest = np.array([u >= 0 and gaz.places.country[u] not in members for u in uid],
-                               dtype=bool)
+    country_of = np.asarray(gaz.places.country, dtype=object)[np.maximum(uid, 0)]
+    foreign_nearest = (uid >= 0) & ~np.isin(country_of, list(members))
     # Distance to the nearest place of another country: the nearest place overall when it is
     # foreign; otherwise at least as far as the nearest own place (so the ratio test passes).
     other = np.where(foreign_nearest, anywhere, own)
@@ -122,30 +122,36 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
     lon = np.atleast_1d(np.asarray(lon, dtype="float64"))
     lat = np.atleast_1d(np.asarray(lat, dtype="float64"))
     n = len(lon)
-    countries = ["" if c is None else normalise_text(c).upper() for c in (country or [""] * n)]
-    cities = ["" if c is None else str(c) for c in (city or [""] * n)]
-    flags: list[list[LocationFlag]] = [[] for _ in range(n)]
+    # Text is normalised once per distinct value, not once per site.
+    countries = _each_distinct(country, n, lambda c: "" if c is None else normalise_text(c).upper())
+    cities = _each_distinct(city, n, lambda c: "" if c is None else str(c))
+    flags: dict[int, list[str]] = {}  # the flagged sites only
+
+    def flag(mask: np.ndarray, what: LocationFlag) -> None:
+        for i in np.flatnonzero(mask).tolist():
+            flags.setdefault(i, []).append(what.value)
+
+    def listed() -> list[tuple[str, ...]]:
+        return [tuple(flags[i]) if i in flags else () for i in range(n)]
+
     finite = np.isfinite(lon) & np.isfinite(lat)
     in_range = _in_range(lon, lat) & finite
-    for i in np.flatnonzero(~finite):
-        flags[i].append(LocationFlag.NO_COORDINATES)
-    for i in np.flatnonzero(finite & ~in_range):
-        flags[i].append(LocationFlag.INVALID_RANGE)
+    flag(~finite, LocationFlag.NO_COORDINATES)
+    flag(finite & ~in_range, LocationFlag.INVALID_RANGE)
     with np.errstate(invalid="ignore"):
         null = finite & (np.abs(lon) < _NULL_ISLAND_DEG) & (np.abs(lat) < _NULL_ISLAND_DEG)
-    for i in np.flatnonzero(null):
-        flags[i].append(LocationFlag.NULL_ISLAND)
+    flag(null, LocationFlag.NULL_ISLAND)
 
     needs_gazetteer = bool(finite.any()) and (any(countries) or any(cities))
     if not needs_gazetteer:
-        return [tuple(f.value for f in fl) for fl in flags]
+        return listed()
     geocoder = geocoder or OfflineGeocoder()
     gaz = geocoder.gazetteer
 
     # Country checks, one vectorised pass per stated country.
-    codes = np.array([gaz.country_code(c) or "?" if c else "" for c in countries])
-    for i in np.flatnonzero(codes == "?"):
-        flags[i].append(LocationFlag.UNKNOWN_COUNTRY)
+    codes = np.array(_each_distinct(countries, n, lambda c: gaz.country_code(c) or "?" if c
+                                    else ""), dtype=object)
+    flag(codes == "?", LocationFlag.UNKNOWN_COUNTRY)
     for cc in sorted(set(codes.tolist()) - {"", "?"}):
         idx = np.flatnonzero((codes == cc) & finite)
         if not len(idx):
@@ -154,31 +160,56 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
         swapped_ok = _in_range(lat[idx], lon[idx])
         swapped_out = outside_country(lat[idx], lon[idx], cc, country_km=country_km,
                                       gazetteer=gaz)
-        for k, i in enumerate(idx):
-            if outside[k] and null[i]:
-                continue  # null island already says it
-            if outside[k] and swapped_ok[k] and not swapped_out[k]:
-                flags[i].append(LocationFlag.SWAPPED)
-            if outside[k] and in_range[i]:
-                flags[i].append(LocationFlag.OUTSIDE_COUNTRY)
+        outside &= ~null[idx]  # null island already says it
+        swapped = np.zeros(n, dtype=bool)
+        swapped[idx[outside & swapped_ok & ~swapped_out]] = True
+        flag(swapped, LocationFlag.SWAPPED)
+        beyond = np.zeros(n, dtype=bool)
+        beyond[idx[outside & in_range[idx]]] = True
+        flag(beyond, LocationFlag.OUTSIDE_COUNTRY)
 
-    # Distance to the stated city, placed by the offline gazetteer.
+    # Distance to the stated city, placed by the offline gazetteer (once per city).
+    uid = np.full(n, -1, dtype=np.int64)
     resolved: dict[tuple[str, str], int] = {}
+    normalised: dict[str, str] = {}
     for i in np.flatnonzero(in_range & ~null):
         if not cities[i].strip():
             continue
-        key = (normalise_text(cities[i]), codes[i] if codes[i] != "?" else "")
+        if cities[i] not in normalised:
+            normalised[cities[i]] = normalise_text(cities[i])
+        key = (normalised[cities[i]], codes[i] if codes[i] != "?" else "")
         if key not in resolved:
             res = geocoder.resolve(AddressQuery(city=cities[i], country=key[1]))
             ok = res.status == "ok" and res.precision in (Precision.CITY, Precision.DISTRICT)
             resolved[key] = res.uid if ok else -1
-        uid = resolved[key]
-        if uid < 0:
-            continue
-        d = float(haversine_km(lon[i], lat[i], gaz.places.lon[uid], gaz.places.lat[uid]))
-        if d > far_km and not _in_chinese_unit(gaz, uid, lon[i], lat[i]):
-            flags[i].append(LocationFlag.FAR_FROM_CITY)
-    return [tuple(f.value for f in fl) for fl in flags]
+        uid[i] = resolved[key]
+    placed = np.flatnonzero(uid >= 0)
+    if len(placed):
+        d = haversine_km(lon[placed], lat[placed], np.asarray(gaz.places.lon)[uid[placed]],
+                         np.asarray(gaz.places.lat)[uid[placed]])
+        far = np.zeros(n, dtype=bool)
+        for i in placed[d > far_km]:
+            far[i] = not _in_chinese_unit(gaz, int(uid[i]), lon[i], lat[i])
+        flag(far, LocationFlag.FAR_FROM_CITY)
+    return listed()
+
+
+def _each_distinct(values: Sequence[object] | None, n: int, fn) -> list:
+    """``[fn(v) for v in values]`` (``values`` None: n empty strings), with ``fn`` called
+    once per distinct value."""
+    if values is None or not len(values):
+        return [fn("")] * n
+    seen: dict = {}
+    out = []
+    for v in values:
+        try:
+            r = seen[v]
+        except KeyError:
+            r = seen[v] = fn(v)
+        except TypeError:  # unhashable
+            r = fn(v)
+        out.append(r)
+    return out
 
 
 def _in_chinese_unit(gaz: Gazetteer, uid: int, lon: float, lat: float) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from shapely.geometry import Point
+import shapely
 
 from sitescreen.errors import GeocodeError, SiteValidationError
 from sitescreen.geocode.cache import GeocodeCache
@@ -245,27 +245,29 @@ def geocode_sites(
     if unknown:
         log.warning("overrides for unknown site ids ignored: %s", ", ".join(unknown[:20]))
 
-    cols: dict[str, list] = {c: [""] * n for c in GEOCODE_COLUMNS}
-    cols["geocode_confidence"] = [math.nan] * n
+    cols: dict[str, np.ndarray] = {c: np.full(n, "", dtype=object) for c in GEOCODE_COLUMNS}
+    cols["geocode_confidence"] = np.full(n, math.nan)
+    # Sites with coordinates, all at once; the others one by one below.
+    _fill(cols, given, source="given", geocoder="", precision=Precision.COORDINATES,
+          confidence=1.0, datum="WGS84", status="ok")
+    if pinned:
+        ignored = given & np.isin(np.asarray(site_ids, dtype=object), list(pinned))
+        cols["geocode_reason"][ignored] = "override ignored: the sites file gives coordinates"
     queries: dict[str, AddressQuery] = {}
     members: dict[str, list[int]] = {}
-    addresses, cities = _text_column(out, "address"), _text_column(out, "city")
-    countries, names = _text_column(out, "country"), _text_column(out, "name")
-    for i in range(n):
+    countries, cities = _text_column(out, "country"), _text_column(out, "city")
+    rest = out.iloc[np.flatnonzero(~given)]
+    addresses, names = _text_column(rest, "address"), _text_column(rest, "name")
+    for k, i in enumerate(np.flatnonzero(~given).tolist()):
         sid = site_ids[i]
-        if given[i]:
-            _fill(cols, i, source="given", geocoder="", precision=Precision.COORDINATES,
-                  confidence=1.0, datum="WGS84", status="ok",
-                  reason="override ignored: the sites file gives coordinates"
-                  if sid in pinned else "")
-        elif sid in pinned:
+        if sid in pinned:
             o = pinned[sid]
             lon[i], lat[i] = o.lon, o.lat
             _fill(cols, i, source="override", geocoder="override", precision=Precision.OVERRIDE,
                   confidence=1.0, datum="WGS84", status="ok",
                   reason=o.note or f"pinned by {Path(str(overrides)).name} row {o.row}")
         else:
-            q = AddressQuery(addresses[i], cities[i], countries[i], names[i])
+            q = AddressQuery(addresses[k], cities[i], countries[i], names[k])
             queries.setdefault(q.key, q)
             members.setdefault(q.key, []).append(i)
 
@@ -300,7 +302,7 @@ def geocode_sites(
     except GeocodeError as exc:  # the gazetteer could not load: report, do not fail the run
         log.warning("location checks skipped: %s", exc)
         flags = [()] * n
-    cols["location_flags"] = ["; ".join(f) for f in flags]
+    cols["location_flags"] = np.array(["; ".join(f) if f else "" for f in flags], dtype=object)
 
     out["lon"] = lon
     out["lat"] = lat
@@ -309,11 +311,11 @@ def geocode_sites(
     out["geocode_confidence"] = out["geocode_confidence"].astype("float64")
     geometry = out.geometry if isinstance(out, gpd.GeoDataFrame) and \
         out._geometry_column_name in out else gpd.GeoSeries([None] * n, index=out.index)
-    geoms = list(geometry)
-    for i in range(n):
-        if (geoms[i] is None or geoms[i].is_empty) and np.isfinite(lon[i]) and \
-                np.isfinite(lat[i]):
-            geoms[i] = Point(lon[i], lat[i])
+    geoms = np.asarray(geometry.array, dtype=object).copy() if n else np.zeros(0, object)
+    fill = (shapely.is_missing(geoms) | shapely.is_empty(geoms)) & np.isfinite(lon) & \
+        np.isfinite(lat)
+    if fill.any():
+        geoms[fill] = shapely.points(lon[fill], lat[fill])
     crs = getattr(sites, "crs", None) or "EPSG:4326"
     result_frame = gpd.GeoDataFrame(out.drop(columns=[geometry.name], errors="ignore"),
                                     geometry=gpd.GeoSeries(geoms, index=out.index, crs=crs),
@@ -322,8 +324,8 @@ def geocode_sites(
     return result_frame
 
 
-def _fill(cols: dict[str, list], i: int, *, source: str, geocoder: str, precision: Precision,
-          confidence: float, datum: str, status: str, query: str = "", matched: str = "",
+def _fill(cols: dict[str, np.ndarray], i: int | np.ndarray, *, source: str, geocoder: str,
+          precision: Precision, confidence: float, datum: str, status: str, query: str = "", matched: str = "",
           candidates: str = "", reason: str = "") -> None:
     cols["location_source"][i] = source
     cols["geocoder"][i] = geocoder
