@@ -792,6 +792,8 @@ def check_text_values(columns: dict[str, Sequence[object]], skip: np.ndarray,
     """
     bad = np.zeros(len(skip), dtype=bool)
     for name, values in columns.items():
+        if _BAD_TEXT.search("".join([v for v in values if isinstance(v, str)])) is None:
+            continue  # the usual case: one search of the whole column
         for i, v in enumerate(values):
             if skip[i] or not isinstance(v, str):
                 continue

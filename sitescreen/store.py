@@ -141,27 +141,26 @@ def location_digest(lon: np.ndarray, lat: np.ndarray) -> str:
 
 
 # Location keys of the last few coordinate arrays: a run checks, saves and assembles every
-# layer for the same sites.
-_MEMO: dict[bytes, np.ndarray] = {}
+# layer for the same sites. An entry is found by comparing the coordinates' bytes.
+_MEMO: list[tuple[np.ndarray, np.ndarray, bytes, np.ndarray]] = []
 _MEMO_SIZE = 4
 
 
 def _locations(lon: np.ndarray, lat: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """A digest of the coordinates and their :func:`location_keys`, memoised by digest."""
+    """An identifier of the coordinates and their :func:`location_keys` (memoised)."""
     lon = np.ascontiguousarray(lon, dtype="float64")
     lat = np.ascontiguousarray(lat, dtype="float64")
-    h = hashlib.blake2b(lon.tobytes(), digest_size=16)
-    h.update(lat.tobytes())
-    h.update(str(lon.shape).encode())
-    digest = h.digest()
-    keys = _MEMO.get(digest)
-    if keys is None:
-        keys = location_keys(lon, lat)
-        keys.setflags(write=False)
-        _MEMO[digest] = keys
-        while len(_MEMO) > _MEMO_SIZE:
-            _MEMO.pop(next(iter(_MEMO)))
-    return digest, keys
+    for old_lon, old_lat, ident, keys in _MEMO:
+        if old_lon.shape == lon.shape and np.array_equal(
+                old_lon.view(np.uint64), lon.view(np.uint64)) and np.array_equal(
+                old_lat.view(np.uint64), lat.view(np.uint64)):
+            return ident, keys
+    keys = location_keys(lon, lat)
+    keys.setflags(write=False)
+    ident = hashlib.blake2b(keys.tobytes(), digest_size=16).digest()
+    _MEMO.insert(0, (lon.copy(), lat.copy(), ident, keys))
+    del _MEMO[_MEMO_SIZE:]
+    return ident, keys
 
 
 #: A stored column: numbers as numpy arrays, text (flags) as a categorical.
@@ -370,7 +369,7 @@ class ResultStore:
             for name, values in fresh.items():
                 columns[name] = _fill(columns.get(name), n, missing, values)
             # Categories of other sites of the store are not this run's.
-            columns["flags"] = as_text_categorical(columns["flags"]).remove_unused_categories()
+            columns["flags"] = _used_categories(as_text_categorical(columns["flags"]))
         base = computed
         meta = {} if base is not None else (self.meta(cached.fingerprint) or {})
         return HazardResult(
@@ -422,6 +421,17 @@ def as_text_categorical(values) -> pd.Categorical:
                                                          dtype=object))
 
 
+def _used_categories(values: pd.Categorical) -> pd.Categorical:
+    """``values`` without the categories no value uses (as ``remove_unused_categories``,
+    by counting codes rather than sorting them)."""
+    used = np.bincount(values.codes[values.codes >= 0], minlength=len(values.categories)) > 0
+    if used.all():
+        return values
+    remap = np.cumsum(used) - 1
+    codes = np.where(values.codes >= 0, remap[np.maximum(values.codes, 0)], -1)
+    return pd.Categorical.from_codes(codes, categories=values.categories[used])
+
+
 def _positions(loc: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each key's position in the sorted ``loc``, -1 where absent."""
     if not len(loc):
@@ -463,8 +473,7 @@ def _fill(column: Column | None, n: int, idx: np.ndarray, values: Column) -> Col
         cats = pd.Index(sorted(set(old.categories) | set(values.categories)), dtype=object)
         codes = cats.get_indexer(old.categories)[old.codes].astype(np.int32)
         codes[idx] = cats.get_indexer(values.categories)[values.codes]
-        out = pd.Categorical.from_codes(codes, categories=cats)
-        return out.remove_unused_categories()
+        return pd.Categorical.from_codes(codes, categories=cats)
     values = np.asarray(values)
     if column is None:
         column = np.zeros(n, dtype=values.dtype) if values.dtype != object else \

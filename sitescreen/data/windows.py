@@ -249,7 +249,9 @@ def check_cover(path: str, lon: np.ndarray, lat: np.ndarray, *, entry: CatalogEn
 
 @dataclass(frozen=True, slots=True)
 class FileNeed:
-    """One file of a windowed dataset: the cells the request needs and what is missing."""
+    """One file of a windowed dataset: the cells the request needs and what is missing (no
+    cells are listed for a full file: it holds them all, so the sites' cells are not
+    worked out)."""
 
     name: str
     cells: tuple[int, ...]
@@ -315,16 +317,17 @@ def plan_windows(entry: CatalogEntry, cache_root: str | Path, needs: Mapping[str
     by_pad: dict[float, tuple[np.ndarray, tuple[int, ...]]] = {}
     files = []
     for name, pad in needs.items():
+        path = folder / name
+        rec = read_record(path) if path.is_file() else None
+        if path.is_file() and rec is None:  # the whole file: it holds every cell
+            files.append(FileNeed(name, (), (), True))
+            continue
         if pad not in by_pad:  # the cells of a search radius, once for every file
             cells = needed_cells(grid, lon, lat, pad_km=pad)
             by_pad[pad] = cells, tuple(cells.tolist())
         cells, listed = by_pad[pad]
-        path = folder / name
-        rec = read_record(path) if path.is_file() else None
-        full = path.is_file() and rec is None
         held = np.asarray(rec.get("cells", []), dtype=np.int64) if rec else np.zeros(0, np.int64)
-        missing = () if full else tuple(np.setdiff1d(cells, held).tolist())
-        files.append(FileNeed(name, listed, missing, full))
+        files.append(FileNeed(name, listed, tuple(np.setdiff1d(cells, held).tolist()), False))
     return WindowPlan(entry.id, tuple(files), str(cache_root), dict(needs),
                       n_cell_cols=-(-grid.width // CELL))
 
