@@ -424,9 +424,9 @@ def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
               request: ScreeningRequest, *, chunk_sites: int = DEFAULT_CHUNK_SITES
               ) -> tuple[SiteResults, pd.DataFrame]:
     """The per-site results (hazards and composites, columnar) and the shares table, both
-    computed chunk by chunk of sites (:class:`sitescreen.aggregate.SiteResults`)."""
+    computed chunk by chunk of sites (:class:`sitescreen.aggregate.SiteResults`). The weight
+    field was checked before the hazard work (:func:`check_weight`, in :func:`screen`)."""
     catalog = catalog_for(request)
-    check_weight(sites, request.weight)
     labels = {name: spec.label for name, spec in catalog.hazards.items()}
     columns = SiteResults.from_results(sites["site_id"].to_numpy(dtype=object), results,
                                        labels=labels)

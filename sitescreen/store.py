@@ -28,6 +28,7 @@ import os
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -181,18 +182,57 @@ class CachedLayer:
     rows: dict[str, Column] = field(default_factory=dict)
 
 
+#: One stored part: sorted distinct location keys and the columns of their rows.
+Part = tuple[np.ndarray, dict[str, Column]]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Where each site's stored row is: the part (-1: none; the last part that holds the
+    location) and the row in it, with the sites of each part that has any."""
+
+    which: np.ndarray
+    pos: np.ndarray
+    groups: tuple[tuple[int, np.ndarray], ...]
+
+    @classmethod
+    def of(cls, parts: Sequence[Part], keys: np.ndarray) -> Found:
+        which = np.full(len(keys), -1, dtype=np.int32)
+        pos = np.zeros(len(keys), dtype=np.int64)
+        for p, (loc, _) in enumerate(parts):
+            at = _positions(loc, keys)
+            hit = at >= 0
+            which[hit] = p
+            pos[hit] = at[hit]
+        groups = tuple((p, idx) for p in range(len(parts))
+                       if len(idx := np.flatnonzero(which == p)))
+        return cls(which, pos, groups)
+
+    @property
+    def missing(self) -> np.ndarray:
+        return np.flatnonzero(self.which < 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The stored per-site columns of a set of layers (see the module docstring): one row
-    per distinct location, sorted by location key."""
+    """The stored per-site columns of a set of layers (see the module docstring), as its
+    parts (oldest first; each sorted by location key): the rows of a run's sites are taken
+    from the parts directly, never merged into one table."""
 
     key: str
     fingerprints: tuple[str, ...]
-    loc: np.ndarray  # sorted distinct location keys (int64)
-    columns: dict[str, Column]  # "<layer>__<column>", aligned with loc
-    n_parts: int = 1
-    #: Positions of the sites' keys in ``loc`` (-1: absent), memoised per coordinates.
-    _found: dict[bytes, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    parts: tuple[Part, ...]  # columns "<layer>__<column>"
+    #: Where the sites' rows are, memoised per set of coordinates.
+    _found: dict[bytes, Found] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.parts)
+
+    @property
+    def loc(self) -> np.ndarray:
+        """Every stored location key, sorted."""
+        return np.unique(np.concatenate([loc for loc, _ in self.parts]))
 
     def __len__(self) -> int:
         return len(self.loc)
@@ -200,28 +240,28 @@ class Snapshot:
     @property
     def rows(self) -> pd.DataFrame:
         """Every column, indexed by location key (for inspection: built on request)."""
-        return pd.DataFrame(dict(self.columns), index=pd.Index(self.loc, name="loc"))
-
-    def layer_columns(self, i: int) -> dict[str, Column]:
-        """Layer ``i``'s columns under their stored names (value, level, ..., extra__*)."""
-        prefix = f"{i}__"
-        return {c[len(prefix):]: v for c, v in self.columns.items() if c.startswith(prefix)}
+        loc, columns = _merge(list(self.parts))
+        return pd.DataFrame(columns, index=pd.Index(loc, name="loc"))
 
     def layer_rows(self, i: int) -> pd.DataFrame:
-        return pd.DataFrame(self.layer_columns(i), index=pd.Index(self.loc, name="loc"))
+        """Layer ``i``'s columns under their stored names (value, level, ..., extra__*)."""
+        prefix = f"{i}__"
+        rows = self.rows
+        return rows[[c for c in rows.columns if c.startswith(prefix)]].rename(
+            columns=lambda c: c[len(prefix):])
 
-    def positions(self, digest: bytes, keys: np.ndarray) -> np.ndarray:
-        found = self._found.get(digest)
-        if found is None:
-            found = _positions(self.loc, keys)
+    def found(self, ident: bytes, keys: np.ndarray) -> Found:
+        hit = self._found.get(ident)
+        if hit is None:
+            hit = Found.of(self.parts, keys)
             self._found.clear()
-            self._found[digest] = found
-        return found
+            self._found[ident] = hit
+        return hit
 
     def held(self) -> Snapshot:
         """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
         needs of the previous one, so that the columns can be freed once checked."""
-        return Snapshot(self.key, self.fingerprints, self.loc, {}, self.n_parts)
+        return Snapshot(self.key, self.fingerprints, tuple((loc, {}) for loc, _ in self.parts))
 
 
 class ResultStore:
@@ -232,14 +272,14 @@ class ResultStore:
 
     def lookup(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray) -> CachedLayer:
         _, keys = _locations(lon, lat)
-        loc, columns = self._read(fingerprint)
-        return _cached(fingerprint, _positions(loc, keys), columns)
+        parts = self._read(fingerprint)
+        return _cached(fingerprint, parts, Found.of(parts, keys))
 
-    def _read(self, fingerprint: str) -> tuple[np.ndarray, dict[str, Column]]:
-        """The layer's stored rows: distinct sorted location keys and the columns."""
+    def _read(self, fingerprint: str) -> list[Part]:
+        """The layer's stored parts."""
         folder = self.root / fingerprint
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-        return _merge([t for t in map(_read_part, parts) if t is not None])
+        return [t for t in map(_read_part, parts) if t is not None]
 
     @staticmethod
     def snapshot_key(fingerprints: tuple[str, ...] | list[str]) -> str:
@@ -258,16 +298,14 @@ class ResultStore:
                   if t is not None]
         if not tables:
             return None
-        loc, columns = _merge(tables)
-        return Snapshot(self.snapshot_key(fingerprints), fingerprints, loc, columns,
-                        n_parts=len(tables))
+        return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(tables))
 
     def cached_from_snapshot(self, snapshot: Snapshot, i: int, lon: np.ndarray,
                              lat: np.ndarray) -> CachedLayer:
         """:meth:`lookup` of layer ``i`` of ``snapshot``, without reading the layer's parts."""
-        digest, keys = _locations(lon, lat)
-        return _cached(snapshot.fingerprints[i], snapshot.positions(digest, keys),
-                       snapshot.layer_columns(i))
+        ident, keys = _locations(lon, lat)
+        return _cached(snapshot.fingerprints[i], snapshot.parts, snapshot.found(ident, keys),
+                       prefix=f"{i}__")
 
     def write_snapshot(self, fingerprints: tuple[str, ...] | list[str], lon: np.ndarray,
                        lat: np.ndarray, results: list[HazardResult],
@@ -281,17 +319,18 @@ class ResultStore:
         loc, first = np.unique(keys, return_index=True)
         folder = self._snapshot_folder(fingerprints)
         old_loc, old_columns, stale = None, None, []
-        if previous is not None and len(previous):
-            new = _positions(previous.loc, loc) < 0
+        if previous is not None and previous.n_parts:
             if previous.n_parts >= SNAPSHOT_MAX_PARTS:
-                full = previous if previous.columns else self.read_snapshot(fingerprints)
+                full = previous if any(c for _, c in previous.parts) else \
+                    self.read_snapshot(fingerprints)
                 if full is not None:
-                    keep = _positions(loc, full.loc) < 0
-                    old_loc = full.loc[keep]
-                    old_columns = {k: _take(v, np.flatnonzero(keep))
-                                   for k, v in full.columns.items()}
+                    full_loc, full_columns = _merge(list(full.parts))
+                    keep = np.flatnonzero(_positions(loc, full_loc) < 0)
+                    old_loc = full_loc[keep]
+                    old_columns = {k: _take(v, keep) for k, v in full_columns.items()}
                     stale = sorted(folder.glob("part-*.parquet"))
             else:
+                new = Found.of(previous.parts, loc).which < 0
                 loc, first = loc[new], first[new]
         if not len(loc):
             return
@@ -338,7 +377,12 @@ class ResultStore:
         # writes the same manifest bytes as a run that computed the layer.
         atomic_write(folder / "meta.json",
                            json.dumps(meta, default=_json_default).encode())
-        _write_part(folder, "part", _locations(lon, lat)[1], _columns(result))
+        # Sorted distinct locations, the last computed site of each (as parts are read).
+        keys = _locations(lon, lat)[1]
+        distinct, first_rev = np.unique(keys[::-1], return_index=True)
+        last = len(keys) - 1 - first_rev
+        _write_part(folder, "part", distinct,
+                    {k: _take(v, last) for k, v in _columns(result).items()})
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
                  computed: HazardResult | None) -> HazardResult:
@@ -441,13 +485,35 @@ def _positions(loc: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(loc[pos] == keys, pos, -1)
 
 
-def _cached(fingerprint: str, pos: np.ndarray, columns: dict[str, Column]) -> CachedLayer:
-    hit = pos >= 0
-    missing = np.flatnonzero(~hit)
-    if not hit.any():
+def _cached(fingerprint: str, parts: Sequence[Part], found: Found, *,
+            prefix: str = "") -> CachedLayer:
+    """The sites' stored rows (the columns named ``prefix<name>``) and the missing sites."""
+    missing = found.missing
+    if not found.groups:
         return CachedLayer(fingerprint, missing)
-    take = np.where(hit, pos, 0)
-    return CachedLayer(fingerprint, missing, {k: _take(v, take) for k, v in columns.items()})
+    names = [k for k in parts[0][1] if k.startswith(prefix) and all(k in c for _, c in parts)]
+    return CachedLayer(fingerprint, missing, {
+        k[len(prefix):]: _gather([c[k] for _, c in parts], found) for k in names})
+
+
+def _gather(columns: list[Column], found: Found) -> Column:
+    """One column for the sites from the parts' columns (placeholders where missing)."""
+    if len(found.groups) == 1:
+        return _take(columns[found.groups[0][0]], np.where(found.which >= 0, found.pos, 0))
+    n = len(found.which)
+    used = [(columns[p], idx) for p, idx in found.groups]
+    if any(isinstance(c, pd.Categorical) for c, _ in used):
+        used = [(as_text_categorical(c), idx) for c, idx in used]
+        cats = pd.Index(sorted(set().union(*(c.categories for c, _ in used))), dtype=object)
+        codes = np.zeros(n, dtype=np.int32)
+        for c, idx in used:
+            codes[idx] = cats.get_indexer(c.categories)[c.codes[found.pos[idx]]]
+        return pd.Categorical.from_codes(codes, categories=cats)
+    dtype = np.result_type(*[np.asarray(c).dtype for c, _ in used])
+    out = np.full(n, None, dtype=object) if dtype == object else np.zeros(n, dtype=dtype)
+    for c, idx in used:
+        out[idx] = np.asarray(c)[found.pos[idx]]
+    return out
 
 
 def _take(values: Column, idx: np.ndarray) -> Column:
@@ -542,7 +608,7 @@ def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None
     except Exception as exc:
         log.warning("ignoring unreadable cached results %s: %s", path, exc)
         return None
-    return loc, columns
+    return _merge([(loc, columns)])  # sorted and distinct, as written
 
 
 def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, Column],

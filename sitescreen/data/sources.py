@@ -200,16 +200,22 @@ class DataSource:
         base = cls.open(cache_root)
         root = Path(base.root)
         origins: dict[str, str] = {}
-        for side in sorted(root.rglob("*" + SIDECAR_SUFFIX)):
+        found: dict[str, list[Path]] = {SIDECAR_SUFFIX: [], EXTRACTED_SUFFIX: [],
+                                        WINDOWS_SUFFIX: []}
+        for path in root.rglob("*"):  # one listing of the folder for the three kinds
+            for suffix, paths in found.items():
+                if path.name.endswith(suffix):
+                    paths.append(path)
+        for side in sorted(found[SIDECAR_SUFFIX]):
             rec = _read_json(side)
             rel = side.relative_to(root).as_posix()[: -len(SIDECAR_SUFFIX)]
             origins[rel] = str(rec.get("origin") or DataOrigin.LOCAL.value)
-        for manifest in sorted(root.rglob("*" + EXTRACTED_SUFFIX)):
+        for manifest in sorted(found[EXTRACTED_SUFFIX]):
             rec = _read_json(manifest)
             folder = manifest.parent.relative_to(root).as_posix()
             for member in rec.get("members", {}):
                 origins[f"{folder}/{member}"] = str(rec.get("origin") or DataOrigin.LOCAL.value)
-        for side in sorted(root.rglob("*" + WINDOWS_SUFFIX)):
+        for side in sorted(found[WINDOWS_SUFFIX]):
             rec = _read_json(side)
             rel = side.relative_to(root).as_posix()[: -len(WINDOWS_SUFFIX)]
             origins[rel] = str(rec.get("origin") or DataOrigin.LOCAL.value)
