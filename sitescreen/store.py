@@ -189,7 +189,8 @@ Part = tuple[np.ndarray, dict[str, Column]]
 @dataclass(frozen=True, slots=True)
 class Found:
     """Where each site's stored row is: the part (-1: none; the last part that holds the
-    location) and the row in it, with the sites of each part that has any."""
+    location) and the row in it; ``groups`` lists the sites of each part that has any,
+    the largest group first."""
 
     which: np.ndarray
     pos: np.ndarray
@@ -204,9 +205,9 @@ class Found:
             hit = at >= 0
             which[hit] = p
             pos[hit] = at[hit]
-        groups = tuple((p, idx) for p in range(len(parts))
-                       if len(idx := np.flatnonzero(which == p)))
-        return cls(which, pos, groups)
+        groups = sorted(((p, idx) for p in range(len(parts))
+                         if len(idx := np.flatnonzero(which == p))), key=lambda g: -len(g[1]))
+        return cls(which, pos, tuple(groups))
 
     @property
     def missing(self) -> np.ndarray:
@@ -497,22 +498,27 @@ def _cached(fingerprint: str, parts: Sequence[Part], found: Found, *,
 
 
 def _gather(columns: list[Column], found: Found) -> Column:
-    """One column for the sites from the parts' columns (placeholders where missing)."""
-    if len(found.groups) == 1:
-        return _take(columns[found.groups[0][0]], np.where(found.which >= 0, found.pos, 0))
-    n = len(found.which)
-    used = [(columns[p], idx) for p, idx in found.groups]
-    if any(isinstance(c, pd.Categorical) for c, _ in used):
-        used = [(as_text_categorical(c), idx) for c, idx in used]
-        cats = pd.Index(sorted(set().union(*(c.categories for c, _ in used))), dtype=object)
-        codes = np.zeros(n, dtype=np.int32)
-        for c, idx in used:
-            codes[idx] = cats.get_indexer(c.categories)[c.codes[found.pos[idx]]]
+    """One column for the sites from the parts' columns (placeholders where missing): a
+    take from the part with most of the sites, then the few rows of the other parts."""
+    (first, _), rest = found.groups[0], found.groups[1:]
+    part = columns[first]
+    if any(isinstance(columns[p], pd.Categorical) for p, _ in found.groups):
+        used = {p: as_text_categorical(columns[p]) for p, _ in found.groups}
+        cats = used[first].categories
+        if rest:
+            cats = pd.Index(sorted(set().union(*(c.categories for c in used.values()))),
+                            dtype=object)
+        recode = {p: cats.get_indexer(c.categories).astype(np.int32) for p, c in used.items()}
+        codes = recode[first][used[first].codes.take(found.pos, mode="clip")]
+        for p, idx in rest:
+            codes[idx] = recode[p][used[p].codes[found.pos[idx]]]
         return pd.Categorical.from_codes(codes, categories=cats)
-    dtype = np.result_type(*[np.asarray(c).dtype for c, _ in used])
-    out = np.full(n, None, dtype=object) if dtype == object else np.zeros(n, dtype=dtype)
-    for c, idx in used:
-        out[idx] = np.asarray(c)[found.pos[idx]]
+    dtype = np.result_type(*[np.asarray(columns[p]).dtype for p, _ in found.groups])
+    out = np.asarray(part).take(found.pos, mode="clip")
+    if out.dtype != dtype:
+        out = out.astype(dtype)
+    for p, idx in rest:
+        out[idx] = np.asarray(columns[p])[found.pos[idx]]
     return out
 
 

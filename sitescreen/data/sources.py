@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -202,10 +203,11 @@ class DataSource:
         origins: dict[str, str] = {}
         found: dict[str, list[Path]] = {SIDECAR_SUFFIX: [], EXTRACTED_SUFFIX: [],
                                         WINDOWS_SUFFIX: []}
-        for path in root.rglob("*"):  # one listing of the folder for the three kinds
-            for suffix, paths in found.items():
-                if path.name.endswith(suffix):
-                    paths.append(path)
+        for folder, dirs, files in os.walk(root):  # one listing for the three kinds
+            for name in files + dirs:
+                for suffix, paths in found.items():
+                    if name.endswith(suffix):
+                        paths.append(Path(folder, name))
         for side in sorted(found[SIDECAR_SUFFIX]):
             rec = _read_json(side)
             rel = side.relative_to(root).as_posix()[: -len(SIDECAR_SUFFIX)]
