@@ -185,3 +185,42 @@ def test_record_suffix_and_json(entry, server, tmp_path):
     side = tmp_path / "aqueduct_floods" / (RIVER + WINDOWS_SUFFIX)
     data = json.loads(side.read_text())
     assert data["layout"]["block_shape"] == [256, 256] and data["layout"]["compression"]
+
+
+def test_a_folder_of_whole_files_is_complete_without_working_out_cells(entry, tmp_path,
+                                                                       monkeypatch):
+    from sitescreen.data import windows
+
+    folder = tmp_path / entry.local_dir
+    folder.mkdir(parents=True)
+    (folder / RIVER).write_bytes(b"whole")  # a full file: no .windows.json record
+    lon, lat = _lonlat(SITES)
+    plan = plan_windows(entry, tmp_path, NEEDS, lon, lat)  # the coastal file is missing
+    assert [f.name for f in plan.missing_files] == [COAST] and plan.missing_files[0].cells
+    (folder / COAST).write_bytes(b"whole")
+    monkeypatch.setattr(windows, "needed_cells", lambda *a, **k: pytest.fail("cells"))
+    plan = plan_windows(entry, tmp_path, NEEDS, lon, lat)
+    assert plan.complete and all(f.full and not f.cells for f in plan.files)
+
+
+def test_needed_cells_are_each_sites_block_of_cells(entry):
+    from sitescreen.data.windows import _EXTRA_PAD_PX, _LAT_MARGIN_DEG, CELL, grid_info, \
+        needed_cells
+    from sitescreen.raster import pixel_index, search_pad
+
+    grid = grid_info(entry)
+    rng = np.random.default_rng(5)
+    lon, lat = rng.uniform(-179, 179, 300), rng.uniform(-80, 80, 300)
+    ncc = -(-grid.width // CELL)
+    rows, cols, _ = pixel_index(grid, lon, lat)
+    for pad in (0.0, 30.0):
+        expect = set()
+        for r, c, y in zip(rows, cols, lat, strict=True):  # one site at a time
+            pr = pc = 0
+            if pad:
+                pr, pc = (int(np.ravel(v)[0]) + _EXTRA_PAD_PX for v in
+                          search_pad(grid, np.array([abs(y) + _LAT_MARGIN_DEG]), pad))
+            for cr in range(max(0, r - pr) // CELL, min(grid.height - 1, r + pr) // CELL + 1):
+                for cc in range(max(0, c - pc) // CELL, min(grid.width - 1, c + pc) // CELL + 1):
+                    expect.add(cr * ncc + cc)
+        assert needed_cells(grid, lon, lat, pad_km=pad).tolist() == sorted(expect)

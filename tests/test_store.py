@@ -92,6 +92,17 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
         assert np.array_equal(second.results.level[i][:30], first.results.level[i])
         assert np.array_equal(second.results.level[i], fresh.results.level[i])
     pd.testing.assert_frame_equal(second.shares, fresh.shares)
+    # Every column of every layer, not only the levels, is what a fresh run computes.
+    for name in ("value", "level_low", "level_high"):
+        for a, b in zip(getattr(second.results, name), getattr(fresh.results, name),
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(second.results.flags, fresh.results.flags, strict=True):
+        assert list(np.asarray(a)) == list(np.asarray(b))
+    for a, b in zip(second.results.extra, fresh.results.extra, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
 
 
 def test_snapshot_parts_are_merged_past_the_limit(tmp_path, monkeypatch):
@@ -118,3 +129,73 @@ def test_snapshot_parts_are_merged_past_the_limit(tmp_path, monkeypatch):
     assert st.read_snapshot(["other"]) is None
     assert list(snap.layer_rows(0).columns) == ["value", "level", "level_low", "level_high",
                                                 "flags"]
+
+
+def test_location_keys_are_the_rounded_coordinates():
+    lon = np.array([121.4, 121.4000004, 121.4000006, -0.0, 0.0, np.nan, -179.999999, 179.999999])
+    lat = np.array([31.2, 31.2, 31.2, 0.0, 0.0, 10.0, -89.999999, 89.999999])
+    keys = store.location_keys(lon, lat)
+    assert keys.dtype == np.int64
+    assert keys[0] == keys[1] != keys[2]  # the same location to 1e-6 degrees, or not
+    assert keys[3] == keys[4]  # -0.0 and 0.0 are one place
+    assert keys[5] == store.NO_LOCATION
+    assert len(set(keys[[0, 2, 3, 6, 7]].tolist())) == 5 and (keys[[0, 2, 3, 6, 7]] >= 0).all()
+    # Any two coordinates that round apart get different keys.
+    rng = np.random.default_rng(3)
+    lo, la = rng.uniform(-180, 180, 50_000), rng.uniform(-90, 90, 50_000)
+    lo[:100], la[:100] = lo[100:200] + 4e-7, la[100:200]  # some rounding together
+    pairs = set(zip(np.round(lo, 6).tolist(), np.round(la, 6).tolist(), strict=True))
+    assert len(np.unique(store.location_keys(lo, la))) == len(pairs)
+
+
+def _levels_result(lv: np.ndarray, flags: list[str] | None = None) -> HazardResult:
+    n = len(lv)
+    return HazardResult(hazard="h", scenario=Narrative.PESSIMISTIC, year=2050,
+                        pathway=pathway_for("aqueduct_floods", Narrative.PESSIMISTIC, 2050),
+                        units="u", threshold_set="t", datasets=("d",), method="m",
+                        values=lv.astype(float) / 2, levels=lv, level_low=lv, level_high=lv,
+                        flags=np.array(flags or [f"f{v}" for v in lv], dtype=object),
+                        extra={"note": np.array([f"n{v}" for v in lv], dtype=object),
+                               "raw": lv.astype(float) * 3})
+
+
+def test_sites_read_from_several_snapshot_parts_get_their_stored_rows(tmp_path):
+    st = ResultStore(tmp_path)
+    snap = None
+    lon = np.arange(12, dtype=float) + 100.0
+    lat = np.full(12, 20.0)
+    lv = (np.arange(12) % 5 + 1).astype("int8")
+    for a, b in ((0, 6), (0, 9), (0, 12)):  # three parts: 6, then 3, then 3 new locations
+        st.write_snapshot(["fp"], lon[a:b], lat[a:b], [_levels_result(lv[a:b])], previous=snap)
+        snap = st.read_snapshot(["fp"])
+    assert snap.n_parts == 3 and len(snap) == 12
+    order = np.array([11, 0, 7, 3, 3, 10, 6])  # sites in another order, one twice
+    extra_lon = np.append(lon[order], 150.0)  # and one the store lacks
+    extra_lat = np.append(lat[order], 20.0)
+    cached = st.cached_from_snapshot(snap, 0, extra_lon, extra_lat)
+    assert cached.missing.tolist() == [len(order)]
+    computed = _levels_result(np.array([4], dtype="int8"), flags=["new"])
+    out = st.assemble(cached, extra_lon, extra_lat, computed)
+    expect = np.append(lv[order], 4)
+    assert out.levels.tolist() == expect.tolist()
+    assert np.allclose(out.values, expect / 2) and np.allclose(out.extra["raw"], expect * 3)
+    assert [str(f) for f in np.asarray(out.flags)] == [f"f{v}" for v in lv[order]] + ["new"]
+    assert list(out.extra["note"][:-1]) == [f"n{v}" for v in lv[order]]
+    assert list(out.flags.categories) == sorted({f"f{v}" for v in lv[order]} | {"new"})
+
+
+def test_sites_sharing_a_location_get_the_last_computed_row(tmp_path):
+    st = ResultStore(tmp_path)
+    lon = np.array([120.0, 121.0, 120.0000001, 122.0])
+    lat = np.array([30.0, 30.0, 30.0, 30.0])
+    lv = np.array([1, 2, 3, 4], dtype="int8")
+    first = st.lookup("fp", lon, lat)
+    assert first.missing.tolist() == [0, 1, 2, 3] and not first.rows
+    st.save("fp", lon, lat, _levels_result(lv))
+    out = st.assemble(first, lon, lat, _levels_result(lv))
+    assert out.levels.tolist() == [3, 2, 3, 4]  # sites 0 and 2 are one location
+    part = pd.read_parquet(next((tmp_path / "fp").glob("part-*.parquet")))
+    assert len(part) == 3 and part["loc"].is_monotonic_increasing  # one row per location
+    again = st.lookup("fp", lon[::-1], lat[::-1])
+    assert not len(again.missing)
+    assert st.assemble(again, lon[::-1], lat[::-1], None).levels.tolist() == [4, 3, 2, 3]
