@@ -27,8 +27,8 @@ import logging
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -204,8 +204,13 @@ def test_a_folder_of_whole_files_is_complete_without_working_out_cells(entry, tm
 
 
 def test_needed_cells_are_each_sites_block_of_cells(entry):
-    from sitescreen.data.windows import _EXTRA_PAD_PX, _LAT_MARGIN_DEG, CELL, grid_info, \
-        needed_cells
+    from sitescreen.data.windows import (
+        _EXTRA_PAD_PX,
+        _LAT_MARGIN_DEG,
+        CELL,
+        grid_info,
+        needed_cells,
+    )
     from sitescreen.raster import pixel_index, search_pad
 
     grid = grid_info(entry)

@@ -149,7 +149,6 @@ def test_location_keys_are_the_rounded_coordinates():
 
 
 def _levels_result(lv: np.ndarray, flags: list[str] | None = None) -> HazardResult:
-    n = len(lv)
     return HazardResult(hazard="h", scenario=Narrative.PESSIMISTIC, year=2050,
                         pathway=pathway_for("aqueduct_floods", Narrative.PESSIMISTIC, 2050),
                         units="u", threshold_set="t", datasets=("d",), method="m",
