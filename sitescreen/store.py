@@ -335,14 +335,15 @@ class ResultStore:
                 loc, first = loc[new], first[new]
         if not len(loc):
             return
-        columns: dict[str, Column] = {}
-        for i, r in enumerate(results):
-            for name, values in _columns(r).items():
-                columns[f"{i}__{name}"] = _take(values, first)
+        columns: dict[str, Column] = {f"{i}__{name}": values for i, r in enumerate(results)
+                                      for name, values in _columns(r).items()}
+        rows = first
         if old_loc is not None:
-            loc, columns = _merge([(old_loc, old_columns), (loc, columns)])
-        _write_part(folder, "snapshot", loc, columns,
-                    {"fingerprints": list(fingerprints)})
+            loc, columns = _merge([(old_loc, old_columns),
+                                   (loc, {k: _take(v, first) for k, v in columns.items()})])
+            rows = None
+        _write_part(folder, "snapshot", loc, columns, {"fingerprints": list(fingerprints)},
+                    rows=rows)
         for part in stale:  # merged into the new part
             part.unlink(missing_ok=True)
 
@@ -382,8 +383,7 @@ class ResultStore:
         keys = _locations(lon, lat)[1]
         distinct, first_rev = np.unique(keys[::-1], return_index=True)
         last = len(keys) - 1 - first_rev
-        _write_part(folder, "part", distinct,
-                    {k: _take(v, last) for k, v in _columns(result).items()})
+        _write_part(folder, "part", distinct, _columns(result), rows=last)
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
                  computed: HazardResult | None) -> HazardResult:
@@ -617,29 +617,43 @@ def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None
     return _merge([(loc, columns)])  # sorted and distinct, as written
 
 
+#: Rows per row group of a stored part: what is copied at a time while writing one.
+_ROW_GROUP = 65_536
+
+
 def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, Column],
-                meta: dict | None = None) -> None:
+                meta: dict | None = None, *, rows: np.ndarray | None = None) -> None:
     """One Parquet part (``loc`` then the columns, text dictionary-encoded), written
-    atomically under a new name."""
+    atomically under a new name. ``rows``: the row of ``columns`` for each location (None:
+    aligned with ``loc``); rows are copied one row group at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrays = {"loc": pa.array(np.asarray(loc, dtype=np.int64))}
-    for name, values in columns.items():
-        if isinstance(values, pd.Categorical):
-            arrays[name] = pa.DictionaryArray.from_arrays(
-                pa.array(values.codes.astype(np.int32)),
-                pa.array(list(values.categories), type=pa.string()))
-        else:
-            arrays[name] = pa.array(values)
-    table = pa.table(arrays)
-    if meta is not None:
-        table = table.replace_schema_metadata({b"sitescreen": json.dumps(meta).encode()})
+    def batch(a: int, b: int) -> pa.Table:
+        idx = np.arange(a, b) if rows is None else rows[a:b]
+        arrays = {"loc": pa.array(np.asarray(loc[a:b], dtype=np.int64))}
+        for name, values in columns.items():
+            if isinstance(values, pd.Categorical):
+                arrays[name] = pa.DictionaryArray.from_arrays(
+                    pa.array(values.codes[idx].astype(np.int32)), categories[name])
+            else:
+                arrays[name] = pa.array(np.asarray(values)[idx])
+        table = pa.table(arrays)
+        if meta is not None:
+            table = table.replace_schema_metadata({b"sitescreen": json.dumps(meta).encode()})
+        return table
+
+    categories = {name: pa.array(list(values.categories), type=pa.string())
+                  for name, values in columns.items() if isinstance(values, pd.Categorical)}
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{prefix}-", suffix=".parquet", dir=folder)
     os.close(fd)
     try:
-        pq.write_table(table, tmp)
+        first = batch(0, min(len(loc), _ROW_GROUP))
+        with pq.ParquetWriter(tmp, first.schema) as writer:
+            writer.write_table(first)
+            for a in range(_ROW_GROUP, len(loc), _ROW_GROUP):
+                writer.write_table(batch(a, min(len(loc), a + _ROW_GROUP)))
         os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

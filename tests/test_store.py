@@ -158,7 +158,8 @@ def _levels_result(lv: np.ndarray, flags: list[str] | None = None) -> HazardResu
                                "raw": lv.astype(float) * 3})
 
 
-def test_sites_read_from_several_snapshot_parts_get_their_stored_rows(tmp_path):
+def test_sites_read_from_several_snapshot_parts_get_their_stored_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_ROW_GROUP", 4)  # parts written in several row groups
     st = ResultStore(tmp_path)
     snap = None
     lon = np.arange(12, dtype=float) + 100.0
