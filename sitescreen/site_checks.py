@@ -792,9 +792,9 @@ def check_text_values(columns: dict[str, Sequence[object]], skip: np.ndarray,
     """
     bad = np.zeros(len(skip), dtype=bool)
     for name, values in columns.items():
-        if _BAD_TEXT.search("".join([v for v in values if isinstance(v, str)])) is None:
+        if not _may_hold_bad_text(values):
             continue  # the usual case: one search of the whole column
-        for i, v in enumerate(values):
+        for i, v in enumerate(list(values)):
             if skip[i] or not isinstance(v, str):
                 continue
             m = _BAD_TEXT.search(v)
@@ -813,6 +813,14 @@ def check_text_values(columns: dict[str, Sequence[object]], skip: np.ndarray,
                            "character itself")
             bad[i] = True
     return bad
+
+
+def _may_hold_bad_text(values: Sequence[object] | pd.Series) -> bool:
+    """Whether any text of a column holds a NUL or a lone surrogate, in one search: Arrow
+    text (valid UTF-8) can only hold the NUL."""
+    if isinstance(values, pd.Series) and getattr(values.dtype, "storage", None) == "pyarrow":
+        return bool(values.str.contains("\x00", regex=False, na=False).any())
+    return _BAD_TEXT.search("".join([v for v in values if isinstance(v, str)])) is not None
 
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

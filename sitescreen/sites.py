@@ -941,7 +941,7 @@ def _finish(source: str, props: pd.DataFrame, lon: np.ndarray, lat: np.ndarray,
     n = len(refs)
     quiet = np.zeros(n, dtype=bool) if quiet is None else quiet
     # NUL and lone surrogates first: such text breaks the string columns built below.
-    text_bad = check_text_values({str(c): props[c].tolist() for c in props.columns}, quiet,
+    text_bad = check_text_values({str(c): props[c] for c in props.columns}, quiet,
                                  issues)
     if text_bad.any():
         props = props.astype(object).map(_clean_text)
