@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +48,7 @@ from sitescreen.store import (
     CachedLayer,
     ResultStore,
     Snapshot,
+    as_text_categorical,
     layer_fingerprint,
     location_digest,
 )
@@ -391,8 +392,10 @@ def assess_missing(layer: Layer, cached: CachedLayer, *, lon: np.ndarray, lat: n
     context = HazardContext.build(catalog_for(request), layer.hazard, open_data(request),
                                   cache_dir=request.cache_dir)
     hazard = load_hazard(context.spec)
-    return hazard.assess(lon[idx], lat[idx], scenario=layer.scenario, year=layer.year,
-                         context=context)
+    result = hazard.assess(lon[idx], lat[idx], scenario=layer.scenario, year=layer.year,
+                           context=context)
+    # Flags as a categorical of their text: one string per distinct flag, not per site.
+    return replace(result, flags=as_text_categorical(result.flags))
 
 
 def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,

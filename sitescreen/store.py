@@ -42,7 +42,8 @@ from sitescreen.files import atomic_write
 from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
-__all__ = ["layer_fingerprint", "location_keys", "location_digest", "ResultStore", "CachedLayer",
+__all__ = ["layer_fingerprint", "location_keys", "location_digest", "NO_LOCATION", "ResultStore",
+           "CachedLayer", "Found", "as_text_categorical",
            "Snapshot"]
 
 log = logging.getLogger(__name__)
