@@ -119,6 +119,8 @@ def test_synthetic_warning_is_prominent(report):
     body = html[html.index("<body>"):]
     assert body.index('class="banner"') < body.index("<h1")
     assert "SYNTHETIC DEMO DATA" in body[: body.index("<h1")]
+    # On the first screen the banner says it once, not again under the title.
+    assert body[: body.index("<h2")].count("SYNTHETIC DEMO DATA") == 1
     assert md.startswith("> **SYNTHETIC DEMO DATA")
 
 

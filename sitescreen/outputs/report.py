@@ -379,7 +379,9 @@ def _title(manifest: Mapping) -> str:
                                                        f"run {manifest.get('run_id', '')}")
 
 
-def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
+def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame, *, banner: bool = True) -> None:
+    """Title, run line and, for synthetic data, the warning line. ``banner``: the page shows
+    the warning itself above the title (the report), so the line does not repeat it."""
     run_id = manifest.get("run_id", "")
     doc.heading(1, _title(manifest))
     inputs = manifest.get("inputs", {}).get("sites", {})
@@ -388,8 +390,8 @@ def _header(doc: _Doc, manifest: Mapping, sites: pd.DataFrame) -> None:
              f"{manifest.get('created_at', '')}; sites file {inputs.get('path', '')} "
              f"({len(sites)} sites); data origin: {manifest.get('data_origin', '')}.", "meta")
     if is_synthetic(manifest):
-        doc.para(f"{SYNTHETIC_WARNING} Every number, chart and map in this report is "
-                 "illustrative only.", "warn")
+        doc.para(("" if banner else f"{SYNTHETIC_WARNING} ")
+                 + "Every number, chart and map in this report is illustrative only.", "warn")
 
 
 _MEDIUM_PLUS_NOTE = (
@@ -998,7 +1000,7 @@ def headline_markdown(shares: pd.DataFrame, manifest: Mapping, *, run_dir: str =
     """
     doc = _Doc()
     _header(doc, manifest, pd.DataFrame(index=range(int(
-        manifest.get("inputs", {}).get("sites", {}).get("n_sites") or 0))))
+        manifest.get("inputs", {}).get("sites", {}).get("n_sites") or 0))), banner=False)
     _headline(doc, shares)
     if run_dir:
         doc.para(f"Outputs: {run_dir}", "meta")
