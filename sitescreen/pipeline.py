@@ -360,13 +360,16 @@ def _fingerprints(layers: Sequence[Layer], request: ScreeningRequest) -> list[st
 
 
 def read_snapshot(layers: Sequence[Layer], request: ScreeningRequest, *,
-                  fingerprints: Sequence[str] | None = None) -> Snapshot | None:
+                  fingerprints: Sequence[str] | None = None,
+                  sites: tuple[np.ndarray, np.ndarray] | None = None) -> Snapshot | None:
     """The result store's snapshot of exactly these layers (one read for all of them), or
     None; see :mod:`sitescreen.store`. Data folders are stamped once for all layers
-    (``fingerprints``: the layers' own, when the caller has them)."""
+    (``fingerprints``: the layers' own, when the caller has them). ``sites``: (lon, lat) of
+    one chunk of a larger run, whose rows only are read."""
     if fingerprints is None:
         fingerprints = _fingerprints(layers, request)
-    return result_store(request).read_snapshot(fingerprints)
+    lon, lat = sites if sites is not None else (None, None)
+    return result_store(request).read_snapshot(fingerprints, lon=lon, lat=lat)
 
 
 def check_layer(layer: Layer, fingerprint: str | None = None, *, lon: np.ndarray,
@@ -568,14 +571,17 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
                  request: ScreeningRequest, run: Runner, *,
-                 layer_done: Callable[[int, int], None] | None = None
+                 layer_done: Callable[[int, int], None] | None = None, chunk: bool = False
                  ) -> tuple[list[HazardResult], dict[str, int]]:
     """Every layer for these sites: the store's snapshot or layer parts where they hold the
     sites, sampled (and stored) where not; then the snapshot is brought up to date.
     Returns the layers' results and the sites sampled per layer key. ``layer_done(k, n)`` is
-    called as layer ``k`` is done (``n`` sites sampled, 0 when all came from the store)."""
+    called as layer ``k`` is done (``n`` sites sampled, 0 when all came from the store).
+    ``chunk``: the sites are one chunk of a larger run (a Dask task), so only their rows of
+    the snapshot are read."""
     fingerprints = _fingerprints(layers, request)
-    snapshot = read_snapshot(layers, request, fingerprints=fingerprints)
+    snapshot = read_snapshot(layers, request, fingerprints=fingerprints,
+                             sites=(lon, lat) if chunk else None)
     cached = run.map(check_layer, layers, fingerprints, lon=lon, lat=lat, request=request,
                      snapshot=snapshot)
     # The checked layers hold their own rows: the snapshot's columns can go.
@@ -625,7 +631,7 @@ def screen_chunk(request: ScreeningRequest, lon: np.ndarray, lat: np.ndarray,
 
     catalog = catalog_for(request)
     layers = plan_layers(catalog, request)
-    results, sampled = assess_sites(layers, lon, lat, request, PlainRunner())
+    results, sampled = assess_sites(layers, lon, lat, request, PlainRunner(), chunk=True)
     labels = {name: spec.label for name, spec in catalog.hazards.items()}
     part = SiteResults.from_results(site_ids, results, labels=labels)
     present = {r.hazard for r in results}

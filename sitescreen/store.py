@@ -224,6 +224,9 @@ class Snapshot:
     key: str
     fingerprints: tuple[str, ...]
     parts: tuple[Part, ...]  # columns "<layer>__<column>"
+    #: Only the rows of some locations were read (one chunk of a Dask run): the parts are
+    #: then never merged from it, since it does not hold the others.
+    partial: bool = False
     #: Where the sites' rows are, memoised per set of coordinates.
     _found: dict[bytes, Found] = field(default_factory=dict, compare=False, repr=False)
 
@@ -263,7 +266,8 @@ class Snapshot:
     def held(self) -> Snapshot:
         """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
         needs of the previous one, so that the columns can be freed once checked."""
-        return Snapshot(self.key, self.fingerprints, tuple((loc, {}) for loc, _ in self.parts))
+        return Snapshot(self.key, self.fingerprints, tuple((loc, {}) for loc, _ in self.parts),
+                        self.partial)
 
 
 class ResultStore:
@@ -290,17 +294,23 @@ class ResultStore:
     def _snapshot_folder(self, fingerprints: tuple[str, ...]) -> Path:
         return self.root / "snapshots" / self.snapshot_key(fingerprints)
 
-    def read_snapshot(self, fingerprints: tuple[str, ...] | list[str]) -> Snapshot | None:
-        """The snapshot of exactly these layers, or None (absent or unreadable)."""
+    def read_snapshot(self, fingerprints: tuple[str, ...] | list[str], *,
+                      lon: np.ndarray | None = None, lat: np.ndarray | None = None
+                      ) -> Snapshot | None:
+        """The snapshot of exactly these layers, or None (absent or unreadable). With
+        ``lon``/``lat``, only the rows of those locations are read (row group by row group,
+        so memory follows them, not the snapshot): a chunk of a larger run."""
         fingerprints = tuple(fingerprints)
         folder = self._snapshot_folder(fingerprints)
         parts = sorted(folder.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns) \
             if folder.is_dir() else []
-        tables = [t for t in (_read_part(p, fingerprints=fingerprints) for p in parts)
-                  if t is not None]
+        keys = None if lon is None else np.unique(_locations(lon, lat)[1])
+        tables = [t for t in (_read_part(p, fingerprints=fingerprints, keys=keys)
+                              for p in parts) if t is not None]
         if not tables:
             return None
-        return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(tables))
+        return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(tables),
+                        partial=keys is not None)
 
     def cached_from_snapshot(self, snapshot: Snapshot, i: int, lon: np.ndarray,
                              lat: np.ndarray) -> CachedLayer:
@@ -322,7 +332,7 @@ class ResultStore:
         folder = self._snapshot_folder(fingerprints)
         old_loc, old_columns, stale = None, None, []
         if previous is not None and previous.n_parts:
-            if previous.n_parts >= SNAPSHOT_MAX_PARTS:
+            if previous.n_parts >= SNAPSHOT_MAX_PARTS and not previous.partial:
                 full = previous if any(c for _, c in previous.parts) else \
                     self.read_snapshot(fingerprints)
                 if full is not None:
@@ -588,15 +598,18 @@ def _concat(parts: list[Column]) -> Column:
     return np.concatenate([np.asarray(p) for p in parts])
 
 
-def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None
-               ) -> tuple[np.ndarray, dict[str, Column]] | None:
-    """A part's location keys and columns; None when it is unreadable (a damaged part is
-    recomputed, never trusted) or, with ``fingerprints``, a snapshot of other layers."""
+def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None,
+               keys: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Column]] | None:
+    """A part's location keys and columns (with ``keys``, only the rows of those
+    locations); None when it is unreadable (a damaged part is recomputed, never trusted) or,
+    with ``fingerprints``, a snapshot of other layers."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, filters=None if keys is None else
+                              pc.field("loc").isin(pa.array(keys, type=pa.int64())))
         if fingerprints is not None:
             meta = json.loads(table.schema.metadata[b"sitescreen"])
             if tuple(meta["fingerprints"]) != fingerprints:

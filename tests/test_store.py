@@ -131,6 +131,28 @@ def test_snapshot_parts_are_merged_past_the_limit(tmp_path, monkeypatch):
                                                 "flags"]
 
 
+def test_a_chunk_reads_only_its_rows_and_never_merges_away_the_others(tmp_path, monkeypatch):
+    """A Dask chunk reads the snapshot rows of its own sites (memory follows the chunk), and
+    adding its new sites never rewrites the snapshot from that partial view."""
+    monkeypatch.setattr(store, "SNAPSHOT_MAX_PARTS", 2)
+    st = ResultStore(tmp_path)
+    lon, lat = np.arange(10, dtype=float), np.zeros(10)
+    lv = (np.arange(10) % 5 + 1).astype("int8")
+    st.write_snapshot(["fp"], lon[:6], lat[:6], [_levels_result(lv[:6])])
+    st.write_snapshot(["fp"], lon[6:8], lat[6:8], [_levels_result(lv[6:8])],
+                      previous=st.read_snapshot(["fp"]))
+    chunk = np.array([1, 6, 8, 9])  # two stored sites (in different parts), two new
+    part = st.read_snapshot(["fp"], lon=lon[chunk], lat=lat[chunk])
+    assert part.partial and part.n_parts == 2 and len(part) == 2
+    assert sorted(part.rows["0__level"].tolist()) == sorted(lv[[1, 6]].tolist())
+    st.write_snapshot(["fp"], lon[chunk], lat[chunk], [_levels_result(lv[chunk])],
+                      previous=part.held())
+    whole = st.read_snapshot(["fp"])
+    assert not whole.partial and whole.n_parts == 3  # a part added, none merged away
+    assert len(whole) == 10
+    assert np.array_equal(whole.rows.sort_index()["0__level"].to_numpy(), lv)
+
+
 def test_location_keys_are_the_rounded_coordinates():
     lon = np.array([121.4, 121.4000004, 121.4000006, -0.0, 0.0, np.nan, -179.999999, 179.999999])
     lat = np.array([31.2, 31.2, 31.2, 0.0, 0.0, 10.0, -89.999999, 89.999999])
