@@ -2,7 +2,8 @@
 
 A small real run (200 sites of the benchmark pack, every default hazard, 54 layers) gives the
 layers, the manifest and the site columns; its results are then widened to ``n`` sites with
-random levels, values and flags per layer (composites recomputed by their rules), so the files
+random levels, values and flags per layer (composites recomputed by their rules; a hazard's
+extra columns are those of a random site of the small run), so the files
 written have the size and shape of a real run of ``n`` sites. Reports wall and CPU time per
 file, peak RSS and file sizes. Run alone with::
 
@@ -64,8 +65,10 @@ def widen(run, n: int, *, seed: int = 3):
         value = np.where(lv > 0, rng.uniform(0, 5, n), np.nan)
         flags = pd.Categorical.from_codes(np.where(lv == 3, 1, 0).astype(np.int8),
                                           categories=["", "near-threshold"])
+        extra = {k: np.asarray(v)[pick] for k, v in run.results.extra[i].items()}
         res._append(run.results.layers[i], value, lv, low, high, flags,
-                    pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]), {})
+                    pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]),
+                    extra)
     catalog = load_catalog()
     present = {res.layers[i].hazard for i in range(len(res.layers))}
     comps = [c for c in catalog.composites.values() if set(c.components) & present]

@@ -96,6 +96,13 @@ def _tricky_run():
                               np.nan)
     table.loc[table.index[::7], "flags"] = "near-threshold;-x"
     results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    n = len(results)
+    for i, extra in enumerate(results.extra):  # extras of some layers, of every layer
+        extra["count"] = np.arange(n, dtype=np.int64) + i
+        if i % 3 == 0:
+            extra["p10"] = np.where(np.arange(n) % 2, 0.25 * i, np.nan)
+            extra["label"] = np.array(['=x', 'a "b"', "", "-1", "ok", "@y"], dtype=object)
+            extra["rank"] = np.arange(n, dtype=np.int64)
     return sites, results, manifest
 
 

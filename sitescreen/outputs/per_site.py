@@ -45,7 +45,7 @@ from sitescreen.outputs.run_folder import (
 )
 
 __all__ = ["PerSiteOutputs", "PerSitePlan", "plan_per_site", "DEFAULT_PER_SITE_LIMIT",
-           "long_csv_writer", "long_csv_tables", "site_geojson_writer",
+           "long_csv_writer", "long_csv_tables", "csv_lines", "site_geojson_writer",
            "geojson_feature_texts"]
 
 #: Sites up to which ``auto`` writes every per-site file (100,000 sites x 36 layers make a
@@ -240,12 +240,112 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
         yield pa.table(cols)
 
 
+class _Pieces:
+    """One line of text per row, as constant text and per-row Arrow string arrays in turn,
+    joined by one Arrow kernel (:meth:`join`)."""
+
+    def __init__(self, text: str = "") -> None:
+        self._pieces: list[Any] = []
+        self._text = [text]
+
+    def text(self, text: str) -> None:
+        self._text.append(text)
+
+    def add(self, array: Any) -> None:
+        import pyarrow as pa
+
+        self._pieces += [pa.scalar("".join(self._text)), array]
+        self._text = []
+
+    def join(self, n: int) -> Any:
+        """The ``n`` lines (one per row of the arrays added)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        last = pa.scalar("".join(self._text))
+        if not self._pieces:  # nothing varies from row to row
+            return pa.array(np.full(n, last.as_py(), dtype=object), type=pa.string())
+        out = pc.binary_join_element_wise(*self._pieces, last, "")
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedLines:
+    """Lines of text (each with its own separator) as one buffer, and how many."""
+
+    text: memoryview
+    count: int
+
+    @classmethod
+    def of(cls, lines: Any) -> EncodedLines:
+        """The text of an Arrow string array without nulls, without a copy."""
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1,
+                                offset=4 * lines.offset)
+        data = lines.buffers()[2]
+        text = memoryview(data)[int(offsets[0]):int(offsets[-1])] if data is not None \
+            else memoryview(b"")
+        return cls(text, len(lines))
+
+
+def _csv_cells(column: Any) -> tuple[str | None, Any]:
+    """The cells of an Arrow column as ``pyarrow.csv.write_csv`` writes them: ``(text,
+    None)`` when every cell is the same (a one-value dictionary, all nulls, one number),
+    else ``(None, per-row text)``; strings quoted with quotes doubled, nulls empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    n = len(column)
+    if n == 0 or column.null_count == n:
+        return "", None
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        if len(column.dictionary) == 1 and column.null_count == 0:
+            return _csv_cells(column.dictionary)[1][0].as_py(), None
+        column = column.dictionary.take(column.indices)
+        kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pc.binary_join_element_wise(
+            pa.scalar('"'), pc.replace_substring(column.cast(pa.string()), '"', '""'),
+            pa.scalar('"'), "")
+    elif pa.types.is_boolean(kind) or pa.types.is_integer(kind):
+        if column.null_count == 0:
+            lo_hi = pc.min_max(column)
+            if lo_hi["min"] == lo_hi["max"]:  # a layer's year, composite and exact flags
+                value = column[0].as_py()
+                return (str(value).lower() if isinstance(value, bool) else str(value)), None
+        text = pc.if_else(column, pa.scalar("true"), pa.scalar("false")) \
+            if pa.types.is_boolean(kind) else pc.cast(column, pa.string())
+    else:  # floats always per row: 0.0 and -0.0 are equal but written apart
+        text = pc.cast(column, pa.string())
+    return None, pc.fill_null(text, "")
+
+
+def csv_lines(table: Any) -> EncodedLines:
+    """The rows of an Arrow table as ``pyarrow.csv.write_csv`` writes them (no header), built
+    by one Arrow kernel: the columns that are the same on every row (a layer's constants,
+    another hazard's empty extras) are text written once per table, not once per cell."""
+    line = _Pieces()
+    for i, column in enumerate(table.columns):
+        if i:
+            line.text(",")
+        constant, cells = _csv_cells(column)
+        if cells is None:
+            line.text(constant)
+        else:
+            line.add(cells)
+    line.text("\n")
+    return EncodedLines.of(line.join(len(table)))
+
+
 def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
                     compressed: bool = False,
                     chunk_sites: int = DEFAULT_CHUNK_SITES) -> Callable[[Path], None]:
     """A ``write_run`` writer of ``site_results.csv`` (one row per site x layer, as
     ``outputs.run_folder.site_results_frame`` lays it out), written one chunk of sites and
-    one layer at a time straight from the columns (:func:`long_csv_tables`).
+    one layer at a time straight from the columns (:func:`long_csv_tables`, as text by
+    :func:`csv_lines`).
 
     The same bytes as ``outputs.run_folder.csv_writer`` of the long table (through Arrow,
     formula-like text cells neutralised, strings quoted, missing values empty); rows come
@@ -262,8 +362,10 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
             for a, part in results.chunks(chunk_sites):
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
-                    pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=header))
-                    header = False
+                    if header:
+                        pa_csv.write_csv(table.slice(0, 0), fh)
+                        header = False
+                    fh.write(csv_lines(table).text)
             if header:  # no layer: the header of the long table alone
                 from sitescreen.outputs.run_folder import site_results_frame
 
@@ -332,7 +434,7 @@ def _json_column(values: pd.Series) -> Any:
     if pd.api.types.is_bool_dtype(values) and not values.isna().any():
         return pa.array(np.where(values.to_numpy(dtype=bool), "true", "false"))
     if kind == "f":
-        return _json_floats(values.to_numpy(dtype="float64"))
+        return _json_floats(values.to_numpy(dtype="float64", na_value=np.nan))
     if pd.api.types.is_integer_dtype(values):
         ok = values.notna().to_numpy()
         text = pc.cast(pa.array(values.to_numpy(dtype="int64", na_value=0)), pa.string())
@@ -375,31 +477,6 @@ def _category_texts(values: pd.Categorical) -> Any:
     return lookup.take(pa.array(np.where(codes < 0, len(values.categories), codes)))
 
 
-class _Pieces:
-    """One line of text per row, as constant text and per-row Arrow string arrays in turn,
-    joined by one Arrow kernel (:meth:`join`)."""
-
-    def __init__(self, text: str = "") -> None:
-        self._pieces: list[Any] = []
-        self._text = [text]
-
-    def text(self, text: str) -> None:
-        self._text.append(text)
-
-    def add(self, array: Any) -> None:
-        import pyarrow as pa
-
-        self._pieces += [pa.scalar("".join(self._text)), array]
-        self._text = []
-
-    def join(self) -> Any:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        out = pc.binary_join_element_wise(*self._pieces, pa.scalar("".join(self._text)), "")
-        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
-
-
 def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
                           site_columns: Sequence[str]) -> Iterator[EncodedFeatures]:
     """The features of :func:`outputs.run_folder.site_features` for a chunk of sites as
@@ -437,11 +514,8 @@ def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin
             line.add(_category_texts(part.flags[i][a:b]))
             line.text(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
         line.text("}}")
-        lines = line.join()
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32,
-                                count=len(lines) + 1, offset=4 * lines.offset)
-        data = memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
-        yield EncodedFeatures(data, len(lines))
+        lines = EncodedLines.of(line.join(b - a))
+        yield EncodedFeatures(lines.text, lines.count)
 
 
 def site_geojson_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
