@@ -45,7 +45,7 @@ from sitescreen.outputs.run_folder import (
 )
 
 __all__ = ["PerSiteOutputs", "PerSitePlan", "plan_per_site", "DEFAULT_PER_SITE_LIMIT",
-           "long_csv_writer", "long_csv_tables", "csv_lines", "site_geojson_writer",
+           "long_csv_writer", "long_csv_tables", "site_geojson_writer",
            "geojson_feature_texts"]
 
 #: Sites up to which ``auto`` writes every per-site file (100,000 sites x 36 layers make a
@@ -158,12 +158,12 @@ def _extra_types(results: SiteResults) -> dict[str, Any]:
     return types
 
 
-def _constant(value: Any, n: int) -> Any:
-    """``value`` repeated ``n`` times, stored once (an Arrow dictionary array)."""
+def _constant(value: Any, zeros: Any) -> Any:
+    """``value`` repeated ``len(zeros)`` times, stored once (an Arrow dictionary array over
+    the shared all-zero indices ``zeros``)."""
     import pyarrow as pa
 
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)),
-                                          pa.array([value]))
+    return pa.DictionaryArray.from_arrays(zeros, pa.array([value]))
 
 
 def _dictionary(values: pd.Categorical, *, neutralise: bool = False) -> Any:
@@ -196,25 +196,28 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
     import pyarrow as pa
 
     n = len(part)
+    zeros = pa.array(np.zeros(n, dtype=np.int32))
+    nulls = {kind: pa.nulls(n, type=kind) for kind in set(extra_types.values())}
+    flags = {v: pa.array(np.full(n, v)) for v in (False, True)}
     site_table = neutralise_arrow(pa.table({
         "site_id": pa.Array.from_pandas(pd.Series(part.site_ids, dtype=object)),
         "name": _site_text(sites, "name"),
         "geocode_precision": _site_text(sites, "geocode_precision")}))
-    origin = _constant(neutralise_cell(data_origin), n)
+    origin = _constant(neutralise_cell(data_origin), zeros)
     for i, info in enumerate(part.layers):
-        const = {k: _constant(neutralise_cell(getattr(info, k)), n)
+        const = {k: _constant(neutralise_cell(getattr(info, k)), zeros)
                  for k in ("hazard", "hazard_label", "scenario", "pathway", "pathway_label",
                            "period", "pathway_note", "units", "threshold_set", "datasets")}
         cols: dict[str, Any] = {
             "site_id": site_table.column(0), "name": site_table.column(1),
             "geocode_precision": site_table.column(2),
             "hazard": const["hazard"], "hazard_label": const["hazard_label"],
-            "is_composite": pa.array(np.full(n, info.is_composite)),
+            "is_composite": flags[bool(info.is_composite)],
             "scenario": const["scenario"],
             "year": pa.array(np.full(n, info.year, dtype=np.int64)),
             "pathway": const["pathway"], "pathway_label": const["pathway_label"],
             "period": const["period"],
-            "pathway_exact": pa.array(np.full(n, info.pathway_exact)),
+            "pathway_exact": flags[bool(info.pathway_exact)],
             "pathway_note": const["pathway_note"],
             "value": pa.array(np.asarray(part.value[i], dtype="float64"), from_pandas=True),
             "units": const["units"],
@@ -228,7 +231,7 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
         own = {_result_column(info, k): v for k, v in part.extra[i].items()}
         for name, kind in extra_types.items():
             if name not in own:
-                cols[name] = pa.nulls(n, type=kind)
+                cols[name] = nulls[kind]  # another hazard's column
                 continue
             arr = pa.array(np.asarray(own[name]), from_pandas=True)
             if arr.type != kind:
@@ -287,65 +290,12 @@ class EncodedLines:
         return cls(text, len(lines))
 
 
-def _csv_cells(column: Any) -> tuple[str | None, Any]:
-    """The cells of an Arrow column as ``pyarrow.csv.write_csv`` writes them: ``(text,
-    None)`` when every cell is the same (a one-value dictionary, all nulls, one number),
-    else ``(None, per-row text)``; strings quoted with quotes doubled, nulls empty."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    n = len(column)
-    if n == 0 or column.null_count == n:
-        return "", None
-    kind = column.type
-    if pa.types.is_dictionary(kind):
-        if len(column.dictionary) == 1 and column.null_count == 0:
-            return _csv_cells(column.dictionary)[1][0].as_py(), None
-        column = column.dictionary.take(column.indices)
-        kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        text = pc.binary_join_element_wise(
-            pa.scalar('"'), pc.replace_substring(column.cast(pa.string()), '"', '""'),
-            pa.scalar('"'), "")
-    elif pa.types.is_boolean(kind) or pa.types.is_integer(kind):
-        if column.null_count == 0:
-            lo_hi = pc.min_max(column)
-            if lo_hi["min"] == lo_hi["max"]:  # a layer's year, composite and exact flags
-                value = column[0].as_py()
-                return (str(value).lower() if isinstance(value, bool) else str(value)), None
-        text = pc.if_else(column, pa.scalar("true"), pa.scalar("false")) \
-            if pa.types.is_boolean(kind) else pc.cast(column, pa.string())
-    else:  # floats always per row: 0.0 and -0.0 are equal but written apart
-        text = pc.cast(column, pa.string())
-    return None, pc.fill_null(text, "")
-
-
-def csv_lines(table: Any) -> EncodedLines:
-    """The rows of an Arrow table as ``pyarrow.csv.write_csv`` writes them (no header), built
-    by one Arrow kernel: the columns that are the same on every row (a layer's constants,
-    another hazard's empty extras) are text written once per table, not once per cell."""
-    line = _Pieces()
-    for i, column in enumerate(table.columns):
-        if i:
-            line.text(",")
-        constant, cells = _csv_cells(column)
-        if cells is None:
-            line.text(constant)
-        else:
-            line.add(cells)
-    line.text("\n")
-    return EncodedLines.of(line.join(len(table)))
-
-
 def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
                     compressed: bool = False,
                     chunk_sites: int = DEFAULT_CHUNK_SITES) -> Callable[[Path], None]:
     """A ``write_run`` writer of ``site_results.csv`` (one row per site x layer, as
     ``outputs.run_folder.site_results_frame`` lays it out), written one chunk of sites and
-    one layer at a time straight from the columns (:func:`long_csv_tables`, as text by
-    :func:`csv_lines`).
+    one layer at a time straight from the columns (:func:`long_csv_tables`).
 
     The same bytes as ``outputs.run_folder.csv_writer`` of the long table (through Arrow,
     formula-like text cells neutralised, strings quoted, missing values empty); rows come
@@ -362,10 +312,8 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
             for a, part in results.chunks(chunk_sites):
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
-                    if header:
-                        pa_csv.write_csv(table.slice(0, 0), fh)
-                        header = False
-                    fh.write(csv_lines(table).text)
+                    pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=header))
+                    header = False
             if header:  # no layer: the header of the long table alone
                 from sitescreen.outputs.run_folder import site_results_frame
 
