@@ -341,6 +341,8 @@ def slow(path: Path) -> None:  # a big GeoPackage on its way
     path.write_bytes(b"g" * (1 << 20))
     print("writing", flush=True)
     time.sleep(60)
+    # Reached only when the interrupted process waited for its writer.
+    (Path(sys.argv[1]).parent / "writer-finished").write_text("late")
     if sys.argv[2] == "raise":
         raise RuntimeError("boom")
 
@@ -378,3 +380,5 @@ def test_an_interrupted_or_failed_write_leaves_no_temporary_folder(tmp_path, how
         assert proc.returncode == EXIT_TERMINATED, stderr
     assert list(out.glob(".tmp-*")) == [], stderr
     assert sorted(p.name for p in out.iterdir()) == [first.name, "LATEST", "latest"]
+    # An interrupt does not wait for a writer to finish its file (writers run in threads).
+    assert not (tmp_path / "writer-finished").exists()

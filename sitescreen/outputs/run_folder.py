@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -610,6 +609,47 @@ WRITER_THREADS = 2
 STALE_TMP_SECONDS = 6 * 3600
 
 
+def _run_writers(writers: list[tuple[str, Path, Callable[[Path], None]]],
+                 threads: int) -> Iterator[str]:
+    """Run ``writers`` (name, target, writer) ``threads`` at a time; yields each name as its
+    file is done and, after the name of a writer that failed, raises its error once the
+    writers still running have stopped. The threads are daemons: an interrupt (Ctrl-C, SIGTERM) in the caller
+    does not wait for a writer to finish a big file before the run folder is removed."""
+    import queue
+    import threading
+
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    done: queue.SimpleQueue = queue.SimpleQueue()
+    for item in writers:
+        todo.put(item)
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                name, target, content = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                write_content(target, content)
+                done.put((name, None))
+            except BaseException as exc:  # handed to the caller
+                done.put((name, exc))
+
+    workers = [threading.Thread(target=work, name=f"sitescreen-writer-{k}", daemon=True)
+               for k in range(min(threads, len(writers)))]
+    for t in workers:
+        t.start()
+    for _ in writers:
+        name, exc = done.get()
+        yield name  # written, or failed: the caller names it in the error raised next
+        if exc is not None:
+            stop.set()  # no new writer starts; the running ones finish or fail
+            for t in workers:
+                t.join()
+            raise exc
+
+
 def _remove_stale_tmp(out_root: Path) -> None:
     import time
 
@@ -657,15 +697,8 @@ def write_run(out_root: str | Path, run_id: str, files: Mapping[str, bytes | Cal
                         write_content(target, content)
                 # The writers (per-site files, GeoPackage) spend most of their time in Arrow,
                 # GDAL and the disk, outside the GIL: two at a time.
-                pool = ThreadPoolExecutor(max_workers=WRITER_THREADS)
-                try:
-                    futures = {pool.submit(write_content, target, content): name
-                               for name, target, content in writers}
-                    for future in as_completed(futures):
-                        current = futures[future]
-                        future.result()
-                finally:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                for name in _run_writers(writers, WRITER_THREADS):
+                    current = name
             except UnsafePathError:
                 raise
             except Exception as exc:
