@@ -841,12 +841,16 @@ def _parse_cells(source: str, df: pd.DataFrame, cols: dict[str, object], *, firs
                  meta: dict, decimal_comma: bool, what: str = "CSV") -> _Parsed:
     """A table of text cells (a CSV, or a sheet exported as one) into the site table."""
     df = df.fillna("")
-    # Rows of only delimiters (";;;;" left by spreadsheets) are not sites.
-    blank = np.ones(len(df), dtype=bool)
+    # Rows of only delimiters (";;;;" left by spreadsheets) are not sites: the rows still
+    # blank are narrowed column by column (a filled first column ends the search).
+    blank = np.arange(len(df))
     for c in df.columns:
-        blank &= (df[c].str.strip() == "").to_numpy()
-    rows = np.flatnonzero(~blank)
-    df = df.iloc[rows].reset_index(drop=True)
+        if not len(blank):
+            break
+        blank = blank[(df[c].iloc[blank].str.strip() == "").to_numpy(bool)]
+    rows = np.setdiff1d(np.arange(len(df)), blank, assume_unique=True)
+    if len(blank):
+        df = df.iloc[rows].reset_index(drop=True)
     refs = ("row " + pd.Series(rows + first_row).astype(str)).tolist()
     n = len(df)
     if n == 0:
@@ -1067,6 +1071,8 @@ def _derive_ids(core: dict[str, np.ndarray], lon: np.ndarray, lat: np.ndarray,
     """
     ids = core["site_id"]
     given = ids != ""
+    if given.all():
+        return
     keys = pd.Series(ids, dtype="str").str.casefold()
     used = set(keys[given])
     origin: dict[str, int] = {}
