@@ -30,7 +30,7 @@ from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import CatalogError, HazardDataError
 from sitescreen.hazards import HazardContext, HazardResult, basins, load_hazard
-from sitescreen.hazards.water_stress import WaterStress
+from sitescreen.hazards.water_stress import WaterStress, forget_tables
 from sitescreen.synthetic import DemoArea
 from sitescreen.synthetic import aqueduct40 as writer
 
@@ -394,6 +394,33 @@ def test_basin_index_is_cached_as_geoparquet_keyed_by_the_gdb(catalog, pack, tmp
                              context=context(catalog, pack, cache_dir=cache))
     assert len(list((cache / "aqueduct40").glob("*.parquet"))) == 2
     assert r.levels[AT["a"]] == 1
+
+
+def test_parsed_tables_are_kept_in_the_cache_and_follow_the_file(catalog, pack, tmp_path):
+    cache = tmp_path / "cache"
+
+    def assess(cache_dir):
+        forget_tables()  # as a new process would
+        basins.forget_indexes()
+        return WaterStress().assess(LON, LAT, scenario="current_trend", year=2050,
+                                    context=context(catalog, pack, cache_dir=cache_dir))
+
+    plain, first, kept = assess(None), assess(cache), assess(cache)
+    tables = sorted((cache / "aqueduct40" / "tables").glob("*.parquet"))
+    assert len(tables) == 2  # the future and the baseline table
+    for r in (first, kept):  # the same with and without the kept copies
+        np.testing.assert_array_equal(r.levels, plain.levels)
+        np.testing.assert_array_equal(r.extra["ws_label"], plain.extra["ws_label"])
+        np.testing.assert_allclose(r.extra["ws_raw"], plain.extra["ws_raw"])
+        assert r.flags.tolist() == plain.flags.tolist()
+        assert (r.details, r.method) == (plain.details, plain.method)
+    # A changed table (new size and mtime) is read again, not served from the stale copy.
+    future = pd.read_csv(pack / "aqueduct40" / FUTURE)
+    future.loc[future["pfaf_id"] == A, "bau50_ws_x_l"] = "Changed"
+    future.to_csv(pack / "aqueduct40" / FUTURE, index=False)
+    changed = assess(cache)
+    assert changed.extra["ws_label"][AT["a"]] == "Changed"
+    assert len(list((cache / "aqueduct40" / "tables").glob("*.parquet"))) == 3
 
 
 def test_on_the_synthetic_pack(catalog, tmp_path):

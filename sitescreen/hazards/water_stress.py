@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,7 @@ from sitescreen.data.sources import (
     says_synthetic,
 )
 from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.files import atomic_write
 from sitescreen.geodesy import KM_PER_DEGREE
 from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.hazards.basins import (
@@ -387,19 +390,27 @@ _TABLES: dict[tuple, pd.DataFrame] = {}
 _TABLES_LOCK = threading.Lock()
 
 
+def forget_tables() -> None:
+    """Drop the tables held in this process (the parsed copies in cache folders stay)."""
+    with _TABLES_LOCK:
+        _TABLES.clear()
+
+
 def _future_table(context: HazardContext, entry: CatalogEntry, relpath: str,
                   ind: str) -> pd.DataFrame:
     """The indicator's ``_x_`` columns for all nine pathways, indexed by pfaf_id (read once)."""
     path = context.data.require(entry, relpath)
     wanted = [f"{s}{p}_{ind}_x_{t}" for s in _SCENARIO_CODES for p in _PERIOD_CODES
               for t in "rscl"]
-    return _cached_table(path, relpath, entry, wanted, repeated=False)
+    return _cached_table(path, relpath, entry, wanted, repeated=False,
+                         cache_dir=context.cache_dir)
 
 
 def _baseline_table(context: HazardContext, entry: CatalogEntry, relpath: str, ind: str,
                     names: list[str]) -> pd.DataFrame:
     path = context.data.require(entry, relpath)
-    table = _cached_table(path, relpath, entry, names, repeated=True)
+    table = _cached_table(path, relpath, entry, names, repeated=True,
+                          cache_dir=context.cache_dir)
     for c in names:
         if c not in table.columns:
             raise HazardDataError(
@@ -410,16 +421,50 @@ def _baseline_table(context: HazardContext, entry: CatalogEntry, relpath: str, i
 
 
 def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
-                  repeated: bool) -> pd.DataFrame:
-    cache_key = (path, file_signature(path), tuple(wanted))
+                  repeated: bool, cache_dir: str | None = None) -> pd.DataFrame:
+    """The table's ``wanted`` columns: read once per process, and parsed once per cache
+    folder (a Parquet copy named by the file's size and mtime, the columns and this module's
+    table format, so a changed file is read again)."""
+    signature = file_signature(path)
+    cache_key = (path, signature, tuple(wanted))
     with _TABLES_LOCK:
         hit = _TABLES.get(cache_key)
         if hit is None:
-            hit = _read_table(path, relpath, entry, wanted, repeated=repeated)
+            ident = "|".join((_TABLE_FORMAT, entry.id, entry.version, str(repeated),
+                              path if path.startswith("/vsi") else os.path.abspath(path),
+                              signature, *wanted))
+            digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
+            kept = (Path(cache_dir) / entry.id / "tables" / f"{entry.version}-{digest}.parquet"
+                    if cache_dir and signature != "remote" else None)
+            hit = _kept_table(kept)
+            if hit is None:
+                hit = _read_table(path, relpath, entry, wanted, repeated=repeated)
+                if kept is not None:
+                    try:
+                        atomic_write(kept, lambda tmp: hit.to_parquet(tmp, index=True))
+                    except OSError as exc:  # the copy only saves time; never fail a run
+                        log.warning("cannot keep the parsed table %s: %s", kept, exc)
             _TABLES[cache_key] = hit
             while len(_TABLES) > 8:
                 _TABLES.pop(next(iter(_TABLES)))
         return hit
+
+
+#: Changes when what :func:`_read_table` returns changes (the kept Parquet copies).
+_TABLE_FORMAT = "aqueduct-table-1"
+
+
+def _kept_table(kept: Path | None) -> pd.DataFrame | None:
+    """A parsed table kept by :func:`_cached_table`, or None (none, or unreadable)."""
+    if kept is None or not kept.is_file():
+        return None
+    try:
+        table = pd.read_parquet(kept)
+    except (OSError, ValueError) as exc:
+        log.warning("parsed table %s unreadable (%s); reading the source again", kept, exc)
+        return None
+    table.attrs = {SYNTHETIC_MARK: bool(table.attrs.get(SYNTHETIC_MARK))}
+    return table
 
 
 def _read_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
