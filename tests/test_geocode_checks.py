@@ -59,3 +59,35 @@ def test_unknown_country_and_unknown_city_are_not_guessed():
                            city=["", "Atlantis"])
     assert flags == [("unknown_country",), ()]
     assert LocationFlag.SWAPPED.value == "swapped_lat_lon"
+
+
+def test_flag_memo_checks_only_new_sites_and_gives_the_same_flags(tmp_path, monkeypatch):
+    from sitescreen.geocode import checks
+
+    lon = np.array([31.23, 103.85, 36.8, 0.0, NAN, 121.47, 121.47])
+    lat = np.array([121.47, 1.29, -1.3, 0.0, 31.0, 31.23, 31.23])
+    country = ["CN", "SG", "CN", "", "CN", "CN", "JP"]
+    city = ["", "", "", "", "Shanghai", "Beijing", "Shanghai"]
+    plain = ["; ".join(f) for f in location_flags(lon, lat, country=country, city=city)]
+    checked: list[int] = []
+    real = checks.location_flags
+
+    def spy(lon, lat, **kw):
+        checked.append(len(lon))
+        return real(lon, lat, **kw)
+
+    monkeypatch.setattr(checks, "location_flags", spy)
+    first = checks.FlagMemo(tmp_path).flags(lon, lat, country, city)
+    assert first.tolist() == plain and checked == [7]
+    assert "far_from_city" in plain[5] and "outside_country" in plain[6]
+    again = checks.FlagMemo(tmp_path).flags(lon, lat, country, city)
+    assert again.tolist() == plain and checked == [7]  # all from the memo
+    # A moved site and a changed stated city are checked again; the rest are not.
+    lon2, city2 = lon.copy(), list(city)
+    lon2[1], city2[6] = 77.2, "Tokyo"
+    moved = checks.FlagMemo(tmp_path).flags(lon2, lat, country, city2)
+    assert checked == [7, 2]
+    assert moved.tolist() == ["; ".join(f) for f in real(lon2, lat, country=country, city=city2)]
+    assert moved[1] == "outside_country" and moved[6] == "outside_country; far_from_city"
+    # Other settings are another memo.
+    assert checks.FlagMemo(tmp_path, far_km=10.0).path != checks.FlagMemo(tmp_path).path

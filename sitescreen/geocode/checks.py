@@ -26,27 +26,39 @@ unknown_country
 
 Only sites with a stated country get the country checks, and only sites with a stated city
 that resolves to a city or district get ``far_from_city``.
+
+A site's flags depend on its coordinates and stated country and city only, so
+:class:`FlagMemo` keeps them in the cache folder between runs: a re-run checks (and loads the
+gazetteer for) only the sites it has not seen.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
+from sitescreen.files import atomic_write
 from sitescreen.geocode.gazetteer import (
     GREATER_CHINA,
     Gazetteer,
     Kind,
+    gazetteer_fingerprint,
     haversine_km,
     load_gazetteer,
 )
 from sitescreen.geocode.model import AddressQuery, Precision, normalise_text
 from sitescreen.geocode.offline import OfflineGeocoder
 
-__all__ = ["LocationFlag", "location_flags", "outside_country"]
+__all__ = ["FlagMemo", "LocationFlag", "location_flags", "outside_country"]
+
+log = logging.getLogger(__name__)
 
 _NULL_ISLAND_DEG = 0.01  # about 1 km
 _BORDER_KM = 30.0
@@ -222,3 +234,87 @@ def _in_chinese_unit(gaz: Gazetteer, uid: int, lon: float, lat: float) -> bool:
         return False
     prefix = code[:2] if gaz.places.kind[uid] == Kind.PROVINCE else code[:4]
     return gaz.places.adcode[int(county[0])].startswith(prefix)
+
+
+_FLAG_KEYS = ("lon", "lat", "country", "city")
+
+
+class FlagMemo:
+    """The joined :func:`location_flags` of sites seen before, kept in ``folder``.
+
+    Keyed by the exact coordinates and the stated country and city text; the file name
+    carries a fingerprint of this module, the offline geocoder and the gazetteer (their code,
+    settings and source packages) and the distances, so any change starts a new memo. At most
+    ``max_rows`` sites are kept (the latest run's first).
+    """
+
+    def __init__(self, folder: str | Path, *, far_km: float = 50.0, country_km: float = 150.0,
+                 geocoder: OfflineGeocoder | None = None, max_rows: int = 1_000_000) -> None:
+        self.geocoder = geocoder or OfflineGeocoder()
+        self.far_km, self.country_km, self.max_rows = float(far_km), float(country_km), max_rows
+        ident = "|".join((Path(__file__).read_text("utf-8"), self.geocoder.version,
+                          gazetteer_fingerprint(self.geocoder.cities), f"{self.far_km!r}",
+                          f"{self.country_km!r}"))
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+        self.path = Path(folder) / f"location-flags-{digest}.parquet"
+
+    def flags(self, lon: np.ndarray, lat: np.ndarray, country: Sequence[str],
+              city: Sequence[str]) -> np.ndarray:
+        """``"; "``-joined flags per site (object array), as :func:`location_flags` gives
+        them; only the sites not in the memo are checked, and then the memo is rewritten.
+
+        Raises
+        ------
+        GeocodeError
+            When sites need checking and the gazetteer cannot load.
+        """
+        keys = pd.DataFrame({"lon": np.asarray(lon, "float64"), "lat": np.asarray(lat, "float64"),
+                             "country": pd.array(list(country), dtype=object),
+                             "city": pd.array(list(city), dtype=object)})
+        hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
+        out = np.full(len(keys), None, dtype=object)
+        kept = self._read()
+        if kept is not None:
+            at = pd.Index(kept["hash"].to_numpy()).get_indexer(hashes)
+            hit = at >= 0
+            rows = kept.iloc[at[hit]]
+            same = np.ones(int(hit.sum()), dtype=bool)  # a hash is no proof: compare the keys
+            for c in _FLAG_KEYS:
+                mine, theirs = keys[c].to_numpy()[hit], rows[c].to_numpy()
+                same &= (mine == theirs) | (pd.isna(mine) & pd.isna(theirs))
+            idx = np.flatnonzero(hit)[same]
+            out[idx] = rows["flags"].to_numpy(object)[same]
+        todo = np.flatnonzero(pd.isna(out))
+        if not len(todo):
+            return out
+        found = location_flags(keys["lon"].to_numpy()[todo], keys["lat"].to_numpy()[todo],
+                               country=keys["country"].to_numpy()[todo].tolist(),
+                               city=keys["city"].to_numpy()[todo].tolist(), far_km=self.far_km,
+                               country_km=self.country_km, geocoder=self.geocoder)
+        out[todo] = ["; ".join(f) for f in found]
+        self._write(keys.assign(hash=hashes, flags=out), kept)
+        return out
+
+    def _read(self) -> pd.DataFrame | None:
+        if not self.path.is_file():
+            return None
+        try:
+            kept = pd.read_parquet(self.path)
+        except (OSError, ValueError) as exc:
+            log.warning("location flag memo %s unreadable (%s); checking every site", self.path,
+                        exc)
+            return None
+        if list(kept.columns) != [*_FLAG_KEYS, "hash", "flags"] or \
+                not kept["hash"].is_unique:
+            return None
+        return kept
+
+    def _write(self, now: pd.DataFrame, kept: pd.DataFrame | None) -> None:
+        frame = now if kept is None else pd.concat([now, kept], ignore_index=True)
+        frame = frame[~frame["hash"].duplicated()].head(self.max_rows)
+        frame = frame.astype({"country": str, "city": str, "flags": str})
+        try:
+            atomic_write(self.path, lambda tmp: frame.to_parquet(tmp, index=False))
+        except OSError as exc:  # the memo only saves time; never fail a run over it
+            log.warning("cannot keep the location flags in %s: %s", self.path, exc)
+

