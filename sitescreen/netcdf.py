@@ -32,6 +32,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
+from rasterio.windows import Window
 
 from sitescreen.errors import HazardDataError
 
@@ -39,7 +40,8 @@ from sitescreen.errors import HazardDataError
 # wrapped on global grids), shared so a NetCDF cell and a GeoTIFF pixel are found alike.
 from sitescreen.raster import RasterInfo, _pixel_index, nearest_valid_pixel
 
-__all__ = ["Grid", "UNITS", "read_grid", "locate_cells", "grid_values", "sample_grid",
+__all__ = ["Grid", "UNITS", "read_grid", "read_points", "locate_cells", "grid_values",
+           "sample_grid",
            "convert_units", "data_variable"]
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,36 @@ def read_grid(path: str, variable: str | None = None) -> Grid:
         grid is not a regular longitude/latitude grid.
     """
     variable = variable or data_variable(path)
+    key = _key(path, variable)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    grid, _ = _read(path, variable)
+    _keep(key, grid)
+    return grid
+
+
+def read_points(path: str, lon: Any, lat: Any, variable: str | None = None
+                ) -> tuple[np.ndarray, str | None, dict[str, str]]:
+    """``grid_values(read_grid(path), lon, lat)``, the grid's units and its global
+    attributes, with the same checks; when the points' cells fill a small window of the grid
+    (a few sites), only that window is read (and nothing is kept), else the whole grid is
+    (and kept, as :func:`read_grid` keeps it)."""
+    variable = variable or data_variable(path)
+    key = _key(path, variable)
+    with _CACHE_LOCK:
+        grid = _CACHE.get(key)
+    if grid is None:
+        x, y = (np.asarray(v, dtype="float64").ravel() for v in (lon, lat))
+        grid, values = _read(path, variable, points=(x, y))
+        if values is not None:
+            return values, grid.units, grid.attrs
+        _keep(key, grid)
+    return grid_values(grid, lon, lat), grid.units, grid.attrs
+
+
+def _key(path: str, variable: str) -> tuple:
     if path.startswith("/vsi"):
         raise HazardDataError(
             f"{path}: NetCDF files are read from a local folder, not over HTTP; fetch them "
@@ -166,21 +198,34 @@ def read_grid(path: str, variable: str | None = None) -> Grid:
         st = os.stat(path)
     except OSError as exc:
         raise HazardDataError(f"cannot read NetCDF file {path}: {exc.strerror}") from exc
-    key = (path, variable, st.st_size, st.st_mtime_ns)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    grid = _read(path, variable)
+    return (path, variable, st.st_size, st.st_mtime_ns)
+
+
+def _keep(key: tuple, grid: Grid) -> None:
     with _CACHE_LOCK:
         _CACHE[key] = grid
         while len(_CACHE) > _CACHE_MAX:
             _CACHE.popitem(last=False)
-    return grid
 
 
-def _read(path: str, variable: str) -> Grid:
+def _grid_info(path: str, rows: int, cols: int, transform: tuple) -> RasterInfo:
+    """The raster sampler's view of a whole grid (one block), for its pixel rule."""
+    a, _, c, _, e, f = transform[:6]
+    return RasterInfo(path=path, width=cols, height=rows, transform=(a, 0.0, c, 0.0, e, f),
+                      block_shape=(rows, cols), dtype="float32", nodata=None,
+                      nodata_declared=True)
+
+
+#: A window of the points' cells is read instead of the grid when it is at most this share.
+_WINDOW_SHARE = 1 / 16
+
+
+def _read(path: str, variable: str, points: tuple[np.ndarray, np.ndarray] | None = None
+          ) -> tuple[Grid, np.ndarray | None]:
+    """The grid, or with ``points`` whose cells fit a small window: a :class:`Grid` of only
+    that window (its transform that of the whole grid) and the points' values."""
     name = f'NETCDF:"{path}":{variable}'
+    window = None
     try:
         with rasterio.open(name) as ds:
             tags, ds_tags = ds.tags(1), ds.tags()
@@ -193,7 +238,21 @@ def _read(path: str, variable: str) -> Grid:
                 raise HazardDataError(
                     f"{path}: variable {variable!r} is not on a regular longitude/latitude "
                     "grid (GDAL found no geotransform in its lat/lon coordinates)")
-            raw = ds.read(1, masked=False).astype("float32")
+            transform = (t.a, t.b, t.c, t.d, t.e, t.f)
+            if points is not None:
+                r, k, inside = _pixel_index(_grid_info(path, ds.height, ds.width, transform),
+                                            *points)
+                r0, r1 = (int(r[inside].min()), int(r[inside].max()) + 1) if inside.any() \
+                    else (0, 0)
+                k0, k1 = (int(k[inside].min()), int(k[inside].max()) + 1) if inside.any() \
+                    else (0, 0)
+                if (r1 - r0) * (k1 - k0) <= _WINDOW_SHARE * ds.height * ds.width:
+                    window = (r0, k0)
+            if window is None:
+                raw = ds.read(1, masked=False).astype("float32")
+            else:
+                raw = ds.read(1, window=Window(k0, r0, k1 - k0, r1 - r0),
+                              masked=False).astype("float32")
             scale, offset = ds.scales[0], ds.offsets[0]
             nodata = ds.nodata
     except RasterioError as exc:
@@ -214,8 +273,13 @@ def _read(path: str, variable: str) -> Grid:
     values[bad] = np.nan
     attrs = {k.split("#", 1)[1]: v for k, v in ds_tags.items() if k.startswith("NC_GLOBAL#")}
     log.debug("read %s:%s %s, units %r", path, variable, values.shape, tags.get("units"))
-    return Grid(path=path, variable=variable, values=values,
-                transform=(t.a, t.b, t.c, t.d, t.e, t.f), units=tags.get("units"), attrs=attrs)
+    grid = Grid(path=path, variable=variable, values=values, transform=transform,
+                units=tags.get("units"), attrs=attrs)
+    if window is None:
+        return grid, None
+    out = np.full(points[0].shape, np.nan)
+    out[inside] = values[r[inside] - r0, k[inside] - k0]
+    return grid, out
 
 
 def _float(text: str | None) -> float | None:
@@ -252,11 +316,7 @@ def grid_values(grid: Grid, lon: Any, lat: Any) -> np.ndarray:
     data. Longitudes are wrapped into a global grid's range (0..360 or -180..180)."""
     x, y = (np.asarray(v, dtype="float64").ravel() for v in (lon, lat))
     rows, cols = grid.values.shape
-    a, _, c, _, e, f = grid.transform
-    info = RasterInfo(path=grid.path, width=cols, height=rows, transform=(a, 0.0, c, 0.0, e, f),
-                      block_shape=(rows, cols), dtype="float32", nodata=None,
-                      nodata_declared=True)
-    r, k, inside = _pixel_index(info, x, y)
+    r, k, inside = _pixel_index(_grid_info(grid.path, rows, cols, grid.transform), x, y)
     out = np.full(x.shape, np.nan)
     out[inside] = grid.values[r[inside], k[inside]]
     return out

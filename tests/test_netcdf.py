@@ -146,3 +146,26 @@ def test_the_module_examples_hold():
     import sitescreen.netcdf
 
     assert doctest.testmod(sitescreen.netcdf).failed == 0
+
+
+@pytest.mark.parametrize("lon_start", [-180.0, 0.0])
+def test_a_few_points_read_only_their_window_and_agree_with_the_whole_grid(tmp_path, lon_start):
+    from sitescreen import netcdf
+
+    path = _write(tmp_path, lon_start=lon_start,
+                  patches=[(121.25, 31.0, BLOCK), (-0.25, 51.5, np.array([[3.0]]))])
+    shanghai = (np.array([121.47, 121.30, 121.74, np.nan, 121.74]),
+                np.array([31.23, 31.23, 31.26, 31.0, 31.49]))
+    greenwich = (np.array([-0.2, 359.8]), np.array([51.5, 51.5]))  # one cell, wrapped
+    spread = (np.array([121.47, -179.9, 179.9, 100.0]), np.array([31.23, -89.9, 89.9, 10.0]))
+    for (lon, lat), windowed in ((shanghai, True), (greenwich, True), (spread, False)):
+        netcdf._CACHE.clear()
+        values, units, attrs = netcdf.read_points(path, lon, lat)
+        assert len(netcdf._CACHE) == (0 if windowed else 1)  # a window is not kept
+        grid = read_grid(path)
+        np.testing.assert_array_equal(values, netcdf.grid_values(grid, lon, lat))
+        assert (units, attrs) == (grid.units, grid.attrs)
+    netcdf._CACHE.clear()
+    values = netcdf.read_points(path, *shanghai)[0]
+    assert values[:3].tolist() == [14.0, 13.0, 15.0] and np.isnan(values[3:]).all()
+    assert netcdf.read_points(path, *greenwich)[0].tolist() == [3.0, 3.0]

@@ -47,7 +47,7 @@ from sitescreen.data.datasets import format_file_name
 from sitescreen.data.sources import origin_details, says_synthetic
 from sitescreen.errors import CatalogError
 from sitescreen.hazards.base import HazardContext, HazardResult, join_flags, site_arrays
-from sitescreen.netcdf import UNITS, convert_units, grid_values, locate_cells, read_grid
+from sitescreen.netcdf import UNITS, convert_units, locate_cells, read_grid, read_points
 from sitescreen.raster import SAMPLES
 from sitescreen.scenarios import Narrative, parse_narrative, pathway_for
 
@@ -87,12 +87,13 @@ class CckpIndicator:
         plon, plat, dist = SAMPLES.get_or_compute(
             key, lambda: locate_cells(read_grid(ref[1]), lon, lat, max_km=max_km))
         files = {"baseline": ref[0]}
-        base = self._read(entry, quantity, *ref, plon, plat)
+        synthetic: set[str] = set()  # the files read that declare themselves synthetic
+        base = self._read(entry, quantity, *ref, plon, plat, synthetic)
         future = {}
         for pct in PERCENTILES:
             files[pct], path = self._path(context, entry, variable, pathway.code, pct,
                                           pathway.period)
-            future[pct] = self._read(entry, quantity, files[pct], path, plon, plat)
+            future[pct] = self._read(entry, quantity, files[pct], path, plon, plat, synthetic)
         ts = context.thresholds
         value = future["median"]
         levels = classify(value, ts)
@@ -127,7 +128,7 @@ class CckpIndicator:
             "land_cells_from": files["baseline"],
             "sampling": "nearest 0.25-degree cell (the cell holding the site)",
             "dataset_version": entry.version,
-            **origin_details(context.data.origin, sorted(self._synthetic(context, entry, files))),
+            **origin_details(context.data.origin, sorted(synthetic)),
         }
         method = (f"{label}: World Bank CCKP CMIP6 0.25-degree annual climatology of the "
                   f"multi-model ensemble (from NEX-GDDP-CMIP6, Thrasher et al. 2022), run "
@@ -148,21 +149,20 @@ class CckpIndicator:
                    "change_pct": change_pct, "nearest_land_km": dist},
             details=details)
 
-    def _synthetic(self, context: HazardContext, entry: CatalogEntry,
-                   files: dict[str, str]) -> set[str]:
-        """The files read that declare themselves synthetic (global ``sitescreen_synthetic``)."""
-        return {rel for rel in files.values()
-                if says_synthetic(read_grid(context.data.locate(entry, rel)).attrs)}
-
     def _path(self, context: HazardContext, entry: CatalogEntry, variable: str, run: str,
               percentile: str, period: str) -> tuple[str, str]:
         relpath = _file_name(entry, variable, run, percentile, period)
         return relpath, context.data.require(entry, relpath)
 
     def _read(self, entry: CatalogEntry, quantity: str, relpath: str, path: str,
-              lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        grid = read_grid(path)
-        values, _, _ = convert_units(grid_values(grid, lon, lat), grid.units, quantity,
+              lon: np.ndarray, lat: np.ndarray, synthetic: set[str]) -> np.ndarray:
+        """The sites' values in ``quantity``; ``relpath`` joins ``synthetic`` when the file
+        declares itself synthetic (global ``sitescreen_synthetic``). Only the sites' cells
+        are read when they are few (:func:`~sitescreen.netcdf.read_points`)."""
+        values, units, attrs = read_points(path, lon, lat)
+        if says_synthetic(attrs):
+            synthetic.add(relpath)
+        values, _, _ = convert_units(values, units, quantity,
                                      source=f"dataset {entry.id!r} file {relpath}")
         return values
 
