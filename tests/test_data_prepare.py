@@ -124,7 +124,8 @@ def test_screen_fetch_then_offline_rerun(upstream, tmp_path):
         assert server.requests == 0  # offline: everything came from the cache
     runs = sorted(p for p in (tmp_path / "out").iterdir() if p.is_dir() and not p.is_symlink())
     assert len(runs) == 2
-    again = json.loads((runs[-1] / "manifest.json").read_text())
+    # The second run is the latest (run ids of one second sort by their random suffix).
+    again = json.loads((tmp_path / "out" / "latest" / "manifest.json").read_text())
     assert again["data_origin"] == "upstream"
     assert again["fetched"] == {}  # nothing was missing the second time
 
