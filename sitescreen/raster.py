@@ -27,8 +27,10 @@ import json
 import logging
 import math
 import os
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -97,6 +99,11 @@ _MIN_OCCUPANCY = 0.5
 _MIN_POINTS_PER_BLOCK = 1
 # Decoded windows a single call keeps (so point chunks share windows) unless given a cache.
 _CALL_CACHE_BYTES = 128 * 2**20
+#: Up to this many points, :meth:`SampleCache.sample_many` reads several files at once, in
+#: ``_FILE_THREADS`` threads: a few sites cost one block decode per file, which GDAL does
+#: outside the GIL. More points already keep GDAL's own decoding threads busy.
+_FEW_POINTS = 20_000
+_FILE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _KM_PER_DEG = KM_PER_DEGREE
 
@@ -190,11 +197,11 @@ class WindowCache:
 
     def clear(self) -> None:
         self._items.clear()
+        self._bytes = 0
 
     def keys(self) -> list[tuple]:
-        """The cached windows' keys: (path, band, ..., row_off, col_off, height, width)."""
+        """The cached windows' keys: (path, version, band, row_off, col_off, height, width)."""
         return list(self._items)
-        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -707,6 +714,7 @@ class SampleCache:
         self._bytes = 0
         self.hits = 0
         self.misses = 0
+        self._lock = threading.Lock()  # callers may sample from several threads
 
     def key(self, path: str, lon: Any, lat: Any, *, version: str = "", band: int = 1) -> tuple:
         x, y, _ = _as_points(lon, lat)
@@ -715,24 +723,27 @@ class SampleCache:
 
     def get_or_compute(self, key: tuple, compute: Any) -> Any:
         """Cached result for ``key``, else ``compute()`` stored (arrays made read-only)."""
-        if key in self._items:
-            self.hits += 1
-            self._items.move_to_end(key)
-            return self._items[key]
-        self.misses += 1
-        result = compute()
+        with self._lock:
+            if key in self._items:
+                self.hits += 1
+                self._items.move_to_end(key)
+                return self._items[key]
+            self.misses += 1
+        result = compute()  # outside the lock: other threads sample other files meanwhile
         size = 0
         for arr in result if isinstance(result, tuple) else (result,):
             if isinstance(arr, np.ndarray):
                 arr.setflags(write=False)
                 size += arr.nbytes
-        self._items[key] = result
-        self._sizes[key] = size
-        self._bytes += size
-        while self._items and (len(self._items) > self.max_entries
-                               or self._bytes > self.max_bytes):
-            old, _ = self._items.popitem(last=False)
-            self._bytes -= self._sizes.pop(old)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = result
+                self._sizes[key] = size
+                self._bytes += size
+            while self._items and (len(self._items) > self.max_entries
+                                   or self._bytes > self.max_bytes):
+                old, _ = self._items.popitem(last=False)
+                self._bytes -= self._sizes.pop(old)
         return result
 
     def sample(self, path: str, lon: Any, lat: Any, *, version: str = "", band: int = 1,
@@ -749,14 +760,30 @@ class SampleCache:
             self.key(path, lon, lat, version=version, band=band),
             lambda: sample_with_info(path, lon, lat, band=band, window_cache=window_cache))
 
+    def sample_many(self, paths: Sequence[str], lon: Any, lat: Any, *, version: str = "",
+                    band: int = 1) -> list[tuple[np.ndarray, RasterInfo]]:
+        """:meth:`sample_with_info` of each file at the same points, in order. Few points
+        (up to ``_FEW_POINTS``) are read from several files at once, in threads."""
+        x, y, _ = _as_points(lon, lat)
+
+        def one(path: str) -> tuple[np.ndarray, RasterInfo]:
+            return self.sample_with_info(path, x, y, version=version, band=band)
+
+        if len(paths) < 2 or len(x) > _FEW_POINTS or _FILE_THREADS < 2:
+            return [one(p) for p in paths]
+        with ThreadPoolExecutor(_FILE_THREADS, thread_name_prefix="sample") as pool:
+            return list(pool.map(one, paths))
+
     def clear(self) -> None:
-        self._items.clear()
+        with self._lock:
+            self._items.clear()
+            self._sizes.clear()
+            self._bytes = 0
 
     def keys(self) -> list[tuple]:
-        """The cached windows' keys: (path, band, ..., row_off, col_off, height, width)."""
-        return list(self._items)
-        self._sizes.clear()
-        self._bytes = 0
+        """The cached samples' keys: (path, version, band, coordinates digest, ...)."""
+        with self._lock:
+            return list(self._items)
 
     def __len__(self) -> int:
         return len(self._items)

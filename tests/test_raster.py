@@ -316,6 +316,47 @@ def test_sample_cache_is_bounded_in_bytes(tmp_path):
     assert len(cache) == 3 and cache.misses == 5
 
 
+def test_cleared_caches_hold_no_bytes(tmp_path):
+    path = write_tif(tmp_path / "b.tif", np.ones((16, 16), "float32"), block=16)
+    cache = SampleCache(max_bytes=3 * 80)
+    for i in range(3):
+        cache.sample(str(path), np.full(10, 100.01 + i * 0.01), np.full(10, 39.95))
+    cache.clear()
+    for i in range(3):  # after clear() the full budget is free again: nothing is evicted
+        cache.sample(str(path), np.full(10, 100.2 + i * 0.01), np.full(10, 39.95))
+    assert len(cache) == 3
+    windows = WindowCache(max_bytes=1000)
+    windows.put(("a",), np.zeros(100, "float64"))
+    windows.clear()
+    windows.put(("b",), np.zeros(100, "float64"))
+    assert len(windows) == 1 and windows.get(("b",)) is not None
+
+
+def test_sample_many_reads_files_in_threads_with_the_same_values(tmp_path):
+    rng = np.random.default_rng(5)
+    paths = [str(write_tif(tmp_path / f"m{k}.tif", rng.uniform(0, 9, (300, 500)).astype(
+        "float32"), block=32)) for k in range(12)]
+    lon = rng.uniform(WEST, WEST + 5, 40)
+    lat = rng.uniform(NORTH - 3, NORTH, 40)
+    seen: set[str] = set()
+    cache = SampleCache()
+    real = cache.sample_with_info
+
+    def recording(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    cache.sample_with_info = recording
+    got = cache.sample_many(paths, lon, lat, version="v")
+    assert [info.path for _, info in got] == paths  # in the order asked
+    for (values, _), path in zip(got, paths, strict=True):
+        np.testing.assert_array_equal(values, naive(Path(path), lon, lat))
+    assert any(name.startswith("sample") for name in seen)  # several files at once
+    assert cache.misses == 12 and len(cache) == 12
+    assert all(v is w for (v, _), (w, _) in zip(got, cache.sample_many(paths, lon, lat,
+                                                                        version="v")))
+
+
 @pytest.mark.parametrize("keep", [0.005, 0.3, 0.6, 0.95], ids=lambda k: f"cut-at-{k:.0%}")
 def test_a_truncated_geotiff_is_diagnosed_as_truncated(grid, tmp_path, keep):
     path, data = grid

@@ -230,16 +230,19 @@ class _AqueductFlood:
         return {f: pad for m in members for f in m.files}
 
     # -- sampling ------------------------------------------------------------------------
-    def _depths(self, context: HazardContext, entry: CatalogEntry, member: _Member,
-                lon: np.ndarray, lat: np.ndarray, infos: dict[str, RasterInfo]) -> np.ndarray:
-        rows = []
-        for fname in member.files:
-            path = context.data.require(entry, fname)
+    def _depths(self, context: HazardContext, entry: CatalogEntry, members: list[_Member],
+                lon: np.ndarray, lat: np.ndarray, infos: dict[str, RasterInfo]
+                ) -> list[np.ndarray]:
+        """Each member's depths (return periods x sites), its files sampled together."""
+        files = [f for m in members for f in m.files]
+        paths = [context.data.require(entry, f) for f in files]
+        for path in paths:
             check_cover(path, lon, lat, entry=entry)  # a window file holds these sites?
-            values, info = SAMPLES.sample_with_info(path, lon, lat, version=entry.version)
+        sampled = SAMPLES.sample_many(paths, lon, lat, version=entry.version)
+        for fname, (_, info) in zip(files, sampled, strict=True):
             infos[fname] = info
-            rows.append(values)
-        return np.stack(rows)
+        values = iter(v for v, _ in sampled)
+        return [np.stack([next(values) for _ in m.files]) for m in members]
 
     def assess(self, lon: np.ndarray, lat: np.ndarray, *, scenario: Narrative | str,
                year: int, context: HazardContext) -> HazardResult:
@@ -261,8 +264,11 @@ class _AqueductFlood:
         s_lon, s_lat, extra, flag_parts = self._locate(context, entry, lon, lat, members)
 
         infos: dict[str, RasterInfo] = {}
-        depth = np.stack([self._depths(context, entry, m, s_lon, s_lat, infos)
-                          for m in members])  # (members, rps, sites)
+        with_baseline = bool(context.params.get("baseline", True))
+        sampled = self._depths(context, entry, members + ([self.baseline(entry)]
+                                                          if with_baseline else []),
+                               s_lon, s_lat, infos)
+        depth = np.stack(sampled[:len(members)])  # (members, rps, sites)
         member_rp = member_return_periods(depth, rps, damaging)
         summary = ensemble_summary(member_rp, context.thresholds)
         levels = classify(summary.value, context.thresholds)
@@ -273,9 +279,8 @@ class _AqueductFlood:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN sites stay NaN
                 extra["depth_rp100_m"] = np.nanmedian(depth[:, list(rps).index(100), :], axis=0)
-        if bool(context.params.get("baseline", True)):
-            base = self.baseline(entry)
-            base_depth = self._depths(context, entry, base, s_lon, s_lat, infos)
+        if with_baseline:
+            base_depth = sampled[-1]
             base_rp = member_return_periods(base_depth, rps, damaging)
             extra["rp_baseline"] = base_rp
             extra["level_baseline"] = classify(base_rp, context.thresholds)
