@@ -7,6 +7,7 @@ into a cache must not turn synthetic numbers into "local" hazard data.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def test_a_netcdf_global_attribute_marks_the_file_synthetic(tmp_path):
 
     assert file_says_synthetic(nc)
     assert says_synthetic({"title": "CCKP", SYNTHETIC_MARK: SYNTHETIC_NOTE})  # xarray attrs
+
+
+def test_a_cache_folder_is_read_once_until_its_files_change(tmp_path):
+    """A run opens its data per layer: the folder is read once, yet every change is seen."""
+    from sitescreen.data.sources import SIDECAR_SUFFIX, DataSource
+
+    (tmp_path / "toy").mkdir()
+    (tmp_path / "toy" / "a.csv").write_text("x\n1\n")
+    side = tmp_path / "toy" / f"a.csv{SIDECAR_SUFFIX}"
+    side.write_text(json.dumps({"origin": "upstream"}))
+    first = DataSource.for_cache(tmp_path)
+    assert first.origin is DataOrigin.UPSTREAM
+    assert DataSource.for_cache(tmp_path) is first  # nothing changed: not read again
+
+    new = tmp_path / "toy" / f"b.csv{SIDECAR_SUFFIX}"  # a file added in a subfolder
+    new.write_text(json.dumps({"origin": "mirror"}))
+    second = DataSource.for_cache(tmp_path)
+    assert second.origin is DataOrigin.MIRROR and second.file_origins["toy/b.csv"] == "mirror"
+
+    side.write_text(json.dumps({"origin": "mirror"}))  # rewritten in place, same folder time
+    stat = side.stat()
+    os.utime(side, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert DataSource.for_cache(tmp_path).file_origins["toy/a.csv"] == "mirror"
+
+    new.unlink()
+    (tmp_path / PACK_MARKER).write_text(json.dumps({"origin": "synthetic-demo"}))
+    assert DataSource.for_cache(tmp_path).origin is DataOrigin.SYNTHETIC_DEMO

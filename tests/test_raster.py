@@ -353,8 +353,8 @@ def test_sample_many_reads_files_in_threads_with_the_same_values(tmp_path):
         np.testing.assert_array_equal(values, naive(Path(path), lon, lat))
     assert any(name.startswith("sample") for name in seen)  # several files at once
     assert cache.misses == 12 and len(cache) == 12
-    assert all(v is w for (v, _), (w, _) in zip(got, cache.sample_many(paths, lon, lat,
-                                                                        version="v")))
+    again = cache.sample_many(paths, lon, lat, version="v")
+    assert all(v is w for (v, _), (w, _) in zip(got, again, strict=True))
 
 
 @pytest.mark.parametrize("keep", [0.005, 0.3, 0.6, 0.95], ids=lambda k: f"cut-at-{k:.0%}")

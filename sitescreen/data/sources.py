@@ -149,6 +149,34 @@ def _is_url(root: str) -> bool:
     return root.startswith(("http://", "https://"))
 
 
+def _mtime_ns(path: str | Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _tree_stamp(root: str | Path) -> tuple[tuple[str, int], ...]:
+    """Every folder under ``root`` with its modification time (empty when ``root`` is not
+    a folder). Adding, removing or replacing a file (atomic writes replace) changes its
+    folder's time, so an unchanged stamp means the same files."""
+    out, stack = [], [os.fspath(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            out.append((folder, os.stat(folder).st_mtime_ns))
+            with os.scandir(folder) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return tuple(sorted(out))
+
+
+#: :meth:`DataSource.for_cache` per folder: (tree stamp, records read with their times,
+#: the source), so the steps of a run, which open the data per layer, read it once.
+_FOR_CACHE: dict[str, tuple[tuple, list[tuple[Path, int]], DataSource]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class DataSource:
     """A root folder or URL holding datasets under their catalog ``local_dir``."""
@@ -198,9 +226,13 @@ class DataSource:
         ``local`` when the folder has no sidecars. A ``PACK.json`` still wins, so a demo
         pack used as a cache stays ``synthetic-demo``.
         """
+        stamp = _tree_stamp(cache_root)
+        held = _FOR_CACHE.get(os.fspath(cache_root))
+        if held is not None and held[0] == stamp and all(
+                _mtime_ns(p) == m for p, m in held[1]):
+            return held[2]  # nothing changed since the last call (a run opens it per layer)
         base = cls.open(cache_root)
         root = Path(base.root)
-        origins: dict[str, str] = {}
         found: dict[str, list[Path]] = {SIDECAR_SUFFIX: [], EXTRACTED_SUFFIX: [],
                                         WINDOWS_SUFFIX: []}
         for folder, dirs, files in os.walk(root):  # one listing for the three kinds
@@ -208,6 +240,17 @@ class DataSource:
                 for suffix, paths in found.items():
                     if name.endswith(suffix):
                         paths.append(Path(folder, name))
+        records = [(p, _mtime_ns(p)) for p in [root / PACK_MARKER, *(
+            p for paths in found.values() for p in paths)]]
+        opened = cls._from_records(base, root, found)
+        if stamp:
+            _FOR_CACHE[os.fspath(cache_root)] = (stamp, records, opened)
+        return opened
+
+    @classmethod
+    def _from_records(cls, base: DataSource, root: Path, found: dict[str, list[Path]]
+                      ) -> DataSource:
+        origins: dict[str, str] = {}
         for side in sorted(found[SIDECAR_SUFFIX]):
             rec = _read_json(side)
             rel = side.relative_to(root).as_posix()[: -len(SIDECAR_SUFFIX)]
