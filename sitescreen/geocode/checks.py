@@ -35,6 +35,7 @@ gazetteer for) only the sites it has not seen.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
@@ -96,7 +97,7 @@ def outside_country(lon: ArrayLike, lat: ArrayLike, country: str, *,
         d, _ = gaz.nearest(np.where(ok, lon, np.nan), np.where(ok, lat, np.nan), within=cc)
         own = np.minimum(own, d)
     anywhere, uid = gaz.nearest(np.where(ok, lon, np.nan), np.where(ok, lat, np.nan))
-    country_of = np.asarray(gaz.places.country, dtype=object)[np.maximum(uid, 0)]
+    country_of = gaz.country[np.maximum(uid, 0)]
     foreign_nearest = (uid >= 0) & ~np.isin(country_of, list(members))
     # Distance to the nearest place of another country: the nearest place overall when it is
     # foreign; otherwise at least as far as the nearest own place (so the ratio test passes).
@@ -108,8 +109,9 @@ def outside_country(lon: ArrayLike, lat: ArrayLike, country: str, *,
 
 def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] | None = None,
                    city: Sequence[object] | None = None, far_km: float = 50.0,
-                   country_km: float = 150.0,
-                   geocoder: OfflineGeocoder | None = None) -> list[tuple[str, ...]]:
+                   country_km: float = 150.0, geocoder: OfflineGeocoder | None = None,
+                   resolved: dict[tuple[str, str], int] | None = None
+                   ) -> list[tuple[str, ...]]:
     """Flags (see the module docstring) for each site, in input order.
 
     Parameters
@@ -120,6 +122,10 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
     far_km : distance from the stated city beyond which a site is flagged.
     country_km : see :func:`outside_country`.
     geocoder : offline geocoder used to place the stated cities (default: a new one).
+    resolved : stated cities placed before by this geocoder, ``(normalised city, ISO code or
+        "") -> place uid`` (-1: not placed at a city or district); used and extended in
+        place, so that a caller can keep it between runs (:class:`FlagMemo` does). A city
+        found there needs no name lookup, so the gazetteer's index is never read.
 
     Returns
     -------
@@ -182,7 +188,7 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
 
     # Distance to the stated city, placed by the offline gazetteer (once per city).
     uid = np.full(n, -1, dtype=np.int64)
-    resolved: dict[tuple[str, str], int] = {}
+    resolved = {} if resolved is None else resolved
     normalised: dict[str, str] = {}
     for i in np.flatnonzero(in_range & ~null):
         if not cities[i].strip():
@@ -197,8 +203,7 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
         uid[i] = resolved[key]
     placed = np.flatnonzero(uid >= 0)
     if len(placed):
-        d = haversine_km(lon[placed], lat[placed], np.asarray(gaz.places.lon)[uid[placed]],
-                         np.asarray(gaz.places.lat)[uid[placed]])
+        d = haversine_km(lon[placed], lat[placed], gaz.lon[uid[placed]], gaz.lat[uid[placed]])
         far = np.zeros(n, dtype=bool)
         for i in placed[d > far_km]:
             far[i] = not _in_chinese_unit(gaz, int(uid[i]), lon[i], lat[i])
@@ -226,14 +231,14 @@ def _each_distinct(values: Sequence[object] | None, n: int, fn) -> list:
 
 def _in_chinese_unit(gaz: Gazetteer, uid: int, lon: float, lat: float) -> bool:
     """Is the nearest county seat to (lon, lat) part of Chinese unit ``uid``?"""
-    code = gaz.places.adcode[uid]
-    if not code or gaz.places.kind[uid] not in (Kind.PROVINCE, Kind.PREFECTURE):
+    code = str(gaz.adcode[uid])
+    if not code or gaz.kind[uid] not in (Kind.PROVINCE, Kind.PREFECTURE):
         return False
     _, county = gaz.nearest(np.array([lon]), np.array([lat]), within="counties")
     if county[0] < 0:
         return False
-    prefix = code[:2] if gaz.places.kind[uid] == Kind.PROVINCE else code[:4]
-    return gaz.places.adcode[int(county[0])].startswith(prefix)
+    prefix = code[:2] if gaz.kind[uid] == Kind.PROVINCE else code[:4]
+    return str(gaz.adcode[int(county[0])]).startswith(prefix)
 
 
 _FLAG_KEYS = ("lon", "lat", "country", "city")
@@ -245,9 +250,12 @@ class FlagMemo:
     Keyed by the exact coordinates and the stated country and city text; the file name
     carries a fingerprint of this module, the offline geocoder (its code and settings), the
     kept gazetteer (:func:`~sitescreen.geocode.gazetteer.cache_path`, named by its code and
-    source packages) and the distances, so any change starts a new memo. Without a kept
-    gazetteer (``SITESCREEN_GAZETTEER_CACHE=off``) nothing is kept here either. At most
-    ``max_rows`` sites are kept (the latest run's first).
+    source packages) and the distances, so any change starts a new memo. Beside it, under
+    the same fingerprint without the distances, the stated cities placed so far (the
+    ``resolved`` of :func:`location_flags`): new sites in known cities are checked without
+    the gazetteer's name index. Without a kept gazetteer (``SITESCREEN_GAZETTEER_CACHE=off``)
+    nothing is kept here either. At most ``max_rows`` sites and as many cities are kept (the
+    latest run's first).
     """
 
     def __init__(self, folder: str | Path, *, far_km: float = 50.0, country_km: float = 150.0,
@@ -256,11 +264,14 @@ class FlagMemo:
         self.far_km, self.country_km, self.max_rows = float(far_km), float(country_km), max_rows
         gazetteer = cache_path(self.geocoder.cities)
         ident = "|".join((Path(__file__).read_text("utf-8"), self.geocoder.version,
-                          gazetteer.name if gazetteer else "", f"{self.far_km!r}",
-                          f"{self.country_km!r}"))
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+                          gazetteer.name if gazetteer else ""))
+        cities = hashlib.sha256(ident.encode()).hexdigest()[:16]
+        digest = hashlib.sha256(
+            f"{ident}|{self.far_km!r}|{self.country_km!r}".encode()).hexdigest()[:16]
         #: None: nothing is kept (no kept gazetteer to name the memo after).
         self.path = Path(folder) / f"location-flags-{digest}.parquet" if gazetteer else None
+        self.cities_path = Path(folder) / f"location-cities-{cities}.json" if gazetteer \
+            else None
 
     def flags(self, lon: np.ndarray, lat: np.ndarray, country: Sequence[str],
               city: Sequence[str]) -> np.ndarray:
@@ -295,13 +306,36 @@ class FlagMemo:
         todo = np.flatnonzero(pd.isna(out))
         if not len(todo):
             return out
+        resolved = self._read_cities()
+        known = len(resolved)
         found = location_flags(keys["lon"].to_numpy()[todo], keys["lat"].to_numpy()[todo],
                                country=keys["country"].to_numpy()[todo].tolist(),
                                city=keys["city"].to_numpy()[todo].tolist(), far_km=self.far_km,
-                               country_km=self.country_km, geocoder=self.geocoder)
+                               country_km=self.country_km, geocoder=self.geocoder,
+                               resolved=resolved)
         out[todo] = ["; ".join(f) for f in found]
         self._write(keys.assign(hash=hashes, flags=out), kept)
+        if len(resolved) > known:
+            self._write_cities(resolved)
         return out
+
+    def _read_cities(self) -> dict[tuple[str, str], int]:
+        if self.cities_path is None or not self.cities_path.is_file():
+            return {}
+        try:
+            rows = json.loads(self.cities_path.read_bytes())
+            return {(str(city), str(cc)): int(uid) for city, cc, uid in rows}
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("stated-city memo %s unreadable (%s); placing the cities again",
+                        self.cities_path, exc)
+            return {}
+
+    def _write_cities(self, resolved: dict[tuple[str, str], int]) -> None:
+        rows = [[city, cc, uid] for (city, cc), uid in resolved.items()][-self.max_rows:]
+        try:
+            atomic_write(self.cities_path, json.dumps(rows, ensure_ascii=False).encode())
+        except OSError as exc:  # the memo only saves time; never fail a run over it
+            log.warning("cannot keep the stated cities in %s: %s", self.cities_path, exc)
 
     def _read(self) -> pd.DataFrame | None:
         if self.path is None or not self.path.is_file():

