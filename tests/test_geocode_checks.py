@@ -101,3 +101,37 @@ def test_flag_memo_keeps_nothing_without_a_kept_gazetteer(tmp_path, monkeypatch)
     assert memo.path is None
     assert memo.flags(np.array([0.0]), np.array([0.0]), [""], [""]).tolist() == ["null_island"]
     assert not list(tmp_path.iterdir())
+
+
+def test_flag_memo_keeps_the_stated_cities_it_placed(tmp_path, monkeypatch, caplog):
+    from sitescreen.geocode import OfflineGeocoder, checks
+
+    lon, lat = np.array([118.80, 121.45, 116.84]), np.array([32.06, 31.22, 40.38])
+    country, city = ["CN", "CN", "CN"], ["Shanghai", "Shanghai", "Beijing"]
+    memo = checks.FlagMemo(tmp_path)
+    assert memo.flags(lon, lat, country, city).tolist() == ["far_from_city", "", ""]
+    placed = memo._read_cities()
+    assert set(placed) == {("shanghai", "CN"), ("beijing", "CN")}
+    assert min(placed.values()) >= 0
+    # New sites in those cities: no city is placed again (the resolver is not called).
+    calls: list[object] = []
+    geocoder = OfflineGeocoder()
+    real = geocoder.resolve
+    monkeypatch.setattr(geocoder, "resolve", lambda q: calls.append(q) or real(q))
+    new = checks.FlagMemo(tmp_path, geocoder=geocoder).flags(lon + 0.01, lat, country, city)
+    assert not calls
+    assert new.tolist() == ["; ".join(f) for f in location_flags(lon + 0.01, lat,
+                                                                 country=country, city=city)]
+    # Another geocoder setting is another memo (as is a change of code); distances are not.
+    assert checks.FlagMemo(tmp_path, geocoder=OfflineGeocoder(dominance=5.0)).cities_path != \
+        memo.cities_path
+    assert checks.FlagMemo(tmp_path, far_km=10.0).cities_path == memo.cities_path
+    # A damaged memo is ignored with a warning and the cities placed again.
+    memo.cities_path.write_bytes(b"[[\"shanghai\", ")
+    with caplog.at_level("WARNING"):
+        again = checks.FlagMemo(tmp_path, geocoder=geocoder).flags(lon - 0.01, lat, country,
+                                                                    city)
+    assert "unreadable" in caplog.text and len(calls) == 2
+    assert again.tolist() == ["; ".join(f) for f in location_flags(lon - 0.01, lat,
+                                                                   country=country, city=city)]
+    assert memo._read_cities() == placed
