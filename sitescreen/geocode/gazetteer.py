@@ -443,9 +443,10 @@ class Gazetteer:
 
     def ancestors(self, uid: int) -> frozenset[int]:
         """Ids of the units that may contain place ``uid`` (its country at least)."""
-        anc = self._parts().anc.get(uid)
+        parts = self._parts()
+        anc = parts.anc.get(uid)
         if anc is None:
-            cuid = self.country_uid.get(str(self.country[uid]))
+            cuid = self.country_uid.get(parts.places.country[uid])
             anc = frozenset() if cuid is None or cuid == uid else frozenset((cuid,))
         return anc
 
