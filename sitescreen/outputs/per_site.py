@@ -290,12 +290,88 @@ class EncodedLines:
         return cls(text, len(lines))
 
 
+def _csv_quoted(values: Any) -> Any:
+    """Arrow string cells as ``pyarrow.csv`` writes them: quoted, ``"`` doubled, null empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    escaped = pc.replace_substring(values, '"', '""')
+    return pc.binary_join_element_wise(pa.scalar('"'), escaped, pa.scalar('"'), "")
+
+
+def _csv_cell(value: Any) -> str:
+    """The CSV text of one Arrow scalar (a column's single value)."""
+    import pyarrow as pa
+
+    if not value.is_valid:
+        return ""
+    if pa.types.is_string(value.type) or pa.types.is_large_string(value.type):
+        return _csv_quoted(pa.array([value.as_py()], type=pa.string()))[0].as_py()
+    return value.cast(pa.string()).as_py()
+
+
+def _csv_constant(column: Any) -> str | None:
+    """The CSV text of a column whose rows are all alike (all missing, a dictionary of one
+    value, one number or flag), else None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(column)
+    if column.null_count == n:
+        return ""
+    if column.null_count:
+        return None
+    if pa.types.is_dictionary(column.type):
+        return _csv_cell(column.dictionary[0]) if len(column.dictionary) == 1 else None
+    if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+        lo_hi = pc.min_max(column)
+        if lo_hi["min"] == lo_hi["max"]:
+            return _csv_cell(column[0])
+    return None
+
+
+def _csv_texts(column: Any) -> Any:
+    """The CSV text of each cell of an Arrow column, as ``pyarrow.csv.write_csv`` writes it
+    (strings quoted, numbers and flags cast to text by Arrow's own cast, nulls empty); a
+    dictionary column's values are formatted once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        texts = _csv_texts(column.dictionary)
+        return pc.fill_null(texts.take(column.indices), "")
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return pc.fill_null(_csv_quoted(column.cast(pa.string())), "")
+    return pc.fill_null(pc.cast(column, pa.string()), "")
+
+
+def csv_lines(table: Any) -> Any:
+    """The data lines of ``table`` as ``pyarrow.csv.write_csv`` writes them (default
+    options, no header), one Arrow string per row ending in a newline: built by one string
+    join of the cells' texts, in which a column whose rows are all alike (a run's constant
+    or another hazard's empty column) is one piece of text rather than a column to cast."""
+    line = _Pieces()
+    for i in range(table.num_columns):
+        column = table.column(i)
+        column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        if i:
+            line.text(",")
+        constant = _csv_constant(column)
+        if constant is None:
+            line.add(_csv_texts(column))
+        else:
+            line.text(constant)
+    line.text("\n")
+    return line.join(table.num_rows)
+
+
 def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
                     compressed: bool = False,
                     chunk_sites: int = DEFAULT_CHUNK_SITES) -> Callable[[Path], None]:
     """A ``write_run`` writer of ``site_results.csv`` (one row per site x layer, as
     ``outputs.run_folder.site_results_frame`` lays it out), written one chunk of sites and
-    one layer at a time straight from the columns (:func:`long_csv_tables`).
+    one layer at a time straight from the columns (:func:`long_csv_tables`, as text by
+    :func:`csv_lines`).
 
     The same bytes as ``outputs.run_folder.csv_writer`` of the long table (through Arrow,
     formula-like text cells neutralised, strings quoted, missing values empty); rows come
@@ -312,8 +388,10 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
             for a, part in results.chunks(chunk_sites):
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
-                    pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=header))
-                    header = False
+                    if header:
+                        pa_csv.write_csv(table.slice(0, 0), fh)
+                        header = False
+                    fh.write(EncodedLines.of(csv_lines(table)).text)
             if header:  # no layer: the header of the long table alone
                 from sitescreen.outputs.run_folder import site_results_frame
 
