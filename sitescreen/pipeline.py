@@ -502,7 +502,7 @@ def write_outputs(sites: pd.DataFrame, results: SiteResults, shares_table: pd.Da
     files follow the request's ``per_site_outputs`` and are streamed chunk by chunk."""
     files = render_files(sites=sites, results=results, shares_table=shares_table,
                          manifest=manifest, out_root=request.out, report=request.report,
-                         plan=per_site_plan(request, len(sites)))
+                         plan=per_site_plan(request, len(sites)), defer_report=True)
     return write_run(request.out, manifest["run_id"], files)
 
 

@@ -62,6 +62,7 @@ from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
     "render_charts",
+    "chart_names",
     "shares_figure",
     "map_figure",
     "map_layers",
@@ -549,6 +550,23 @@ def figure_bytes(fig: Figure, fmt: str, *, title: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _maps(table: SiteResults | pd.DataFrame,
+          maps: Sequence[tuple[str, str, int]] | None) -> Sequence[tuple[str, str, int]]:
+    if maps is not None:
+        return maps
+    return map_layers(table.layer_table() if isinstance(table, SiteResults) else table)
+
+
+def chart_names(shares: pd.DataFrame, table: SiteResults | pd.DataFrame, *,
+                formats: Iterable[str] = ("png", "svg"),
+                maps: Sequence[tuple[str, str, int]] | None = None) -> list[str]:
+    """The file names :func:`render_charts` gives for the same arguments, in its order,
+    without drawing anything."""
+    formats = tuple(formats)
+    return [*(shares_chart_name(h, f) for h in hazard_order(shares) for f in formats),
+            *(map_chart_name(*m) for m in _maps(table, maps))]
+
+
 def render_charts(shares: pd.DataFrame, sites: pd.DataFrame,
                   table: SiteResults | pd.DataFrame, *,
                   manifest: Mapping, formats: Iterable[str] = ("png", "svg"),
@@ -578,8 +596,7 @@ def render_charts(shares: pd.DataFrame, sites: pd.DataFrame,
         for hazard in hazard_order(shares):
             fig = shares_figure(shares[shares["hazard"] == hazard], manifest=manifest, dpi=dpi)
             figures.append(([shares_chart_name(hazard, f) for f in formats], fig))
-        layers = table.layer_table() if isinstance(table, SiteResults) else table
-        for hazard, scenario, year in (maps if maps is not None else map_layers(layers)):
+        for hazard, scenario, year in _maps(table, maps):
             fig = map_figure(hazard, scenario, year, sites=sites, table=table,
                              manifest=manifest, dpi=dpi)
             figures.append(([map_chart_name(hazard, scenario, year)], fig))

@@ -25,10 +25,13 @@ from sitescreen.outputs.run_folder import (
     CHANGES_CSV,
     CHANGES_JSON,
     MANIFEST_JSON,
+    REPORT_HTML,
+    REPORT_MD,
     SITE_RESULTS_CSV,
     SITES_GEOJSON,
     SUMMARY_CSV,
     SUMMARY_JSON,
+    SharedRendering,
     csv_writer,
     json_bytes,
     user_columns,
@@ -56,7 +59,7 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
                  table: SiteResults | pd.DataFrame | None = None,
                  out_root: str | Path | None = None, report: bool = True,
                  plan: PerSitePlan | None = None,
-                 chunk_sites: int = DEFAULT_CHUNK_SITES) -> Files:
+                 chunk_sites: int = DEFAULT_CHUNK_SITES, defer_report: bool = False) -> Files:
     """All output files of a run, ready for :func:`~sitescreen.outputs.run_folder.write_run`.
 
     ``results`` are the run's per-site results (:class:`~sitescreen.aggregate.SiteResults`,
@@ -69,7 +72,9 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
 
     With ``out_root``, the run is compared with the previous run of the same sites file
     there (``changes.json``/``changes.csv`` and a section of the report). With ``report``,
-    charts and the HTML/Markdown report are rendered (matplotlib is imported only then).
+    charts and the HTML/Markdown report are rendered (matplotlib is imported only then);
+    with ``defer_report`` as writers that draw them all once, when ``write_run`` reaches
+    them (after the per-site files: they are drawn while those are written), else as bytes.
     """
     from sitescreen.outputs.changes import changes_table
     from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary
@@ -105,16 +110,6 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
         files[CHANGES_JSON] = json_bytes(changes)
         files[CHANGES_CSV] = csv_writer(
             changes_table(changes).assign(data_origin=manifest["data_origin"]))
-    if report:
-        from sitescreen.outputs.charts import render_charts
-        from sitescreen.outputs.report import render_report
-
-        # Both read the columns: the maps draw a bounded number of markers, the report reads
-        # the long rows of the sites it lists (a capped number) and of the data centers.
-        chart_files = render_charts(shares_table, sites, results, manifest=manifest)
-        files.update(chart_files)
-        files.update(render_report(shares=shares_table, sites=sites, table=results,
-                                   manifest=manifest, charts=chart_files, changes=changes))
     if plan.geopackage:
         def gpkg(path: Path) -> None:
             write_geopackage(path, sites=sites, table=results, manifest=manifest,
@@ -123,7 +118,29 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
         files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, sample)
     footprints = results.select(footprint_sites(sites))  # footprint sites only
     files.update(footprint_files(sites, footprints.long_table(), manifest=manifest))
+    if report:
+        rendering = _report_rendering(sites=sites, results=results, shares_table=shares_table,
+                                      manifest=manifest, changes=changes)
+        files.update(rendering.writers() if defer_report else rendering.files())
     return files
+
+
+def _report_rendering(*, sites: pd.DataFrame, results: SiteResults,
+                      shares_table: pd.DataFrame, manifest: Mapping,
+                      changes: Mapping | None) -> SharedRendering:
+    """The charts and the HTML/Markdown report of a run, drawn together."""
+    from sitescreen.outputs.charts import chart_names, render_charts
+    from sitescreen.outputs.report import render_report
+
+    def render() -> dict[str, bytes]:
+        # Both read the columns: the maps draw a bounded number of markers, the report reads
+        # the long rows of the sites it lists (a capped number) and of the data centers.
+        charts = render_charts(shares_table, sites, results, manifest=manifest)
+        return {**charts, **render_report(shares=shares_table, sites=sites, table=results,
+                                          manifest=manifest, charts=charts, changes=changes)}
+
+    return SharedRendering([*chart_names(shares_table, results), REPORT_MD, REPORT_HTML],
+                           render)
 
 
 def _changes(out_root: str | Path, *, sites: pd.DataFrame, results: SiteResults,

@@ -16,9 +16,10 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -32,6 +33,7 @@ __all__ = [
     "new_run_id",
     "site_features",
     "write_run",
+    "SharedRendering",
     "json_bytes",
     "geojson_writer",
     "csv_writer",
@@ -600,6 +602,46 @@ def check_run_id(run_id: str) -> str:
         raise UnsafePathError(f"run id {run_id!r} must be a plain folder name "
                               "(letters, digits, '.', '_', '-')")
     return run_id
+
+
+class SharedRendering:
+    """Files of a run drawn together, once (``render()`` gives ``{name: bytes}`` for every
+    one of ``names``), by the first :func:`write_run` writer that needs one of them: so the
+    charts and the report are rendered in a writer thread while the per-site files are
+    written. :meth:`writers` gives each file's writer; a failure of ``render`` fails every
+    one of them."""
+
+    def __init__(self, names: Sequence[str], render: Callable[[], Mapping[str, bytes]]):
+        import threading
+
+        self.names = list(names)
+        self._render = render
+        self._lock = threading.Lock()
+        self._files: Mapping[str, bytes] | None = None
+        self._error: BaseException | None = None
+
+    def files(self) -> Mapping[str, bytes]:
+        """Every file's bytes (rendered by the first caller; the others wait for it)."""
+        with self._lock:
+            if self._files is None and self._error is None:
+                try:
+                    files = dict(self._render())
+                except BaseException as exc:
+                    self._error = exc
+                    raise
+                if sorted(files) != sorted(self.names):
+                    raise ValueError(f"rendered {sorted(files)}, expected {sorted(self.names)}")
+                self._files = files
+            if self._error is not None:
+                raise self._error
+            return self._files
+
+    def writers(self) -> dict[str, Callable[[Path], None]]:
+        """name -> the ``write_run`` writer of that file."""
+        return {name: partial(self._write, name) for name in self.names}
+
+    def _write(self, name: str, path: Path) -> None:
+        write_content(path, self.files()[name])
 
 
 #: Writers of one run folder (:func:`write_run`) running at the same time.
