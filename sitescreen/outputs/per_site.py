@@ -330,38 +330,163 @@ def _csv_constant(column: Any) -> str | None:
     return None
 
 
+def number_texts(values: Any) -> Any:
+    """Arrow's own text of each number of an Arrow array (its cast to string; null for
+    null), cast once per distinct value: a per-site column takes a few hundred distinct
+    values among 100,000 sites, and the cast of a float is the costly part of the text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    if 2 * len(encoded.dictionary) > len(values):  # mostly distinct: cast them all
+        return pc.cast(values, pa.string())
+    return pc.cast(encoded.dictionary, pa.string()).take(encoded.indices)
+
+
 def _csv_texts(column: Any) -> Any:
     """The CSV text of each cell of an Arrow column, as ``pyarrow.csv.write_csv`` writes it
-    (strings quoted, numbers and flags cast to text by Arrow's own cast, nulls empty); a
-    dictionary column's values are formatted once."""
+    (strings quoted, numbers and flags cast to text by Arrow's own cast, nulls empty)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_dictionary(column.type):
-        texts = _csv_texts(column.dictionary)
-        return pc.fill_null(texts.take(column.indices), "")
+        return pc.fill_null(_csv_texts(column.dictionary).take(column.indices), "")
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return pc.fill_null(_csv_quoted(column.cast(pa.string())), "")
     return pc.fill_null(pc.cast(column, pa.string()), "")
 
 
-def csv_lines(table: Any) -> Any:
+#: Distinct values up to which a column's cells are coded (a code per row into the texts of
+#: its values), and combinations up to which neighbouring coded columns are coded as one.
+_CODED_VALUES = 1024
+_JOINT_TEXTS = 4096
+
+
+def _csv_cells(column: Any) -> Any:
+    """The CSV texts of a column's cells, each distinct value formatted once: for a column
+    of few distinct values (code per row, text per code: its values', then the empty text
+    of a missing cell), else the text of each cell (an Arrow string array)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    is_dictionary = pa.types.is_dictionary(column.type)
+    encoded = column if is_dictionary else pc.dictionary_encode(column)
+    values = encoded.dictionary
+    few = len(values) < _CODED_VALUES
+    if not (few or is_dictionary or 2 * len(values) <= len(column)):
+        return _csv_texts(column)  # mostly distinct values
+    texts = pa.concat_arrays([_csv_texts(values), pa.array([""], type=pa.string())])
+    codes = pc.fill_null(encoded.indices, len(values)).to_numpy().astype(np.int64)
+    return (codes, texts) if few else texts.take(pa.array(codes))
+
+
+def _joint_cells(group: list) -> Any:
+    """The text of a run of coded columns and the fixed text between them (``group``:
+    (codes, texts) and str items, beginning and ending with coded ones), by one code per
+    row into the texts of every combination."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    coded = [item for item in group if not isinstance(item, str)]
+    if len(coded) == 1:
+        codes, texts = coded[0]
+        return texts.take(pa.array(codes))
+    joint = np.zeros(len(coded[0][0]), dtype=np.int64)
+    for codes, texts in coded:
+        joint = joint * len(texts) + codes
+    combos = np.arange(int(np.prod([len(texts) for _, texts in coded])), dtype=np.int64)
+    digits = []
+    for _, texts in reversed(coded):
+        combos, digit = np.divmod(combos, len(texts))
+        digits.append(digit)
+    digits.reverse()
+    pieces, k = [], 0
+    for item in group:
+        if isinstance(item, str):
+            pieces.append(pa.scalar(item))
+        else:
+            pieces.append(item[1].take(pa.array(digits[k])))
+            k += 1
+    return pc.binary_join_element_wise(*pieces, "").take(pa.array(joint))
+
+
+def _joined(items: list) -> list:
+    """``items`` (fixed text, text arrays, coded columns) with each run of neighbouring
+    coded columns made one text array while their combinations stay few
+    (:data:`_JOINT_TEXTS`)."""
+    out: list = []
+    group: list = []
+    size = 1
+
+    def flush() -> None:
+        tail = []
+        while group and isinstance(group[-1], str):
+            tail.insert(0, group.pop())
+        if group:
+            out.append(_joint_cells(group))
+        out.extend(tail)
+        group.clear()
+
+    for item in items:
+        if isinstance(item, str):
+            (group if group else out).append(item)
+        elif isinstance(item, tuple):
+            if group and size * len(item[1]) <= _JOINT_TEXTS:
+                group.append(item)
+                size *= len(item[1])
+            else:
+                flush()
+                group.append(item)
+                size = len(item[1])
+        else:
+            flush()
+            out.append(item)
+    flush()
+    return out
+
+
+def csv_lines(table: Any, *, texts: dict[int, tuple[Any, Any]] | None = None) -> Any:
     """The data lines of ``table`` as ``pyarrow.csv.write_csv`` writes them (default
-    options, no header), one Arrow string per row ending in a newline: built by one string
-    join of the cells' texts, in which a column whose rows are all alike (a run's constant
-    or another hazard's empty column) is one piece of text rather than a column to cast."""
-    line = _Pieces()
+    options, no header), one Arrow string per row ending in a newline, by one string join:
+    a column whose rows are all alike (a run's constant, another hazard's empty column) is
+    one piece of fixed text; a column of few distinct values is formatted once per value,
+    and neighbouring such columns are one piece, taken from the texts of their
+    combinations.
+
+    ``texts`` keeps the cells of columns shared by several tables (the site columns
+    repeated on each layer's rows): column id -> (column, cells)."""
+    items: list = []
+
+    def fixed(text: str) -> None:
+        if items and isinstance(items[-1], str):
+            items[-1] += text
+        else:
+            items.append(text)
+
     for i in range(table.num_columns):
         column = table.column(i)
-        column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
         if i:
-            line.text(",")
-        constant = _csv_constant(column)
-        if constant is None:
-            line.add(_csv_texts(column))
+            fixed(",")
+        known = texts.get(id(column)) if texts is not None else None
+        if known is not None and known[0] is column:
+            items.append(known[1])
+            continue
+        whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+        constant = _csv_constant(whole)
+        if constant is not None:
+            fixed(constant)
+            continue
+        cells = _csv_cells(whole)
+        if texts is not None:
+            texts[id(column)] = (column, cells)
+        items.append(cells)
+    fixed("\n")
+    line = _Pieces()
+    for item in _joined(items):
+        if isinstance(item, str):
+            line.text(item)
         else:
-            line.text(constant)
-    line.text("\n")
+            line.add(item)
     return line.join(table.num_rows)
 
 
@@ -386,12 +511,13 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
         with _open(path, compressed) as fh:
             header = True
             for a, part in results.chunks(chunk_sites):
+                texts: dict[int, tuple[Any, Any]] = {}  # the site columns', once a chunk
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
                     if header:
                         pa_csv.write_csv(table.slice(0, 0), fh)
                         header = False
-                    fh.write(EncodedLines.of(csv_lines(table)).text)
+                    fh.write(EncodedLines.of(csv_lines(table, texts=texts)).text)
             if header:  # no layer: the header of the long table alone
                 from sitescreen.outputs.run_folder import site_results_frame
 
@@ -436,7 +562,7 @@ def _json_floats(values: np.ndarray) -> Any:
 
     v = np.asarray(values, dtype="float64")
     finite = np.isfinite(v)
-    text = pc.cast(pa.array(np.where(finite, v, 0.0)), pa.string())
+    text = number_texts(pa.array(np.where(finite, v, 0.0)))
     integral = finite & (v == np.floor(np.where(finite, v, 0.0)))
     text = pc.if_else(pa.array(integral),
                       pc.binary_join_element_wise(text, pa.scalar(".0"), ""), text)
