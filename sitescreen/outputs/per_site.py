@@ -188,6 +188,10 @@ def _site_text(sites: pd.DataFrame, column: str) -> Any:
     return pa.Array.from_pandas(values.fillna("").reset_index(drop=True))
 
 
+#: The site columns of ``site_results.csv``, the same on every layer's rows.
+_SITE_TEXT_COLUMNS = ("site_id", "name", "geocode_precision")
+
+
 def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
                     extra_types: Mapping[str, Any]) -> Iterator[Any]:
     """``site_results.csv`` of a chunk of sites as one Arrow table per layer (rows of
@@ -199,10 +203,10 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
     zeros = pa.array(np.zeros(n, dtype=np.int32))
     nulls = {kind: pa.nulls(n, type=kind) for kind in set(extra_types.values())}
     flags = {v: pa.array(np.full(n, v)) for v in (False, True)}
+    site_id, *texts = _SITE_TEXT_COLUMNS
     site_table = neutralise_arrow(pa.table({
-        "site_id": pa.Array.from_pandas(pd.Series(part.site_ids, dtype=object)),
-        "name": _site_text(sites, "name"),
-        "geocode_precision": _site_text(sites, "geocode_precision")}))
+        site_id: pa.Array.from_pandas(pd.Series(part.site_ids, dtype=object)),
+        **{c: _site_text(sites, c) for c in texts}}))
     origin = _constant(neutralise_cell(data_origin), zeros)
     for i, info in enumerate(part.layers):
         const = {k: _constant(neutralise_cell(getattr(info, k)), zeros)
@@ -445,7 +449,16 @@ def _joined(items: list) -> list:
     return out
 
 
-def csv_lines(table: Any, *, texts: dict[int, tuple[Any, Any]] | None = None) -> Any:
+def _same_memory(a: Any, b: Any) -> bool:
+    """Whether two Arrow columns are the very same data (one column put in several tables)."""
+    def layout(column: Any) -> list:
+        chunks = column.chunks if hasattr(column, "chunks") else [column]
+        return [(c.offset, len(c), [x.address if x is not None else None for x in c.buffers()])
+                for c in chunks]
+    return a.type == b.type and layout(a) == layout(b)
+
+
+def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = None) -> Any:
     """The data lines of ``table`` as ``pyarrow.csv.write_csv`` writes them (default
     options, no header), one Arrow string per row ending in a newline, by one string join:
     a column whose rows are all alike (a run's constant, another hazard's empty column) is
@@ -453,8 +466,9 @@ def csv_lines(table: Any, *, texts: dict[int, tuple[Any, Any]] | None = None) ->
     and neighbouring such columns are one piece, taken from the texts of their
     combinations.
 
-    ``texts`` keeps the cells of columns shared by several tables (the site columns
-    repeated on each layer's rows): column id -> (column, cells)."""
+    ``shared`` keeps the cells of the columns it names, which several tables share (the
+    site columns repeated on each layer's rows): name -> (column, cells), or None until
+    known."""
     items: list = []
 
     def fixed(text: str) -> None:
@@ -467,8 +481,9 @@ def csv_lines(table: Any, *, texts: dict[int, tuple[Any, Any]] | None = None) ->
         column = table.column(i)
         if i:
             fixed(",")
-        known = texts.get(id(column)) if texts is not None else None
-        if known is not None and known[0] is column:
+        name = table.column_names[i]
+        known = shared.get(name) if shared is not None else None
+        if known is not None and _same_memory(known[0], column):
             items.append(known[1])
             continue
         whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
@@ -477,8 +492,8 @@ def csv_lines(table: Any, *, texts: dict[int, tuple[Any, Any]] | None = None) ->
             fixed(constant)
             continue
         cells = _csv_cells(whole)
-        if texts is not None:
-            texts[id(column)] = (column, cells)
+        if shared is not None and name in shared:
+            shared[name] = (column, cells)
         items.append(cells)
     fixed("\n")
     line = _Pieces()
@@ -511,13 +526,14 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
         with _open(path, compressed) as fh:
             header = True
             for a, part in results.chunks(chunk_sites):
-                texts: dict[int, tuple[Any, Any]] = {}  # the site columns', once a chunk
+                # The site columns' texts, once a chunk.
+                shared: dict[str, tuple[Any, Any] | None] = dict.fromkeys(_SITE_TEXT_COLUMNS)
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
                     if header:
                         pa_csv.write_csv(table.slice(0, 0), fh)
                         header = False
-                    fh.write(EncodedLines.of(csv_lines(table, texts=texts)).text)
+                    fh.write(EncodedLines.of(csv_lines(table, shared=shared)).text)
             if header:  # no layer: the header of the long table alone
                 from sitescreen.outputs.run_folder import site_results_frame
 
