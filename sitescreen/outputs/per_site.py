@@ -248,31 +248,34 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
 
 
 class _Pieces:
-    """One line of text per row, as constant text and per-row Arrow string arrays in turn,
-    joined by one Arrow kernel (:meth:`join`)."""
+    """One line of text per row, as fixed text and per-row cells in turn (Arrow string
+    arrays, or coded columns: a code per row and a text per code), joined by one Arrow
+    kernel (:meth:`join`) once neighbouring coded columns are made one (:func:`_joined`)."""
 
     def __init__(self, text: str = "") -> None:
-        self._pieces: list[Any] = []
-        self._text = [text]
+        self._items: list[Any] = [text] if text else []
 
     def text(self, text: str) -> None:
-        self._text.append(text)
+        if self._items and isinstance(self._items[-1], str):
+            self._items[-1] += text
+        else:
+            self._items.append(text)
 
-    def add(self, array: Any) -> None:
-        import pyarrow as pa
-
-        self._pieces += [pa.scalar("".join(self._text)), array]
-        self._text = []
+    def add(self, cells: Any) -> None:
+        self._items.append(cells)
 
     def join(self, n: int) -> Any:
-        """The ``n`` lines (one per row of the arrays added)."""
+        """The ``n`` lines (one per row of the cells added)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        last = pa.scalar("".join(self._text))
-        if not self._pieces:  # nothing varies from row to row
-            return pa.array(np.full(n, last.as_py(), dtype=object), type=pa.string())
-        out = pc.binary_join_element_wise(*self._pieces, last, "")
+        items = _joined(self._items)
+        if all(isinstance(item, str) for item in items):  # nothing varies from row to row
+            return pa.array(np.full(n, "".join(items), dtype=object), type=pa.string())
+        if len(items) == 1:
+            return items[0]
+        out = pc.binary_join_element_wise(
+            *(pa.scalar(item) if isinstance(item, str) else item for item in items), "")
         return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
@@ -469,39 +472,26 @@ def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = 
     ``shared`` keeps the cells of the columns it names, which several tables share (the
     site columns repeated on each layer's rows): name -> (column, cells), or None until
     known."""
-    items: list = []
-
-    def fixed(text: str) -> None:
-        if items and isinstance(items[-1], str):
-            items[-1] += text
-        else:
-            items.append(text)
-
+    line = _Pieces()
     for i in range(table.num_columns):
         column = table.column(i)
         if i:
-            fixed(",")
+            line.text(",")
         name = table.column_names[i]
         known = shared.get(name) if shared is not None else None
         if known is not None and _same_memory(known[0], column):
-            items.append(known[1])
+            line.add(known[1])
             continue
         whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
         constant = _csv_constant(whole)
         if constant is not None:
-            fixed(constant)
+            line.text(constant)
             continue
         cells = _csv_cells(whole)
         if shared is not None and name in shared:
             shared[name] = (column, cells)
-        items.append(cells)
-    fixed("\n")
-    line = _Pieces()
-    for item in _joined(items):
-        if isinstance(item, str):
-            line.text(item)
-        else:
-            line.add(item)
+        line.add(cells)
+    line.text("\n")
     return line.join(table.num_rows)
 
 
@@ -633,7 +623,7 @@ def _level_texts(values: np.ndarray) -> Any:
     import pyarrow as pa
 
     lookup = pa.array(["null", "1", "2", "3", "4", "5"])
-    return lookup.take(pa.array(np.clip(np.asarray(values, dtype=np.int8), 0, 5)))
+    return np.clip(np.asarray(values, dtype=np.int64), 0, 5), lookup  # coded (_Pieces)
 
 
 def _category_texts(values: pd.Categorical) -> Any:
@@ -642,7 +632,7 @@ def _category_texts(values: pd.Categorical) -> Any:
     lookup = pa.array([json.dumps(str(c), ensure_ascii=False) for c in values.categories]
                       + ["null"], type=pa.string())
     codes = np.asarray(values.codes, dtype=np.int64)
-    return lookup.take(pa.array(np.where(codes < 0, len(values.categories), codes)))
+    return np.where(codes < 0, len(values.categories), codes), lookup  # coded (_Pieces)
 
 
 def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
