@@ -134,3 +134,45 @@ def test_long_csv_and_geojson_equal_the_long_table_writers(tmp_path):
                         members={"name": "sitescreen results"}, chunk_sites=4)(
         tmp_path / "new.geojson")
     assert (tmp_path / "new.geojson").read_bytes() == json_bytes(old_fc)
+
+
+def test_csv_lines_are_what_arrows_csv_writer_writes():
+    """Every path of ``csv_lines`` (fixed, coded, joint, many distinct values, the shared
+    site columns) gives the bytes of ``pyarrow.csv.write_csv``."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from sitescreen.outputs.per_site import EncodedLines, csv_lines
+
+    n = 5000
+    rng = np.random.default_rng(7)
+    words = np.array(['a "quoted" word', "", "plain", "comma, inside", "line\nbreak", None],
+                     dtype=object)
+    floats = rng.uniform(-1e6, 1e6, n)
+    floats[::7] = np.nan
+    table = pa.table({
+        "site_id": pa.array([f"s{i}" for i in range(n)]),
+        "few": pa.array(words[rng.integers(0, len(words), n)], type=pa.string()),
+        "constant": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                   pa.array(['say "x"'])),
+        "missing": pa.nulls(n, type=pa.float64()),
+        "flag": pa.array(np.full(n, True)),
+        "level": pa.array(rng.integers(0, 6, n)),
+        "distinct": pa.array(floats, from_pandas=True),
+        "some": pa.array(np.round(rng.uniform(0, 1, n), 3)),  # ~1000 of 5000 distinct
+        "mid": pa.array(np.round(rng.uniform(0, 20, n), 2)),  # ~2000 of 5000 distinct
+        "tiny": pa.array(rng.choice([1e-7, 2.5, -0.0, 1e22, np.inf], n)),
+        "code": pa.DictionaryArray.from_arrays(
+            pa.array(rng.integers(0, 1500, n).astype(np.int32), mask=rng.random(n) < 0.1),
+            pa.array([f"c{i}" for i in range(1500)])),
+        "ints": pa.array(rng.integers(-10**12, 10**12, n), mask=rng.random(n) < 0.2),
+    })
+    expected = io.BytesIO()
+    pa_csv.write_csv(table, expected, pa_csv.WriteOptions(include_header=False))
+    shared = {"site_id": None}
+    for _ in range(2):  # the second time with the site column's texts kept
+        lines = csv_lines(table, shared=shared)
+        assert bytes(EncodedLines.of(lines).text) == expected.getvalue()
+    assert shared["site_id"] is not None

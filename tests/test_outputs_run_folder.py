@@ -382,3 +382,50 @@ def test_an_interrupted_or_failed_write_leaves_no_temporary_folder(tmp_path, how
     assert sorted(p.name for p in out.iterdir()) == [first.name, "LATEST", "latest"]
     # An interrupt does not wait for a writer to finish its file (writers run in threads).
     assert not (tmp_path / "writer-finished").exists()
+
+
+def test_shared_rendering_draws_once_for_all_its_files_and_fails_them_all(tmp_path):
+    from sitescreen.outputs.run_folder import SharedRendering
+
+    calls = []
+
+    def render():
+        calls.append(1)
+        return {"charts/a.png": b"A", "report.md": b"R"}
+
+    shared = SharedRendering(["charts/a.png", "report.md"], render)
+    run = write_run(tmp_path, "run-1", {**shared.writers(), "x.txt": b"x"})
+    assert (run / "charts" / "a.png").read_bytes() == b"A" and len(calls) == 1
+    assert (run / "report.md").read_bytes() == b"R"
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("no fonts")
+
+    failing = SharedRendering(["a.png", "b.png"], broken)
+    with pytest.raises(OutputError, match="no fonts"):
+        write_run(tmp_path, "run-2", failing.writers())
+    assert not (tmp_path / "run-2").exists() and len(calls) == 2
+    with pytest.raises(RuntimeError, match="no fonts"):  # drawn once: the error is kept
+        failing.files()
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="expected"):
+        SharedRendering(["a.png"], lambda: {"b.png": b""}).files()
+
+
+def test_deferred_charts_and_report_are_the_files_rendered_up_front(tmp_path):
+    from report_fixtures import build_run
+
+    from sitescreen.outputs.run_files import render_files
+
+    sites, table, shares, manifest = build_run(hazards=("typhoon",), years=(2030,))
+    kw = dict(sites=sites, table=table, shares_table=shares, manifest=manifest)
+    up_front = render_files(**kw)
+    deferred = render_files(**kw, defer_report=True)
+    assert sorted(deferred) == sorted(up_front)
+    drawn = [n for n in up_front if n.startswith("charts/") or n.startswith("report.")]
+    assert drawn and all(callable(deferred[n]) and isinstance(up_front[n], bytes)
+                         for n in drawn)
+    run = write_run(tmp_path, manifest["run_id"], deferred)
+    for name in drawn:
+        assert (run / name).read_bytes() == up_front[name], name

@@ -73,8 +73,9 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     With ``out_root``, the run is compared with the previous run of the same sites file
     there (``changes.json``/``changes.csv`` and a section of the report). With ``report``,
     charts and the HTML/Markdown report are rendered (matplotlib is imported only then);
-    with ``defer_report`` as writers that draw them all once, when ``write_run`` reaches
-    them (after the per-site files: they are drawn while those are written), else as bytes.
+    with ``defer_report`` as writers that draw them all once, the first of them first of
+    all the writers (so they are drawn while the per-site files are written), else as
+    bytes.
     """
     from sitescreen.outputs.changes import changes_table
     from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary
@@ -121,7 +122,11 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     if report:
         rendering = _report_rendering(sites=sites, results=results, shares_table=shares_table,
                                       manifest=manifest, changes=changes)
-        files.update(rendering.writers() if defer_report else rendering.files())
+        if not defer_report:
+            files.update(rendering.files())
+        else:  # drawn by the first writer, the longest, while the per-site files are written
+            first, *rest = rendering.writers().items()
+            files = {first[0]: first[1], **files, **dict(rest)}
     return files
 
 
