@@ -659,12 +659,16 @@ def _site_table(doc: _Doc, sites: pd.DataFrame, table: pd.DataFrame,
         part = part[part["site_id"].isin(set(sites["site_id"]))]
     cells: dict[tuple[str, str, str, int], _Cell] = {}
     flags: dict[str, list[str]] = {}
-    for r in part.itertuples(index=False):
-        cells[(r.site_id, r.hazard, r.scenario, int(r.year))] = _level_cell(
-            int(r.level), int(r.level_low), int(r.level_high), _str(r.driver))
-        for f in _str(r.flags).split(";"):
+    # Python values column by column: a row iterator would box every cell of the long rows.
+    for sid, hazard, scen, year, level, low, high, driver, flag_text in zip(*(
+            part[c].tolist() for c in ("site_id", "hazard", "scenario", "year", "level",
+                                       "level_low", "level_high", "driver", "flags")),
+            strict=True):
+        cells[(sid, hazard, scen, int(year))] = _level_cell(
+            int(level), int(low), int(high), _str(driver))
+        for f in _str(flag_text).split(";"):
             if f.strip():
-                flags.setdefault(r.site_id, []).append(f.strip())
+                flags.setdefault(sid, []).append(f.strip())
     abbr = {h: _abbr(labels.get(h, h)) for h in hazards}
     header = ["Site", "Name", "City", "Precision"] + [
         f"{abbr[h]} {_SCEN_SHORT.get(s, s)} {y}" for h, s, y in combos] + ["Flags"]
