@@ -30,11 +30,18 @@ def full():
 
 @pytest.fixture(scope="module")
 def kept(full, tmp_path_factory):
-    """A kept gazetteer file (only read): the user's, else one written from the full one."""
+    """A kept gazetteer file (only read): a copy of the user's, else one written from the
+    full one. A copy, because another checkout of other code sharing the cache folder
+    replaces the user's file as its own version (its stale-file cleanup)."""
+    folder = tmp_path_factory.mktemp("gazetteer")
     path = gazetteer_module.cache_path(CITIES)
-    if path is None or not path.is_file():
-        path = tmp_path_factory.mktemp("gazetteer") / f"gazetteer-x-{CITIES}-y.pickle"
-        gazetteer_module._keep(full, path, CITIES)
+    if path is not None and path.is_file():
+        try:
+            return shutil.copy(path, folder / path.name)
+        except OSError:
+            pass  # replaced meanwhile: write one
+    path = folder / f"gazetteer-x-{CITIES}-y.pickle"
+    gazetteer_module._keep(full, path, CITIES)
     return path
 
 
