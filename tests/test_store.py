@@ -39,6 +39,12 @@ def test_a_store_that_cannot_be_written_is_an_output_error_saying_what_to_free(t
     assert "deleting" in msg  # the store only saves time
 
 
+def _read_arrow(path) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_pandas()
+
+
 def _request(sites, pack, tmp_path, **kw):
     return pipeline.make_request(sites=str(sites), data=str(pack), out=str(tmp_path / "out"),
                                  cache_dir=str(tmp_path / "cache"), years=[2050],
@@ -67,7 +73,7 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
     first_file = tmp_path / "first.geojson"
     sites.iloc[:30].to_file(first_file, driver="GeoJSON")
     first = pipeline.screen(_request(first_file, demo_pack, tmp_path), write=False)
-    snapshots = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.parquet"))
+    snapshots = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.arrow"))
     assert len(snapshots) == 1
 
     sampled: list[int] = []
@@ -80,9 +86,9 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
     second = pipeline.screen(_request(example_sites, demo_pack, tmp_path), write=False)
     n_new = len(sites) - 30
     assert sampled and set(sampled) == {n_new}
-    parts = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.parquet"))
-    assert len(parts) == 2 and pd.read_parquet(min(parts, key=lambda p: p.stat().st_size)
-                                               ).shape[0] == n_new
+    parts = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.arrow"))
+    assert len(parts) == 2 and _read_arrow(min(parts, key=lambda p: p.stat().st_size)
+                                           ).shape[0] == n_new
     # The first 30 sites keep their levels, and a fresh computation agrees with the rerun.
     monkeypatch.undo()
     fresh = pipeline.screen(pipeline.make_request(
