@@ -190,6 +190,15 @@ class CachedLayer:
     rows: dict[str, Column] = field(default_factory=dict)
 
 
+#: Sites past those of the run that wrote a part, up to this many, are looked up one by one
+#: (:meth:`Part.positions`) rather than by sorting the part's keys.
+_FEW_KEYS = 32
+
+#: Sites of a part are copied as slices when their runs (consecutive sites on consecutive
+#: rows) are at least this long on average, else taken one by one.
+_RUN_MIN = 256
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """One stored part: the location key of each row and the columns of the rows.
@@ -216,6 +225,13 @@ class Part:
             return np.full(len(keys), -1, dtype=np.int64)
         if len(loc) == 1 or bool(np.all(loc[1:] > loc[:-1])):
             return _positions(loc, keys)
+        if len(keys) - len(loc) <= _FEW_KEYS and np.array_equal(loc, keys[:len(loc)]):
+            # The sites of the run that wrote the part, then a few more: found one by one.
+            pos = np.arange(len(keys), dtype=np.int64)
+            for i in range(len(loc), len(keys)):
+                rows = np.flatnonzero(loc == keys[i])
+                pos[i] = rows[-1] if len(rows) else -1
+            return pos
         order = np.argsort(loc, kind="stable")
         ranked = loc[order]
         at = np.searchsorted(ranked, keys, side="right") - 1
@@ -229,11 +245,6 @@ class Part:
     def take(self, rows: np.ndarray) -> Part:
         return Part(self.loc[rows], {k: _take(v, rows) for k, v in self.columns.items()},
                     self.text)
-
-
-#: Sites of a part are copied as slices when their runs (consecutive sites on consecutive
-#: rows) are at least this long on average, else taken one by one.
-_RUN_MIN = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,8 +629,7 @@ def _gather(parts: Sequence[Part], name: str, found: Found) -> Column:
                 codes[missing] = part_codes[0]
         out = pd.Categorical.from_codes(codes, categories=cats)
         return _text_array(out) if text else out
-    dtype = np.result_type(*[np.asarray(c).dtype for c in columns.values()])
-    out = np.empty(n, dtype=dtype)
+    out = np.empty(n, dtype=np.result_type(*[np.asarray(c).dtype for c in columns.values()]))
     for g in groups:
         g.copy_into(out, np.asarray(columns[g.part]))
     if len(missing):
@@ -839,6 +849,8 @@ def _write_snapshot_part(folder: Path, loc: np.ndarray, columns: dict[str, Colum
     other rows are copied one batch at a time."""
     import pyarrow as pa
 
+    if rows is not None and len(rows) <= _ROW_GROUP:  # a few rows: copied first
+        columns, rows = {k: _take(v, rows) for k, v in columns.items()}, None
     coded: dict[str, tuple[np.ndarray, pa.Array, dict | None]] = {}
     for name, values in columns.items():
         if isinstance(values, pd.Categorical):
