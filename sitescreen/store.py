@@ -362,7 +362,8 @@ class Snapshot:
 
 
 class ResultStore:
-    """Parquet parts of per-site results under ``root/<fingerprint>/``."""
+    """Parquet parts of per-site results under ``root/<fingerprint>/``, snapshots (Arrow
+    parts) under ``root/snapshots/<key>/``."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
