@@ -7,16 +7,21 @@ depend on — the hazard's catalog entry and parameters, the threshold set, the 
 sitescreen version. Results are stored per fingerprint and per site location (WGS 84,
 rounded to 1e-6 degrees, about 0.1 m), so a site keeps its cached result when other sites
 change, and any change of data, thresholds or method gives a new fingerprint and a full
-recomputation. Parts are Parquet files written atomically; concurrent runs only ever add
-parts, so they cannot corrupt each other.
+recomputation. Layer parts are Parquet files written atomically; concurrent runs only ever
+add parts, so they cannot corrupt each other.
 
-Beside the layers, a *snapshot* keeps the aggregation inputs of a whole run: one Parquet file
-per set of layer fingerprints (``snapshots/<key>/part-*.parquet``), one row per location and
-the columns of every layer. A re-run with the same data and method reads those few files
-instead of every layer's parts, samples only the locations it lacks, and adds a part with
-just them (parts are merged into one past :data:`SNAPSHOT_MAX_PARTS`); the layer
+Beside the layers, a *snapshot* keeps the aggregation inputs of a whole run: one folder per
+set of layer fingerprints (``snapshots/<key>/part-*.arrow``), whose parts are Arrow IPC files
+(uncompressed, memory-mapped when read, so that numbers are used where they lie on disk)
+holding the columns of every layer, one row per site of the run that wrote the part, in that
+run's site order (text as dictionary codes). A re-run with the same data and method reads
+those few files instead of every layer's parts, samples only the locations it lacks, and adds
+a part with just them (parts are merged into one past :data:`SNAPSHOT_MAX_PARTS`, the
+merging run's sites first). A re-run whose sites are the stored ones in the same order (some
+removed, or new ones appended) copies its rows as a few slices, not site by site. The layer
 parts stay the reference (a snapshot is only a faster way to read them, and a run whose
-layers changed in part falls back to them).
+layers changed in part falls back to them). A part that cannot be read whole (truncated, not
+of this layout, inconsistent) is ignored with a warning and its sites are sampled again.
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,10 +56,10 @@ __all__ = ["layer_fingerprint", "location_keys", "location_digest", "NO_LOCATION
 log = logging.getLogger(__name__)
 
 _DECIMALS = 6
-#: Part of every layer fingerprint: raise it when a hazard's result columns change (as when
-#: water stress gained its baseline columns, or location keys became integers), so stores
-#: written before are not reused.
-RESULT_LAYOUT = 3
+#: Part of every layer fingerprint: raise it when a hazard's result columns or the stored form
+#: change (as when water stress gained its baseline columns, location keys became integers,
+#: or snapshots became Arrow files in site order), so stores written before are not reused.
+RESULT_LAYOUT = 4
 #: A snapshot with more parts than this is rewritten as one on its next update.
 SNAPSHOT_MAX_PARTS = 8
 
@@ -183,8 +190,92 @@ class CachedLayer:
     rows: dict[str, Column] = field(default_factory=dict)
 
 
-#: One stored part: sorted distinct location keys and the columns of their rows.
-Part = tuple[np.ndarray, dict[str, Column]]
+#: Sites past those of the run that wrote a part, up to this many, are looked up one by one
+#: (:meth:`Part.positions`) rather than by sorting the part's keys.
+_FEW_KEYS = 32
+
+#: Sites of a part are copied as slices when their runs (consecutive sites on consecutive
+#: rows) are at least this long on average, else taken one by one.
+_RUN_MIN = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One stored part: the location key of each row and the columns of the rows.
+
+    A layer part has sorted distinct keys; a snapshot part has the sites of the run that
+    wrote it, in its order (a location can recur; its rows are then equal). ``text`` names
+    the columns held as categoricals that stand for arrays of ``str`` (a snapshot's text
+    extras, kept as dictionary codes): :meth:`column` gives them as such arrays."""
+
+    loc: np.ndarray
+    columns: dict[str, Column]
+    text: frozenset[str] = frozenset()
+
+    def column(self, name: str) -> Column:
+        values = self.columns[name]
+        return _text_array(values) if name in self.text else values
+
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's row (the last of its location), -1 where absent; a site whose own
+        position holds its key (sites in the order of the run that wrote the part) gets
+        that row."""
+        loc = self.loc
+        if not len(loc):
+            return np.full(len(keys), -1, dtype=np.int64)
+        if len(loc) == 1 or bool(np.all(loc[1:] > loc[:-1])):
+            return _positions(loc, keys)
+        if len(keys) - len(loc) <= _FEW_KEYS and np.array_equal(loc, keys[:len(loc)]):
+            # The sites of the run that wrote the part, then a few more: found one by one.
+            pos = np.arange(len(keys), dtype=np.int64)
+            for i in range(len(loc), len(keys)):
+                rows = np.flatnonzero(loc == keys[i])
+                pos[i] = rows[-1] if len(rows) else -1
+            return pos
+        order = np.argsort(loc, kind="stable")
+        ranked = loc[order]
+        at = np.searchsorted(ranked, keys, side="right") - 1
+        np.maximum(at, 0, out=at)
+        pos = np.where(ranked[at] == keys, order[at], -1)
+        n = min(len(loc), len(keys))
+        same = np.flatnonzero(loc[:n] == keys[:n])
+        pos[same] = same
+        return pos
+
+    def take(self, rows: np.ndarray) -> Part:
+        return Part(self.loc[rows], {k: _take(v, rows) for k, v in self.columns.items()},
+                    self.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The sites (``idx``, increasing) whose rows are in part ``part``; ``runs``: (first
+    site, first row, length) of each run of consecutive sites on consecutive rows, when
+    they are few enough to copy as slices (else None)."""
+
+    part: int
+    idx: np.ndarray
+    rows: np.ndarray  # the row of each site of idx
+    runs: tuple[tuple[int, int, int], ...] | None
+
+    @classmethod
+    def of(cls, part: int, idx: np.ndarray, pos: np.ndarray) -> Group:
+        rows = pos[idx]
+        starts = np.flatnonzero((np.diff(idx) != 1) | (np.diff(rows) != 1)) + 1
+        if (len(starts) + 1) * _RUN_MIN > len(idx):
+            return cls(part, idx, rows, None)
+        starts = np.concatenate([[0], starts])
+        lengths = np.diff(np.append(starts, len(idx)))
+        runs = np.stack([idx[starts], rows[starts], lengths], axis=1)
+        return cls(part, idx, rows, tuple(map(tuple, runs.tolist())))
+
+    def copy_into(self, out: np.ndarray, values: np.ndarray) -> None:
+        """``out`` at this group's sites = ``values`` at their rows."""
+        if self.runs is None:
+            out[self.idx] = values.take(self.rows)
+        else:
+            for site, row, length in self.runs:
+                out[site:site + length] = values[row:row + length]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,19 +286,19 @@ class Found:
 
     which: np.ndarray
     pos: np.ndarray
-    groups: tuple[tuple[int, np.ndarray], ...]
+    groups: tuple[Group, ...]
 
     @classmethod
     def of(cls, parts: Sequence[Part], keys: np.ndarray) -> Found:
         which = np.full(len(keys), -1, dtype=np.int32)
         pos = np.zeros(len(keys), dtype=np.int64)
-        for p, (loc, _) in enumerate(parts):
-            at = _positions(loc, keys)
+        for p, part in enumerate(parts):
+            at = part.positions(keys)
             hit = at >= 0
             which[hit] = p
             pos[hit] = at[hit]
-        groups = sorted(((p, idx) for p in range(len(parts))
-                         if len(idx := np.flatnonzero(which == p))), key=lambda g: -len(g[1]))
+        groups = sorted((Group.of(p, idx, pos) for p in range(len(parts))
+                         if len(idx := np.flatnonzero(which == p))), key=lambda g: -len(g.idx))
         return cls(which, pos, tuple(groups))
 
     @property
@@ -218,8 +309,8 @@ class Found:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The stored per-site columns of a set of layers (see the module docstring), as its
-    parts (oldest first; each sorted by location key): the rows of a run's sites are taken
-    from the parts directly, never merged into one table."""
+    parts (oldest first; each in the order of the run that wrote it): the rows of a run's
+    sites are copied from the parts directly, never merged into one table."""
 
     key: str
     fingerprints: tuple[str, ...]
@@ -237,7 +328,7 @@ class Snapshot:
     @property
     def loc(self) -> np.ndarray:
         """Every stored location key, sorted."""
-        return np.unique(np.concatenate([loc for loc, _ in self.parts]))
+        return np.unique(np.concatenate([part.loc for part in self.parts]))
 
     def __len__(self) -> int:
         return len(self.loc)
@@ -245,7 +336,7 @@ class Snapshot:
     @property
     def rows(self) -> pd.DataFrame:
         """Every column, indexed by location key (for inspection: built on request)."""
-        loc, columns = _merge(list(self.parts))
+        loc, columns = _merge(self.parts)
         return pd.DataFrame(columns, index=pd.Index(loc, name="loc"))
 
     def layer_rows(self, i: int) -> pd.DataFrame:
@@ -266,12 +357,13 @@ class Snapshot:
     def held(self) -> Snapshot:
         """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
         needs of the previous one, so that the columns can be freed once checked."""
-        return Snapshot(self.key, self.fingerprints, tuple((loc, {}) for loc, _ in self.parts),
-                        self.partial)
+        return Snapshot(self.key, self.fingerprints,
+                        tuple(Part(part.loc, {}, part.text) for part in self.parts), self.partial)
 
 
 class ResultStore:
-    """Parquet parts of per-site results under ``root/<fingerprint>/``."""
+    """Parquet parts of per-site results under ``root/<fingerprint>/``, snapshots (Arrow
+    parts) under ``root/snapshots/<key>/``."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -298,15 +390,15 @@ class ResultStore:
                       lon: np.ndarray | None = None, lat: np.ndarray | None = None
                       ) -> Snapshot | None:
         """The snapshot of exactly these layers, or None (absent or unreadable). With
-        ``lon``/``lat``, only the rows of those locations are read (row group by row group,
-        so memory follows them, not the snapshot): a chunk of a larger run."""
+        ``lon``/``lat``, only the rows of those locations are copied out of the mapped parts
+        (so memory follows them, not the snapshot): a chunk of a larger run."""
         fingerprints = tuple(fingerprints)
         folder = self._snapshot_folder(fingerprints)
-        parts = sorted(folder.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns) \
+        parts = sorted(folder.glob("part-*.arrow"), key=lambda p: p.stat().st_mtime_ns) \
             if folder.is_dir() else []
         keys = None if lon is None else np.unique(_locations(lon, lat)[1])
-        tables = [t for t in (_read_part(p, fingerprints=fingerprints, keys=keys)
-                              for p in parts) if t is not None]
+        tables = [t for t in (_read_snapshot_part(p, fingerprints, keys) for p in parts)
+                  if t is not None]
         if not tables:
             return None
         return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(tables),
@@ -322,39 +414,41 @@ class ResultStore:
     def write_snapshot(self, fingerprints: tuple[str, ...] | list[str], lon: np.ndarray,
                        lat: np.ndarray, results: list[HazardResult],
                        previous: Snapshot | None = None) -> None:
-        """Keep the per-site columns of ``results`` (one per fingerprint, for these
-        locations) in the snapshot of these layers. With ``previous`` (the snapshot read
-        before, its columns not needed), only the locations it lacked are written, as a new
-        part; past :data:`SNAPSHOT_MAX_PARTS` parts, everything is rewritten as one."""
+        """Keep the per-site columns of ``results`` (one per fingerprint, for these sites,
+        as :meth:`assemble` gives them: sites of one location have equal rows) in the
+        snapshot of these layers, in the sites' order. With ``previous`` (the snapshot read
+        before, its columns not needed), only the sites of the locations it lacked are
+        written, as a new part; past :data:`SNAPSHOT_MAX_PARTS` parts, everything is
+        rewritten as one: these sites, then the stored locations they lack."""
         fingerprints = tuple(fingerprints)
         _, keys = _locations(lon, lat)
-        loc, first = np.unique(keys, return_index=True)
         folder = self._snapshot_folder(fingerprints)
-        old_loc, old_columns, stale = None, None, []
-        if previous is not None and previous.n_parts:
-            if previous.n_parts >= SNAPSHOT_MAX_PARTS and not previous.partial:
-                full = previous if any(c for _, c in previous.parts) else \
-                    self.read_snapshot(fingerprints)
-                if full is not None:
-                    full_loc, full_columns = _merge(list(full.parts))
-                    keep = np.flatnonzero(_positions(loc, full_loc) < 0)
-                    old_loc = full_loc[keep]
-                    old_columns = {k: _take(v, keep) for k, v in full_columns.items()}
-                    stale = sorted(folder.glob("part-*.parquet"))
-            else:
-                new = Found.of(previous.parts, loc).which < 0
-                loc, first = loc[new], first[new]
-        if not len(loc):
-            return
         columns: dict[str, Column] = {f"{i}__{name}": values for i, r in enumerate(results)
                                       for name, values in _columns(r).items()}
-        rows = first
-        if old_loc is not None:
-            loc, columns = _merge([(old_loc, old_columns),
-                                   (loc, {k: _take(v, first) for k, v in columns.items()})])
-            rows = None
-        _write_part(folder, "snapshot", loc, columns, {"fingerprints": list(fingerprints)},
-                    rows=rows)
+        rows = _last_of_same(keys)  # each site's row: the last site of its location
+        loc, stale = keys, []
+        if previous is not None and previous.n_parts:
+            if previous.n_parts >= SNAPSHOT_MAX_PARTS and not previous.partial:
+                full = previous if any(part.columns for part in previous.parts) else \
+                    self.read_snapshot(fingerprints)
+                if full is not None:
+                    old_loc, old_columns = _merge(full.parts)
+                    keep = np.flatnonzero(_positions(np.unique(keys), old_loc) < 0)
+                    if rows is not None:
+                        columns = {k: _take(v, rows) for k, v in columns.items()}
+                    loc = np.concatenate([keys, old_loc[keep]])
+                    columns = {k: _concat([v, _take(old_columns[k], keep)])
+                               for k, v in columns.items() if k in old_columns}
+                    rows = None
+                    stale = sorted(folder.glob("part-*.arrow"))
+            else:
+                new = np.flatnonzero(Found.of(previous.parts, keys).which < 0)
+                loc = keys[new]
+                rows = new if rows is None else rows[new]
+        if not len(loc):
+            return
+        _write_snapshot_part(folder, loc, columns, {"fingerprints": list(fingerprints)},
+                             rows=rows)
         for part in stale:  # merged into the new part
             part.unlink(missing_ok=True)
 
@@ -503,34 +597,51 @@ def _cached(fingerprint: str, parts: Sequence[Part], found: Found, *,
     missing = found.missing
     if not found.groups:
         return CachedLayer(fingerprint, missing)
-    names = [k for k in parts[0][1] if k.startswith(prefix) and all(k in c for _, c in parts)]
+    names = [k for k in parts[0].columns if k.startswith(prefix)
+             and all(k in part.columns for part in parts)]
     return CachedLayer(fingerprint, missing, {
-        k[len(prefix):]: _gather([c[k] for _, c in parts], found) for k in names})
+        k[len(prefix):]: _gather(parts, k, found) for k in names})
 
 
-def _gather(columns: list[Column], found: Found) -> Column:
-    """One column for the sites from the parts' columns (placeholders where missing): a
-    take from the part with most of the sites, then the few rows of the other parts."""
-    (first, _), rest = found.groups[0], found.groups[1:]
-    part = columns[first]
-    if any(isinstance(columns[p], pd.Categorical) for p, _ in found.groups):
-        used = {p: as_text_categorical(columns[p]) for p, _ in found.groups}
+def _gather(parts: Sequence[Part], name: str, found: Found) -> Column:
+    """One column for the sites from the parts' columns, part by part (runs of consecutive
+    rows as slices, see :class:`Group`); placeholders where missing: the first row of the
+    part with most of the sites."""
+    groups = found.groups
+    text = all(name in parts[g.part].text for g in groups)
+    columns = {g.part: parts[g.part].columns[name] if text else parts[g.part].column(name)
+               for g in groups}
+    first = groups[0].part
+    n, missing = len(found.which), found.missing
+    if any(isinstance(c, pd.Categorical) for c in columns.values()):
+        used = {p: as_text_categorical(c) for p, c in columns.items()}
         cats = used[first].categories
-        if rest:
+        if len(groups) > 1:
             cats = pd.Index(sorted(set().union(*(c.categories for c in used.values()))),
                             dtype=object)
-        recode = {p: cats.get_indexer(c.categories).astype(np.int32) for p, c in used.items()}
-        codes = recode[first][used[first].codes.take(found.pos, mode="clip")]
-        for p, idx in rest:
-            codes[idx] = recode[p][used[p].codes[found.pos[idx]]]
-        return pd.Categorical.from_codes(codes, categories=cats)
-    dtype = np.result_type(*[np.asarray(columns[p]).dtype for p, _ in found.groups])
-    out = np.asarray(part).take(found.pos, mode="clip")
-    if out.dtype != dtype:
-        out = out.astype(dtype)
-    for p, idx in rest:
-        out[idx] = np.asarray(columns[p])[found.pos[idx]]
+        codes = np.empty(n, dtype=np.int32)
+        for g in groups:
+            part_codes = used[g.part].codes
+            recode = cats.get_indexer(used[g.part].categories).astype(np.int32)
+            if not np.array_equal(recode, np.arange(len(recode))):
+                part_codes = recode[part_codes]
+            g.copy_into(codes, part_codes)
+            if g.part == first and len(missing):
+                codes[missing] = part_codes[0]
+        out = pd.Categorical.from_codes(codes, categories=cats)
+        return _text_array(out) if text else out
+    out = np.empty(n, dtype=np.result_type(*[np.asarray(c).dtype for c in columns.values()]))
+    for g in groups:
+        g.copy_into(out, np.asarray(columns[g.part]))
+    if len(missing):
+        out[missing] = np.asarray(columns[first])[0]
     return out
+
+
+def _text_array(values: pd.Categorical) -> np.ndarray:
+    """A categorical of text as the object array of its ``str`` values (None where NaN)."""
+    text = np.append(np.asarray(values.categories, dtype=object), None)
+    return text.take(values.codes)
 
 
 def _take(values: Column, idx: np.ndarray) -> Column:
@@ -569,21 +680,20 @@ def _fill(column: Column | None, n: int, idx: np.ndarray, values: Column) -> Col
     return column
 
 
-def _merge(tables: list[tuple[np.ndarray, dict[str, Column]]]
-           ) -> tuple[np.ndarray, dict[str, Column]]:
+def _merge(parts: Sequence[Part]) -> tuple[np.ndarray, dict[str, Column]]:
     """Stored rows of several parts as one: distinct locations, sorted, the last part's row
-    where parts overlap. Columns absent from a part are left out."""
-    if not tables:
+    (the last row) where they recur. Columns absent from a part are left out."""
+    if not parts:
         return np.zeros(0, dtype=np.int64), {}
-    names = [k for k in tables[0][1] if all(k in t[1] for t in tables)]
-    if len(tables) == 1:
-        loc, columns = tables[0]
-        columns = {k: columns[k] for k in names}
+    names = [k for k in parts[0].columns if all(k in part.columns for part in parts)]
+    if len(parts) == 1:
+        loc = parts[0].loc
+        columns = {k: parts[0].column(k) for k in names}
     else:
-        loc = np.concatenate([t[0] for t in tables])
-        columns = {k: _concat([t[1][k] for t in tables]) for k in names}
-    if len(loc) > 1 and bool(np.all(loc[1:] > loc[:-1])):
-        return loc, columns  # already sorted and distinct (as parts are written)
+        loc = np.concatenate([part.loc for part in parts])
+        columns = {k: _concat([part.column(k) for part in parts]) for k in names}
+    if len(loc) < 2 or bool(np.all(loc[1:] > loc[:-1])):
+        return loc, columns  # already sorted and distinct (as layer parts are written)
     distinct, first_rev = np.unique(loc[::-1], return_index=True)
     idx = len(loc) - 1 - first_rev
     return distinct, {k: _take(v, idx) for k, v in columns.items()}
@@ -598,24 +708,15 @@ def _concat(parts: list[Column]) -> Column:
     return np.concatenate([np.asarray(p) for p in parts])
 
 
-def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None,
-               keys: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Column]] | None:
-    """A part's location keys and columns (with ``keys``, only the rows of those
-    locations); None when it is unreadable (a damaged part is recomputed, never trusted) or,
-    with ``fingerprints``, a snapshot of other layers."""
+def _read_part(path: Path) -> Part | None:
+    """A layer part's location keys and columns; None when it is unreadable (a damaged part
+    is recomputed, never trusted)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path, filters=None if keys is None else
-                              pc.field("loc").isin(pa.array(keys, type=pa.int64())))
-        if fingerprints is not None:
-            meta = json.loads(table.schema.metadata[b"sitescreen"])
-            if tuple(meta["fingerprints"]) != fingerprints:
-                return None
+        table = pq.read_table(path).unify_dictionaries()
         columns: dict[str, Column] = {}
-        table = table.unify_dictionaries()
         for name, col in zip(table.column_names, table.columns, strict=True):
             if pa.types.is_dictionary(col.type):
                 col = col.combine_chunks()
@@ -628,23 +729,97 @@ def _read_part(path: Path, *, fingerprints: tuple[str, ...] | None = None,
     except Exception as exc:
         log.warning("ignoring unreadable cached results %s: %s", path, exc)
         return None
-    return _merge([(loc, columns)])  # sorted and distinct, as written
+    return Part(*_merge([Part(loc, columns)]))  # sorted and distinct, as written
 
 
-#: Rows per row group of a stored part: what is copied at a time while writing one.
+#: Field metadata of a snapshot column of text kept as dictionary codes.
+_TEXT = {b"sitescreen": b"text"}
+
+
+def _read_snapshot_part(path: Path, fingerprints: tuple[str, ...],
+                        keys: np.ndarray | None = None) -> Part | None:
+    """A snapshot part, memory-mapped: numbers are views of the file (with ``keys``, only
+    the rows of those locations, copied). None when it is a snapshot of other layers, or
+    unreadable (a damaged part is recomputed, never trusted)."""
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        meta = json.loads(reader.schema.metadata[b"sitescreen"])
+        if tuple(meta["fingerprints"]) != fingerprints:
+            return None
+        table = reader.read_all()
+        table.validate(full=True)
+        columns: dict[str, Column] = {}
+        text = set()
+        for field_, col in zip(table.schema, table.columns, strict=True):
+            arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            if pa.types.is_dictionary(arr.type):
+                columns[field_.name] = pd.Categorical.from_codes(
+                    arr.indices.to_numpy(zero_copy_only=False),
+                    categories=pd.Index(arr.dictionary.to_pylist(), dtype=object))
+                if field_.metadata == _TEXT:
+                    text.add(field_.name)
+            else:
+                columns[field_.name] = arr.to_numpy(zero_copy_only=False)
+        part = Part(np.asarray(columns.pop("loc"), dtype=np.int64), columns, frozenset(text))
+    except Exception as exc:
+        log.warning("ignoring unreadable result snapshot %s: %s", path, exc)
+        return None
+    if keys is None:
+        return part
+    at = part.positions(keys)
+    return part.take(np.unique(at[at >= 0]))
+
+
+#: Rows per row group (record batch) of a stored part: what is copied at a time while
+#: writing one whose rows are not the columns' own, in order.
 _ROW_GROUP = 65_536
 
 
+@contextmanager
+def _new_part(folder: Path, prefix: str, suffix: str) -> Iterator[str]:
+    """A temporary file to write a part to, renamed to a new ``part-*<suffix>`` of
+    ``folder`` when the block completes (removed when it fails): parts appear whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, folder / f"part-{uuid.uuid4().hex}{suffix}")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _batches(loc: np.ndarray, rows: np.ndarray | None) -> Iterator[tuple[int, int, Any]]:
+    """(first, end, rows of the columns) of each batch of ``loc``: one slice when ``rows``
+    is None or consecutive, else :data:`_ROW_GROUP` rows at a time."""
+    if rows is not None and len(rows) and rows[-1] - rows[0] == len(rows) - 1 \
+            and bool(np.all(np.diff(rows) == 1)):
+        rows, offset = None, int(rows[0])
+    else:
+        offset = 0
+    if rows is None:
+        yield 0, len(loc), slice(offset, offset + len(loc))
+        return
+    for a in range(0, max(len(loc), 1), _ROW_GROUP):
+        b = min(len(loc), a + _ROW_GROUP)
+        yield a, b, rows[a:b]
+
+
 def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, Column],
-                meta: dict | None = None, *, rows: np.ndarray | None = None) -> None:
-    """One Parquet part (``loc`` then the columns, text dictionary-encoded), written
+                *, rows: np.ndarray | None = None) -> None:
+    """One Parquet layer part (``loc`` then the columns, text dictionary-encoded), written
     atomically under a new name. ``rows``: the row of ``columns`` for each location (None:
     aligned with ``loc``); rows are copied one row group at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def batch(a: int, b: int) -> pa.Table:
-        idx = np.arange(a, b) if rows is None else rows[a:b]
+    categories = {name: pa.array(list(values.categories), type=pa.string())
+                  for name, values in columns.items() if isinstance(values, pd.Categorical)}
+
+    def batch(a: int, b: int, idx) -> pa.Table:
         arrays = {"loc": pa.array(np.asarray(loc[a:b], dtype=np.int64))}
         for name, values in columns.items():
             if isinstance(values, pd.Categorical):
@@ -652,26 +827,65 @@ def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, C
                     pa.array(values.codes[idx].astype(np.int32)), categories[name])
             else:
                 arrays[name] = pa.array(np.asarray(values)[idx])
-        table = pa.table(arrays)
-        if meta is not None:
-            table = table.replace_schema_metadata({b"sitescreen": json.dumps(meta).encode()})
-        return table
+        return pa.table(arrays)
 
-    categories = {name: pa.array(list(values.categories), type=pa.string())
-                  for name, values in columns.items() if isinstance(values, pd.Categorical)}
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}-", suffix=".parquet", dir=folder)
-    os.close(fd)
-    try:
-        first = batch(0, min(len(loc), _ROW_GROUP))
-        with pq.ParquetWriter(tmp, first.schema) as writer:
-            writer.write_table(first)
-            for a in range(_ROW_GROUP, len(loc), _ROW_GROUP):
-                writer.write_table(batch(a, min(len(loc), a + _ROW_GROUP)))
-        os.replace(tmp, folder / f"part-{uuid.uuid4().hex}.parquet")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _new_part(folder, prefix, ".parquet") as tmp:
+        writer = None
+        try:
+            for a, b, idx in _batches(loc, rows):
+                table = batch(a, b, idx)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+def _write_snapshot_part(folder: Path, loc: np.ndarray, columns: dict[str, Column],
+                         meta: dict, *, rows: np.ndarray | None = None) -> None:
+    """One snapshot part (an uncompressed Arrow IPC file: ``loc`` then the columns; text
+    as dictionary codes, marked :data:`_TEXT` where it stands for arrays of ``str``),
+    written atomically under a new name. ``rows``: the row of ``columns`` for each entry of
+    ``loc`` (None: aligned); numbers in order are written from the columns as they are,
+    other rows are copied one batch at a time."""
+    import pyarrow as pa
+
+    if rows is not None and len(rows) <= _ROW_GROUP:  # a few rows: copied first
+        columns, rows = {k: _take(v, rows) for k, v in columns.items()}, None
+    coded: dict[str, tuple[np.ndarray, pa.Array, dict | None]] = {}
+    for name, values in columns.items():
+        if isinstance(values, pd.Categorical):
+            coded[name] = (values.codes, pa.array(list(values.categories), type=pa.string()),
+                           None)
+        elif (arr := np.asarray(values)).dtype.kind in "OU":
+            codes, uniques = pd.factorize(arr, use_na_sentinel=False)
+            if all(type(u) is str for u in uniques):
+                coded[name] = (codes.astype(np.int32), pa.array(list(uniques), type=pa.string()),
+                               _TEXT)
+
+    def batch(a: int, b: int, idx) -> pa.RecordBatch:
+        arrays, fields = [pa.array(np.asarray(loc[a:b], dtype=np.int64))], [pa.field("loc", pa.int64())]
+        for name, values in columns.items():
+            if name in coded:
+                codes, dictionary, marker = coded[name]
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes[idx]), dictionary))
+            else:
+                arrays.append(pa.array(np.asarray(values)[idx]))
+                marker = None
+            fields.append(pa.field(name, arrays[-1].type, metadata=marker))
+        schema = pa.schema(fields, metadata={b"sitescreen": json.dumps(meta).encode()})
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    with _new_part(folder, "snapshot", ".arrow") as tmp, pa.OSFile(tmp, "wb") as sink:
+        writer = None
+        try:
+            for a, b, idx in _batches(loc, rows):
+                record = batch(a, b, idx)
+                writer = writer or pa.ipc.new_file(sink, record.schema)
+                writer.write_batch(record)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def _json_default(obj):

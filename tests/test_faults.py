@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from small_pack import site, sites_doc, small_pack
 
@@ -520,9 +521,10 @@ def test_two_runs_at_once_on_one_cache_both_complete_with_equal_results(referenc
     assert len(layers) == 2  # water stress and river flood for one narrative and year
     # The run's snapshot: one or two parts (one per run), each readable, 4 locations.
     (snapshot,) = (store / "snapshots").iterdir()
-    snap_parts = sorted(snapshot.glob("part-*.parquet"))
+    snap_parts = sorted(snapshot.glob("part-*.arrow"))
     assert 1 <= len(snap_parts) <= 2
-    assert pd.concat([pd.read_parquet(p) for p in snap_parts])["loc"].nunique() == 4
+    assert pd.concat([pa.ipc.open_file(pa.memory_map(str(p))).read_pandas()
+                      for p in snap_parts])["loc"].nunique() == 4
     for layer in layers:
         parts = sorted(layer.glob("part-*.parquet"))
         assert 1 <= len(parts) <= 2 and json.loads((layer / "meta.json").read_text())

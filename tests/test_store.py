@@ -39,6 +39,12 @@ def test_a_store_that_cannot_be_written_is_an_output_error_saying_what_to_free(t
     assert "deleting" in msg  # the store only saves time
 
 
+def _read_arrow(path) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_pandas()
+
+
 def _request(sites, pack, tmp_path, **kw):
     return pipeline.make_request(sites=str(sites), data=str(pack), out=str(tmp_path / "out"),
                                  cache_dir=str(tmp_path / "cache"), years=[2050],
@@ -67,7 +73,7 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
     first_file = tmp_path / "first.geojson"
     sites.iloc[:30].to_file(first_file, driver="GeoJSON")
     first = pipeline.screen(_request(first_file, demo_pack, tmp_path), write=False)
-    snapshots = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.parquet"))
+    snapshots = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.arrow"))
     assert len(snapshots) == 1
 
     sampled: list[int] = []
@@ -80,9 +86,9 @@ def test_rerun_reads_the_snapshot_and_samples_only_new_sites(demo_pack, example_
     second = pipeline.screen(_request(example_sites, demo_pack, tmp_path), write=False)
     n_new = len(sites) - 30
     assert sampled and set(sampled) == {n_new}
-    parts = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.parquet"))
-    assert len(parts) == 2 and pd.read_parquet(min(parts, key=lambda p: p.stat().st_size)
-                                               ).shape[0] == n_new
+    parts = list((tmp_path / "cache" / "results" / "snapshots").glob("*/part-*.arrow"))
+    assert len(parts) == 2 and _read_arrow(min(parts, key=lambda p: p.stat().st_size)
+                                           ).shape[0] == n_new
     # The first 30 sites keep their levels, and a fresh computation agrees with the rerun.
     monkeypatch.undo()
     fresh = pipeline.screen(pipeline.make_request(
@@ -221,3 +227,109 @@ def test_sites_sharing_a_location_get_the_last_computed_row(tmp_path):
     again = st.lookup("fp", lon[::-1], lat[::-1])
     assert not len(again.missing)
     assert st.assemble(again, lon[::-1], lat[::-1], None).levels.tolist() == [4, 3, 2, 3]
+
+
+def _site_result(lon: np.ndarray) -> HazardResult:
+    """A result that is a function of each site's location (so any two runs agree)."""
+    lv = (np.round(lon * 7).astype(np.int64) % 5 + 1).astype("int8")
+    return _levels_result(lv)
+
+
+def _assert_same(a: HazardResult, b: HazardResult) -> None:
+    np.testing.assert_array_equal(a.values, b.values)
+    for name in ("levels", "level_low", "level_high"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert [str(f) for f in np.asarray(a.flags)] == [str(f) for f in np.asarray(b.flags)]
+    assert a.extra.keys() == b.extra.keys()
+    for k in a.extra:
+        assert np.asarray(a.extra[k]).dtype == np.asarray(b.extra[k]).dtype, k
+        assert np.asarray(a.extra[k]).tolist() == np.asarray(b.extra[k]).tolist(), k
+
+
+@pytest.mark.parametrize("case", ["same", "appended", "removed", "reordered", "both"])
+def test_a_rerun_with_sites_changed_gets_what_a_fresh_run_computes(tmp_path, case):
+    """The snapshot holds the first run's sites in their order: a re-run of the same sites
+    (some removed, new ones appended) copies runs of rows as slices, any other order takes
+    them row by row; either way each site gets its own stored row."""
+    st = ResultStore(tmp_path)
+    n = 3000
+    lon, lat = 100.0 + np.arange(n) / 1000.0, np.full(n, 20.0)
+    st.write_snapshot(["fp"], lon, lat, [_site_result(lon)])
+    st.save("fp", lon[:1], lat[:1], _site_result(lon[:1]))  # the layer's meta.json
+    rng = np.random.default_rng(5)
+    order = {"same": np.arange(n),
+             "appended": np.arange(n + 20),
+             "removed": np.delete(np.arange(n), [7, 1500, 1501, 2999]),
+             "reordered": rng.permutation(n),
+             "both": np.concatenate([rng.permutation(n)[:2000], np.arange(n, n + 5)])}[case]
+    all_lon = 100.0 + np.arange(n + 20) / 1000.0
+    lon2, lat2 = all_lon[order], np.full(len(order), 20.0)
+    snap = st.read_snapshot(["fp"])
+    cached = st.cached_from_snapshot(snap, 0, lon2, lat2)
+    assert cached.missing.tolist() == np.flatnonzero(order >= n).tolist()
+    (group,) = snap.found(*store._locations(lon2, lat2)).groups
+    runs = {"same": 1, "appended": 1, "removed": 3, "reordered": None, "both": None}[case]
+    assert (None if group.runs is None else len(group.runs)) == runs
+    miss = cached.missing
+    out = st.assemble(cached, lon2, lat2, _site_result(lon2[miss]) if len(miss) else None)
+    _assert_same(out, _site_result(lon2))
+    assert isinstance(out.flags, pd.Categorical)  # flags as before, text extras as str
+    assert out.extra["note"].dtype == object and type(out.extra["note"][0]) is str
+
+
+def test_sites_sharing_a_location_keep_their_order_in_the_snapshot(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "_ROW_GROUP", 4)  # written in several batches
+    st = ResultStore(tmp_path)
+    lon = np.array([1.0, 2.0, 1.0, 3.0, 4.0, 2.0, 5.0, 6.0, 7.0, 1.0])
+    lat = np.zeros(len(lon))
+    lv = np.arange(1, 11, dtype="int8")  # rows of one location differ: the last one counts
+    first = st.lookup("fp", lon, lat)
+    result = st.assemble(first, lon, lat, _levels_result(lv))
+    assert result.levels.tolist() == [10, 6, 10, 4, 5, 6, 7, 8, 9, 10]
+    st.write_snapshot(["fp"], lon, lat, [result])
+    st.save("fp", lon, lat, result)  # the layer's meta.json
+    snap = st.read_snapshot(["fp"])
+    assert snap.n_parts == 1 and snap.parts[0].loc.tolist() == \
+        store.location_keys(lon, lat).tolist()  # one row per site, in their order
+    assert len(snap) == 7
+    for sel in (np.arange(10), np.arange(10)[::-1], np.array([2, 6, 0])):
+        cached = st.cached_from_snapshot(snap, 0, lon[sel], lat[sel])
+        assert not len(cached.missing)
+        out = st.assemble(cached, lon[sel], lat[sel], None)
+        assert out.levels.tolist() == result.levels[sel].tolist()
+        assert list(out.extra["note"]) == list(np.asarray(result.extra["note"])[sel])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_snapshot_part_is_ignored_with_a_warning(tmp_path, caplog, damage):
+    st = ResultStore(tmp_path)
+    lon, lat = np.arange(50, dtype=float), np.zeros(50)
+    st.write_snapshot(["fp"], lon, lat, [_site_result(lon)])
+    (path,) = (tmp_path / "snapshots").glob("*/part-*.arrow")
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[:len(data) - 100], "garbage": b"x" * len(data),
+                      "empty": b""}[damage])
+    with caplog.at_level("WARNING", logger="sitescreen.store"):
+        assert st.read_snapshot(["fp"]) is None
+    assert "unreadable result snapshot" in caplog.text and str(path) in caplog.text
+
+
+def test_a_truncated_snapshot_part_is_recomputed_by_a_rerun(demo_pack, example_sites,
+                                                           tmp_path, monkeypatch, caplog):
+    request = _request(example_sites, demo_pack, tmp_path)
+    first = pipeline.screen(request, write=False)
+    folder = tmp_path / "cache" / "results" / "snapshots"
+    (path,) = folder.glob("*/part-*.arrow")
+    path.write_bytes(path.read_bytes()[:-64])
+    with caplog.at_level("WARNING", logger="sitescreen.store"):
+        again = pipeline.screen(request, write=False)  # from the layer parts
+    assert "unreadable result snapshot" in caplog.text
+    assert len(list(folder.glob("*/part-*.arrow"))) == 2  # a whole part beside it
+    # The next run is served by the new part alone.
+    monkeypatch.setattr(ResultStore, "_read", lambda self, fp: pytest.fail("read layer parts"))
+    monkeypatch.setattr(pipeline, "assess_missing", lambda *a, **k: pytest.fail("sampled"))
+    third = pipeline.screen(request, write=False)
+    for run in (again, third):
+        pd.testing.assert_frame_equal(run.shares, first.shares)
+        for a, b in zip(run.results.level, first.results.level, strict=True):
+            np.testing.assert_array_equal(a, b)
