@@ -74,10 +74,13 @@ def _packs_in_background(request, tmp_path_factory):
 
     items = request.session.items
     base = tmp_path_factory.getbasetemp()
-    if any(getattr(getattr(item, "module", None), "small_pack", None) is small_pack.small_pack for item in items):
-        small_pack.start_building(base / small_pack.SMALL, small=True)
+    packs = []
+    if any(getattr(getattr(item, "module", None), "small_pack", None) is small_pack.small_pack
+           for item in items):
+        packs.append((base / small_pack.SMALL, True))
     if any("demo_pack" in item.fixturenames for item in items):
-        small_pack.start_building(base / small_pack.DEMO, small=False)
+        packs.append((base / small_pack.DEMO, False))
+    small_pack.start_building(packs)
     yield
     small_pack.stop_building()
 

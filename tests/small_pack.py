@@ -4,7 +4,7 @@ The small pack: two demo areas of 0.2 x 0.2 degrees keep it quick to write (a fe
 The full demo pack (conftest's ``demo_pack``) is the one ``demo-data`` writes. Each is built
 once per test session under pytest's base temporary folder, by ``build_demo_pack``; when the
 collected tests use one, conftest starts writing it at the start of the session in a child
-process (:func:`start_building`), so that it is written on the second core
+process (:func:`start_building`, one pack after the other), so that it is written on the second core
 while the first tests run, and the first test that needs it waits for that build.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from sitescreen.synthetic import DemoArea, build_demo_pack, pack_is_current
@@ -24,34 +26,47 @@ _BUILD = """
 import sys
 from small_pack import AREAS
 from sitescreen.synthetic import DEMO_AREAS, build_demo_pack
-build_demo_pack(sys.argv[1], areas=AREAS if sys.argv[2] == "small" else DEMO_AREAS)
+for root, kind in zip(sys.argv[1::2], sys.argv[2::2]):
+    build_demo_pack(root, areas=AREAS if kind == "small" else DEMO_AREAS)
 """
-_building: dict[Path, subprocess.Popen] = {}
+_builder: subprocess.Popen | None = None
+_builder_log = tempfile.TemporaryFile("w+")  # its stderr, shown if a build fails
+_queued: set[Path] = set()
 
 
-def start_building(root: Path, small: bool) -> None:
-    """Start writing a pack into ``root`` in a child process."""
-    _building[root] = subprocess.Popen(
-        [sys.executable, "-c", _BUILD, str(root), "small" if small else "full"],
-        cwd=Path(__file__).parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True)
+def start_building(packs: list[tuple[Path, bool]]) -> None:
+    """Start writing packs ``(root, small)``, one after the other, in one child process (one
+    core: the tests keep the other)."""
+    global _builder
+    if not packs:
+        return
+    args = [str(a) for root, small in packs for a in (root, "small" if small else "full")]
+    _builder = subprocess.Popen([sys.executable, "-c", _BUILD, *args],
+                                cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
+                                stderr=_builder_log, text=True)
+    _queued.update(root for root, _ in packs)
 
 
 def stop_building() -> None:
-    """End the builds still running (a session stopped early); their packs stay unwritten."""
-    for proc in _building.values():
-        proc.kill()
-        proc.communicate()
-    _building.clear()
+    """End the build if still running (a session stopped early); its packs stay unwritten."""
+    global _builder
+    if _builder is not None:
+        _builder.kill()
+        _builder.wait()
+        _builder = None
+    _queued.clear()
 
 
 def ready_pack(root: Path, small: bool) -> Path:
     """The pack in ``root``: waits for its build in the background, or writes it now."""
-    proc = _building.pop(root, None)
-    if proc is not None:
-        _, err = proc.communicate()
-        assert proc.returncode == 0, f"writing the pack {root} failed:\n{err[-3000:]}"
-    if not pack_is_current(root):
+    if root in _queued:
+        while not pack_is_current(root) and _builder.poll() is None:
+            time.sleep(0.2)
+        if not pack_is_current(root):
+            _builder_log.seek(0)
+            raise AssertionError(f"writing the pack {root} failed:\n"
+                                 + _builder_log.read()[-3000:])
+    elif not pack_is_current(root):
         build_demo_pack(root, **({"areas": AREAS} if small else {}))
     return root
 
