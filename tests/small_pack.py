@@ -4,12 +4,14 @@ The small pack: two demo areas of 0.2 x 0.2 degrees keep it quick to write (a fe
 The full demo pack (conftest's ``demo_pack``) is the one ``demo-data`` writes. Each is built
 once per test session under pytest's base temporary folder, by ``build_demo_pack``; when the
 collected tests use one, conftest starts writing it at the start of the session in a child
-process (:func:`start_building`, one pack after the other), so that it is written on the second core
-while the first tests run, and the first test that needs it waits for that build.
+process (:func:`start_building`, one pack after the other, at low priority), so that it is
+written on the second core while the first tests run, and the first test that needs it waits
+for that build.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,15 @@ def start_building(packs: list[tuple[Path, bool]]) -> None:
     _builder = subprocess.Popen([sys.executable, "-c", _BUILD, *args],
                                 cwd=Path(__file__).parent, stdout=subprocess.DEVNULL,
                                 stderr=_builder_log, text=True)
+    _set_nice(10)  # behind the tests while they run; a test waiting for it raises it again
     _queued.update(root for root, _ in packs)
+
+
+def _set_nice(value: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, _builder.pid, value)
+    except OSError:  # gone already, or (raising it again) not allowed without root
+        pass
 
 
 def stop_building() -> None:
@@ -60,6 +70,8 @@ def stop_building() -> None:
 def ready_pack(root: Path, small: bool) -> Path:
     """The pack in ``root``: waits for its build in the background, or writes it now."""
     if root in _queued:
+        if not pack_is_current(root):
+            _set_nice(0)
         while not pack_is_current(root) and _builder.poll() is None:
             time.sleep(0.2)
         if not pack_is_current(root):
