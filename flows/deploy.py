@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flows.screen import screen_flow
@@ -154,15 +154,17 @@ def build_deployment(*, name: str = DEPLOYMENT_NAME, cron: str = DEFAULT_CRON,
 
 
 def build_watch_deployment(*, name: str = WATCH_DEPLOYMENT_NAME, every_s: float | None = None,
-                           parameters: dict | None = None):
-    """The RunnerDeployment of the watcher, on an interval schedule."""
+                           parameters: dict | None = None, first: datetime | None = None):
+    """The RunnerDeployment of the watcher, on an interval schedule whose runs fall on
+    ``first`` plus whole intervals (default: Prefect's, counted from 2020-01-01)."""
     from prefect.schedules import Interval
 
     every = every_s or float(os.environ.get("SITESCREEN_WATCH_EVERY", DEFAULT_WATCH_EVERY_S))
     screening = default_parameters()
     parameters = parameters or {"sites": screening["sites"], "out": screening["out"]}
     return watch_flow.to_deployment(
-        name=name, schedule=Interval(timedelta(seconds=every)), parameters=parameters,
+        name=name, schedule=Interval(timedelta(seconds=every), anchor_date=first),
+        parameters=parameters,
         concurrency_limit=concurrency(),
         description="Emits sitescreen.sites.changed when the sites differ from the last "
                     "screened version.", tags=["sitescreen", "watcher"])

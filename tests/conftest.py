@@ -66,14 +66,31 @@ def prefect_api_url(prefect_api) -> str:
     return PREFECT_API_URL.value()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _packs_in_background(request, tmp_path_factory):
+    """Start writing the synthetic packs that the collected tests use (tests/small_pack.py:
+    a child process on the otherwise idle second core, ready when a test first needs it)."""
+    import small_pack
+
+    items = request.session.items
+    base = tmp_path_factory.getbasetemp()
+    packs = []
+    if any(getattr(getattr(item, "module", None), "small_pack", None) is small_pack.small_pack
+           for item in items):
+        packs.append((base / small_pack.SMALL, True))
+    if any("demo_pack" in item.fixturenames for item in items):
+        packs.append((base / small_pack.DEMO, False))
+    small_pack.start_building(packs)
+    yield
+    small_pack.stop_building()
+
+
 @pytest.fixture(scope="session")
 def demo_pack(tmp_path_factory) -> Path:
     """The synthetic demo pack, built once per session with the same code as `demo-data`."""
-    from sitescreen.synthetic import build_demo_pack
+    from small_pack import DEMO, ready_pack
 
-    root = tmp_path_factory.mktemp("data") / "demo-pack"
-    build_demo_pack(root)
-    return root
+    return ready_pack(tmp_path_factory.getbasetemp() / DEMO, small=False)
 
 
 @pytest.fixture()

@@ -126,13 +126,15 @@ def build_run(*, sites: pd.DataFrame | None = None, run_id: str = "20250101T0000
 
 
 def write_run_folder(out_root, run, *, created_at: str | None = None):
-    """Write a run's standard files (as the pipeline does) and return its folder."""
+    """Write a run's standard files (as the pipeline does with ``--no-report``: a later run
+    is compared with its manifest, sites and tables, never its charts) and return its folder."""
     from sitescreen.outputs.run_folder import write_run
 
     sites, table, shares, manifest = run
     if created_at:
         manifest = {**manifest, "created_at": created_at}
-    files = render_files(sites=sites, table=table, shares_table=shares, manifest=manifest)
+    files = render_files(sites=sites, table=table, shares_table=shares, manifest=manifest,
+                         report=False)
     return write_run(out_root, manifest["run_id"], files)
 
 

@@ -109,15 +109,19 @@ def prefect_server():
         shutil.rmtree(home, ignore_errors=True)
 
 
+# The watcher's first scheduled run is due 5 s after serving starts (time to register the
+# deployments and for the scheduler to see them), then every 15 s.
 SERVE = """
 import sys
+from datetime import datetime, timedelta, timezone
 from prefect import serve
 from flows.deploy import build_deployment, build_watch_deployment
 params = {{"sites": "sites.geojson", "data": {data!r}, "out": "results",
           "scenarios": ["pessimistic"], "years": [2030], "report": False}}
 serve(build_deployment(parameters=params, within_s=1),
       build_watch_deployment(every_s=15, parameters={{"sites": "sites.geojson",
-                                                     "out": "results"}}))
+                                                     "out": "results"}},
+                             first=datetime.now(timezone.utc) + timedelta(seconds=5)))
 """
 
 
@@ -140,7 +144,7 @@ def _wait(what: str, probe, seen: list):
         if got:
             print(f"{what}: {BOUND_S - (deadline - time.monotonic()):.1f} s", file=sys.stderr)
             return got
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; last seen: {seen[-1:]}")
 
 

@@ -588,7 +588,9 @@ def _diagnose(url: str, settings: FetchSettings) -> str:
         r = requests.get(url, headers={"Range": "bytes=0-1023"}, stream=True,
                          timeout=(settings.connect_timeout_s, settings.timeout_s))
         head, until = b"", time.monotonic() + settings.timeout_s
-        for chunk in r.iter_content(64):  # bounded in time: a trickling server stops here
+        # Byte by byte, so that the time bound holds: a chunk of n bytes from a trickling
+        # server takes n times its interval (64 bytes at 8 B/s were 8 s, past any bound).
+        for chunk in r.iter_content(1):
             head += chunk
             if len(head) >= 1024 or time.monotonic() > until:
                 break
