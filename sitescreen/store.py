@@ -523,21 +523,21 @@ class ResultStore:
         base = computed
         meta = {} if base is not None else (self.meta(cached.fingerprint) or {})
         return HazardResult(
-            hazard=base.hazard if base else meta["hazard"],
-            scenario=base.scenario if base else Narrative(meta["scenario"]),
-            year=base.year if base else int(meta["year"]),
-            pathway=base.pathway if base else Pathway.from_dict(meta["pathway"]),
-            units=base.units if base else meta["units"],
-            threshold_set=base.threshold_set if base else meta["threshold_set"],
-            datasets=base.datasets if base else tuple(meta["datasets"]),
-            method=base.method if base else meta["method"],
+            hazard=base.hazard if base is not None else meta["hazard"],
+            scenario=base.scenario if base is not None else Narrative(meta["scenario"]),
+            year=base.year if base is not None else int(meta["year"]),
+            pathway=base.pathway if base is not None else Pathway.from_dict(meta["pathway"]),
+            units=base.units if base is not None else meta["units"],
+            threshold_set=base.threshold_set if base is not None else meta["threshold_set"],
+            datasets=base.datasets if base is not None else tuple(meta["datasets"]),
+            method=base.method if base is not None else meta["method"],
             values=np.asarray(columns["value"], dtype="float64"),
             levels=np.asarray(columns["level"], dtype="int8"),
             level_low=np.asarray(columns["level_low"], dtype="int8"),
             level_high=np.asarray(columns["level_high"], dtype="int8"),
             flags=columns["flags"],
             extra={c[len("extra__"):]: v for c, v in columns.items() if c.startswith("extra__")},
-            details=base.details if base else meta.get("details", {}),
+            details=base.details if base is not None else meta.get("details", {}),
         )
 
 
