@@ -131,6 +131,21 @@ def test_failed_write_leaves_nothing(tmp_path, run):
     assert sorted(p.name for p in target.parent.iterdir()) == ["blocker"]
 
 
+def test_the_same_run_writes_the_same_bytes_stamped_with_its_creation_time(tmp_path, run):
+    import time
+
+    sites, table, _, manifest = run
+    manifest = {**manifest, "created_at": "2026-12-02T04:45:59+00:00"}
+    first, second = tmp_path / "a.gpkg", tmp_path / "b.gpkg"
+    write_geopackage(first, sites, table, manifest=manifest)
+    time.sleep(1.1)  # GDAL would stamp the clock's second otherwise
+    write_geopackage(second, sites, table, manifest=manifest)
+    assert first.read_bytes() == second.read_bytes()
+    with closing(sqlite3.connect(first)) as db:
+        stamps = {r[0] for r in db.execute("SELECT last_change FROM gpkg_contents")}
+    assert stamps == {"2026-12-02T04:45:59.000Z"}
+
+
 @pytest.fixture(scope="module")
 def typed_run(tmp_path_factory):
     """A run whose sites carry numeric columns as a CSV gives them: text, some empty."""

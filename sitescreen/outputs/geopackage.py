@@ -386,7 +386,7 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults |
         order, layers = result_layers(results)
         head = headline_layer(layers)
         columns = _Columns(results, located, order)
-        with _unsynced_sqlite():
+        with _gpkg_settings(str(manifest.get("created_at", ""))):
             stream = _site_batches(points, columns, layers)
             pyogrio.write_arrow(stream, tmp, layer=SITES_LAYER, driver="GPKG",
                                 geometry_name=_GEOM, geometry_type="Point", crs=_CRS,
@@ -851,24 +851,41 @@ _ARROW_WRITE = True
 
 
 @contextmanager
-def _unsynced_sqlite() -> Iterator[None]:
-    """Let SQLite skip its fsync per transaction while the temporary file is written.
+def _gpkg_settings(created_at: str) -> Iterator[None]:
+    """GDAL settings while the temporary file is written.
 
-    GDAL commits every layer separately; with synchronous writes that is one fsync per
-    layer (about half the write time here). The file is a temporary one: it is synced once
-    (:func:`_fsync`) before it is renamed into place, so nothing is lost. The setting is
-    process-wide in GDAL, hence the lock and the restore.
+    SQLite skips its fsync per transaction: GDAL commits every layer separately, and with
+    synchronous writes that is one fsync per layer (about half the write time here). The
+    file is a temporary one: it is synced once (:func:`_fsync`) before it is renamed into
+    place, so nothing is lost. Each layer's ``last_change`` is the run's creation time, not
+    the clock's, so the file depends on the run alone (the same run writes the same bytes).
+    The settings are process-wide in GDAL, hence the lock and the restore.
     """
     import pyogrio
 
-    key = "OGR_SQLITE_SYNCHRONOUS"
+    settings = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_CURRENT_DATE": _gpkg_time(created_at)}
     with _SQLITE_LOCK:
-        before = pyogrio.get_gdal_config_option(key)
-        pyogrio.set_gdal_config_options({key: "OFF"})
+        before = {k: pyogrio.get_gdal_config_option(k) for k in settings}
+        pyogrio.set_gdal_config_options({k: v for k, v in settings.items() if v})
         try:
             yield
         finally:
-            pyogrio.set_gdal_config_options({key: before})
+            pyogrio.set_gdal_config_options(before)
+
+
+def _gpkg_time(created_at: str) -> str | None:
+    """An ISO 8601 time as GeoPackage writes it (UTC, ``...T04:45:59.000Z``); None when
+    there is none (GDAL then takes the clock)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{moment.microsecond // 1000:03d}Z"
 
 
 def _fsync(path: Path) -> None:
