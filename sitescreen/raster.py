@@ -716,10 +716,17 @@ class SampleCache:
         self.misses = 0
         self._lock = threading.Lock()  # callers may sample from several threads
 
-    def key(self, path: str, lon: Any, lat: Any, *, version: str = "", band: int = 1) -> tuple:
+    def key(self, path: str, lon: Any, lat: Any, *, version: str = "", band: int = 1,
+            digest: str | None = None) -> tuple:
+        """The cache key; ``digest`` is :meth:`digest` of these points when already known."""
+        if digest is None:
+            digest = self.digest(lon, lat)
+        return (str(path), f"{version}|{_local_version(str(path))}", band, digest)
+
+    def digest(self, lon: Any, lat: Any) -> str:
+        """The points' part of a key (coordinates rounded to ``decimals``)."""
         x, y, _ = _as_points(lon, lat)
-        return (str(path), f"{version}|{_local_version(str(path))}", band,
-                _coords_digest(x, y, self.decimals))
+        return _coords_digest(x, y, self.decimals)
 
     def get_or_compute(self, key: tuple, compute: Any) -> Any:
         """Cached result for ``key``, else ``compute()`` stored (arrays made read-only)."""
@@ -765,9 +772,12 @@ class SampleCache:
         """:meth:`sample_with_info` of each file at the same points, in order. Few points
         (up to ``_FEW_POINTS``) are read from several files at once, in threads."""
         x, y, _ = _as_points(lon, lat)
+        digest = self.digest(x, y)  # once for every file, not once per file
 
         def one(path: str) -> tuple[np.ndarray, RasterInfo]:
-            return self.sample_with_info(path, x, y, version=version, band=band)
+            return self.get_or_compute(
+                self.key(path, x, y, version=version, band=band, digest=digest),
+                lambda: sample_with_info(path, x, y, band=band))
 
         if len(paths) < 2 or len(x) > _FEW_POINTS or _FILE_THREADS < 2:
             return [one(p) for p in paths]

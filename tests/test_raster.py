@@ -340,19 +340,20 @@ def test_sample_many_reads_files_in_threads_with_the_same_values(tmp_path):
     lat = rng.uniform(NORTH - 3, NORTH, 40)
     seen: set[str] = set()
     cache = SampleCache()
-    real = cache.sample_with_info
+    real = cache.get_or_compute
 
     def recording(*args, **kwargs):
         seen.add(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    cache.sample_with_info = recording
+    cache.get_or_compute = recording
     got = cache.sample_many(paths, lon, lat, version="v")
     assert [info.path for _, info in got] == paths  # in the order asked
     for (values, _), path in zip(got, paths, strict=True):
         np.testing.assert_array_equal(values, naive(Path(path), lon, lat))
     assert any(name.startswith("sample") for name in seen)  # several files at once
     assert cache.misses == 12 and len(cache) == 12
+    assert cache.sample(paths[3], lon, lat, version="v") is got[3][0]  # the same keys
     again = cache.sample_many(paths, lon, lat, version="v")
     assert all(v is w for (v, _), (w, _) in zip(got, again, strict=True))
 

@@ -227,7 +227,8 @@ class DataSource:
         pack used as a cache stays ``synthetic-demo``.
         """
         stamp = _tree_stamp(cache_root)
-        held = _FOR_CACHE.get(os.fspath(cache_root))
+        memo = os.path.abspath(cache_root)  # the same folder whatever the working directory
+        held = _FOR_CACHE.get(memo)
         if held is not None and held[0] == stamp and all(
                 _mtime_ns(p) == m for p, m in held[1]):
             return held[2]  # nothing changed since the last call (a run opens it per layer)
@@ -244,7 +245,7 @@ class DataSource:
             p for paths in found.values() for p in paths)]]
         opened = cls._from_records(base, root, found)
         if stamp:
-            _FOR_CACHE[os.fspath(cache_root)] = (stamp, records, opened)
+            _FOR_CACHE[memo] = (stamp, records, opened)
         return opened
 
     @classmethod
