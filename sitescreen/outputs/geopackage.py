@@ -386,7 +386,7 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults |
         order, layers = result_layers(results)
         head = headline_layer(layers)
         columns = _Columns(results, located, order)
-        with _gpkg_settings(str(manifest.get("created_at", ""))):
+        with _gpkg_settings(_gpkg_time(manifest)):
             stream = _site_batches(points, columns, layers)
             pyogrio.write_arrow(stream, tmp, layer=SITES_LAYER, driver="GPKG",
                                 geometry_name=_GEOM, geometry_type="Point", crs=_CRS,
@@ -660,8 +660,7 @@ _LAYER_STYLES_SQL = (
 def _finish(path: Path, layers: list[LevelLayer], head: LevelLayer | None,
             columns: Mapping[str, str], manifest: Mapping, *, footprints: bool) -> None:
     """Add the level views (registered as point layers) and the ``layer_styles`` table."""
-    stamp = pd.to_datetime(manifest.get("created_at") or "1970-01-01T00:00:00Z", utc=True,
-                           errors="coerce").strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    stamp = _gpkg_time(manifest)
     label = columns.get("name")
     with closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA synchronous=OFF")
@@ -851,41 +850,35 @@ _ARROW_WRITE = True
 
 
 @contextmanager
-def _gpkg_settings(created_at: str) -> Iterator[None]:
+def _gpkg_settings(stamp: str) -> Iterator[None]:
     """GDAL settings while the temporary file is written.
 
     SQLite skips its fsync per transaction: GDAL commits every layer separately, and with
     synchronous writes that is one fsync per layer (about half the write time here). The
     file is a temporary one: it is synced once (:func:`_fsync`) before it is renamed into
-    place, so nothing is lost. Each layer's ``last_change`` is the run's creation time, not
-    the clock's, so the file depends on the run alone (the same run writes the same bytes).
-    The settings are process-wide in GDAL, hence the lock and the restore.
+    place, so nothing is lost. Each layer's ``last_change`` is the run's creation time
+    (:func:`_gpkg_time`), not the clock's, so the same run writes the same bytes. The settings are process-wide in GDAL, hence the lock and the restore.
     """
     import pyogrio
 
-    settings = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_CURRENT_DATE": _gpkg_time(created_at)}
+    settings = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_CURRENT_DATE": stamp}
     with _SQLITE_LOCK:
         before = {k: pyogrio.get_gdal_config_option(k) for k in settings}
-        pyogrio.set_gdal_config_options({k: v for k, v in settings.items() if v})
+        pyogrio.set_gdal_config_options(settings)
         try:
             yield
         finally:
             pyogrio.set_gdal_config_options(before)
 
 
-def _gpkg_time(created_at: str) -> str | None:
-    """An ISO 8601 time as GeoPackage writes it (UTC, ``...T04:45:59.000Z``); None when
-    there is none (GDAL then takes the clock)."""
-    from datetime import UTC, datetime
-
-    try:
-        moment = datetime.fromisoformat(created_at)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{moment.microsecond // 1000:03d}Z"
+def _gpkg_time(manifest: Mapping) -> str:
+    """The run's creation time as GeoPackage writes times (UTC, ``...T04:45:59.000Z``): the
+    ``last_change`` of every layer, view and style; 1970 when the manifest has none."""
+    moment = pd.to_datetime(manifest.get("created_at") or "1970-01-01T00:00:00Z", utc=True,
+                            errors="coerce")
+    if pd.isna(moment):
+        moment = pd.Timestamp(0, tz="UTC")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _fsync(path: Path) -> None:

@@ -630,7 +630,9 @@ class SharedRendering:
                     self._error = exc
                     raise
                 if sorted(files) != sorted(self.names):
-                    raise ValueError(f"rendered {sorted(files)}, expected {sorted(self.names)}")
+                    self._error = ValueError(
+                        f"rendered {sorted(files)}, expected {sorted(self.names)}")
+                    raise self._error
                 self._files = files
             if self._error is not None:
                 raise self._error
@@ -682,14 +684,17 @@ def _run_writers(writers: list[tuple[str, Path, Callable[[Path], None]]],
                for k in range(min(threads, len(writers)))]
     for t in workers:
         t.start()
-    for _ in writers:
-        name, exc = done.get()
-        yield name  # written, or failed: the caller names it in the error raised next
-        if exc is not None:
-            stop.set()  # no new writer starts; the running ones finish or fail
-            for t in workers:
-                t.join()
-            raise exc
+    try:
+        for _ in writers:
+            name, exc = done.get()
+            yield name  # written, or failed: the caller names it in the error raised next
+            if exc is not None:
+                stop.set()  # no new writer starts; the running ones finish or fail
+                for t in workers:
+                    t.join()
+                raise exc
+    finally:
+        stop.set()  # an interrupt or an abandoned generator: no further writer starts
 
 
 def _remove_stale_tmp(out_root: Path) -> None:
