@@ -425,6 +425,23 @@ def _categorical(values: Any) -> pd.Categorical:
     return pd.Categorical(np.asarray(values, dtype=object).astype(str))
 
 
+def _blank(dtype: np.dtype, n: int) -> np.ndarray:
+    """``n`` empty cells of a column: NaN for floats, 0 for other numbers, None for text
+    (kept as objects: a fixed-width numpy string type would cut longer later values)."""
+    if dtype.kind == "f":
+        return np.full(n, np.nan, dtype=dtype)
+    if dtype.kind in "iub":
+        return np.zeros(n, dtype=dtype)
+    return np.full(n, None, dtype=object)
+
+
+def _wider(have: np.dtype, new: np.dtype) -> np.dtype:
+    """The column type that holds both: numbers promote, anything else is objects."""
+    if have.kind in "fiub" and new.kind in "fiub":
+        return np.result_type(have, new)
+    return have if have == object else np.dtype(object)
+
+
 @dataclass(slots=True)
 class SiteResults:
     """Per-site results of every layer as typed columns, aligned with ``site_ids``.
@@ -646,9 +663,7 @@ class SiteResults:
                         column.append(np.zeros(n, dtype=np.int8))
                     # Numbers keep their type; text is kept as objects (a fixed-width
                     # numpy string type would cut longer values of later parts).
-                    out.extra.append({k: np.empty(n, dtype=np.asarray(v).dtype
-                                                  if np.asarray(v).dtype.kind in "fiub"
-                                                  else object)
+                    out.extra.append({k: _blank(np.asarray(v).dtype, n)
                                       for k, v in part.extra[i].items()})
                     categories.append(({"": 0}, {"": 0}))
                     codes.append((np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int32)))
@@ -660,7 +675,14 @@ class SiteResults:
                 out.level_low[i][pos] = part.level_low[i]
                 out.level_high[i][pos] = part.level_high[i]
                 for key, values in part.extra[i].items():
-                    out.extra[i][key][pos] = values
+                    values = np.asarray(values)
+                    target = out.extra[i].get(key)
+                    if target is None:  # a column this part has and earlier ones lacked
+                        target = out.extra[i][key] = _blank(values.dtype, n)
+                    wide = _wider(target.dtype, values.dtype)
+                    if wide != target.dtype:  # e.g. integers, then a part with NaN
+                        target = out.extra[i][key] = target.astype(wide)
+                    target[pos] = values
                 for known, column, cat in zip(categories[i], codes[i],
                                               (part.flags[i], part.driver[i]), strict=True):
                     recode = np.array([known.setdefault(str(c), len(known))
@@ -671,7 +693,11 @@ class SiteResults:
         for i in range(len(out.layers)):
             for column, known, store in zip(codes[i], categories[i], (out.flags, out.driver),
                                             strict=True):
-                store.append(pd.Categorical.from_codes(column, categories=list(known)))
+                # Sorted, so that the order the chunks arrived in leaves no trace.
+                names = sorted(known)
+                remap = np.empty(len(known), dtype=np.int32)
+                remap[[known[c] for c in names]] = np.arange(len(names), dtype=np.int32)
+                store.append(pd.Categorical.from_codes(remap[column], categories=names))
         return out
 
     @property

@@ -700,7 +700,8 @@ def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: s
         for done, future in enumerate(as_completed(list(futures)), start=1):
             part, layer_meta, chunk_sampled, worker_rss = future.result()
             future.release()
-            meta = meta or layer_meta
+            if futures[future] == 0:  # the layers' fields of the first chunk, whichever
+                meta = layer_meta      # finishes first: the same run gives the same manifest
             for key, n in chunk_sampled.items():
                 sampled[key] = sampled.get(key, 0) + n
             rss = max(rss, worker_rss)

@@ -156,3 +156,25 @@ def test_columnar_results_are_put_together_from_chunks_in_any_order():
                                              (chunks[1], whole.select(chunks[1]).take(0, 6)
                                               .with_composites(comps))])
     assert whole.level[0].dtype == np.int8 and whole.nbytes < 20 * len(whole) * len(whole.layers)
+
+
+def test_chunks_combined_in_another_order_give_the_same_columns_and_wider_types():
+    sites, results, comps, SiteResults = _random_run(n=20)
+    whole = SiteResults.from_results(sites["site_id"], results).with_composites(comps)
+    chunks = [np.arange(0, 10), np.arange(10, 20)]
+    parts = [(idx, whole.select(idx)) for idx in chunks]
+    # The second chunk's first layer has a decimal with no data where the first has counts.
+    parts[0][1].extra[0]["n_models"] = np.arange(10, dtype=np.int64)
+    parts[1][1].extra[0]["n_models"] = np.r_[2.5, np.full(9, np.nan)]
+    parts[1][1].flags[0] = pd.Categorical(["zz-only-here"] * 10)
+    a = SiteResults.scatter(whole.site_ids, parts)
+    b = SiteResults.scatter(whole.site_ids, parts[::-1])  # as Dask futures may arrive
+    for i in range(len(whole.layers)):
+        for x, y in ((a.flags[i], b.flags[i]), (a.driver[i], b.driver[i])):
+            assert list(x.categories) == list(y.categories) == sorted(x.categories)
+            assert np.array_equal(x.codes, y.codes)
+    for got in (a, b):
+        n_models = got.extra[0]["n_models"]
+        assert n_models.dtype == np.float64
+        assert n_models[:10].tolist() == list(range(10)) and n_models[10] == 2.5
+        assert np.isnan(n_models[11:]).all()
