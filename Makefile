@@ -26,7 +26,7 @@ demo: $(STAMP)
 # The project's own modules are compiled first: with PYTHONDONTWRITEBYTECODE set, every
 # subprocess of the tests (CLI runs, Prefect flow runs, Dask workers) would compile them again.
 test: $(STAMP)
-	$(BIN)/python -m compileall -q sitescreen flows tests >/dev/null
+	$(BIN)/python -m compileall -q sitescreen flows tests
 	$(BIN)/python -m pytest -q
 
 # BENCH_SITES=1000000 measures the 1,000,000-site goal (benchmarks/run.py, the scale case).

@@ -439,7 +439,7 @@ def _wider(have: np.dtype, new: np.dtype) -> np.dtype:
     """The column type that holds both: numbers promote, anything else is objects."""
     if have.kind in "fiub" and new.kind in "fiub":
         return np.result_type(have, new)
-    return have if have == object else np.dtype(object)
+    return np.dtype(object)
 
 
 @dataclass(slots=True)

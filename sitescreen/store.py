@@ -16,7 +16,7 @@ set of layer fingerprints (``snapshots/<key>/part-*.arrow``), whose parts are Ar
 holding the columns of every layer, one row per site of the run that wrote the part, in that
 run's site order (text as dictionary codes). A re-run with the same data and method reads
 those few files instead of every layer's parts, samples only the locations it lacks, and adds
-a part with just them (parts are merged into one past :data:`SNAPSHOT_MAX_PARTS`, the
+a part with just them (parts are merged into one at :data:`SNAPSHOT_MAX_PARTS`, the
 merging run's sites first). A re-run whose sites are the stored ones in the same order (some
 removed, or new ones appended) copies its rows as a few slices, not site by site. The layer
 parts stay the reference (a snapshot is only a faster way to read them, and a run whose
@@ -60,7 +60,7 @@ _DECIMALS = 6
 #: change (as when water stress gained its baseline columns, location keys became integers,
 #: or snapshots became Arrow files in site order), so stores written before are not reused.
 RESULT_LAYOUT = 4
-#: A snapshot with more parts than this is rewritten as one on its next update.
+#: A snapshot with this many parts or more is rewritten as one on its next update.
 SNAPSHOT_MAX_PARTS = 8
 
 
@@ -358,7 +358,8 @@ class Snapshot:
         """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
         needs of the previous one, so that the columns can be freed once checked."""
         return Snapshot(self.key, self.fingerprints,
-                        tuple(Part(part.loc, {}, part.text) for part in self.parts), self.partial)
+                        tuple(Part(part.loc, {}, part.text) for part in self.parts), self.partial,
+                        _found=self._found)  # where the sites' rows are: still true
 
 
 class ResultStore:
@@ -418,7 +419,7 @@ class ResultStore:
         as :meth:`assemble` gives them: sites of one location have equal rows) in the
         snapshot of these layers, in the sites' order. With ``previous`` (the snapshot read
         before, its columns not needed), only the sites of the locations it lacked are
-        written, as a new part; past :data:`SNAPSHOT_MAX_PARTS` parts, everything is
+        written, as a new part; at :data:`SNAPSHOT_MAX_PARTS` parts or more, everything is
         rewritten as one: these sites, then the stored locations they lack."""
         fingerprints = tuple(fingerprints)
         _, keys = _locations(lon, lat)

@@ -462,9 +462,7 @@ class Gazetteer:
         with self._lock:
             if name not in self._trees:
                 kept = self._kept_trees.pop(name, None)
-                if kept is not None:
-                    import scipy.spatial  # noqa: F401 - the pickled tree's class
-
+                if kept is not None:  # unpickling imports the tree's class
                     self._trees[name] = pickle.loads(kept)
                     return self._trees[name]
                 from scipy.spatial import cKDTree
