@@ -770,7 +770,8 @@ class SampleCache:
     def sample_many(self, paths: Sequence[str], lon: Any, lat: Any, *, version: str = "",
                     band: int = 1) -> list[tuple[np.ndarray, RasterInfo]]:
         """:meth:`sample_with_info` of each file at the same points, in order. Few points
-        (up to ``_FEW_POINTS``) are read from several files at once, in threads."""
+        (up to ``_FEW_POINTS``) are read from several files at once, in threads, when the
+        caller is the main thread."""
         x, y, _ = _as_points(lon, lat)
         digest = self.digest(x, y)  # once for every file, not once per file
 
@@ -779,7 +780,10 @@ class SampleCache:
                 self.key(path, x, y, version=version, band=band, digest=digest),
                 lambda: sample_with_info(path, x, y, band=band))
 
-        if len(paths) < 2 or len(x) > _FEW_POINTS or _FILE_THREADS < 2:
+        # Only from the main thread: a caller already running layers in threads (the Prefect
+        # flow's task runner) gets no threads of threads, where GDAL was seen to crash.
+        if len(paths) < 2 or len(x) > _FEW_POINTS or _FILE_THREADS < 2 or \
+                threading.current_thread() is not threading.main_thread():
             return [one(p) for p in paths]
         with ThreadPoolExecutor(_FILE_THREADS, thread_name_prefix="sample") as pool:
             return list(pool.map(one, paths))
