@@ -223,7 +223,8 @@ _WINDOW_SHARE = 1 / 16
 def _read(path: str, variable: str, points: tuple[np.ndarray, np.ndarray] | None = None
           ) -> tuple[Grid, np.ndarray | None]:
     """The grid, or with ``points`` whose cells fit a small window: a :class:`Grid` of only
-    that window (its transform that of the whole grid) and the points' values."""
+    that window (with the window's own transform, so its values and transform agree) and the
+    points' values, taken at the cells of the whole grid (longitudes wrapped as there)."""
     name = f'NETCDF:"{path}":{variable}'
     window = None
     try:
@@ -273,6 +274,9 @@ def _read(path: str, variable: str, points: tuple[np.ndarray, np.ndarray] | None
     values[bad] = np.nan
     attrs = {k.split("#", 1)[1]: v for k, v in ds_tags.items() if k.startswith("NC_GLOBAL#")}
     log.debug("read %s:%s %s, units %r", path, variable, values.shape, tags.get("units"))
+    if window is not None:  # the window's top-left corner is cell (r0, k0) of the grid
+        a, b, c, d, e, f = transform
+        transform = (a, b, c + k0 * a, d, e, f + r0 * e)
     grid = Grid(path=path, variable=variable, values=values, transform=transform,
                 units=tags.get("units"), attrs=attrs)
     if window is None:

@@ -169,3 +169,24 @@ def test_a_few_points_read_only_their_window_and_agree_with_the_whole_grid(tmp_p
     values = netcdf.read_points(path, *shanghai)[0]
     assert values[:3].tolist() == [14.0, 13.0, 15.0] and np.isnan(values[3:]).all()
     assert netcdf.read_points(path, *greenwich)[0].tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("lon_start", [-180.0, 0.0])
+def test_a_window_read_for_a_few_points_carries_the_window_s_own_transform(tmp_path, lon_start):
+    """The window's values and transform agree: each of its cells, placed by its transform,
+    is the same cell of the whole grid (the window's values with the whole grid's transform
+    would put Shanghai's cells at the grid's north-west corner)."""
+    from sitescreen import netcdf
+
+    path = _write(tmp_path, lon_start=lon_start)
+    lon, lat = np.array([121.30, 121.74]), np.array([31.01, 31.49])
+    window, values = netcdf._read(path, data_variable(NAME), points=(lon, lat))
+    assert values is not None and window.values.shape == (3, 3)  # windowed, the BLOCK cells
+    whole = read_grid(path)
+    rows, cols = np.indices(window.values.shape)
+    a, _, c, _, e, f = window.transform
+    centre_lon, centre_lat = c + (cols.ravel() + 0.5) * a, f + (rows.ravel() + 0.5) * e
+    np.testing.assert_array_equal(window.values.ravel(),
+                                  netcdf.grid_values(whole, centre_lon, centre_lat))
+    assert np.isfinite(window.values).sum() == 8  # the block's land cells, all inside
+    np.testing.assert_array_equal(values, netcdf.grid_values(window, lon, lat))
