@@ -202,23 +202,9 @@ def _run_flow(request, *, dask: str | None, display, verbose: bool) -> dict:
             _check_api(url)
             display.note(f"running as a Prefect flow on {url}")
             return run_screen(dask=dask, progress=display, **request.to_dict())
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
         display.note("running as a Prefect flow on a temporary server (set PREFECT_API_URL "
                      "to keep the runs)")
-        # The server process inherits the environment: its own log lines stay off the
-        # terminal too (it logs to stderr, e.g. while being stopped).
-        quiet = {} if verbose else {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
-                                    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
-        try:
-            with _environ(quiet):
-                server.start(timeout=SERVER_STARTUP_S)
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"the temporary Prefect server did not start within {SERVER_STARTUP_S} s; "
-                "run without --prefect (the same steps and outputs, no server), or start "
-                "one ('prefect server start') and set PREFECT_API_URL") from exc
+        server = _start_server(verbose=verbose)
         try:
             with temporary_settings({PREFECT_API_URL: server.api_url}):
                 try:
@@ -227,6 +213,27 @@ def _run_flow(request, *, dask: str | None, display, verbose: bool) -> dict:
                     _drain_prefect_workers()
         finally:
             server.stop()
+
+
+def _start_server(*, verbose: bool):
+    """The temporary Prefect server, started and answering; it stops when this process
+    ends, also by a signal it cannot catch (:mod:`sitescreen.cli.server`)."""
+    from sitescreen.cli.server import TemporaryServer
+
+    server = TemporaryServer()
+    # The server process inherits the environment: its own log lines stay off the
+    # terminal too (it logs to stderr, e.g. while being stopped).
+    quiet = {} if verbose else {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+                                "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL"}
+    try:
+        with _environ(quiet):
+            server.start(timeout=SERVER_STARTUP_S)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"the temporary Prefect server did not start within {SERVER_STARTUP_S} s; "
+            "run without --prefect (the same steps and outputs, no server), or start "
+            "one ('prefect server start') and set PREFECT_API_URL") from exc
+    return server
 
 
 @contextmanager
