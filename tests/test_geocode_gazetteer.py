@@ -8,7 +8,9 @@ build of this code) through ``_build``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import time
 from importlib import metadata
 
 import numpy as np
@@ -174,13 +176,21 @@ def test_a_truncated_kept_gazetteer_is_rebuilt_with_a_warning(full, kept, tmp_pa
     assert metadata.version("scipy") in path.name  # its KD-trees are kept: an upgrade rebuilds
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) - 1000])
-    stale = path.with_name(f"gazetteer-1-{CITIES}-old.pickle")  # of an older version
+    # Other versions' files: one unread for longer than STALE_DAYS, one in use (another
+    # checkout's current file, read yesterday: it must not be deleted and rebuilt there).
+    stale = path.with_name(f"gazetteer-1-{CITIES}-old.pickle")
     stale.write_bytes(b"old")
+    in_use = path.with_name(f"gazetteer-1-{CITIES}-other.pickle")
+    in_use.write_bytes(b"other")
+    day = 86400
+    os.utime(stale, (time.time() - (gazetteer_module.STALE_DAYS + 1) * day,) * 2)
+    os.utime(in_use, (time.time() - day,) * 2)
     with caplog.at_level(logging.WARNING, logger=gazetteer_module.__name__):
         gaz = gazetteer_module._load_or_build(CITIES)
     assert gaz is full and builds == [CITIES]
     assert "unreadable gazetteer cache" in caplog.text
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # the stale file gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, in_use.name])
+    in_use.unlink()
     again = gazetteer_module._load_or_build(CITIES)  # kept again, whole: read, not rebuilt
     assert again._lookup is None and builds == [CITIES]
     assert again.lookup("xuhui") == full.lookup("xuhui") and builds == [CITIES]
@@ -188,6 +198,21 @@ def test_a_truncated_kept_gazetteer_is_rebuilt_with_a_warning(full, kept, tmp_pa
     path.unlink()
     assert gazetteer_module._load_or_build(CITIES) is full and builds == [CITIES] * 2
     assert not list(tmp_path.iterdir())
+
+
+def test_reading_a_kept_gazetteer_marks_it_used_at_most_once_a_day(full, kept, tmp_path,
+                                                                   monkeypatch):
+    """So that another version's cleanup (unread for STALE_DAYS days) never deletes it."""
+    path, builds = _kept_at_cache_path(full, kept, tmp_path, monkeypatch)
+    long_ago = time.time() - (gazetteer_module.STALE_DAYS + 1) * 86400
+    os.utime(path, (long_ago, long_ago))
+    gazetteer_module._read_kept(path, CITIES)
+    marked = path.stat().st_mtime
+    assert marked > time.time() - 60
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))
+    gazetteer_module._read_kept(path, CITIES)  # read within the day: not written again
+    assert path.stat().st_mtime == pytest.approx(hour_ago) and not builds
 
 
 def test_a_damaged_place_index_is_rebuilt_when_first_needed(full, kept, tmp_path, monkeypatch,

