@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from sitescreen.geocode import LocationFlag, location_flags
@@ -135,3 +137,23 @@ def test_flag_memo_keeps_the_stated_cities_it_placed(tmp_path, monkeypatch, capl
     assert again.tolist() == ["; ".join(f) for f in location_flags(lon - 0.01, lat,
                                                                    country=country, city=city)]
     assert memo._read_cities() == placed
+
+
+def test_flag_memo_is_named_after_the_text_and_distance_code_too(tmp_path, monkeypatch):
+    """A change of ``normalise_text`` (the stated city's key) or ``haversine_km`` (the
+    distances) starts a new memo, as a change of the checks does."""
+    from sitescreen import geodesy
+    from sitescreen.geocode import checks, model
+
+    before = checks.FlagMemo(tmp_path)
+    assert checks.FlagMemo(tmp_path).path == before.path  # one name per process and settings
+    for module in (model, geodesy):
+        changed = tmp_path / f"changed_{module.__name__.rsplit('.', 1)[1]}.py"
+        changed.write_bytes(Path(module.__file__).read_bytes() + b"\n# another version\n")
+        monkeypatch.setattr(module, "__file__", str(changed))
+        checks._code_fingerprint.cache_clear()
+        memo = checks.FlagMemo(tmp_path)
+        assert memo.path != before.path and memo.cities_path != before.cities_path
+        monkeypatch.undo()
+        checks._code_fingerprint.cache_clear()
+    assert checks.FlagMemo(tmp_path).path == before.path

@@ -34,9 +34,11 @@ gazetteer for) only the sites it has not seen.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -45,7 +47,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from sitescreen import geodesy
 from sitescreen.files import atomic_write
+from sitescreen.geocode import model as model_module
 from sitescreen.geocode.gazetteer import (
     GREATER_CHINA,
     Gazetteer,
@@ -145,9 +149,13 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
     cities = _each_distinct(city, n, lambda c: "" if c is None else str(c))
     flags: dict[int, list[str]] = {}  # the flagged sites only
 
-    def flag(mask: np.ndarray, what: LocationFlag) -> None:
-        for i in np.flatnonzero(mask).tolist():
-            flags.setdefault(i, []).append(what.value)
+    def flag(at: np.ndarray, what: LocationFlag) -> None:
+        """Flag the sites at indices ``at`` (or where a mask of every site is true)."""
+        if at.dtype == bool:
+            at = np.flatnonzero(at)
+        value = what.value
+        for i in at.tolist():
+            flags.setdefault(i, []).append(value)
 
     def listed() -> list[tuple[str, ...]]:
         return [tuple(flags[i]) if i in flags else () for i in range(n)]
@@ -166,33 +174,38 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
     geocoder = geocoder or OfflineGeocoder()
     gaz = geocoder.gazetteer
 
-    # Country checks, one vectorised pass per stated country.
+    # Country checks, one vectorised pass per stated country: the codes are factorised once
+    # and the sites grouped by code in one stable sort (each group in input order).
     codes = np.array(_each_distinct(countries, n, lambda c: gaz.country_code(c) or "?" if c
                                     else ""), dtype=object)
-    flag(codes == "?", LocationFlag.UNKNOWN_COUNTRY)
-    for cc in sorted(set(codes.tolist()) - {"", "?"}):
-        idx = np.flatnonzero((codes == cc) & finite)
-        if not len(idx):
+    code_of, code_names = pd.factorize(codes)
+    flag(code_of == _position(code_names, "?"), LocationFlag.UNKNOWN_COUNTRY)
+    for cc, idx in _groups(np.where(finite, code_of, -1), code_names):
+        if cc in ("", "?"):
             continue
         outside = outside_country(lon[idx], lat[idx], cc, country_km=country_km, gazetteer=gaz)
         swapped_ok = _in_range(lat[idx], lon[idx])
         swapped_out = outside_country(lat[idx], lon[idx], cc, country_km=country_km,
                                       gazetteer=gaz)
         outside &= ~null[idx]  # null island already says it
-        swapped = np.zeros(n, dtype=bool)
-        swapped[idx[outside & swapped_ok & ~swapped_out]] = True
-        flag(swapped, LocationFlag.SWAPPED)
-        beyond = np.zeros(n, dtype=bool)
-        beyond[idx[outside & in_range[idx]]] = True
-        flag(beyond, LocationFlag.OUTSIDE_COUNTRY)
+        flag(idx[outside & swapped_ok & ~swapped_out], LocationFlag.SWAPPED)
+        flag(idx[outside & in_range[idx]], LocationFlag.OUTSIDE_COUNTRY)
 
-    # Distance to the stated city, placed by the offline gazetteer (once per city).
+    # Distance to the stated city, placed by the offline gazetteer (once per city): once per
+    # distinct (city text, code) pair, in order of first appearance, as a loop over the sites
+    # would (the first text of a normalised city is the one resolved).
     uid = np.full(n, -1, dtype=np.int64)
     resolved = {} if resolved is None else resolved
+    city_of, city_names = pd.factorize(np.array(cities, dtype=object))
+    stated = np.array([bool(c.strip()) for c in city_names], dtype=bool)
+    todo = np.flatnonzero(in_range & ~null)
+    todo = todo[stated[city_of[todo]]] if len(city_names) else todo[:0]
+    pair = city_of[todo].astype(np.int64) * max(len(code_names), 1) + code_of[todo]
+    pairs, first, pair_of = np.unique(pair, return_index=True, return_inverse=True)
+    pair_uid = np.empty(len(pairs), dtype=np.int64)
     normalised: dict[str, str] = {}
-    for i in np.flatnonzero(in_range & ~null):
-        if not cities[i].strip():
-            continue
+    for j in np.argsort(first, kind="stable").tolist():
+        i = int(todo[first[j]])
         if cities[i] not in normalised:
             normalised[cities[i]] = normalise_text(cities[i])
         key = (normalised[cities[i]], codes[i] if codes[i] != "?" else "")
@@ -200,15 +213,31 @@ def location_flags(lon: ArrayLike, lat: ArrayLike, *, country: Sequence[object] 
             res = geocoder.resolve(AddressQuery(city=cities[i], country=key[1]))
             ok = res.status == "ok" and res.precision in (Precision.CITY, Precision.DISTRICT)
             resolved[key] = res.uid if ok else -1
-        uid[i] = resolved[key]
+        pair_uid[j] = resolved[key]
+    uid[todo] = pair_uid[pair_of.ravel()]
     placed = np.flatnonzero(uid >= 0)
     if len(placed):
         d = haversine_km(lon[placed], lat[placed], gaz.lon[uid[placed]], gaz.lat[uid[placed]])
-        far = np.zeros(n, dtype=bool)
-        for i in placed[d > far_km]:
-            far[i] = not _in_chinese_unit(gaz, int(uid[i]), lon[i], lat[i])
-        flag(far, LocationFlag.FAR_FROM_CITY)
+        beyond = placed[d > far_km]
+        flag(beyond[~_in_chinese_unit(gaz, uid[beyond], lon[beyond], lat[beyond])],
+             LocationFlag.FAR_FROM_CITY)
     return listed()
+
+
+def _position(names: np.ndarray, name: str) -> int:
+    """Index of ``name`` among factorised ``names``, -1 when absent."""
+    at = np.flatnonzero(names == name)
+    return int(at[0]) if len(at) else -1
+
+
+def _groups(labels: np.ndarray, names: np.ndarray):
+    """``(name, indices)`` per label of ``labels`` (-1 skipped), sorted by name; the indices
+    ascending."""
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(len(names) + 1), side="left")
+    for k in sorted(range(len(names)), key=lambda k: names[k]):
+        if bounds[k + 1] > bounds[k]:
+            yield names[k], order[bounds[k]:bounds[k + 1]]
 
 
 def _each_distinct(values: Sequence[object] | None, n: int, fn) -> list:
@@ -216,7 +245,15 @@ def _each_distinct(values: Sequence[object] | None, n: int, fn) -> list:
     once per distinct value."""
     if values is None or not len(values):
         return [fn("")] * n
-    seen: dict = {}
+    try:
+        seen = dict.fromkeys(values)
+    except TypeError:  # an unhashable value: one at a time
+        pass
+    else:
+        for v in seen:
+            seen[v] = fn(v)
+        return list(map(seen.__getitem__, values))
+    seen = {}
     out = []
     for v in values:
         try:
@@ -229,16 +266,42 @@ def _each_distinct(values: Sequence[object] | None, n: int, fn) -> list:
     return out
 
 
-def _in_chinese_unit(gaz: Gazetteer, uid: int, lon: float, lat: float) -> bool:
-    """Is the nearest county seat to (lon, lat) part of Chinese unit ``uid``?"""
-    code = str(gaz.adcode[uid])
-    if not code or gaz.kind[uid] not in (Kind.PROVINCE, Kind.PREFECTURE):
-        return False
-    _, county = gaz.nearest(np.array([lon]), np.array([lat]), within="counties")
-    if county[0] < 0:
-        return False
-    prefix = code[:2] if gaz.kind[uid] == Kind.PROVINCE else code[:4]
-    return str(gaz.adcode[int(county[0])]).startswith(prefix)
+def _in_chinese_unit(gaz: Gazetteer, uid: np.ndarray, lon: np.ndarray, lat: np.ndarray
+                     ) -> np.ndarray:
+    """Is the nearest county seat to each (lon, lat) part of the Chinese unit ``uid`` (a
+    province or prefecture: the first 2 or 4 digits of its adcode)? One KD-tree query."""
+    uid = np.asarray(uid, dtype=np.int64)
+    out = np.zeros(len(uid), dtype=bool)
+    kind = gaz.kind[uid]
+    unit = np.flatnonzero(((kind == Kind.PROVINCE) | (kind == Kind.PREFECTURE))
+                          & (gaz.adcode[uid] != ""))
+    if not len(unit):
+        return out
+    _, county = gaz.nearest(lon[unit], lat[unit], within="counties")
+    found = county >= 0
+    unit, county = unit[found], county[found]
+    # adcodes (six digits) as rows of 6 code points: a prefix compare compares the first
+    # columns.
+    digits = np.asarray(gaz.adcode, dtype="U6").view(np.uint32).reshape(-1, 6)
+    mine, theirs = digits[uid[unit]], digits[county]
+    width = np.where(kind[unit] == Kind.PROVINCE, 2, 4)
+    same = (mine == theirs) | (np.arange(6) >= width[:, None])
+    out[unit] = same.all(axis=1)
+    return out
+
+
+#: The modules whose code decides the flags: this one, :func:`normalise_text`'s (the stated
+#: city's key) and :func:`haversine_km`'s (the distances).
+_FLAG_MODULES = (__name__, model_module.__name__, geodesy.__name__)
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """SHA-256 of the :data:`_FLAG_MODULES` source files, computed once per process."""
+    digest = hashlib.sha256()
+    for name in _FLAG_MODULES:
+        digest.update(Path(sys.modules[name].__file__).read_bytes())
+    return digest.hexdigest()
 
 
 _FLAG_KEYS = ("lon", "lat", "country", "city")
@@ -248,9 +311,11 @@ class FlagMemo:
     """The joined :func:`location_flags` of sites seen before, kept in ``folder``.
 
     Keyed by the exact coordinates and the stated country and city text; the file name
-    carries a fingerprint of this module, the offline geocoder (its code and settings), the
-    kept gazetteer (:func:`~sitescreen.geocode.gazetteer.cache_path`, named by its code and
-    source packages) and the distances, so any change starts a new memo. Beside it, under
+    carries a fingerprint of this module and of the text normalisation and distance code it
+    uses (:data:`_FLAG_MODULES`, computed once per process), the offline geocoder (its code
+    and settings), the kept gazetteer (:func:`~sitescreen.geocode.gazetteer.cache_path`,
+    named by its code and source packages) and the distances, so any change starts a new
+    memo. Beside it, under
     the same fingerprint without the distances, the stated cities placed so far (the
     ``resolved`` of :func:`location_flags`): new sites in known cities are checked without
     the gazetteer's name index. Without a kept gazetteer (``SITESCREEN_GAZETTEER_CACHE=off``)
@@ -263,7 +328,7 @@ class FlagMemo:
         self.geocoder = geocoder or OfflineGeocoder()
         self.far_km, self.country_km, self.max_rows = float(far_km), float(country_km), max_rows
         gazetteer = cache_path(self.geocoder.cities)
-        ident = "|".join((Path(__file__).read_text("utf-8"), self.geocoder.version,
+        ident = "|".join((_code_fingerprint(), self.geocoder.version,
                           gazetteer.name if gazetteer else ""))
         cities = hashlib.sha256(ident.encode()).hexdigest()[:16]
         digest = hashlib.sha256(

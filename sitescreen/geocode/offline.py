@@ -140,8 +140,9 @@ def _radius_km(population: int) -> float:
 
 
 @functools.cache
+@functools.cache
 def _code_hash() -> str:
-    """Short hash of the matching code and the gazetteer builder."""
+    """Short hash of the matching code and the gazetteer builder (once per process)."""
     digest = hashlib.sha256()
     for module in (__file__, gazetteer_module.__file__, gazetteer_module.ZONES_FILE):
         digest.update(Path(module).read_bytes())
