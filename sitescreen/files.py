@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_folder", "replace_path", "umask_mode", "write_content"]
+__all__ = ["UNUSED_DAYS", "atomic_write", "atomic_folder", "mark_used", "remove_unused",
+           "replace_path", "umask_mode", "write_content"]
 
 Content = bytes | Callable[[Path], None]
 
@@ -117,3 +119,34 @@ def replace_path(src: Path, dst: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(src, dst)
+
+
+# --- kept caches shared by versions ----------------------------------------------------------
+
+#: A kept cache file (the gazetteer, parsed tables and basin polygons) that no process has
+#: read for this many days may be deleted by the cleanup of another version's file: one still
+#: read (by another checkout or environment sharing the cache folder) never is.
+UNUSED_DAYS = 30
+_DAY_S = 86400.0
+
+
+def mark_used(path: Path, st: os.stat_result | None = None) -> None:
+    """Stamp a kept cache file as read now (its modification time), at most once a day;
+    ``st``: its stat, when the caller has it. A read-only cache is still read."""
+    now = time.time()
+    with suppress(OSError):
+        if now - (st or path.stat()).st_mtime > _DAY_S:
+            os.utime(path, (now, now))
+
+
+def remove_unused(paths: Iterable[Path]) -> list[Path]:
+    """Delete those of ``paths`` unread for :data:`UNUSED_DAYS` days (see :func:`mark_used`);
+    the deleted ones."""
+    oldest = time.time() - UNUSED_DAYS * _DAY_S
+    removed = []
+    for path in paths:
+        with suppress(OSError):  # gone meanwhile, or not ours to delete
+            if path.stat().st_mtime < oldest:
+                path.unlink()
+                removed.append(path)
+    return removed

@@ -16,6 +16,7 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+from sitescreen.files import UNUSED_DAYS
 from sitescreen.geocode import AddressQuery, OfflineGeocoder, location_flags
 from sitescreen.geocode import gazetteer as gazetteer_module
 from sitescreen.geocode.gazetteer import Kind, cjk_key, is_cjk, latin_key, load_gazetteer
@@ -183,7 +184,7 @@ def test_a_truncated_kept_gazetteer_is_rebuilt_with_a_warning(full, kept, tmp_pa
     in_use = path.with_name(f"gazetteer-1-{CITIES}-other.pickle")
     in_use.write_bytes(b"other")
     day = 86400
-    os.utime(stale, (time.time() - (gazetteer_module.STALE_DAYS + 1) * day,) * 2)
+    os.utime(stale, (time.time() - (UNUSED_DAYS + 1) * day,) * 2)
     os.utime(in_use, (time.time() - day,) * 2)
     with caplog.at_level(logging.WARNING, logger=gazetteer_module.__name__):
         gaz = gazetteer_module._load_or_build(CITIES)
@@ -204,7 +205,7 @@ def test_reading_a_kept_gazetteer_marks_it_used_at_most_once_a_day(full, kept, t
                                                                    monkeypatch):
     """So that another version's cleanup (unread for STALE_DAYS days) never deletes it."""
     path, builds = _kept_at_cache_path(full, kept, tmp_path, monkeypatch)
-    long_ago = time.time() - (gazetteer_module.STALE_DAYS + 1) * 86400
+    long_ago = time.time() - (UNUSED_DAYS + 1) * 86400
     os.utime(path, (long_ago, long_ago))
     gazetteer_module._read_kept(path, CITIES)
     marked = path.stat().st_mtime

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,6 +30,7 @@ from sitescreen.catalog import load_catalog
 from sitescreen.classify import ThresholdSet
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import CatalogError, HazardDataError
+from sitescreen.files import UNUSED_DAYS
 from sitescreen.hazards import HazardContext, HazardResult, basins, load_hazard
 from sitescreen.hazards.water_stress import WaterStress, forget_tables
 from sitescreen.synthetic import DemoArea
@@ -381,7 +383,7 @@ def test_basin_index_is_cached_as_geoparquet_keyed_by_the_gdb(catalog, pack, tmp
     cache = tmp_path / "cache"
     WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
                          context=context(catalog, pack, cache_dir=cache))
-    files = sorted((cache / "aqueduct40").glob("future_annual-Y2023M07D05-*.parquet"))
+    files = sorted((cache / "aqueduct40").glob("future_annual-*.parquet"))
     assert len(files) == 1
     cached = gpd.read_parquet(files[0])
     assert sorted(cached["pfaf_id"]) == sorted(p for p, *_ in POLYGONS)
@@ -392,7 +394,8 @@ def test_basin_index_is_cached_as_geoparquet_keyed_by_the_gdb(catalog, pack, tmp
     basins.forget_indexes()  # as a new process would
     r = WaterStress().assess(LON, LAT, scenario="optimistic", year=2030,
                              context=context(catalog, pack, cache_dir=cache))
-    assert len(list((cache / "aqueduct40").glob("*.parquet"))) == 2
+    now = sorted((cache / "aqueduct40").glob("*.parquet"))
+    assert len(now) == 1 and now != files  # the copy of the old geodatabase is gone
     assert r.levels[AT["a"]] == 1
 
 
@@ -420,7 +423,38 @@ def test_parsed_tables_are_kept_in_the_cache_and_follow_the_file(catalog, pack, 
     future.to_csv(pack / "aqueduct40" / FUTURE, index=False)
     changed = assess(cache)
     assert changed.extra["ws_label"][AT["a"]] == "Changed"
-    assert len(list((cache / "aqueduct40" / "tables").glob("*.parquet"))) == 3
+    now = sorted((cache / "aqueduct40" / "tables").glob("*.parquet"))
+    # The baseline's copy stays; the future table's copy of the old file is replaced.
+    assert len(now) == 2 and len(set(now) & set(tables)) == 1
+
+
+def test_old_parsed_copies_go_and_other_versions_in_use_stay(catalog, pack, tmp_path):
+    """Policy of :class:`~sitescreen.hazards.basins.ParsedCopy`: a copy of this table by other
+    code (another checkout sharing the cache) read lately stays; one unread for UNUSED_DAYS
+    (of other code, or named as an earlier release named them) goes when a copy is written."""
+    cache = tmp_path / "cache"
+    tables = cache / "aqueduct40" / "tables"
+    tables.mkdir(parents=True)
+    forget_tables()
+    basins.forget_indexes()
+    WaterStress().assess(LON, LAT, scenario="current_trend", year=2050,
+                         context=context(catalog, pack, cache_dir=cache))
+    mine = sorted(tables.glob("*.parquet"))
+    kind, slot, state, _ = mine[0].stem.rsplit("-", 3)
+    in_use = tables / f"{kind}-{slot}-{state}-0123abcd.parquet"  # this file, other code
+    unused = tables / f"{kind}-{slot}-{state}-4567ef01.parquet"
+    legacy = tables / "Y2023M07D05-8ec1ff38c33ebb1b.parquet"  # named as before
+    long_ago = time.time() - (UNUSED_DAYS + 1) * 86400
+    for p in (in_use, unused, legacy):
+        p.write_bytes(b"PAR1")
+    for p in (unused, legacy):
+        os.utime(p, (long_ago, long_ago))
+    for p in mine:
+        p.unlink()  # written again by the next process
+    forget_tables()
+    WaterStress().assess(LON, LAT, scenario="current_trend", year=2050,
+                         context=context(catalog, pack, cache_dir=cache))
+    assert sorted(tables.glob("*.parquet")) == sorted([*mine, in_use])
 
 
 def test_on_the_synthetic_pack(catalog, tmp_path):

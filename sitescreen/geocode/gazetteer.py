@@ -49,7 +49,6 @@ import os
 import pickle
 import re
 import threading
-import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from sitescreen.errors import GeocodeError
-from sitescreen.files import atomic_write
+from sitescreen.files import UNUSED_DAYS, atomic_write, mark_used, remove_unused
 from sitescreen.geocode.model import Precision
 from sitescreen.geodesy import EARTH_RADIUS_KM, haversine_km, km_between
 
@@ -562,8 +561,8 @@ def cache_path(cities: str) -> Path | None:
 
     Several versions may share the folder (checkouts of different code, virtual environments
     with other packages): each keeps its own file, and a file of another version is deleted
-    only when no process has read it for :data:`STALE_DAYS` days (reading a kept file marks
-    it used, at most once a day: its modification time). Files of versions still in use are
+    only when no process has read it for :data:`~sitescreen.files.UNUSED_DAYS` days (reading
+    a kept file marks it used, at most once a day: its modification time). Files of versions still in use are
     never deleted, so checkouts no longer rebuild each other's gazetteer.
     """
     setting = os.environ.get("SITESCREEN_GAZETTEER_CACHE")
@@ -589,10 +588,6 @@ def _kept_name(cities: str) -> str:
                                 + ZONES_FILE.read_bytes()).hexdigest()[:12])
     return f"gazetteer-{'-'.join(parts)}.pickle"
 
-
-#: A kept gazetteer of another version is deleted when unread for this many days.
-STALE_DAYS = 30
-_DAY_S = 86400.0
 
 
 #: The KD-trees kept with the gazetteer: the one on every place serves every location check
@@ -636,29 +631,9 @@ def _keep(gaz: Gazetteer, path: Path, cities: str) -> None:
     except OSError as exc:  # a read-only home is no reason to fail
         log.debug("could not keep the gazetteer in %s: %s", path, exc)
         return
-    _remove_stale(path, cities)
-
-
-def _remove_stale(path: Path, cities: str) -> None:
-    """Delete the kept gazetteers of other versions beside ``path`` unread for
-    :data:`STALE_DAYS` days (another checkout's current file is read, so it stays)."""
-    oldest = time.time() - STALE_DAYS * _DAY_S
-    for other in path.parent.glob(f"gazetteer-*-{cities}-*.pickle"):
-        if other == path:
-            continue
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
-            if other.stat().st_mtime < oldest:
-                other.unlink()
-                log.debug("removed the gazetteer %s, unread for %d days", other, STALE_DAYS)
-
-
-def _mark_used(path: Path, st: os.stat_result) -> None:
-    """Stamp a kept file as read now (its modification time), at most once a day, so that
-    :func:`_remove_stale` of other versions leaves it."""
-    now = time.time()
-    if now - st.st_mtime > _DAY_S:
-        with contextlib.suppress(OSError):  # a read-only cache is still read
-            os.utime(path, (now, now))
+    for old in remove_unused(p for p in path.parent.glob(f"gazetteer-*-{cities}-*.pickle")
+                             if p != path):
+        log.debug("removed the gazetteer %s, unread for %d days", old, UNUSED_DAYS)
 
 
 _LIGHT_FIELDS = ("lon", "lat", "country", "kind", "adcode", "country_uid", "city_state_main",
@@ -674,7 +649,7 @@ def _read_kept(path: Path, cities: str) -> Gazetteer:
         st = os.fstat(fh.fileno())
         if st.st_size != offset + size:
             raise GeocodeError(f"{path} is {st.st_size} bytes, expected {offset + size}")
-        _mark_used(path, st)
+        mark_used(path, st)
         # A descriptor of its own, so that the heavy part is read from this very file even if
         # another process replaces or removes the name meanwhile.
         kept = _KeptFile(path, cities, os.dup(fh.fileno()), offset, size, digest)

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -60,11 +59,11 @@ from sitescreen.data.sources import (
     says_synthetic,
 )
 from sitescreen.errors import CatalogError, HazardDataError
-from sitescreen.files import atomic_write
 from sitescreen.geodesy import KM_PER_DEGREE
 from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.hazards.basins import (
     BasinIndex,
+    ParsedCopy,
     SiteJoin,
     basin_index,
     file_signature,
@@ -423,27 +422,21 @@ def _baseline_table(context: HazardContext, entry: CatalogEntry, relpath: str, i
 def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str], *,
                   repeated: bool, cache_dir: str | None = None) -> pd.DataFrame:
     """The table's ``wanted`` columns: read once per process, and parsed once per cache
-    folder (a Parquet copy named by the file's size and mtime, the columns and this module's
-    table format, so a changed file is read again)."""
+    folder (a Parquet copy named by the file, its size and mtime, the columns and this
+    module's table format, so a changed file is read again: :class:`ParsedCopy`, which also
+    says when old copies go)."""
     signature = file_signature(path)
     cache_key = (path, signature, tuple(wanted))
     with _TABLES_LOCK:
         hit = _TABLES.get(cache_key)
         if hit is None:
-            ident = "|".join((_TABLE_FORMAT, entry.id, entry.version, str(repeated),
-                              path if path.startswith("/vsi") else os.path.abspath(path),
-                              signature, *wanted))
-            digest = hashlib.sha1(ident.encode()).hexdigest()[:16]
-            kept = (Path(cache_dir) / entry.id / "tables" / f"{entry.version}-{digest}.parquet"
-                    if cache_dir and signature != "remote" else None)
-            hit = _kept_table(kept)
+            copy = ParsedCopy.of(cache_dir, entry, path, kind="table", code=_TABLE_FORMAT,
+                                 parts=(str(repeated), *wanted), folder="tables")
+            hit = copy.read(_read_kept_table, "parsed table") if copy else None
             if hit is None:
                 hit = _read_table(path, relpath, entry, wanted, repeated=repeated)
-                if kept is not None:
-                    try:
-                        atomic_write(kept, lambda tmp: hit.to_parquet(tmp, index=True))
-                    except OSError as exc:  # the copy only saves time; never fail a run
-                        log.warning("cannot keep the parsed table %s: %s", kept, exc)
+                if copy is not None:
+                    copy.keep(lambda tmp: hit.to_parquet(tmp, index=True), "parsed table")
             _TABLES[cache_key] = hit
             while len(_TABLES) > 8:
                 _TABLES.pop(next(iter(_TABLES)))
@@ -454,15 +447,9 @@ def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str
 _TABLE_FORMAT = "aqueduct-table-1"
 
 
-def _kept_table(kept: Path | None) -> pd.DataFrame | None:
-    """A parsed table kept by :func:`_cached_table`, or None (none, or unreadable)."""
-    if kept is None or not kept.is_file():
-        return None
-    try:
-        table = pd.read_parquet(kept)
-    except (OSError, ValueError) as exc:
-        log.warning("parsed table %s unreadable (%s); reading the source again", kept, exc)
-        return None
+def _read_kept_table(kept: Path) -> pd.DataFrame:
+    """A parsed table kept by :func:`_cached_table`."""
+    table = pd.read_parquet(kept)
     table.attrs = {SYNTHETIC_MARK: bool(table.attrs.get(SYNTHETIC_MARK))}
     return table
 
