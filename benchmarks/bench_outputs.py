@@ -16,7 +16,6 @@ or through ``benchmarks/run.py --only outputs``.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -27,15 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def _rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _current_rss() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize()
+from run import CONFIGS, build_pack, current_rss_bytes, peak_rss_bytes, write_sites  # noqa: E402
 
 
 def widen(run, n: int, *, seed: int = 3):
@@ -85,9 +78,6 @@ def small_run(work: Path, cache: Path, config: str = "full"):
     """A real run of 200 benchmark sites (every default hazard), without outputs."""
     from sitescreen import pipeline
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from run import CONFIGS, build_pack, write_sites
-
     cfg = CONFIGS[config]
     pack = build_pack(cache, cfg)
     sites = write_sites(cache / "sites" / "outputs-200.csv", 200, cfg)
@@ -112,7 +102,7 @@ def measure(n: int, mode: str = "auto", report: bool = True, *, cache: Path | No
         run = small_run(work, cache, config)
         sites, results, shares, manifest = widen(run, n)
         del run
-        before = _current_rss()
+        before = current_rss_bytes()
         timings: dict[str, list[float]] = {}
         t0, c0 = time.perf_counter(), time.process_time()
         files = render_files(sites=sites, results=results, shares_table=shares,
@@ -136,7 +126,7 @@ def measure(n: int, mode: str = "auto", report: bool = True, *, cache: Path | No
         sizes = {p.relative_to(final).as_posix(): p.stat().st_size
                  for p in final.rglob("*") if p.is_file()}
         return {"sites": n, "mode": mode, "layers": len(results.layers), "wall_s": wall,
-                "cpu_s": cpu, "rss_before_write": before, "rss_peak": _rss(),
+                "cpu_s": cpu, "rss_before_write": before, "rss_peak": peak_rss_bytes(),
                 "results_bytes": results.nbytes, "timings": timings,
                 "output_bytes": sum(sizes.values()),
                 "largest_files": dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:8])}

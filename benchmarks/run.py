@@ -38,8 +38,9 @@ Benchmarks (``--only`` names):
 - ``geopackage``: :func:`sitescreen.outputs.geopackage.write_geopackage` alone for 100,000
   sites x 4 hazards and 2 composites x 3 narratives x 2 years (random levels).
 - ``outputs``: the write step alone (``benchmarks/bench_outputs.py``): the files of a run of
-  1,000,000 sites x 54 layers (random levels) with the default outputs and the report, and
-  of 100,000 sites with every output: wall and CPU time, peak RSS, sizes.
+  1,000,000 sites x 54 layers (random levels; the configuration's ``outputs_sites``) with the
+  default outputs and the report, and of 100,000 sites (its ``pipeline_sites``) with every
+  output: wall and CPU time, peak RSS, sizes.
 - ``fetch``: windowed fetch of all 349 Aqueduct Floods tiles for ``sites.geojson`` from a
   local HTTP server, tiled and striped (``benchmarks/bench_fetch.py``): bytes, requests, time.
 
@@ -109,13 +110,19 @@ class Config:
     # extrapolated as fixed cost + cost per site, not as cost per site alone.
     pipeline_small_sites: int = 0
     gpkg_sites: int = 100_000          # sites of the GeoPackage write
-    # The write step alone: (sites, --per-site-outputs) cases.
-    outputs_cases: tuple[tuple[int, str], ...] = ((1_000_000, "auto"), (100_000, "all"))
+    # The write step alone, with the default outputs (the scale goal's size in the full
+    # configuration); with every output it is measured at pipeline_sites.
+    outputs_sites: int = 1_000_000
     subprocess: bool = True
     repeats: int = 3
     #: The scale case renders the report and charts (default outputs); the tiny
     #: configuration (the test suite's smoke run) leaves them out to stay quick.
     scale_report: bool = True
+
+    @property
+    def outputs_cases(self) -> tuple[tuple[int, str], ...]:
+        """The write step's (sites, --per-site-outputs) cases of this configuration."""
+        return ((self.outputs_sites, "auto"), (self.pipeline_sites, "all"))
 
 
 FULL = Config(
@@ -128,7 +135,7 @@ QUICK = Config(
     rio_points=50_000, rs_points=1_000, rs_goal_points=20_000, sparse_sites=36,
     memory_points=1_000_000, pipeline_sites=20_000, pipeline_goal_sites=100_000,
     pipeline_small_sites=5_000, incr_sites=10_000, incr_added=10, geocode_n=5_000,
-    scale_sites=20_000, incr_big_sites=20_000, repeats=2)
+    scale_sites=20_000, incr_big_sites=20_000, outputs_sites=100_000, repeats=2)
 # The smallest configuration: every code path, in-process, in a few seconds (for the tests).
 TINY = Config(
     name="tiny", raster_bounds=(95.0, 15.0, 100.0, 19.0), points=(1_000,),
@@ -136,7 +143,7 @@ TINY = Config(
     memory_points=10_000, pipeline_sites=100, pipeline_goal_sites=100,
     incr_sites=50, incr_added=5, geocode_n=200, area_names=("Shanghai",),
     pipeline_writes=(False,), gpkg_sites=100, subprocess=False, repeats=1, scale_sites=100,
-    incr_big_sites=0, dask_workers=0, scale_report=False)
+    incr_big_sites=0, dask_workers=0, scale_report=False, outputs_sites=100)
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}
 
 
@@ -216,10 +223,20 @@ def run_case(cfg: Config, case: str, params: dict) -> dict:
     raise RuntimeError(f"benchmark case {case} failed (exit {proc.returncode}): {tail}")
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far."""
     # Linux reports ru_maxrss in kilobytes (macOS in bytes).
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (``/proc/self/statm``; elsewhere the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * resource.getpagesize()
+    except OSError:  # not Linux
+        return peak_rss_bytes()
 
 
 # --------------------------------------------------------------------------- inputs
@@ -475,14 +492,14 @@ def case_memory(raster: str, n: int, bounds: list[float]) -> dict:
     import sitescreen.raster as raster_mod
 
     x, y = random_points(n, tuple(bounds), seed=3)
-    rss_before = _peak_rss_bytes()
+    rss_before = peak_rss_bytes()
     tracemalloc.start()
     t0 = time.perf_counter()
     v = raster_mod.sample_points(raster, x, y)
     elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"points": n, "tracemalloc_peak": peak, "rss_peak": _peak_rss_bytes(),
+    return {"points": n, "tracemalloc_peak": peak, "rss_peak": peak_rss_bytes(),
             "rss_before": rss_before, "inputs_bytes": int(x.nbytes + y.nbytes + v.nbytes),
             "seconds_traced": elapsed}
 
@@ -527,7 +544,7 @@ def case_pipeline(sites: str, pack: str, out: str, cache_dir: str, write: bool,
     big = sorted(files.items(), key=lambda kv: -kv[1])[:6]
     res = run.results
     return {"sites": int(len(run.sites)), "rows": int(len(res) * len(res.layers)),
-            "wall_s": wall, "cpu_s": cpu, "steps": steps, "rss_peak": _peak_rss_bytes(),
+            "wall_s": wall, "cpu_s": cpu, "steps": steps, "rss_peak": peak_rss_bytes(),
             "write": write, "layers": len(run.manifest.get("layers", [])),
             "rss_by_step": memory.peaks,
             "output_bytes": out_bytes, "largest_files": dict(big),
@@ -548,22 +565,14 @@ class _StepMemory:
         self.step = "start"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._page = os.sysconf("SC_PAGE_SIZE")
 
     def progress(self, event: Any) -> None:
         self.step = event.step
 
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * self._page
-        except OSError:  # not Linux
-            return _peak_rss_bytes()
-
     def _sample(self) -> None:
         while not self._stop.wait(0.1):
             step = self.step
-            self.peaks[step] = max(self.peaks.get(step, 0), self._rss())
+            self.peaks[step] = max(self.peaks.get(step, 0), current_rss_bytes())
 
     def __enter__(self) -> _StepMemory:
         self._thread.start()
@@ -634,7 +643,7 @@ def case_geopackage(n: int, out: str) -> dict:
     size = path.stat().st_size
     path.unlink()
     return {"sites": n, "rows": int(len(columns) * len(columns.layers)), "wall_s": wall, "cpu_s": cpu, "bytes": size,
-            "rss_peak": _peak_rss_bytes()}
+            "rss_peak": peak_rss_bytes()}
 
 
 def case_outputs(n: int, mode: str, cache: str, config: str) -> dict:

@@ -59,3 +59,10 @@ def test_tiny_benchmark_runs_and_reports(bench, tmp_path, capsys, pytestconfig):
     scale = doc["raw"]["scale"]
     assert scale["distribution"] == "land" and scale["single"]["sites"] == bench.TINY.scale_sites
     assert scale["single"]["output_bytes"] > 0
+
+
+def test_the_write_step_is_measured_at_each_configuration_s_own_sizes(bench):
+    """The tiny and quick configurations do not write a million sites' outputs."""
+    assert bench.FULL.outputs_cases == ((1_000_000, "auto"), (100_000, "all"))  # the goals
+    assert bench.TINY.outputs_cases == ((100, "auto"), (bench.TINY.pipeline_sites, "all"))
+    assert all(n <= 100_000 for n, _ in bench.QUICK.outputs_cases)
