@@ -306,6 +306,15 @@ class WindowPlan:
                 "estimate_bytes": self.estimate_bytes}
 
 
+def _file_names(folder: Path) -> frozenset[str]:
+    """The names of the regular files in ``folder`` (empty when it does not exist)."""
+    try:
+        with os.scandir(folder) as it:
+            return frozenset(e.name for e in it if e.is_file())
+    except OSError:
+        return frozenset()
+
+
 def plan_windows(entry: CatalogEntry, cache_root: str | Path, needs: Mapping[str, float],
                  lon: np.ndarray, lat: np.ndarray) -> WindowPlan:
     """Which cells of which files ``needs`` (file name -> search radius in km) lack.
@@ -314,12 +323,16 @@ def plan_windows(entry: CatalogEntry, cache_root: str | Path, needs: Mapping[str
     """
     grid = grid_info(entry)
     folder = Path(cache_root) / entry.local_dir
+    held_files = _file_names(folder)  # one listing, not two stats per file
     by_pad: dict[float, tuple[np.ndarray, tuple[int, ...]]] = {}
     files = []
     for name, pad in needs.items():
-        path = folder / name
-        rec = read_record(path) if path.is_file() else None
-        if path.is_file() and rec is None:  # the whole file: it holds every cell
+        if "/" in name or os.sep in name:  # in a subfolder: not in the listing
+            present, recorded = (folder / name).is_file(), True
+        else:
+            present, recorded = name in held_files, name + WINDOWS_SUFFIX in held_files
+        rec = read_record(folder / name) if present and recorded else None
+        if present and rec is None:  # the whole file: it holds every cell
             files.append(FileNeed(name, (), (), True))
             continue
         if pad not in by_pad:  # the cells of a search radius, once for every file
