@@ -103,6 +103,8 @@ _CALL_CACHE_BYTES = 128 * 2**20
 #: ``_FILE_THREADS`` threads: a few sites cost one block decode per file, which GDAL does
 #: outside the GIL. More points already keep GDAL's own decoding threads busy.
 _FEW_POINTS = 20_000
+#: Up to this many points, :func:`_plan` reads each point's block on its own.
+_FEW_PLAN_POINTS = 64
 _FILE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _KM_PER_DEG = KM_PER_DEGREE
@@ -429,6 +431,16 @@ def _plan(info: RasterInfo, rows: np.ndarray, cols: np.ndarray
     bh, bw = info.block_shape
     nbr = -(-info.height // bh)
     nbc = -(-info.width // bw)
+    if len(rows) <= _FEW_PLAN_POINTS:
+        # A handful of points (a re-run's new sites): one block each, without the
+        # super-tile bookkeeping, which costs more than the reads it would merge.
+        keys, inverse = np.unique((rows // bh) * nbc + cols // bw, return_inverse=True)
+        for j, b in enumerate(keys.tolist()):
+            r, c = divmod(b, nbc)
+            row_off, col_off = r * bh, c * bw
+            yield ((row_off, col_off, min(info.height, row_off + bh) - row_off,
+                    min(info.width, col_off + bw) - col_off), np.flatnonzero(inverse == j))
+        return
     kc = max(1, min(nbc, int(math.sqrt(_MAX_WINDOW_PIXELS)) // bw))
     kr = max(1, min(nbr, _MAX_WINDOW_PIXELS // (bw * kc) // bh))
     br = rows // bh
