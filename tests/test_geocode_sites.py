@@ -7,6 +7,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import Point, Polygon
 
@@ -289,3 +290,20 @@ def test_geocode_problems_warn_about_what_would_not_be_placed(tmp_path):
     sites.loc[1, "city"] = "Atlantis"
     extra = [p for p in geocode_problems(sites) if "SH-0" in p.where]
     assert len(extra) == 1 and "only at province precision" in extra[0].message
+
+
+def test_missing_text_of_any_column_type_is_empty_not_a_query():
+    """A table read with nullable text columns (pandas' ``string`` dtype, as a database or
+    GeoPackage reader may give) has pd.NA for an empty cell: it must count as empty, not be
+    geocoded as the text "<NA>"; other missing markers (None, NaN) and non-text ids too."""
+    sites = frame([
+        {"site_id": "a", "address": "Nanshan District, Shenzhen, Guangdong", "country": "CN"},
+        {"site_id": "b", "address": "Xuhui District, Shanghai", "country": "CN"},
+    ])
+    sites["city"] = pd.array([pd.NA, "Shanghai"], dtype="string")
+    sites["country"] = pd.array(["CN", pd.NA], dtype="string")
+    geocoder = CountingOffline()
+    out = geocode_sites(sites, geocoders=[geocoder])
+    assert not any("<NA>" in q for q in geocoder.asked), geocoder.asked
+    assert not out["geocode_query"].str.contains("<NA>").any()
+    assert out["site_id"].tolist() == ["a", "b"]

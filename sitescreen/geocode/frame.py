@@ -157,10 +157,15 @@ def cache_name(geocoder: Geocoder) -> str:
 
 
 def _text_column(frame: pd.DataFrame, name: str) -> list[str]:
+    """A column as text: "" for a missing value, ``str(v)`` for any other."""
     if name not in frame:
         return [""] * len(frame)
+    col = frame[name]
+    if isinstance(col.dtype, pd.StringDtype) or \
+            pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+        return col.fillna("").astype(object).tolist()  # text already: no per-value work
     return ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-            for v in frame[name].tolist()]
+            for v in col.tolist()]
 
 
 def _geocode_one(query: AddressQuery, geocoders: Sequence[Geocoder],
