@@ -148,6 +148,12 @@ _FAMILIES: dict[str, dict] = {
     "tc_change": {
         "pathways": _SSP_PATHWAYS,
         "periods": {2030: "2021-2040", 2050: "2041-2060", 2080: "2081-2100"},
+        # AR6's table of warming has no 2061-2080 row: 2080 takes the 2081-2100 warming,
+        # centred on 2090, so it stands in for the target year rather than matching it.
+        "inexact_periods": {
+            2080: "IPCC AR6 gives warming for 2021-2040, 2041-2060 and 2081-2100 only; 2080 "
+                  "uses the 2081-2100 warming, centred on 2090, a decade after the target year",
+        },
     },
     # World Bank CCKP, CMIP6 0.25-degree (model-run ensemble-all-{code}); the periods are its
     # 20-year climatologies. 2080 takes 2060-2079, the climatology around the target year
@@ -155,6 +161,10 @@ _FAMILIES: dict[str, dict] = {
     "cckp_cmip6": {
         "pathways": _SSP_PATHWAYS,
         "periods": {2030: "2020-2039", 2050: "2040-2059", 2080: "2060-2079"},
+        "inexact_periods": {
+            2080: "CCKP has no climatology centred on 2080; 2080 uses 2060-2079, centred on "
+                  "2070, a decade before the target year (2080-2099 is centred on 2090)",
+        },
     },
 }
 
@@ -169,10 +179,13 @@ GLOBAL_WARMING_C: dict[str, dict[str, float]] = {
 def _build() -> dict[tuple[str, Narrative, int], Pathway]:
     table = {}
     for family, spec in _FAMILIES.items():
+        inexact = spec.get("inexact_periods", {})
         for narrative, (code, label, exact, note) in spec["pathways"].items():
             for year, period in spec["periods"].items():
+                why = "; ".join(n for n in (note, inexact.get(year, "")) if n)
                 table[(family, narrative, year)] = Pathway(
-                    family, narrative, year, code, label, period, exact, note)
+                    family, narrative, year, code, label, period,
+                    exact and year not in inexact, why)
     return table
 
 
