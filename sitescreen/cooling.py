@@ -8,8 +8,11 @@ cooling energy scales with cooling degree days (CDD), so for a facility
     E_cool_today = IT load x 8760 h x (PUE - 1) x cooling share of the non-IT overhead
     change       = E_cool_today x (CDD_future / CDD_today - 1)
 
-with CDD_today the 1995-2014 reference and CDD_future the scenario period's ensemble median
-(range: the p10 and p90 maps over the same reference). The change in percent needs CDD
+with CDD_today the 1995-2014 reference and CDD_future the scenario period's ensemble median.
+The range puts the period's p10 and p90 maps over the same median reference: it is the
+models' spread of the future climate, which also holds their disagreement about today's, so
+its low end can be below zero while every model warms; it is not the spread of the change
+(CCKP's ``anomaly`` product would give that). The change in percent needs CDD
 alone; MWh/year needs the IT load (site property ``it_load_kw`` or ``it_load_mw``), and money
 the electricity price (``electricity_price``, per kWh, in the catalog's currency). PUE and the
 cooling share come from the site (``pue``, ``cooling_share``) or from stated defaults in the
@@ -47,8 +50,10 @@ COOLING_COLUMNS = ("dc_cooling_change_pct", "dc_cooling_change_pct_low",
                    "dc_cooling_change_mwh_per_mw_it_low", "dc_cooling_change_mwh_per_mw_it_high",
                    "dc_cooling_change_cost_per_mw_it", "dc_assumptions")
 METHOD = ("degree-day method: E_cool = IT load x 8760 h x (PUE - 1) x cooling share; change = "
-          "E_cool x (CDD_future / CDD_1995-2014 - 1); range from the p10 and p90 CDD maps "
-          "over the same reference; plant efficiency and IT load held at today's")
+          "E_cool x (CDD_future / CDD_1995-2014 - 1), CDD of the ensemble median; range: the "
+          "period's p10 and p90 CDD maps over the same median reference (the models' spread "
+          "of the future climate, not of the change: its low end can be below zero); plant "
+          "efficiency and IT load held at today's")
 
 
 @dataclass(frozen=True, slots=True)

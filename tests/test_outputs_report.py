@@ -381,7 +381,7 @@ def test_the_report_answers_the_cooling_question_for_data_centers():
     # By hand: 2000 kW x 8760 h x (1.4 - 1) x 0.7 = 4,905.6 MWh of cooling today; +25 % =
     # 1,226.4 MWh (10 %: 490.6, 50 %: 2,452.8); per MW 613.2 MWh, 398,580 CNY at 0.65/kWh.
     assert ("By 2050 under the Pessimistic scenario (ssp585, 2040-2059), cooling electricity "
-            "of the 1 data center with data changes by 25 % (ensemble range 10 to 50 %); "
+            "of the 1 data center with data changes by 25 % (p10-p90 range 10 to 50 %); "
             "613 MWh/year per MW of IT load (398,580 CNY/year per MW); in total 1,226 "
             "MWh/year (range 491 to 2,453) for the 1 data center with an IT load, 797,160 "
             "CNY/year.") in section.replace("\n", " ")

@@ -498,7 +498,9 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
              f"{_str(rec.get('kind'))}) from today (1995-2014 cooling degree days) to each "
              "scenario and period, by the degree-day method. The % change needs only the "
              "cooling degree days; MWh/year needs a site's IT load (it_load_kw or "
-             "it_load_mw), money its electricity price. The range is the ensemble's p10 to p90.")
+             "it_load_mw), money its electricity price. The range puts the ensemble's p10 and "
+             "p90 maps of the period over today's median: the models' spread of the future "
+             "climate, not of the change, so its low end can be below zero.")
     items = []
     centers = sites[sites["site_id"].astype(str).isin(frame["site_id"].astype(str)).to_numpy()]
     names = dict(zip(centers["site_id"].astype(str), _col(centers, "name"), strict=True))
@@ -515,7 +517,7 @@ def _cooling(doc: _Doc, table: pd.DataFrame, sites: pd.DataFrame, manifest: Mapp
         text = (f"By {year} under the {scenario_title(part['scenario'].iloc[0])} scenario "
                 f"({_str(part['pathway'].iloc[0])}, {_str(part['period'].iloc[0])}), cooling "
                 f"electricity of the {_centers(int((~np.isnan(pct)).sum()))} with data "
-                f"changes by {_span(np.nanmin(pct), np.nanmax(pct))} % (ensemble range "
+                f"changes by {_span(np.nanmin(pct), np.nanmax(pct))} % (p10-p90 range "
                 f"{_span(lo, hi)} %); {_span(np.nanmin(per_mw), np.nanmax(per_mw))} MWh/year "
                 "per MW of IT load")
         if not np.isnan(cost_mw).all():
