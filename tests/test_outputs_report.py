@@ -139,9 +139,9 @@ def test_methods_provenance_and_geocoding_sections(report):
     assert "2041-2060" in html
     # provenance: licences and versions
     assert "CC BY 4.0" in html and "Y2023M07D05" in html and "v04r01" in html
-    # the unresolved site with its reason, and the coarse (city-level) site
+    # the unresolved site with its reason, and the coarse (district- and city-level) sites
     assert "no match for &#x27;Nowhere Road&#x27;" in html
-    assert "Coarse locations (1)" in html
+    assert "Coarse locations (2)" in html
     assert "## Methods" in md and "## Data provenance and licences" in md
     # Screened with typhoon alone, the composite's label says what it lacks.
     assert ("![Floods and typhoons (without coastal\\_flood, river\\_flood): Pessimistic 2050]"

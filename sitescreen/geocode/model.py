@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "Precision",
+    "COARSE_PRECISIONS",
     "Status",
     "AddressQuery",
     "GeocodeResult",
@@ -43,6 +44,12 @@ class Precision(StrEnum):
     PROVINCE = "province"
     COUNTRY = "country"
     NONE = ""
+
+
+#: Precisions that place a site at the point of an area (a district, city, province or
+#: country), not at the building: hazard grids of about 1 km describe that point, not the site.
+COARSE_PRECISIONS: frozenset[str] = frozenset(
+    {Precision.DISTRICT, Precision.CITY, Precision.PROVINCE, Precision.COUNTRY})
 
 
 _SPACES = re.compile(r"\s+")

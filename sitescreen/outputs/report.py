@@ -41,6 +41,7 @@ from sitescreen.classify import RiskLevel
 from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
 from sitescreen.geocode.frame import is_located
+from sitescreen.geocode.model import COARSE_PRECISIONS
 from sitescreen.outputs.geopackage import cooling_sites
 from sitescreen.outputs.run_folder import REPORT_HTML, REPORT_MD
 from sitescreen.outputs.styling import (
@@ -66,7 +67,6 @@ from sitescreen.scenarios import Narrative, scenario_rank, scenario_title
 __all__ = ["render_report", "headline_markdown"]
 
 _SCEN_SHORT = {"optimistic": "Opt", "current_trend": "Cur", "pessimistic": "Pes"}
-_COARSE = ("city", "province", "country")
 _MAX_CHANGE_ROWS = 300
 # Sites listed in the report's per-site table; larger portfolios list those with the highest
 # headline levels (every site is in site_results.csv and sites.geojson). A table of 100,000
@@ -856,12 +856,12 @@ def _geocoding(doc: _Doc, sites: pd.DataFrame, manifest: Mapping) -> None:
              _str(r.get("geocode_reason")) or _str(r.get("geocode_status")) or "no coordinates"]
             for r in _capped(doc, unresolved, "unresolved_sites layer of sites.gpkg, "
                              "sites.geojson and sites.parquet").to_dict("records")])
-    coarse = sites[_col(sites, "geocode_precision").isin(_COARSE).to_numpy()]
+    coarse = sites[_col(sites, "geocode_precision").isin(sorted(COARSE_PRECISIONS)).to_numpy()]
     if len(coarse):
         doc.heading(3, f"Coarse locations ({len(coarse)})")
-        doc.para("These sites are placed at a city, province or country point, not at the "
-                 "building: their hazard values describe that point. Check them before "
-                 "reporting.", "note")
+        doc.para("These sites are placed at the point of a district, city, province or "
+                 "country, not at the building: their hazard values describe that point "
+                 "(the flood maps are about 1 km). Check them before reporting.", "note")
         doc.table(["Site", "Name", "Precision", "Matched", "Geocoder", "Confidence"], [
             [_str(r.get("site_id")), _str(r.get("name")), _str(r.get("geocode_precision")),
              _str(r.get("geocode_matched")), _str(r.get("geocoder")),
