@@ -422,3 +422,18 @@ def test_long_geocoding_tables_are_capped_with_a_note(monkeypatch):
     section = md.split("Coarse locations (4)")[1].split("##")[0]
     assert "The first 2 of 4 are listed; every one is in the geocode\\_precision field" in section
     assert section.count("\n| ") == 3  # header and two sites
+
+
+def test_provenance_never_shows_a_pinned_checksum_beside_synthetic_data():
+    """The catalog pins the upstream file's SHA-256; beside synthetic data that pin would
+    read as "this file was verified", so it is shown only for real data."""
+    for origin, shown in ((DataOrigin.SYNTHETIC_DEMO, False), (DataOrigin.MIRROR, True)):
+        sites, table, shares, manifest = build_run(hazards=("water_stress",), origin=origin,
+                                                   years=(2030,))
+        listed = [d["sha256"][:12] for d in manifest["datasets"] if d.get("sha256")]
+        assert listed, manifest["datasets"]
+        html = render_report(shares=shares, sites=sites, table=table, manifest=manifest,
+                             charts={})["report.html"].decode()
+        assert "Upstream SHA-256 (catalog pin)" in html
+        assert all((pin in html) is shown for pin in listed), (origin, listed)
+        assert ("synthetic data, not the upstream file" in html) is not shown

@@ -808,12 +808,16 @@ def _provenance(doc: _Doc, manifest: Mapping) -> None:
     if src:
         doc.para(f"Data read from: {_str(src.get('description'))} ({_str(src.get('root'))}).")
     rows = []
+    # The catalog pins the upstream file's checksum; synthetic data are not that file.
+    pin = (lambda d: "- (synthetic data, not the upstream file)") if is_synthetic(origin) \
+        else (lambda d: _str(d.get("sha256"))[:12])
     for d in manifest.get("datasets", []):
         rows.append([f"{_str(d.get('title'))} ({_str(d.get('id'))})", _str(d.get("publisher")),
                      _str(d.get("version")), _str(d.get("license")), _str(d.get("citation")),
-                     _str(d.get("sha256"))[:12]])
+                     pin(d)])
     if rows:
-        doc.table(["Dataset", "Publisher", "Version", "Licence", "Citation", "SHA-256"], rows)
+        doc.table(["Dataset", "Publisher", "Version", "Licence", "Citation",
+                   "Upstream SHA-256 (catalog pin)"], rows)
         doc.para("Dataset pages:")
         doc.links([(f"{_str(d.get('title'))}: {_str(d.get('homepage') or d.get('base_url'))}",
                     _str(d.get("homepage") or d.get("base_url")))
