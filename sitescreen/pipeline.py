@@ -25,6 +25,7 @@ import pandas as pd
 
 from sitescreen.aggregate import DEFAULT_CHUNK_SITES, SiteResults
 from sitescreen.catalog import Catalog, load_catalog
+from sitescreen.categorical import as_text_categorical
 from sitescreen.cooling import COOLING_COLUMNS, add_cooling_energy
 from sitescreen.data.sources import DataSource, default_data_folder
 from sitescreen.errors import CatalogError
@@ -45,12 +46,13 @@ from sitescreen.outputs.run_folder import (
 from sitescreen.scenarios import Narrative, parse_narrative
 from sitescreen.site_sources import redact
 from sitescreen.store import (
+    SNAPSHOT_MAX_PARTS,
     CachedLayer,
     ResultStore,
     Snapshot,
-    as_text_categorical,
     layer_fingerprint,
     location_digest,
+    location_keys,
 )
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "assess_sites",
     "screen_chunk",
     "screen_on_dask",
+    "union_layer_fields",
+    "union_details",
     "spatial_order",
     "per_site_plan",
     "summarise",
@@ -359,33 +363,31 @@ def _fingerprints(layers: Sequence[Layer], request: ScreeningRequest) -> list[st
                               stamps=stamps) for layer in layers]
 
 
-def read_snapshot(layers: Sequence[Layer], request: ScreeningRequest, *,
-                  fingerprints: Sequence[str] | None = None,
-                  sites: tuple[np.ndarray, np.ndarray] | None = None) -> Snapshot | None:
-    """The result store's snapshot of exactly these layers (one read for all of them), or
-    None; see :mod:`sitescreen.store`. Data folders are stamped once for all layers
-    (``fingerprints``: the layers' own, when the caller has them). ``sites``: (lon, lat) of
-    one chunk of a larger run, whose rows only are read."""
-    if fingerprints is None:
-        fingerprints = _fingerprints(layers, request)
-    lon, lat = sites if sites is not None else (None, None)
-    return result_store(request).read_snapshot(fingerprints, lon=lon, lat=lat)
+def read_snapshot(request: ScreeningRequest, *, fingerprints: Sequence[str],
+                  keys: np.ndarray | None = None) -> Snapshot | None:
+    """The result store's snapshot of exactly these layers (one read for all of them, by
+    their ``fingerprints``), or None; see :mod:`sitescreen.store`. ``keys``: the location
+    keys of one chunk of a larger run, whose rows only are read."""
+    return result_store(request).read_snapshot(fingerprints, keys=keys)
 
 
 def check_layer(layer: Layer, fingerprint: str | None = None, *, lon: np.ndarray,
                 lat: np.ndarray, request: ScreeningRequest,
-                snapshot: Snapshot | None = None) -> CachedLayer:
+                snapshot: Snapshot | None = None, keys: np.ndarray | None = None
+                ) -> CachedLayer:
     """Which sites of ``layer`` the result store already holds for exactly this data and
     method (the layer's fingerprint, computed here unless given), and which are missing:
-    from the run's ``snapshot`` when there is one, else from the layer's parts."""
+    from the run's ``snapshot`` when there is one, else from the layer's parts. ``keys``:
+    the sites' location keys (:func:`sitescreen.store.location_keys`), computed once for
+    every layer by the caller (here, unless given)."""
     if fingerprint is None:
         fingerprint = layer_fingerprint(catalog_for(request), open_data(request), layer.hazard,
                                         layer.scenario, layer.year)
     store = result_store(request)
-    if snapshot is not None and fingerprint in snapshot.fingerprints:
+    if snapshot is not None and snapshot.n_parts and fingerprint in snapshot.fingerprints:
         return store.cached_from_snapshot(snapshot, snapshot.fingerprints.index(fingerprint),
-                                          lon, lat)
-    return store.lookup(fingerprint, lon, lat)
+                                          lon, lat, keys=keys)
+    return store.lookup(fingerprint, lon, lat, keys=keys)
 
 
 def assess_missing(layer: Layer, cached: CachedLayer, *, lon: np.ndarray, lat: np.ndarray,
@@ -414,16 +416,15 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
     return store.assemble(cached, lon, lat, computed)
 
 
-def keep_snapshot(layers: Sequence[Layer], results: Sequence[HazardResult], lon: np.ndarray,
-                  lat: np.ndarray, request: ScreeningRequest,
-                  previous: Snapshot | None, *, fingerprints: Sequence[str] | None = None
-                  ) -> None:
+def keep_snapshot(results: Sequence[HazardResult], lon: np.ndarray, lat: np.ndarray,
+                  request: ScreeningRequest, previous: Snapshot | None, *,
+                  fingerprints: Sequence[str], keys: np.ndarray | None = None) -> None:
     """Add the sites missing from ``previous`` (all, without one) to the store's snapshot of
-    these layers, so that the next run reads one snapshot instead of every layer."""
-    if fingerprints is None:
-        fingerprints = _fingerprints(layers, request)
+    the layers of these ``fingerprints``, so that the next run reads one snapshot instead of
+    every layer; ``previous``'s damaged parts go, and its parts are merged when they are
+    many (:meth:`sitescreen.store.ResultStore.write_snapshot`)."""
     result_store(request).write_snapshot(fingerprints, lon, lat, list(results),
-                                         previous=previous)
+                                         previous=previous, keys=keys)
 
 
 def summarise(sites: pd.DataFrame, results: Sequence[HazardResult],
@@ -571,19 +572,22 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
                  request: ScreeningRequest, run: Runner, *,
-                 layer_done: Callable[[int, int], None] | None = None, chunk: bool = False
+                 layer_done: Callable[[int, int], None] | None = None, chunk: bool = False,
+                 fingerprints: Sequence[str] | None = None
                  ) -> tuple[list[HazardResult], dict[str, int]]:
     """Every layer for these sites: the store's snapshot or layer parts where they hold the
     sites, sampled (and stored) where not; then the snapshot is brought up to date.
     Returns the layers' results and the sites sampled per layer key. ``layer_done(k, n)`` is
     called as layer ``k`` is done (``n`` sites sampled, 0 when all came from the store).
     ``chunk``: the sites are one chunk of a larger run (a Dask task), so only their rows of
-    the snapshot are read."""
-    fingerprints = _fingerprints(layers, request)
-    snapshot = read_snapshot(layers, request, fingerprints=fingerprints,
-                             sites=(lon, lat) if chunk else None)
+    the snapshot are read. ``fingerprints``: the layers' own, when the caller has them (a
+    Dask driver stamps the data folders once for all chunks)."""
+    if fingerprints is None:
+        fingerprints = _fingerprints(layers, request)
+    keys = location_keys(lon, lat)  # once for every layer of the run
+    snapshot = read_snapshot(request, fingerprints=fingerprints, keys=keys if chunk else None)
     cached = run.map(check_layer, layers, fingerprints, lon=lon, lat=lat, request=request,
-                     snapshot=snapshot)
+                     snapshot=snapshot, keys=keys)
     # The checked layers hold their own rows: the snapshot's columns can go.
     snapshot = snapshot.held() if snapshot is not None else None
     todo = [i for i, c in enumerate(cached) if len(c.missing)]
@@ -602,8 +606,9 @@ def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
     store = result_store(request)
     results = [complete_layer(store, c, lon, lat, computed.get(i))
                for i, c in enumerate(cached)]
-    if todo or snapshot is None:
-        keep_snapshot(layers, results, lon, lat, request, snapshot, fingerprints=fingerprints)
+    if todo or snapshot is None or not snapshot.n_parts or snapshot.damaged:
+        keep_snapshot(results, lon, lat, request, snapshot, fingerprints=fingerprints,
+                      keys=keys)
     return results, {layers[i].key: int(len(cached[i].missing)) for i in todo}
 
 
@@ -621,17 +626,20 @@ def _without_arrays(result: HazardResult) -> HazardResult:
 
 
 def screen_chunk(request: ScreeningRequest, lon: np.ndarray, lat: np.ndarray,
-                 site_ids: np.ndarray) -> tuple[SiteResults, list[HazardResult], dict, int]:
+                 site_ids: np.ndarray, *, fingerprints: Sequence[str] | None = None
+                 ) -> tuple[SiteResults, list[HazardResult], dict, int]:
     """One chunk of sites through every layer and the composites: the unit of work of a
     Dask worker (:func:`screen_on_dask`). Returns the chunk's columnar results, the layers'
     fields for the manifest, the sites sampled per layer and the worker's peak memory so far
     (bytes). The worker reads and fills the result store itself, so the store must be on a
-    path every worker reaches."""
+    path every worker reaches. ``fingerprints``: the layers' own, from the driver (which
+    stamps the data folders once for every chunk)."""
     import resource
 
     catalog = catalog_for(request)
     layers = plan_layers(catalog, request)
-    results, sampled = assess_sites(layers, lon, lat, request, PlainRunner(), chunk=True)
+    results, sampled = assess_sites(layers, lon, lat, request, PlainRunner(), chunk=True,
+                                    fingerprints=fingerprints)
     labels = {name: spec.label for name, spec in catalog.hazards.items()}
     part = SiteResults.from_results(site_ids, results, labels=labels)
     present = {r.hazard for r in results}
@@ -680,28 +688,35 @@ def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: s
                    ) -> tuple[SiteResults, list[HazardResult], dict[str, int], int]:
     """Every layer and composite for ``sites``, chunk by chunk of spatially near sites, as
     tasks on a Dask cluster (:func:`screen_chunk`). Returns the results in site order, the
-    layers' fields, the sites sampled per layer and the largest worker peak memory (bytes)."""
+    layers' fields (of every chunk: :func:`union_layer_fields`), the sites sampled per layer
+    and the largest worker peak memory (bytes). The data folders are stamped here, once for
+    every chunk; when the result store's snapshot had
+    :data:`~sitescreen.store.SNAPSHOT_MAX_PARTS` parts or more before the run, the chunks'
+    parts are then merged, as a single-process run merges them."""
     lon, lat = coordinates(sites)
     ids = sites["site_id"].to_numpy(dtype=object)
     order = spatial_order(lon, lat)
     parts = [order[a:a + chunk_sites] for a in range(0, len(order), max(1, chunk_sites))]
+    fingerprints = _fingerprints(plan_layers(catalog_for(request), request), request)
+    store = result_store(request)
+    merge = len(store.snapshot_paths(fingerprints)) >= SNAPSHOT_MAX_PARTS
     client, cluster = _dask_client(address, workers)
-    meta: list[HazardResult] = []
+    metas: dict[int, list[HazardResult]] = {}
     sampled: dict[str, int] = {}
     rss = 0
 
     def arrived() -> Iterator[tuple[np.ndarray, SiteResults]]:
-        nonlocal meta, rss
+        nonlocal rss
         from distributed import as_completed
 
         futures = {client.submit(screen_chunk, request, lon[idx], lat[idx], ids[idx],
-                                 pure=False, key=f"screen-chunk-{k}"): k
+                                 fingerprints=fingerprints, pure=False,
+                                 key=f"screen-chunk-{k}"): k
                    for k, idx in enumerate(parts)}
         for done, future in enumerate(as_completed(list(futures)), start=1):
             part, layer_meta, chunk_sampled, worker_rss = future.result()
             future.release()
-            if futures[future] == 0:  # the layers' fields of the first chunk, whichever
-                meta = layer_meta      # finishes first: the same run gives the same manifest
+            metas[futures[future]] = layer_meta
             for key, n in chunk_sampled.items():
                 sampled[key] = sampled.get(key, 0) + n
             rss = max(rss, worker_rss)
@@ -716,7 +731,45 @@ def screen_on_dask(request: ScreeningRequest, sites: pd.DataFrame, *, address: s
         client.close()
         if cluster is not None:
             cluster.close()
-    return joined, meta, sampled, rss
+    if merge:
+        store.merge_snapshot(fingerprints, location_keys(lon, lat))
+    # In chunk order, whichever finished first: the same run gives the same manifest.
+    return joined, union_layer_fields([metas[k] for k in sorted(metas)]), sampled, rss
+
+
+def union_layer_fields(chunks: Sequence[Sequence[HazardResult]]) -> list[HazardResult]:
+    """The layers' fields (results without sites, one list per chunk, in chunk order) of a
+    run screened in chunks: each layer's ``details`` hold what every chunk read
+    (:func:`union_details`); its other fields are the same in every chunk."""
+    if not chunks:
+        return []
+    return [replace(first, details=union_details([chunk[i].details for chunk in chunks]))
+            for i, first in enumerate(chunks[0])]
+
+
+def union_details(details: Sequence[Any]) -> Any:
+    """Layer details of several chunks as one run's: dicts key by key (in the order the
+    keys first appear), lists of text (files read) as their sorted union, any other value
+    the first chunk's; a layer made synthetic by a file of one chunk is synthetic.
+
+    >>> union_details([{"files_read": ["a.tif"], "n": 1}, {"files_read": ["b.tif"], "n": 2}])
+    {'files_read': ['a.tif', 'b.tif'], 'n': 1}
+    """
+    from sitescreen.data.sources import origin_details
+
+    first = details[0]
+    if all(d == first for d in details[1:]):
+        return first
+    if all(isinstance(d, dict) for d in details):
+        names = dict.fromkeys(k for d in details for k in d)
+        out = {k: union_details([d[k] for d in details if k in d]) for k in names}
+        if "data_origin" in out:  # a synthetic file read by any chunk marks the layer
+            out.update(origin_details(out["data_origin"], out.get("synthetic_files", ())))
+        return out
+    if all(isinstance(d, list) for d in details) and all(
+            isinstance(x, str) for d in details for x in d):
+        return sorted({x for d in details for x in d})
+    return first
 
 
 def screen(request: ScreeningRequest, *, write: bool = True, runner: Runner | None = None,

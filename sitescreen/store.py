@@ -7,8 +7,8 @@ depend on — the hazard's catalog entry and parameters, the threshold set, the 
 sitescreen version. Results are stored per fingerprint and per site location (WGS 84,
 rounded to 1e-6 degrees, about 0.1 m), so a site keeps its cached result when other sites
 change, and any change of data, thresholds or method gives a new fingerprint and a full
-recomputation. Layer parts are Parquet files written atomically; concurrent runs only ever
-add parts, so they cannot corrupt each other.
+recomputation. Layer parts are Parquet files; concurrent runs only ever add parts, so they
+cannot corrupt each other.
 
 Beside the layers, a *snapshot* keeps the aggregation inputs of a whole run: one folder per
 set of layer fingerprints (``snapshots/<key>/part-*.arrow``), whose parts are Arrow IPC files
@@ -16,12 +16,22 @@ set of layer fingerprints (``snapshots/<key>/part-*.arrow``), whose parts are Ar
 holding the columns of every layer, one row per site of the run that wrote the part, in that
 run's site order (text as dictionary codes). A re-run with the same data and method reads
 those few files instead of every layer's parts, samples only the locations it lacks, and adds
-a part with just them (parts are merged into one at :data:`SNAPSHOT_MAX_PARTS`, the
-merging run's sites first). A re-run whose sites are the stored ones in the same order (some
-removed, or new ones appended) copies its rows as a few slices, not site by site. The layer
-parts stay the reference (a snapshot is only a faster way to read them, and a run whose
-layers changed in part falls back to them). A part that cannot be read whole (truncated, not
-of this layout, inconsistent) is ignored with a warning and its sites are sampled again.
+a part with just them. When a snapshot had :data:`SNAPSHOT_MAX_PARTS` parts or more before
+a run that reads it whole (one process, or the driver of a Dask run once its chunks are
+done), its parts are merged into one, the run's sites first; exactly the parts merged are
+deleted. A re-run whose sites are the stored ones in the same order (some removed, or new
+ones appended) copies its rows as a few slices, not site by site. The layer parts stay the
+reference (a snapshot is only a faster way to read them, and a run whose layers changed in
+part falls back to them). A part that cannot be read whole (truncated, not of this layout,
+inconsistent) is ignored with a warning naming it, its sites are sampled again, and it is
+deleted (with a warning) once the run has stored them.
+
+**Durability.** The store is a cache: every part is written to a temporary name and renamed
+into place, so a reader sees a whole file or none, but parts are not flushed to disk
+(no ``fsync``). After a crash of the machine a part may be missing or damaged; it is then
+found out when read (see above) and its sites are computed again, never trusted. A layer's
+``meta.json`` (which a run served from the store reads) is flushed, and written only when it
+changes.
 """
 
 from __future__ import annotations
@@ -33,7 +43,6 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +52,13 @@ import pandas as pd
 
 from sitescreen import __version__
 from sitescreen.catalog import Catalog
+from sitescreen.categorical import (
+    as_text_categorical,
+    code_map,
+    recode,
+    union_categories,
+    used_categories,
+)
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import OutputError
 from sitescreen.files import atomic_write
@@ -50,8 +66,7 @@ from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
 __all__ = ["layer_fingerprint", "location_keys", "location_digest", "NO_LOCATION", "ResultStore",
-           "CachedLayer", "Found", "as_text_categorical",
-           "Snapshot"]
+           "CachedLayer", "Found", "Snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +75,7 @@ _DECIMALS = 6
 #: change (as when water stress gained its baseline columns, location keys became integers,
 #: or snapshots became Arrow files in site order), so stores written before are not reused.
 RESULT_LAYOUT = 4
-#: A snapshot with this many parts or more is rewritten as one on its next update.
+#: A snapshot with this many parts or more before a run is merged into one by that run.
 SNAPSHOT_MAX_PARTS = 8
 
 
@@ -149,29 +164,6 @@ def location_digest(lon: np.ndarray, lat: np.ndarray) -> str:
     return hashlib.sha256(location_keys(lon, lat).tobytes()).hexdigest()[:16]
 
 
-# Location keys of the last few coordinate arrays: a run checks, saves and assembles every
-# layer for the same sites. An entry is found by comparing the coordinates' bytes.
-_MEMO: list[tuple[np.ndarray, np.ndarray, bytes, np.ndarray]] = []
-_MEMO_SIZE = 4
-
-
-def _locations(lon: np.ndarray, lat: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """An identifier of the coordinates and their :func:`location_keys` (memoised)."""
-    lon = np.ascontiguousarray(lon, dtype="float64")
-    lat = np.ascontiguousarray(lat, dtype="float64")
-    for old_lon, old_lat, ident, keys in _MEMO:
-        if old_lon.shape == lon.shape and np.array_equal(
-                old_lon.view(np.uint64), lon.view(np.uint64)) and np.array_equal(
-                old_lat.view(np.uint64), lat.view(np.uint64)):
-            return ident, keys
-    keys = location_keys(lon, lat)
-    keys.setflags(write=False)
-    ident = hashlib.blake2b(keys.tobytes(), digest_size=16).digest()
-    _MEMO.insert(0, (lon.copy(), lat.copy(), ident, keys))
-    del _MEMO[_MEMO_SIZE:]
-    return ident, keys
-
-
 #: A stored column: numbers as numpy arrays, text (flags) as a categorical.
 Column = np.ndarray | pd.Categorical
 
@@ -183,11 +175,13 @@ class CachedLayer:
     ``rows`` maps each stored column (value, level, level_low, level_high, flags,
     extra__*) to an array aligned with the sites, this run's own copy; the positions in
     ``missing`` hold placeholders until :meth:`ResultStore.assemble` fills them. Empty when
-    the store holds none of the sites."""
+    the store holds none of the sites. ``keys``: the sites' :func:`location_keys`, as
+    checked (assembling the layer needs them again)."""
 
     fingerprint: str
     missing: np.ndarray  # indices of sites to compute
     rows: dict[str, Column] = field(default_factory=dict)
+    keys: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 #: Sites past those of the run that wrote a part, up to this many, are looked up one by one
@@ -206,11 +200,13 @@ class Part:
     A layer part has sorted distinct keys; a snapshot part has the sites of the run that
     wrote it, in its order (a location can recur; its rows are then equal). ``text`` names
     the columns held as categoricals that stand for arrays of ``str`` (a snapshot's text
-    extras, kept as dictionary codes): :meth:`column` gives them as such arrays."""
+    extras, kept as dictionary codes): :meth:`column` gives them as such arrays. ``path``:
+    the file it was read from."""
 
     loc: np.ndarray
     columns: dict[str, Column]
     text: frozenset[str] = frozenset()
+    path: Path | None = None
 
     def column(self, name: str) -> Column:
         values = self.columns[name]
@@ -244,7 +240,7 @@ class Part:
 
     def take(self, rows: np.ndarray) -> Part:
         return Part(self.loc[rows], {k: _take(v, rows) for k, v in self.columns.items()},
-                    self.text)
+                    self.text, self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +293,12 @@ class Found:
             hit = at >= 0
             which[hit] = p
             pos[hit] = at[hit]
-        groups = sorted((Group.of(p, idx, pos) for p in range(len(parts))
+        return cls.at(which, pos, len(parts))
+
+    @classmethod
+    def at(cls, which: np.ndarray, pos: np.ndarray, n_parts: int) -> Found:
+        """The rows ``pos`` of the parts ``which`` (-1: none) of ``n_parts`` parts."""
+        groups = sorted((Group.of(p, idx, pos) for p in range(n_parts)
                          if len(idx := np.flatnonzero(which == p))), key=lambda g: -len(g.idx))
         return cls(which, pos, tuple(groups))
 
@@ -310,7 +311,9 @@ class Found:
 class Snapshot:
     """The stored per-site columns of a set of layers (see the module docstring), as its
     parts (oldest first; each in the order of the run that wrote it): the rows of a run's
-    sites are copied from the parts directly, never merged into one table."""
+    sites are copied from the parts directly, never merged into one table. ``damaged``:
+    the parts that could not be read (none of their rows is used); they are removed once
+    the run has stored its sites again (:meth:`ResultStore.write_snapshot`)."""
 
     key: str
     fingerprints: tuple[str, ...]
@@ -318,8 +321,10 @@ class Snapshot:
     #: Only the rows of some locations were read (one chunk of a Dask run): the parts are
     #: then never merged from it, since it does not hold the others.
     partial: bool = False
-    #: Where the sites' rows are, memoised per set of coordinates.
-    _found: dict[bytes, Found] = field(default_factory=dict, compare=False, repr=False)
+    damaged: tuple[Path, ...] = ()
+    #: Where the sites' rows are, for the last location keys asked about.
+    _found: list[tuple[np.ndarray, Found]] = field(default_factory=list, compare=False,
+                                                   repr=False)
 
     @property
     def n_parts(self) -> int:
@@ -328,7 +333,8 @@ class Snapshot:
     @property
     def loc(self) -> np.ndarray:
         """Every stored location key, sorted."""
-        return np.unique(np.concatenate([part.loc for part in self.parts]))
+        return np.unique(np.concatenate([np.zeros(0, np.int64)] +
+                                        [part.loc for part in self.parts]))
 
     def __len__(self) -> int:
         return len(self.loc)
@@ -346,19 +352,22 @@ class Snapshot:
         return rows[[c for c in rows.columns if c.startswith(prefix)]].rename(
             columns=lambda c: c[len(prefix):])
 
-    def found(self, ident: bytes, keys: np.ndarray) -> Found:
-        hit = self._found.get(ident)
-        if hit is None:
-            hit = Found.of(self.parts, keys)
-            self._found.clear()
-            self._found[ident] = hit
+    def found(self, keys: np.ndarray) -> Found:
+        """Where the rows of the sites of these location keys are (kept for the last keys
+        asked about: every layer of a run asks for the same sites)."""
+        for held, hit in list(self._found):
+            if held is keys or (len(held) == len(keys) and np.array_equal(held, keys)):
+                return hit
+        hit = Found.of(self.parts, keys)
+        self._found[:] = [(keys, hit)]
         return hit
 
     def held(self) -> Snapshot:
         """The same snapshot without its columns: what :meth:`ResultStore.write_snapshot`
         needs of the previous one, so that the columns can be freed once checked."""
         return Snapshot(self.key, self.fingerprints,
-                        tuple(Part(part.loc, {}, part.text) for part in self.parts), self.partial,
+                        tuple(Part(part.loc, {}, part.text, part.path) for part in self.parts),
+                        self.partial, self.damaged,
                         _found=self._found)  # where the sites' rows are: still true
 
 
@@ -369,16 +378,19 @@ class ResultStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def lookup(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray) -> CachedLayer:
-        _, keys = _locations(lon, lat)
+    def lookup(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray, *,
+               keys: np.ndarray | None = None) -> CachedLayer:
+        """The layer's stored rows of these sites (``keys``: their :func:`location_keys`,
+        when the caller has them)."""
+        keys = location_keys(lon, lat) if keys is None else keys
         parts = self._read(fingerprint)
-        return _cached(fingerprint, parts, Found.of(parts, keys))
+        return _cached(fingerprint, parts, Found.of(parts, keys), keys)
 
     def _read(self, fingerprint: str) -> list[Part]:
         """The layer's stored parts."""
         folder = self.root / fingerprint
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
-        return [t for t in map(_read_part, parts) if t is not None]
+        return [t for t in map(_read_layer_part, parts) if t is not None]
 
     @staticmethod
     def snapshot_key(fingerprints: tuple[str, ...] | list[str]) -> str:
@@ -387,71 +399,111 @@ class ResultStore:
     def _snapshot_folder(self, fingerprints: tuple[str, ...]) -> Path:
         return self.root / "snapshots" / self.snapshot_key(fingerprints)
 
+    def snapshot_paths(self, fingerprints: tuple[str, ...] | list[str]) -> list[Path]:
+        """The files of the snapshot of these layers, oldest first (a part merged away
+        meanwhile by another run is left out)."""
+        folder = self._snapshot_folder(tuple(fingerprints))
+        dated = []
+        for path in folder.glob("part-*.arrow") if folder.is_dir() else ():
+            try:
+                dated.append((path.stat().st_mtime_ns, path))
+            except FileNotFoundError:
+                continue
+        return [path for _, path in sorted(dated)]
+
     def read_snapshot(self, fingerprints: tuple[str, ...] | list[str], *,
-                      lon: np.ndarray | None = None, lat: np.ndarray | None = None
-                      ) -> Snapshot | None:
-        """The snapshot of exactly these layers, or None (absent or unreadable). With
-        ``lon``/``lat``, only the rows of those locations are copied out of the mapped parts
-        (so memory follows them, not the snapshot): a chunk of a larger run."""
+                      keys: np.ndarray | None = None) -> Snapshot | None:
+        """The snapshot of exactly these layers, or None when the store has none. With
+        ``keys`` (location keys of one chunk of a larger run), only the rows of those
+        locations are copied out of the mapped parts, so memory follows them, not the
+        snapshot. A part that cannot be read is named in a warning and listed in
+        :attr:`Snapshot.damaged` (with no other part, the snapshot has no parts)."""
         fingerprints = tuple(fingerprints)
-        folder = self._snapshot_folder(fingerprints)
-        parts = sorted(folder.glob("part-*.arrow"), key=lambda p: p.stat().st_mtime_ns) \
-            if folder.is_dir() else []
-        keys = None if lon is None else np.unique(_locations(lon, lat)[1])
-        tables = [t for t in (_read_snapshot_part(p, fingerprints, keys) for p in parts)
-                  if t is not None]
-        if not tables:
+        wanted = None if keys is None else np.unique(keys)
+        parts, damaged = [], []
+        for path in self.snapshot_paths(fingerprints):
+            try:
+                part = _read_snapshot_part(path, fingerprints, wanted)
+            except FileNotFoundError:
+                continue  # merged into another part by another run meanwhile
+            except Exception as exc:
+                log.warning("ignoring unreadable result snapshot %s: %s", path, exc)
+                damaged.append(path)
+                continue
+            if part is not None:
+                parts.append(part)
+        if not parts and not damaged:
             return None
-        return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(tables),
-                        partial=keys is not None)
+        return Snapshot(self.snapshot_key(fingerprints), fingerprints, tuple(parts),
+                        partial=keys is not None, damaged=tuple(damaged))
 
     def cached_from_snapshot(self, snapshot: Snapshot, i: int, lon: np.ndarray,
-                             lat: np.ndarray) -> CachedLayer:
+                             lat: np.ndarray, *, keys: np.ndarray | None = None) -> CachedLayer:
         """:meth:`lookup` of layer ``i`` of ``snapshot``, without reading the layer's parts."""
-        ident, keys = _locations(lon, lat)
-        return _cached(snapshot.fingerprints[i], snapshot.parts, snapshot.found(ident, keys),
+        keys = location_keys(lon, lat) if keys is None else keys
+        return _cached(snapshot.fingerprints[i], snapshot.parts, snapshot.found(keys), keys,
                        prefix=f"{i}__")
 
     def write_snapshot(self, fingerprints: tuple[str, ...] | list[str], lon: np.ndarray,
                        lat: np.ndarray, results: list[HazardResult],
-                       previous: Snapshot | None = None) -> None:
+                       previous: Snapshot | None = None, *,
+                       keys: np.ndarray | None = None) -> None:
         """Keep the per-site columns of ``results`` (one per fingerprint, for these sites,
-        as :meth:`assemble` gives them: sites of one location have equal rows) in the
-        snapshot of these layers, in the sites' order. With ``previous`` (the snapshot read
-        before, its columns not needed), only the sites of the locations it lacked are
-        written, as a new part; at :data:`SNAPSHOT_MAX_PARTS` parts or more, everything is
-        rewritten as one: these sites, then the stored locations they lack."""
+        as :meth:`assemble` gives them: sites of one location have equal rows, so each
+        site's own row is kept) in the snapshot of these layers, in the sites' order. With
+        ``previous`` (the snapshot read before, its columns not needed), only the sites of
+        the locations it lacked are written, as a new part; its damaged parts are then
+        removed, and when it had :data:`SNAPSHOT_MAX_PARTS` parts or more (and was read
+        whole), the parts are merged into one (:meth:`merge_snapshot`)."""
         fingerprints = tuple(fingerprints)
-        _, keys = _locations(lon, lat)
-        folder = self._snapshot_folder(fingerprints)
+        keys = location_keys(lon, lat) if keys is None else keys
         columns: dict[str, Column] = {f"{i}__{name}": values for i, r in enumerate(results)
                                       for name, values in _columns(r).items()}
-        rows = _last_of_same(keys)  # each site's row: the last site of its location
-        loc, stale = keys, []
+        loc, rows = keys, None
         if previous is not None and previous.n_parts:
-            if previous.n_parts >= SNAPSHOT_MAX_PARTS and not previous.partial:
-                full = previous if any(part.columns for part in previous.parts) else \
-                    self.read_snapshot(fingerprints)
-                if full is not None:
-                    old_loc, old_columns = _merge(full.parts)
-                    keep = np.flatnonzero(_positions(np.unique(keys), old_loc) < 0)
-                    if rows is not None:
-                        columns = {k: _take(v, rows) for k, v in columns.items()}
-                    loc = np.concatenate([keys, old_loc[keep]])
-                    columns = {k: _concat([v, _take(old_columns[k], keep)])
-                               for k, v in columns.items() if k in old_columns}
-                    rows = None
-                    stale = sorted(folder.glob("part-*.arrow"))
-            else:
-                new = np.flatnonzero(Found.of(previous.parts, keys).which < 0)
-                loc = keys[new]
-                rows = new if rows is None else rows[new]
-        if not len(loc):
+            rows = previous.found(keys).missing
+            loc = keys[rows]
+        if len(loc):
+            _write_part(self._snapshot_folder(fingerprints), loc, columns, rows=rows,
+                        snapshot={"fingerprints": list(fingerprints)})
+        if previous is None:
             return
-        _write_snapshot_part(folder, loc, columns, {"fingerprints": list(fingerprints)},
-                             rows=rows)
-        for part in stale:  # merged into the new part
-            part.unlink(missing_ok=True)
+        for path in previous.damaged:  # the sites of this run are stored again
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another run (a chunk beside this one) removed it
+            log.warning("removed the damaged result snapshot part %s (this run's sites are "
+                        "stored again)", path)
+        if previous.n_parts >= SNAPSHOT_MAX_PARTS and not previous.partial:
+            self.merge_snapshot(fingerprints, keys)
+
+    def merge_snapshot(self, fingerprints: tuple[str, ...] | list[str],
+                       keys: np.ndarray) -> bool:
+        """Rewrite the snapshot of these layers as one part: the rows of the sites of
+        ``keys`` first, in their order, then the stored locations they lack. Rows are
+        copied out of the memory-mapped parts one row group at a time (memory follows a
+        row group, not the snapshot), and exactly the parts merged are deleted: a part
+        another run adds meanwhile stays. False when there was nothing to merge."""
+        fingerprints = tuple(fingerprints)
+        full = self.read_snapshot(fingerprints)
+        if full is None or full.n_parts < 2:
+            return False
+        here = full.found(keys)
+        sites = np.flatnonzero(here.which >= 0)
+        stored = full.loc
+        others = stored[~np.isin(stored, keys)]
+        rest = Found.of(full.parts, others)
+        rows = _RowGroups(np.concatenate([here.which[sites], rest.which]),
+                          np.concatenate([here.pos[sites], rest.pos]), full.n_parts)
+        names = [k for k in full.parts[0].columns
+                 if all(k in part.columns for part in full.parts)]
+        _write_part(self._snapshot_folder(fingerprints), np.concatenate([keys[sites], others]),
+                    {k: _Merged(_Stacked(full.parts, k), rows) for k in names},
+                    snapshot={"fingerprints": list(fingerprints)})
+        for part in full.parts:  # merged into the new part
+            part.path.unlink(missing_ok=True)
+        return True
 
     def meta(self, fingerprint: str) -> dict | None:
         path = self.root / fingerprint / "meta.json"
@@ -482,14 +534,18 @@ class ResultStore:
                 "datasets": list(result.datasets), "method": result.method,
                 "details": result.details}
         # Keys in the hazard's own order (no sort_keys): a run assembled from the store then
-        # writes the same manifest bytes as a run that computed the layer.
-        atomic_write(folder / "meta.json",
-                           json.dumps(meta, default=_json_default).encode())
+        # writes the same manifest bytes as a run that computed the layer. Flushed to disk,
+        # and only when it changes (a re-run of the same data writes the same bytes).
+        text = json.dumps(meta, default=_json_default).encode()
+        try:
+            same = (folder / "meta.json").read_bytes() == text
+        except OSError:
+            same = False
+        if not same:
+            atomic_write(folder / "meta.json", text)
         # Sorted distinct locations, the last computed site of each (as parts are read).
-        keys = _locations(lon, lat)[1]
-        distinct, first_rev = np.unique(keys[::-1], return_index=True)
-        last = len(keys) - 1 - first_rev
-        _write_part(folder, "part", distinct, _columns(result), rows=last)
+        distinct, last = _last_rows(location_keys(lon, lat))
+        _write_part(folder, distinct, _columns(result), rows=last)
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
                  computed: HazardResult | None) -> HazardResult:
@@ -498,7 +554,7 @@ class ResultStore:
         Sites that share a location get the same numbers: the stored row, or the last
         computed site of that location. Run-level fields (pathway, method, details) come
         from ``computed`` when there is one, else from the layer's stored ``meta.json``."""
-        _, keys = _locations(lon, lat)
+        keys = cached.keys if cached.keys is not None else location_keys(lon, lat)
         n = len(keys)
         if not n:
             return computed
@@ -520,7 +576,7 @@ class ResultStore:
             for name, values in fresh.items():
                 columns[name] = _fill(columns.get(name), n, missing, values)
             # Categories of other sites of the store are not this run's.
-            columns["flags"] = _used_categories(as_text_categorical(columns["flags"]))
+            columns["flags"] = used_categories(as_text_categorical(columns["flags"]))
         base = computed
         meta = {} if base is not None else (self.meta(cached.fingerprint) or {})
         return HazardResult(
@@ -554,35 +610,6 @@ def _columns(result: HazardResult) -> dict[str, Column]:
     }
 
 
-def as_text_categorical(values) -> pd.Categorical:
-    """``str`` of each value (as numpy's ``astype(str)`` gives it) as a categorical with
-    sorted categories: the strings are made once per distinct value, not per site."""
-    if isinstance(values, pd.Categorical):
-        return values
-    values = np.asarray(values, dtype=object)
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    if not all(type(u) is str for u in uniques):
-        # Numbers, None or NaN: factorize may merge values whose text differs.
-        codes, uniques = pd.factorize(np.array([str(v) for v in values], dtype=object))
-    order = np.argsort(np.asarray(uniques, dtype=object))
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[order] = np.arange(len(order), dtype=np.int32)
-    return pd.Categorical.from_codes(rank[codes] if len(codes) else codes.astype(np.int32),
-                                     categories=pd.Index(np.asarray(uniques, dtype=object)[order],
-                                                         dtype=object))
-
-
-def _used_categories(values: pd.Categorical) -> pd.Categorical:
-    """``values`` without the categories no value uses (as ``remove_unused_categories``,
-    by counting codes rather than sorting them)."""
-    used = np.bincount(values.codes[values.codes >= 0], minlength=len(values.categories)) > 0
-    if used.all():
-        return values
-    remap = np.cumsum(used) - 1
-    codes = np.where(values.codes >= 0, remap[np.maximum(values.codes, 0)], -1)
-    return pd.Categorical.from_codes(codes, categories=values.categories[used])
-
-
 def _positions(loc: np.ndarray, keys: np.ndarray) -> np.ndarray:
     """Each key's position in the sorted ``loc``, -1 where absent."""
     if not len(loc):
@@ -592,51 +619,107 @@ def _positions(loc: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return np.where(loc[pos] == keys, pos, -1)
 
 
-def _cached(fingerprint: str, parts: Sequence[Part], found: Found, *,
+def _last_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys, sorted, and the position of the last occurrence of each."""
+    distinct, first_rev = np.unique(keys[::-1], return_index=True)
+    return distinct, len(keys) - 1 - first_rev
+
+
+def _last_of_same(keys: np.ndarray) -> np.ndarray | None:
+    """For each position, the last position with the same key; None when keys are distinct."""
+    distinct, last = _last_rows(keys)
+    if len(distinct) == len(keys):
+        return None
+    return last[np.searchsorted(distinct, keys)]
+
+
+def _code_type(n_categories: int) -> type:
+    """The smallest integer type of codes into ``n_categories`` categories (as pandas)."""
+    return np.int8 if n_categories < 127 else np.int16 if n_categories < 32_767 else np.int32
+
+
+class _Stacked:
+    """Column ``name`` of several parts read as one: :meth:`gather` copies the rows a
+    :class:`Found` names (runs of rows as slices). Categoricals of the parts share one set
+    of categories, the sorted union of theirs (``categories``; None for numbers), and are
+    gathered as codes into it; ``text``: they stand for arrays of ``str``."""
+
+    def __init__(self, parts: Sequence[Part], name: str) -> None:
+        self.text = all(name in part.text for part in parts)
+        values = [part.columns[name] if self.text else part.column(name) for part in parts]
+        self.categories: pd.Index | None = None
+        if any(isinstance(v, pd.Categorical) for v in values):
+            cats = [as_text_categorical(v) for v in values]
+            self.categories = union_categories([c.categories for c in cats])
+            self.values = [c.codes for c in cats]
+            # Each part's codes are re-coded as they are copied (none when its categories
+            # are the union), so that no part's codes are copied whole.
+            self.maps = [code_map(c.categories, self.categories) for c in cats]
+            self.dtype = np.dtype(_code_type(len(self.categories)))
+        else:
+            self.values = [np.asarray(v) for v in values]
+            self.maps = [None] * len(values)
+            self.dtype = np.result_type(*[v.dtype for v in self.values])
+
+    def gather(self, found: Found) -> np.ndarray:
+        out = np.empty(len(found.which), dtype=self.dtype)
+        for group in found.groups:
+            group.copy_into(out, self.values[group.part])
+            if (where := self.maps[group.part]) is not None:
+                out[group.idx] = where[out[group.idx]]
+        return out
+
+
+class _RowGroups:
+    """Rows ``pos`` of the parts ``which`` of a part being written, found one row group
+    at a time (for every column of the row group once)."""
+
+    def __init__(self, which: np.ndarray, pos: np.ndarray, n_parts: int) -> None:
+        self.which, self.pos, self.n_parts = which, pos, n_parts
+        self._last: tuple[tuple[int, int], Found] | None = None
+
+    def found(self, rows: slice) -> Found:
+        span = (rows.start, rows.stop)
+        if self._last is None or self._last[0] != span:
+            self._last = span, Found.at(self.which[rows], self.pos[rows], self.n_parts)
+        return self._last[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """A column of a part merged from others, copied out of them a row group at a time."""
+
+    column: _Stacked
+    rows: _RowGroups
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.column.gather(self.rows.found(rows))
+
+
+def _cached(fingerprint: str, parts: Sequence[Part], found: Found, keys: np.ndarray, *,
             prefix: str = "") -> CachedLayer:
     """The sites' stored rows (the columns named ``prefix<name>``) and the missing sites."""
     missing = found.missing
     if not found.groups:
-        return CachedLayer(fingerprint, missing)
+        return CachedLayer(fingerprint, missing, keys=keys)
     names = [k for k in parts[0].columns if k.startswith(prefix)
              and all(k in part.columns for part in parts)]
     return CachedLayer(fingerprint, missing, {
-        k[len(prefix):]: _gather(parts, k, found) for k in names})
+        k[len(prefix):]: _gather(parts, k, found) for k in names}, keys=keys)
 
 
 def _gather(parts: Sequence[Part], name: str, found: Found) -> Column:
-    """One column for the sites from the parts' columns, part by part (runs of consecutive
-    rows as slices, see :class:`Group`); placeholders where missing: the first row of the
-    part with most of the sites."""
-    groups = found.groups
-    text = all(name in parts[g.part].text for g in groups)
-    columns = {g.part: parts[g.part].columns[name] if text else parts[g.part].column(name)
-               for g in groups}
-    first = groups[0].part
-    n, missing = len(found.which), found.missing
-    if any(isinstance(c, pd.Categorical) for c in columns.values()):
-        used = {p: as_text_categorical(c) for p, c in columns.items()}
-        cats = used[first].categories
-        if len(groups) > 1:
-            cats = pd.Index(sorted(set().union(*(c.categories for c in used.values()))),
-                            dtype=object)
-        codes = np.empty(n, dtype=np.int32)
-        for g in groups:
-            part_codes = used[g.part].codes
-            recode = cats.get_indexer(used[g.part].categories).astype(np.int32)
-            if not np.array_equal(recode, np.arange(len(recode))):
-                part_codes = recode[part_codes]
-            g.copy_into(codes, part_codes)
-            if g.part == first and len(missing):
-                codes[missing] = part_codes[0]
-        out = pd.Categorical.from_codes(codes, categories=cats)
-        return _text_array(out) if text else out
-    out = np.empty(n, dtype=np.result_type(*[np.asarray(c).dtype for c in columns.values()]))
-    for g in groups:
-        g.copy_into(out, np.asarray(columns[g.part]))
-    if len(missing):
-        out[missing] = np.asarray(columns[first])[0]
-    return out
+    """One column for the sites from the parts' columns (:class:`_Stacked`); placeholders
+    where missing: the row of the first site found."""
+    column = _Stacked(parts, name)
+    out = column.gather(found)
+    missing = found.missing
+    if len(missing) and found.groups:
+        out[missing] = out[found.groups[0].idx[0]]
+    if column.categories is None:
+        return out
+    values = pd.Categorical.from_codes(out, dtype=pd.CategoricalDtype(column.categories))
+    return _text_array(values) if column.text else values
 
 
 def _text_array(values: pd.Categorical) -> np.ndarray:
@@ -651,24 +734,19 @@ def _take(values: Column, idx: np.ndarray) -> Column:
     return np.asarray(values)[idx]
 
 
-def _last_of_same(keys: np.ndarray) -> np.ndarray | None:
-    """For each position, the last position with the same key; None when keys are distinct."""
-    distinct, first_rev = np.unique(keys[::-1], return_index=True)
-    if len(distinct) == len(keys):
-        return None
-    last = len(keys) - 1 - first_rev
-    return last[np.searchsorted(distinct, keys)]
-
-
 def _fill(column: Column | None, n: int, idx: np.ndarray, values: Column) -> Column:
-    """``column`` (length ``n``) with ``values`` at ``idx``."""
+    """``column`` (length ``n``) with ``values`` at ``idx``. A categorical is re-coded only
+    when ``values`` bring categories it lacks."""
     if isinstance(values, pd.Categorical):
         old = column if isinstance(column, pd.Categorical) else \
             pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[""])
-        cats = pd.Index(sorted(set(old.categories) | set(values.categories)), dtype=object)
-        codes = cats.get_indexer(old.categories)[old.codes].astype(np.int32)
-        codes[idx] = cats.get_indexer(values.categories)[values.codes]
-        return pd.Categorical.from_codes(codes, categories=cats)
+        cats = union_categories([old.categories, values.categories])
+        dtype = old.dtype if cats is old.categories or cats.equals(old.categories) else \
+            pd.CategoricalDtype(cats)
+        codes = np.array(recode(old.codes, old.categories, dtype.categories),
+                         dtype=_code_type(len(cats)))
+        codes[idx] = recode(values.codes, values.categories, dtype.categories)
+        return pd.Categorical.from_codes(codes, dtype=dtype)
     values = np.asarray(values)
     if column is None:
         column = np.zeros(n, dtype=values.dtype) if values.dtype != object else \
@@ -687,50 +765,55 @@ def _merge(parts: Sequence[Part]) -> tuple[np.ndarray, dict[str, Column]]:
     if not parts:
         return np.zeros(0, dtype=np.int64), {}
     names = [k for k in parts[0].columns if all(k in part.columns for part in parts)]
-    if len(parts) == 1:
-        loc = parts[0].loc
-        columns = {k: parts[0].column(k) for k in names}
-    else:
-        loc = np.concatenate([part.loc for part in parts])
-        columns = {k: _concat([part.column(k) for part in parts]) for k in names}
-    if len(loc) < 2 or bool(np.all(loc[1:] > loc[:-1])):
-        return loc, columns  # already sorted and distinct (as layer parts are written)
-    distinct, first_rev = np.unique(loc[::-1], return_index=True)
-    idx = len(loc) - 1 - first_rev
-    return distinct, {k: _take(v, idx) for k, v in columns.items()}
+    loc = parts[0].loc
+    if len(parts) == 1 and (len(loc) < 2 or bool(np.all(loc[1:] > loc[:-1]))):
+        return loc, {k: parts[0].column(k) for k in names}  # sorted and distinct
+    sizes = np.cumsum([0] + [len(part.loc) for part in parts])
+    distinct, last = _last_rows(np.concatenate([part.loc for part in parts]))
+    which = (np.searchsorted(sizes, last, side="right") - 1).astype(np.int32)
+    found = Found.at(which, last - sizes[which], len(parts))
+    return distinct, {k: _gather(parts, k, found) for k in names}
 
 
-def _concat(parts: list[Column]) -> Column:
-    if any(isinstance(p, pd.Categorical) for p in parts):
-        from pandas.api.types import union_categoricals
-
-        return union_categoricals([as_text_categorical(p) for p in parts],
-                                  sort_categories=True)
-    return np.concatenate([np.asarray(p) for p in parts])
+def _one_array(column):
+    """A table's column as one Arrow array (its chunks joined when there are several)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _read_part(path: Path) -> Part | None:
+def _from_arrow(arr, rows: np.ndarray | None = None) -> Column:
+    """A stored column as numpy (numbers: a view of the file's buffer) or as a categorical
+    (dictionary-encoded text); with ``rows``, only those rows (copied). What a damaged
+    file could make unsafe is checked here, where it is used: the text of a dictionary
+    (offsets within its buffer), and the codes taken (within the dictionary, by
+    ``Categorical.from_codes``)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arr.type):
+        arr.dictionary.validate(full=True)
+        codes = arr.indices.to_numpy(zero_copy_only=False)
+        return pd.Categorical.from_codes(codes if rows is None else codes[rows],
+                                         categories=pd.Index(arr.dictionary.to_pylist(),
+                                                             dtype=object))
+    if not pa.types.is_primitive(arr.type):
+        arr.validate(full=True)  # text (offsets) and nested values, before reading them
+    values = arr.to_numpy(zero_copy_only=False)
+    return values if rows is None else values[rows]
+
+
+def _read_layer_part(path: Path) -> Part | None:
     """A layer part's location keys and columns; None when it is unreadable (a damaged part
     is recomputed, never trusted)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path).unify_dictionaries()
-        columns: dict[str, Column] = {}
-        for name, col in zip(table.column_names, table.columns, strict=True):
-            if pa.types.is_dictionary(col.type):
-                col = col.combine_chunks()
-                columns[name] = pd.Categorical.from_codes(
-                    col.indices.to_numpy(zero_copy_only=False),
-                    categories=pd.Index(col.dictionary.to_pylist(), dtype=object))
-            else:
-                columns[name] = col.to_numpy()
+        columns = {name: _from_arrow(_one_array(col))
+                   for name, col in zip(table.column_names, table.columns, strict=True)}
         loc = np.asarray(columns.pop("loc"), dtype=np.int64)
     except Exception as exc:
         log.warning("ignoring unreadable cached results %s: %s", path, exc)
         return None
-    return Part(*_merge([Part(loc, columns)]))  # sorted and distinct, as written
+    return Part(*_merge([Part(loc, columns)]), path=path)  # sorted and distinct, as written
 
 
 #: Field metadata of a snapshot column of text kept as dictionary codes.
@@ -740,37 +823,26 @@ _TEXT = {b"sitescreen": b"text"}
 def _read_snapshot_part(path: Path, fingerprints: tuple[str, ...],
                         keys: np.ndarray | None = None) -> Part | None:
     """A snapshot part, memory-mapped: numbers are views of the file (with ``keys``, only
-    the rows of those locations, copied). None when it is a snapshot of other layers, or
-    unreadable (a damaged part is recomputed, never trusted)."""
+    the rows of those locations, copied). None when it is a snapshot of other layers;
+    raises when it cannot be read whole (a damaged part is recomputed, never trusted)."""
     import pyarrow as pa
 
-    try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path)))
-        meta = json.loads(reader.schema.metadata[b"sitescreen"])
-        if tuple(meta["fingerprints"]) != fingerprints:
-            return None
-        table = reader.read_all()
-        table.validate(full=True)
-        columns: dict[str, Column] = {}
-        text = set()
-        for field_, col in zip(table.schema, table.columns, strict=True):
-            arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-            if pa.types.is_dictionary(arr.type):
-                columns[field_.name] = pd.Categorical.from_codes(
-                    arr.indices.to_numpy(zero_copy_only=False),
-                    categories=pd.Index(arr.dictionary.to_pylist(), dtype=object))
-                if field_.metadata == _TEXT:
-                    text.add(field_.name)
-            else:
-                columns[field_.name] = arr.to_numpy(zero_copy_only=False)
-        part = Part(np.asarray(columns.pop("loc"), dtype=np.int64), columns, frozenset(text))
-    except Exception as exc:
-        log.warning("ignoring unreadable result snapshot %s: %s", path, exc)
+    reader = pa.ipc.open_file(pa.memory_map(str(path)))
+    meta = json.loads(reader.schema.metadata[b"sitescreen"])
+    if tuple(meta["fingerprints"]) != fingerprints:
         return None
-    if keys is None:
-        return part
-    at = part.positions(keys)
-    return part.take(np.unique(at[at >= 0]))
+    table = reader.read_all()
+    table.validate()  # every buffer as long as its column says; values checked as used
+    arrays = {f.name: _one_array(c) for f, c in zip(table.schema, table.columns, strict=True)}
+    loc = np.asarray(_from_arrow(arrays.pop("loc")), dtype=np.int64)
+    rows = None
+    if keys is not None:
+        at = Part(loc, {}).positions(keys)
+        rows = np.unique(at[at >= 0])
+        loc = loc[rows]
+    columns = {name: _from_arrow(arr, rows) for name, arr in arrays.items()}
+    text = frozenset(f.name for f in table.schema if f.metadata == _TEXT)
+    return Part(loc, columns, text, path)
 
 
 #: Rows per row group (record batch) of a stored part: what is copied at a time while
@@ -778,115 +850,101 @@ def _read_snapshot_part(path: Path, fingerprints: tuple[str, ...],
 _ROW_GROUP = 65_536
 
 
-@contextmanager
-def _new_part(folder: Path, prefix: str, suffix: str) -> Iterator[str]:
-    """A temporary file to write a part to, renamed to a new ``part-*<suffix>`` of
-    ``folder`` when the block completes (removed when it fails): parts appear whole."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}-", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, folder / f"part-{uuid.uuid4().hex}{suffix}")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _batches(loc: np.ndarray, rows: np.ndarray | None) -> Iterator[tuple[int, int, Any]]:
-    """(first, end, rows of the columns) of each batch of ``loc``: one slice when ``rows``
-    is None or consecutive, else :data:`_ROW_GROUP` rows at a time."""
+def _batches(n: int, rows: np.ndarray | None, *, whole: bool
+             ) -> Iterator[tuple[int, int, Any]]:
+    """(first, end, rows of the columns) of each batch of ``n`` rows: one slice when
+    ``whole`` and ``rows`` is None or consecutive, else :data:`_ROW_GROUP` rows at a time."""
+    offset = 0
     if rows is not None and len(rows) and rows[-1] - rows[0] == len(rows) - 1 \
             and bool(np.all(np.diff(rows) == 1)):
         rows, offset = None, int(rows[0])
-    else:
-        offset = 0
-    if rows is None:
-        yield 0, len(loc), slice(offset, offset + len(loc))
+    if rows is None and whole:
+        yield 0, n, slice(offset, offset + n)
         return
-    for a in range(0, max(len(loc), 1), _ROW_GROUP):
-        b = min(len(loc), a + _ROW_GROUP)
-        yield a, b, rows[a:b]
+    for a in range(0, max(n, 1), _ROW_GROUP):
+        b = min(n, a + _ROW_GROUP)
+        yield a, b, slice(offset + a, offset + b) if rows is None else rows[a:b]
 
 
-def _write_part(folder: Path, prefix: str, loc: np.ndarray, columns: dict[str, Column],
-                *, rows: np.ndarray | None = None) -> None:
-    """One Parquet layer part (``loc`` then the columns, text dictionary-encoded), written
-    atomically under a new name. ``rows``: the row of ``columns`` for each location (None:
-    aligned with ``loc``); rows are copied one row group at a time."""
+def _encoder(values: Column | _Merged, *, text: bool):
+    """How one column is written, a batch at a time: a function of the batch's rows giving
+    its Arrow array and field metadata. Categoricals are dictionary-encoded; with
+    ``text``, so are arrays of ``str`` (marked :data:`_TEXT`)."""
+    import pyarrow as pa
+
+    if isinstance(values, _Merged):
+        cats = values.column.categories
+        if cats is None:
+            return lambda idx: (pa.array(values[idx]), None)
+        codes, dictionary = values, pa.array(list(cats), type=pa.string())
+        marker = _TEXT if values.column.text else None
+    elif isinstance(values, pd.Categorical):
+        codes, marker = values.codes, None
+        dictionary = pa.array(list(values.categories), type=pa.string())
+    else:
+        arr = np.asarray(values)
+        coded = None
+        if text and arr.dtype.kind in "OU":
+            coded = pd.factorize(arr, use_na_sentinel=False)
+        if coded is None or not all(type(u) is str for u in coded[1]):
+            return lambda idx: (pa.array(arr[idx]), None)
+        codes, dictionary, marker = coded[0].astype(np.int32), pa.array(list(coded[1]),
+                                                                         type=pa.string()), _TEXT
+    return lambda idx: (pa.DictionaryArray.from_arrays(pa.array(codes[idx]), dictionary),
+                        marker)
+
+
+def _write_part(folder: Path, loc: np.ndarray, columns: dict[str, Column | _Merged], *,
+                rows: np.ndarray | None = None, snapshot: dict | None = None) -> Path:
+    """One stored part: ``loc`` then the columns (text dictionary-encoded), written to a
+    temporary file renamed to a new ``part-*`` of ``folder`` once complete (removed when
+    it fails), so that parts appear whole; not flushed to disk (see the module docstring).
+    A layer part is Parquet; with ``snapshot`` (its metadata), a snapshot part: an
+    uncompressed Arrow IPC file, arrays of ``str`` as dictionary codes too. ``rows``: the
+    row of ``columns`` for each location (None: aligned with ``loc``); numbers in order
+    are written from the columns as they are, other rows (and merged columns) are copied
+    one row group at a time. Returns the part's path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    categories = {name: pa.array(list(values.categories), type=pa.string())
-                  for name, values in columns.items() if isinstance(values, pd.Categorical)}
-
-    def batch(a: int, b: int, idx) -> pa.Table:
-        arrays = {"loc": pa.array(np.asarray(loc[a:b], dtype=np.int64))}
-        for name, values in columns.items():
-            if isinstance(values, pd.Categorical):
-                arrays[name] = pa.DictionaryArray.from_arrays(
-                    pa.array(values.codes[idx].astype(np.int32)), categories[name])
-            else:
-                arrays[name] = pa.array(np.asarray(values)[idx])
-        return pa.table(arrays)
-
-    with _new_part(folder, prefix, ".parquet") as tmp:
-        writer = None
-        try:
-            for a, b, idx in _batches(loc, rows):
-                table = batch(a, b, idx)
-                writer = writer or pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-
-
-def _write_snapshot_part(folder: Path, loc: np.ndarray, columns: dict[str, Column],
-                         meta: dict, *, rows: np.ndarray | None = None) -> None:
-    """One snapshot part (an uncompressed Arrow IPC file: ``loc`` then the columns; text
-    as dictionary codes, marked :data:`_TEXT` where it stands for arrays of ``str``),
-    written atomically under a new name. ``rows``: the row of ``columns`` for each entry of
-    ``loc`` (None: aligned); numbers in order are written from the columns as they are,
-    other rows are copied one batch at a time."""
-    import pyarrow as pa
-
     if rows is not None and len(rows) <= _ROW_GROUP:  # a few rows: copied first
         columns, rows = {k: _take(v, rows) for k, v in columns.items()}, None
-    coded: dict[str, tuple[np.ndarray, pa.Array, dict | None]] = {}
-    for name, values in columns.items():
-        if isinstance(values, pd.Categorical):
-            coded[name] = (values.codes, pa.array(list(values.categories), type=pa.string()),
-                           None)
-        elif (arr := np.asarray(values)).dtype.kind in "OU":
-            codes, uniques = pd.factorize(arr, use_na_sentinel=False)
-            if all(type(u) is str for u in uniques):
-                coded[name] = (codes.astype(np.int32), pa.array(list(uniques), type=pa.string()),
-                               _TEXT)
+    encoders = {name: _encoder(values, text=snapshot is not None)
+                for name, values in columns.items()}
+    meta = None if snapshot is None else {b"sitescreen": json.dumps(snapshot).encode()}
 
     def batch(a: int, b: int, idx) -> pa.RecordBatch:
         arrays, fields = [pa.array(np.asarray(loc[a:b], dtype=np.int64))], [pa.field("loc", pa.int64())]
-        for name, values in columns.items():
-            if name in coded:
-                codes, dictionary, marker = coded[name]
-                arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes[idx]), dictionary))
-            else:
-                arrays.append(pa.array(np.asarray(values)[idx]))
-                marker = None
-            fields.append(pa.field(name, arrays[-1].type, metadata=marker))
-        schema = pa.schema(fields, metadata={b"sitescreen": json.dumps(meta).encode()})
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        for name, encode in encoders.items():
+            array, marker = encode(idx)
+            arrays.append(array)
+            fields.append(pa.field(name, array.type, metadata=marker))
+        return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
-    with _new_part(folder, "snapshot", ".arrow") as tmp, pa.OSFile(tmp, "wb") as sink:
+    suffix = ".parquet" if snapshot is None else ".arrow"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".part-" if snapshot is None else ".snapshot-",
+                               suffix=suffix, dir=folder)
+    os.close(fd)
+    path = folder / f"part-{uuid.uuid4().hex}{suffix}"
+    writer = None
+    try:
+        whole = not any(isinstance(v, _Merged) for v in columns.values())
+        for a, b, idx in _batches(len(loc), rows, whole=whole):
+            record = batch(a, b, idx)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, record.schema) if snapshot is None else \
+                    pa.ipc.new_file(tmp, record.schema)
+            writer.write_batch(record)
+        writer.close()
         writer = None
-        try:
-            for a, b, idx in _batches(loc, rows):
-                record = batch(a, b, idx)
-                writer = writer or pa.ipc.new_file(sink, record.schema)
-                writer.write_batch(record)
-        finally:
-            if writer is not None:
-                writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _json_default(obj):

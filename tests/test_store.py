@@ -148,7 +148,7 @@ def test_a_chunk_reads_only_its_rows_and_never_merges_away_the_others(tmp_path, 
     st.write_snapshot(["fp"], lon[6:8], lat[6:8], [_levels_result(lv[6:8])],
                       previous=st.read_snapshot(["fp"]))
     chunk = np.array([1, 6, 8, 9])  # two stored sites (in different parts), two new
-    part = st.read_snapshot(["fp"], lon=lon[chunk], lat=lat[chunk])
+    part = st.read_snapshot(["fp"], keys=store.location_keys(lon[chunk], lat[chunk]))
     assert part.partial and part.n_parts == 2 and len(part) == 2
     assert sorted(part.rows["0__level"].tolist()) == sorted(lv[[1, 6]].tolist())
     st.write_snapshot(["fp"], lon[chunk], lat[chunk], [_levels_result(lv[chunk])],
@@ -267,7 +267,7 @@ def test_a_rerun_with_sites_changed_gets_what_a_fresh_run_computes(tmp_path, cas
     snap = st.read_snapshot(["fp"])
     cached = st.cached_from_snapshot(snap, 0, lon2, lat2)
     assert cached.missing.tolist() == np.flatnonzero(order >= n).tolist()
-    (group,) = snap.found(*store._locations(lon2, lat2)).groups
+    (group,) = snap.found(store.location_keys(lon2, lat2)).groups
     runs = {"same": 1, "appended": 1, "removed": 3, "reordered": None, "both": None}[case]
     assert (None if group.runs is None else len(group.runs)) == runs
     miss = cached.missing
@@ -310,7 +310,8 @@ def test_a_damaged_snapshot_part_is_ignored_with_a_warning(tmp_path, caplog, dam
     path.write_bytes({"truncated": data[:len(data) - 100], "garbage": b"x" * len(data),
                       "empty": b""}[damage])
     with caplog.at_level("WARNING", logger="sitescreen.store"):
-        assert st.read_snapshot(["fp"]) is None
+        snap = st.read_snapshot(["fp"])
+    assert not snap.n_parts and snap.damaged == (path,)  # none of its rows is used
     assert "unreadable result snapshot" in caplog.text and str(path) in caplog.text
 
 
@@ -324,12 +325,113 @@ def test_a_truncated_snapshot_part_is_recomputed_by_a_rerun(demo_pack, example_s
     with caplog.at_level("WARNING", logger="sitescreen.store"):
         again = pipeline.screen(request, write=False)  # from the layer parts
     assert "unreadable result snapshot" in caplog.text
-    assert len(list(folder.glob("*/part-*.arrow"))) == 2  # a whole part beside it
+    # Once the sites are stored again, the damaged part is gone, with a warning naming it.
+    assert f"removed the damaged result snapshot part {path}" in caplog.text
+    (whole,) = folder.glob("*/part-*.arrow")
+    assert whole != path and not path.exists()
+    caplog.clear()
     # The next run is served by the new part alone.
     monkeypatch.setattr(ResultStore, "_read", lambda self, fp: pytest.fail("read layer parts"))
     monkeypatch.setattr(pipeline, "assess_missing", lambda *a, **k: pytest.fail("sampled"))
-    third = pipeline.screen(request, write=False)
+    with caplog.at_level("WARNING", logger="sitescreen.store"):
+        third = pipeline.screen(request, write=False)
+    assert "snapshot" not in caplog.text  # no warning on every run
     for run in (again, third):
         pd.testing.assert_frame_equal(run.shares, first.shares)
         for a, b in zip(run.results.level, first.results.level, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_merge_deletes_exactly_the_parts_it_merged(tmp_path, monkeypatch):
+    """A part another process adds while the parts are being merged is kept."""
+    monkeypatch.setattr(store, "SNAPSHOT_MAX_PARTS", 2)
+    st, other = ResultStore(tmp_path), ResultStore(tmp_path)  # two processes on one store
+    lon, lat = np.arange(12, dtype=float) + 100.0, np.full(12, 20.0)
+    lv = (np.arange(12) % 5 + 1).astype("int8")
+    st.write_snapshot(["fp"], lon[:4], lat[:4], [_levels_result(lv[:4])])
+    st.write_snapshot(["fp"], lon[:8], lat[:8], [_levels_result(lv[:8])],
+                      previous=st.read_snapshot(["fp"]).held())
+    real = store._write_part
+
+    def meanwhile(folder, loc, columns, **kw):
+        if any(isinstance(v, store._Merged) for v in columns.values()):
+            # The other process adds sites 10 and 11 (a chunk: it never merges).
+            other.write_snapshot(["fp"], lon[10:], lat[10:], [_levels_result(lv[10:])],
+                                 previous=other.read_snapshot(
+                                     ["fp"], keys=store.location_keys(lon[10:], lat[10:])))
+        return real(folder, loc, columns, **kw)
+
+    monkeypatch.setattr(store, "_write_part", meanwhile)
+    st.write_snapshot(["fp"], lon[:10], lat[:10], [_levels_result(lv[:10])],
+                      previous=st.read_snapshot(["fp"]).held())
+    snap = st.read_snapshot(["fp"])
+    assert snap.n_parts == 2  # the merged part and the other process's
+    merged, added = sorted(snap.parts, key=lambda part: -len(part.loc))
+    assert merged.loc.tolist() == store.location_keys(lon[:10], lat[:10]).tolist()
+    assert added.loc.tolist() == store.location_keys(lon[10:], lat[10:]).tolist()
+    assert len(snap) == 12
+    assert np.array_equal(snap.rows.sort_index()["0__level"].to_numpy(), lv)
+
+
+def _bad_code_part(path, fingerprints, n):
+    """A snapshot part whose text column has a code past its dictionary (at the last row)."""
+    import json
+
+    import pyarrow as pa
+
+    codes = np.zeros(n, dtype=np.int8)
+    codes[-1] = 5
+    flags = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(["", "x"]), safe=False)
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(store.location_keys(np.arange(n, dtype=float), np.zeros(n))),
+         pa.array(np.ones(n, dtype="int8")), flags],
+        schema=pa.schema([pa.field("loc", pa.int64()), pa.field("0__level", pa.int8()),
+                          pa.field("0__flags", flags.type)],
+                         metadata={b"sitescreen": json.dumps(
+                             {"fingerprints": fingerprints}).encode()}))
+    with pa.ipc.new_file(str(path), batch.schema) as writer:
+        writer.write_batch(batch)
+
+
+def test_a_part_with_codes_past_its_dictionary_is_damaged(tmp_path, caplog):
+    """Codes are checked where they are used (once, as the columns are made): a whole read
+    finds the bad code; a chunk reads only its own rows, and finds it when it takes them."""
+    st = ResultStore(tmp_path)
+    folder = st._snapshot_folder(("fp",))
+    folder.mkdir(parents=True)
+    path = folder / "part-bad.arrow"
+    _bad_code_part(path, ["fp"], 6)
+    with caplog.at_level("WARNING", logger="sitescreen.store"):
+        whole = st.read_snapshot(["fp"])
+        last = st.read_snapshot(["fp"], keys=store.location_keys(np.array([5.0]), np.zeros(1)))
+    assert whole.damaged == last.damaged == (path,) and not whole.n_parts and not last.n_parts
+    assert caplog.text.count(str(path)) == 2
+    first = st.read_snapshot(["fp"], keys=store.location_keys(np.array([0.0]), np.zeros(1)))
+    assert first.n_parts == 1 and first.parts[0].column("0__flags").tolist() == [""]
+
+
+def test_each_site_keeps_its_own_row_as_assemble_makes_rows_of_one_location_equal(tmp_path):
+    """The snapshot stores each site's own row, unsorted: correct only because assemble
+    gives every site of a location the same row, from computed results (the last site of
+    the location) and from stored ones. Were that not so, this test would fail."""
+    st = ResultStore(tmp_path)
+    lon = np.array([1.0, 2.0, 1.0, 3.0, 2.0, 1.0])
+    lat = np.zeros(6)
+    lv = np.array([1, 2, 3, 4, 5, 1], dtype="int8")  # rows of one location differ
+    first = st.lookup("fp", lon, lat)
+    out = st.assemble(first, lon, lat, _levels_result(lv))
+    keys = store.location_keys(lon, lat)
+    for key in np.unique(keys):
+        same = np.flatnonzero(keys == key)
+        for column in (out.levels, out.values, np.asarray(out.flags), out.extra["note"]):
+            assert len({str(v) for v in np.asarray(column)[same]}) == 1
+    st.save("fp", lon, lat, out)
+    st.write_snapshot(["fp"], lon, lat, [out])
+    snap = st.read_snapshot(["fp"])
+    assert snap.parts[0].loc.tolist() == keys.tolist()
+    assert snap.parts[0].columns["0__level"].tolist() == out.levels.tolist()
+    # Read back in another order, each site gets its location's one row.
+    order = np.array([5, 3, 1, 0, 4, 2])
+    cached = st.cached_from_snapshot(snap, 0, lon[order], lat[order])
+    again = st.assemble(cached, lon[order], lat[order], None)
+    assert again.levels.tolist() == out.levels[order].tolist() == [1, 4, 5, 1, 5, 1]

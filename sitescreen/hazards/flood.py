@@ -306,7 +306,7 @@ class _AqueductFlood:
             "damaging_depth_m": damaging,
             "near_threshold_m": margin,
             "ensemble": ENSEMBLE_RULE,
-            "files_read": len(infos),
+            "files_read": sorted(infos),
             **origin_details(context.data.origin, [f for f, i in infos.items() if i.synthetic]),
             "dataset_version": entry.version,
         }
