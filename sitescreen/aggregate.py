@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sitescreen.catalog import CompositeSpec
+from sitescreen.categorical import recode
 from sitescreen.classify import MEDIUM_AND_ABOVE
 from sitescreen.geocode.frame import is_located
 from sitescreen.hazards import HazardResult
@@ -685,19 +686,20 @@ class SiteResults:
                     target[pos] = values
                 for known, column, cat in zip(categories[i], codes[i],
                                               (part.flags[i], part.driver[i]), strict=True):
-                    recode = np.array([known.setdefault(str(c), len(known))
-                                       for c in cat.categories], dtype=np.int32)
-                    column[pos] = recode[np.asarray(cat.codes)] if len(recode) else 0
+                    names = [str(c) for c in cat.categories]
+                    for name in names:
+                        known.setdefault(name, len(known))
+                    column[pos] = recode(np.asarray(cat.codes), names,
+                                         pd.Index(list(known), dtype=object))
         if out is None:
             return cls(site_ids)
         for i in range(len(out.layers)):
             for column, known, store in zip(codes[i], categories[i], (out.flags, out.driver),
                                             strict=True):
                 # Sorted, so that the order the chunks arrived in leaves no trace.
-                names = sorted(known)
-                remap = np.empty(len(known), dtype=np.int32)
-                remap[[known[c] for c in names]] = np.arange(len(names), dtype=np.int32)
-                store.append(pd.Categorical.from_codes(remap[column], categories=names))
+                names = pd.Index(sorted(known), dtype=object)
+                store.append(pd.Categorical.from_codes(recode(column, list(known), names),
+                                                       categories=names))
         return out
 
     @property

@@ -46,14 +46,15 @@ def used_categories(values: pd.Categorical) -> pd.Categorical:
         return values
     remap = np.cumsum(used) - 1
     codes = np.where(values.codes >= 0, remap[np.maximum(values.codes, 0)], -1)
-    return pd.Categorical.from_codes(codes, categories=values.categories[used])
+    return pd.Categorical.from_codes(codes, categories=values.categories[used], validate=False)
 
 
 def union_categories(categories: Sequence[Sequence[str]]) -> pd.Index:
     """The sorted union of several sets of categories (the first one itself when every
     other is the same)."""
-    first = pd.Index(categories[0], dtype=object)
-    if all(len(c) == len(first) and first.equals(pd.Index(c, dtype=object))
+    first = categories[0]
+    first = first if isinstance(first, pd.Index) else pd.Index(first, dtype=object)
+    if all(c is first or (len(c) == len(first) and first.equals(pd.Index(c, dtype=object)))
            for c in categories[1:]):
         return first
     return pd.Index(sorted(set().union(*categories)), dtype=object)
@@ -63,6 +64,8 @@ def code_map(old: Sequence[str], new: pd.Index) -> np.ndarray | None:
     """The code into ``new`` (which holds each of them) of every category of ``old``, then
     -1 (where code -1, no value, goes); None when ``old`` is ``new`` (codes stay as they
     are)."""
+    if old is new or (len(old) == len(new) and new.equals(pd.Index(old, dtype=object))):
+        return None
     where = np.asarray(new.get_indexer(pd.Index(old, dtype=object)), dtype=np.int32)
     if len(where) == len(new) and np.array_equal(where, np.arange(len(new))):
         return None

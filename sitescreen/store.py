@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -85,18 +86,26 @@ def _digest(obj) -> str:
 
 def _folder_stamp(data: DataSource, local_dir: str) -> str:
     """Names, sizes and modification times of a dataset's files: cheap, and changes when a
-    file is replaced (a re-fetch, a rebuilt demo pack)."""
+    file is replaced (a re-fetch, a rebuilt demo pack). Files in the order of their path's
+    parts (as pathlib sorts paths); links to folders are not followed."""
     if data.root.startswith(("http://", "https://")):
         return "remote"
-    folder = Path(data.root) / local_dir
-    if not folder.is_dir():
+    folder = os.path.join(data.root, local_dir)
+    if not os.path.isdir(folder):
         return "missing"
     entries = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            st = path.stat()
-            entries.append((path.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns))
-    return _digest(entries)
+    for top, _dirs, files in os.walk(folder):
+        rel = os.path.relpath(top, folder)
+        parts = () if rel == "." else tuple(rel.split(os.sep))
+        for name in files:
+            try:
+                st = os.stat(os.path.join(top, name))
+            except OSError:
+                continue  # a broken link: not a file
+            if stat.S_ISREG(st.st_mode):
+                entries.append(((*parts, name), st.st_size, st.st_mtime_ns))
+    entries.sort(key=lambda e: e[0])
+    return _digest([("/".join(p), size, mtime) for p, size, mtime in entries])
 
 
 def _stamp(data: DataSource, local_dir: str, memo: dict[tuple[str, str], str] | None) -> str:
@@ -651,6 +660,10 @@ class _Stacked:
         if any(isinstance(v, pd.Categorical) for v in values):
             cats = [as_text_categorical(v) for v in values]
             self.categories = union_categories([c.categories for c in cats])
+            # The dtype of a part whose categories are the union (none to build), if any.
+            self.dtype_of_categories = next(
+                (c.dtype for c in cats if c.categories is self.categories),
+                None) or pd.CategoricalDtype(self.categories)
             self.values = [c.codes for c in cats]
             # Each part's codes are re-coded as they are copied (none when its categories
             # are the union), so that no part's codes are copied whole.
@@ -718,19 +731,24 @@ def _gather(parts: Sequence[Part], name: str, found: Found) -> Column:
         out[missing] = out[found.groups[0].idx[0]]
     if column.categories is None:
         return out
-    values = pd.Categorical.from_codes(out, dtype=pd.CategoricalDtype(column.categories))
-    return _text_array(values) if column.text else values
+    if column.text:
+        return _text_array(out, column.categories)
+    return pd.Categorical.from_codes(out, dtype=column.dtype_of_categories, validate=False)
 
 
-def _text_array(values: pd.Categorical) -> np.ndarray:
-    """A categorical of text as the object array of its ``str`` values (None where NaN)."""
-    text = np.append(np.asarray(values.categories, dtype=object), None)
-    return text.take(values.codes)
+def _text_array(values: pd.Categorical | np.ndarray, categories: pd.Index | None = None
+                ) -> np.ndarray:
+    """A categorical of text (or its codes into ``categories``) as the object array of its
+    ``str`` values (None where NaN)."""
+    if isinstance(values, pd.Categorical):
+        values, categories = values.codes, values.categories
+    text = np.append(np.asarray(categories, dtype=object), None)
+    return text.take(values)
 
 
 def _take(values: Column, idx: np.ndarray) -> Column:
     if isinstance(values, pd.Categorical):
-        return pd.Categorical.from_codes(values.codes[idx], dtype=values.dtype)
+        return pd.Categorical.from_codes(values.codes[idx], dtype=values.dtype, validate=False)
     return np.asarray(values)[idx]
 
 
@@ -746,7 +764,7 @@ def _fill(column: Column | None, n: int, idx: np.ndarray, values: Column) -> Col
         codes = np.array(recode(old.codes, old.categories, dtype.categories),
                          dtype=_code_type(len(cats)))
         codes[idx] = recode(values.codes, values.categories, dtype.categories)
-        return pd.Categorical.from_codes(codes, dtype=dtype)
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
     values = np.asarray(values)
     if column is None:
         column = np.zeros(n, dtype=values.dtype) if values.dtype != object else \

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 
 from sitescreen.catalog import CatalogEntry
@@ -293,17 +294,17 @@ class DataSource:
         """Path (or GDAL ``/vsicurl/`` URL) of one of a dataset's files."""
         if _is_url(self.root):
             return f"/vsicurl/{self.root}/{entry.local_dir}/{relpath}"
-        return str(Path(self.root) / entry.local_dir / relpath)
+        return _local_path(self.root, entry.local_dir, relpath)
 
     def exists(self, entry: CatalogEntry, relpath: str) -> bool:
         if _is_url(self.root):
             return True  # checked when read; a HEAD per file would cost a round trip each
-        return Path(self.locate(entry, relpath)).exists()
+        return os.path.exists(self.locate(entry, relpath))
 
     def require(self, entry: CatalogEntry, relpath: str) -> str:
         """Like :meth:`locate`, but a missing local file raises a clear error."""
         where = self.locate(entry, relpath)
-        if not self.exists(entry, relpath):
+        if not _is_url(self.root) and not os.path.exists(where):
             raise HazardDataError(
                 f"dataset {entry.id!r} ({entry.title}, {entry.version}): file {relpath} is "
                 f"missing from {self.root}/{entry.local_dir}; fetch it with "
@@ -317,6 +318,13 @@ class DataSource:
         if self.file_origins:
             d["file_origins"] = dict(self.file_origins)
         return d
+
+
+@lru_cache(maxsize=8192)
+def _local_path(root: str, local_dir: str, relpath: str) -> str:
+    """``root/local_dir/relpath`` as pathlib spells it (a run asks for the same few hundred
+    files once per layer: made once each)."""
+    return str(Path(root) / local_dir / relpath)
 
 
 def _read_json(path: Path) -> dict:
