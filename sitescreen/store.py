@@ -292,6 +292,7 @@ class Found:
     which: np.ndarray
     pos: np.ndarray
     groups: tuple[Group, ...]
+    missing: np.ndarray  # the sites of no part, increasing
 
     @classmethod
     def of(cls, parts: Sequence[Part], keys: np.ndarray) -> Found:
@@ -309,11 +310,7 @@ class Found:
         """The rows ``pos`` of the parts ``which`` (-1: none) of ``n_parts`` parts."""
         groups = sorted((Group.of(p, idx, pos) for p in range(n_parts)
                          if len(idx := np.flatnonzero(which == p))), key=lambda g: -len(g.idx))
-        return cls(which, pos, tuple(groups))
-
-    @property
-    def missing(self) -> np.ndarray:
-        return np.flatnonzero(self.which < 0)
+        return cls(which, pos, tuple(groups), np.flatnonzero(which < 0))
 
 
 @dataclass(frozen=True, slots=True)
