@@ -518,20 +518,21 @@ class ResultStore:
         except (OSError, ValueError):
             return None
 
-    def save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray, result: HazardResult) -> None:
-        """Add the rows of ``result`` (computed for these locations) to the store."""
+    def save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray, result: HazardResult,
+             *, keys: np.ndarray | None = None) -> None:
+        """Add the rows of ``result`` (computed for these locations; ``keys``: their
+        :func:`location_keys`, when the caller has them) to the store."""
         if len(result) == 0:
             return
         try:
-            self._save(fingerprint, lon, lat, result)
+            self._save(fingerprint, location_keys(lon, lat) if keys is None else keys, result)
         except OSError as exc:
             raise OutputError(
                 f"cannot save {result.hazard} results to the result store {self.root}: "
                 f"{exc.strerror or exc}; free space on that disk (the store only saves time: "
                 f"deleting {self.root} is safe) and run again") from exc
 
-    def _save(self, fingerprint: str, lon: np.ndarray, lat: np.ndarray,
-              result: HazardResult) -> None:
+    def _save(self, fingerprint: str, keys: np.ndarray, result: HazardResult) -> None:
         folder = self.root / fingerprint
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"hazard": result.hazard, "scenario": result.scenario.value, "year": result.year,
@@ -550,7 +551,7 @@ class ResultStore:
         if not same:
             atomic_write(folder / "meta.json", text)
         # Sorted distinct locations, the last computed site of each (as parts are read).
-        distinct, last = _last_rows(location_keys(lon, lat))
+        distinct, last = _last_rows(keys)
         _write_part(folder, distinct, _columns(result), rows=last)
 
     def assemble(self, cached: CachedLayer, lon: np.ndarray, lat: np.ndarray,
