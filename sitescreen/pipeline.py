@@ -391,10 +391,12 @@ def check_layer(layer: Layer, fingerprint: str | None = None, *, lon: np.ndarray
 
 
 def assess_missing(layer: Layer, cached: CachedLayer, *, lon: np.ndarray, lat: np.ndarray,
-                   request: ScreeningRequest) -> HazardResult:
-    """Sample the sites of ``layer`` that the store lacks (pure: nothing is stored here)."""
+                   request: ScreeningRequest, data: DataSource | None = None) -> HazardResult:
+    """Sample the sites of ``layer`` that the store lacks (pure: nothing is stored here).
+    ``data``: the run's data source, opened once for every layer (here, unless given)."""
     idx = cached.missing
-    context = HazardContext.build(catalog_for(request), layer.hazard, open_data(request),
+    context = HazardContext.build(catalog_for(request), layer.hazard,
+                                  open_data(request) if data is None else data,
                                   cache_dir=request.cache_dir)
     hazard = load_hazard(context.spec)
     result = hazard.assess(lon[idx], lat[idx], scenario=layer.scenario, year=layer.year,
@@ -412,7 +414,8 @@ def complete_layer(store: ResultStore, cached: CachedLayer, lon: np.ndarray, lat
     """
     if computed is not None:
         idx = cached.missing
-        store.save(cached.fingerprint, lon[idx], lat[idx], computed)
+        store.save(cached.fingerprint, lon[idx], lat[idx], computed,
+                   keys=None if cached.keys is None else cached.keys[idx])
     return store.assemble(cached, lon, lat, computed)
 
 
@@ -600,9 +603,11 @@ def assess_sites(layers: Sequence[Layer], lon: np.ndarray, lat: np.ndarray,
         if layer_done is not None:
             layer_done(todo[j], len(cached[todo[j]].missing))
 
+    data = open_data(request) if todo else None  # once for every layer to sample
     computed = dict(zip(todo, run.map(assess_missing, [layers[i] for i in todo],
                                       [cached[i] for i in todo], lon=lon, lat=lat,
-                                      request=request, on_result=sampled_one), strict=True))
+                                      request=request, data=data, on_result=sampled_one),
+                        strict=True))
     store = result_store(request)
     results = [complete_layer(store, c, lon, lat, computed.get(i))
                for i, c in enumerate(cached)]
