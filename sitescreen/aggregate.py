@@ -104,10 +104,15 @@ def results_table(site_ids: Sequence[str], results: Sequence[HazardResult], *,
 def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> pd.DataFrame:
     """Append one row per site x scenario x year for each composite hazard.
 
-    The composite level is the highest level among components that have data (level > 0);
-    with none, it is 0 (no data). ``level_low``/``level_high`` are the highest of the
-    components' lows/highs. ``driver`` names the component(s) at the composite level; a
-    component without data is listed in ``flags`` as ``missing:<hazard>``.
+    The composite level is the highest level of its components (:func:`_composite_levels`).
+    A component without data at a site (level 0) is listed in ``flags`` as
+    ``missing:<hazard>``, and the composite is then only known to be at least the highest of
+    the others: when that is medium or higher it is the site's level, a lower bound (counted
+    in ``sites_lower_bound`` by :func:`shares`), else the site has no data (0), never low.
+    ``level_low``/``level_high`` are the highest of the components' lows/highs (a lower
+    bound's high is 5: the missing component may be anything). ``driver`` names the
+    component(s) at the composite level. A component the run did not screen at all is named
+    in the label ("... (without typhoon)") and flags, and the composite is that of the others.
 
     Rows come sorted by site, scenario and year. The work is done on arrays (one
     site x scenario x year group per row of a levels matrix), and strings are built once
@@ -142,7 +147,7 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
         j = pd.Index(hazards).get_indexer(np.asarray(haz_u, dtype=object)[haz_c[sel]])
         level, low, high = (_component_matrix(level_all[c][sel], g, j, n_groups, len(hazards))
                             for c in ("level", "level_low", "level_high"))
-        best = level.max(axis=1)
+        best, low_c, high_c = _composite_levels(level, low, high, axis=1)
         driver = _mask_labels((level == best[:, None]) & (best[:, None] > 0), hazards, ",")
         missing = _mask_labels(level == 0, [f"missing:{h}" for h in hazards], ";")
         if missing_components:
@@ -176,8 +181,8 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
             "value": np.where(best > 0, best.astype(float), np.nan),
             "units": "level (highest component)",
             "level": best,
-            "level_low": low.max(axis=1),
-            "level_high": high.max(axis=1),
+            "level_low": low_c,
+            "level_high": high_c,
             "flags": missing,
             "driver": driver,
             "threshold_set": "composite:max(" + ",".join(comp.components) + ")",
@@ -186,6 +191,27 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
         })
         rows.append(out)
     return pd.concat(rows, ignore_index=True)
+
+
+def _composite_levels(level: np.ndarray, low: np.ndarray, high: np.ndarray, *, axis: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A composite's ``(level, level_low, level_high)`` from its components' along ``axis``
+    (0: no data): the highest of each. With a component without data the composite is only
+    known to be at least the highest of the others: a lower bound when that is medium or
+    higher (its high end is 5), else no data (0), as "low" cannot be asserted.
+
+    >>> lv = np.array([[3, 0], [2, 0], [2, 1], [0, 0]])
+    >>> [c.tolist() for c in _composite_levels(lv, lv, lv, axis=1)]
+    [[3, 0, 2, 0], [3, 0, 2, 0], [5, 0, 2, 0]]
+    """
+    top = level.max(axis=axis)
+    gap = (level == 0).any(axis=axis)
+    bound = gap & (top >= int(MEDIUM_AND_ABOVE))
+    known = ~gap | bound
+    dtype = level.dtype
+    return (np.where(known, top, 0).astype(dtype),
+            np.where(known, low.max(axis=axis), 0).astype(dtype),
+            np.where(bound, LEVELS[-1], np.where(known, high.max(axis=axis), 0)).astype(dtype))
 
 
 def _group_codes(columns: list[tuple[np.ndarray, Any]], keys: list[str]
@@ -286,16 +312,24 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     DataFrame with ``sites_total``, ``sites_unresolved``, ``sites_no_data``,
     ``sites_screened``, ``count_level_N``/``pct_level_N`` for N = 1..5,
     ``medium_plus_count``/``medium_plus_pct`` and ``medium_plus_pct_low``/``_high`` (the same
-    share computed from each site's low and high level).
+    share computed from each site's low and high level), ``sites_lower_bound`` (composite
+    sites screened at a lower bound, a component without data: see :func:`add_composites`)
+    and ``lower_bound_missing`` (those components); with ``weight``, ``weight_screened``,
+    ``weight_no_data`` and ``weight_unresolved`` (the amounts at the sites of each count).
     """
     keys = ["hazard", "hazard_label", "is_composite", "scenario", "year"]
     unresolved_ids = set(sites.loc[~is_located(sites), "site_id"])
     # Only the columns counted (a copy of the whole long table would double its memory).
     t = table[list(dict.fromkeys(keys + ["pathway", "pathway_label", "period", "pathway_exact",
                                          "threshold_set", "site_id", "level", "level_low",
-                                         "level_high"]))].copy()
+                                         "level_high", "flags"]))].copy()
     t["_unresolved"] = t["site_id"].isin(unresolved_ids)
     t["_screened"] = (t["level"] > 0) & ~t["_unresolved"]
+    # Composite sites screened with a component missing: their level is a lower bound.
+    flag_c, flag_u = pd.factorize(t["flags"].astype(str))
+    parts = _missing_parts(flag_u, set(t.loc[~t["is_composite"].astype(bool), "hazard"]))
+    t["_lb"] = t["_screened"] & t["is_composite"].astype(bool) \
+        & np.array([bool(p) for p in parts] + [False], dtype=bool)[flag_c]
     t["_w"] = 1.0
     if weight is not None:
         w = pd.to_numeric(sites.set_index("site_id")[weight], errors="coerce")
@@ -318,16 +352,23 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
         medium_plus_count=("_mp", "sum"),
         medium_plus_count_low=("_mp_low", "sum"),
         medium_plus_count_high=("_mp_high", "sum"),
+        sites_lower_bound=("_lb", "sum"),
     ).reset_index()
     # Groups are numbered in order of first appearance, the order of ``out`` (sort=False).
     gid = g.ngroup().to_numpy()
+    out[_LOWER_BOUND_PARTS] = _parts_by_group(flag_c, parts, t["_lb"].to_numpy(), gid,
+                                              len(out))
     for i, col in enumerate(("pathway", "pathway_label", "period")):
         out.insert(len(keys) + i, col, _first_or_mixed_by_group(t[col], gid, len(out)))
     if weight is not None:
         t["_ws"] = t["_w"] * t["_screened"]
         wg = t.assign(**{f"_wl{lvl}": t["_w"] * t[f"_l{lvl}"] for lvl in LEVELS},
-                      _wmp=t["_w"] * t["_mp"]).groupby(keys, sort=False)
+                      _wmp=t["_w"] * t["_mp"], _wu=t["_w"] * t["_unresolved"],
+                      _wn=t["_w"] * ~(t["_unresolved"] | t["_screened"])
+                      ).groupby(keys, sort=False)
         out["_w_screened"] = wg["_ws"].sum().to_numpy()
+        out["_w_no_data"] = wg["_wn"].sum().to_numpy()
+        out["_w_unresolved"] = wg["_wu"].sum().to_numpy()
         for lvl in LEVELS:
             out[f"_w_level_{lvl}"] = wg[f"_wl{lvl}"].sum().to_numpy()
         out["_w_mp"] = wg["_wmp"].sum().to_numpy()
@@ -339,8 +380,37 @@ _SHARE_KEYS = ["hazard", "hazard_label", "is_composite", "scenario", "year", "pa
                "pathway_label", "period", "pathway_exact", "threshold_set"]
 _COUNT_COLUMNS = ["sites_total", "sites_unresolved", "sites_screened",
                   *(f"count_level_{lvl}" for lvl in LEVELS), "medium_plus_count",
-                  "medium_plus_count_low", "medium_plus_count_high"]
-_WEIGHT_SUMS = ["_w_screened", *(f"_w_level_{lvl}" for lvl in LEVELS), "_w_mp"]
+                  "medium_plus_count_low", "medium_plus_count_high", "sites_lower_bound"]
+#: The components without data at a composite's lower-bound sites (``sites_lower_bound``),
+#: comma-joined; "" for single hazards.
+_LOWER_BOUND_PARTS = "lower_bound_missing"
+_WEIGHT_SUMS = ["_w_screened", "_w_no_data", "_w_unresolved",
+                *(f"_w_level_{lvl}" for lvl in LEVELS), "_w_mp"]
+_MISSING = "missing:"
+
+
+def _missing_parts(flags: Sequence[str], hazards: set[str]) -> list[tuple[str, ...]]:
+    """Per distinct ``flags`` text, the components it names ``missing:<hazard>`` among the
+    run's ``hazards``. A composite site with a level and such a component is a lower bound
+    (:func:`_composite_levels`); a component the run did not screen is not one of them."""
+    return [tuple(f[len(_MISSING):] for f in str(text).split(";")
+                  if f.startswith(_MISSING) and f[len(_MISSING):] in hazards)
+            for text in flags]
+
+
+def _parts_by_group(codes: np.ndarray, parts: Sequence[tuple[str, ...]], bound: np.ndarray,
+                    gid: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group, the components missing at its lower-bound rows (``bound``), comma-joined."""
+    out = np.full(n_groups, "", dtype=object)
+    if bound.any():
+        pairs = pd.unique(pd.Series(gid[bound] * (len(parts) + 1) + codes[bound]))
+        found: dict[int, set[str]] = {}
+        for pair in pairs:
+            found.setdefault(int(pair) // (len(parts) + 1), set()).update(
+                parts[int(pair) % (len(parts) + 1)])
+        for grp, names in found.items():
+            out[grp] = ",".join(sorted(names))
+    return out
 
 
 def shares_from_counts(counts: pd.DataFrame, *, weight: str | None = None) -> pd.DataFrame:
@@ -362,6 +432,9 @@ def shares_from_counts(counts: pd.DataFrame, *, weight: str | None = None) -> pd
         wsum = out["_w_screened"].to_numpy(dtype="float64")
         out["weight_field"] = weight
         out["weight_screened"] = wsum
+        # The amount at sites not screened, beside it: a share of a small base says so.
+        out["weight_no_data"] = out["_w_no_data"].to_numpy(dtype="float64")
+        out["weight_unresolved"] = out["_w_unresolved"].to_numpy(dtype="float64")
         for lvl in LEVELS:
             out[f"w_pct_level_{lvl}"] = _pct(out[f"_w_level_{lvl}"], wsum)
         out["w_medium_plus_pct"] = _pct(out["_w_mp"], wsum)
@@ -601,8 +674,8 @@ class SiteResults:
                         mat[j] = self.level[i][a:b]
                         lo[j] = self.level_low[i][a:b]
                         hi[j] = self.level_high[i][a:b]
-                    top = mat.max(axis=0)
-                    best[a:b], low[a:b], high[a:b] = top, lo.max(axis=0), hi.max(axis=0)
+                    top, low[a:b], high[a:b] = _composite_levels(mat, lo, hi, axis=0)
+                    best[a:b] = top
                     bits = (1 << np.arange(len(hazards), dtype=np.int64))[:, None]
                     drive_mask[a:b] = (((mat == top) & (top > 0)) * bits).sum(axis=0)
                     miss_mask[a:b] = ((mat == 0) * bits).sum(axis=0)
@@ -830,10 +903,20 @@ def count_levels(results: SiteResults, unresolved: np.ndarray,
     weights. Counts of chunks add up with :func:`add_counts`."""
     mplus = int(MEDIUM_AND_ABOVE)
     rows = []
+    run_hazards = {info.hazard for info in results.layers if not info.is_composite}
     for i, info in enumerate(results.layers):
         level = results.level[i]
         screened = (level > 0) & ~unresolved
         lv = level[screened]
+        bound = np.zeros(len(level), dtype=bool)
+        parts_text = ""
+        if info.is_composite:
+            cat = results.flags[i]
+            parts = _missing_parts(cat.categories, run_hazards)
+            codes = np.asarray(cat.codes)
+            bound = screened & np.array([bool(p) for p in parts] + [False], dtype=bool)[codes]
+            parts_text = _parts_by_group(codes, parts, bound, np.zeros(len(level), np.int64),
+                                         1)[0]
         counts = np.bincount(lv, minlength=6)
         row = {k: getattr(info, k) for k in _SHARE_KEYS}
         row.update({
@@ -844,15 +927,19 @@ def count_levels(results: SiteResults, unresolved: np.ndarray,
             "medium_plus_count": int((lv >= mplus).sum()),
             "medium_plus_count_low": int((results.level_low[i][screened] >= mplus).sum()),
             "medium_plus_count_high": int((results.level_high[i][screened] >= mplus).sum()),
+            "sites_lower_bound": int(bound.sum()),
+            _LOWER_BOUND_PARTS: parts_text,
         })
         if weights is not None:
             w = weights[screened]
             wl = np.bincount(lv, weights=w, minlength=6)
             row["_w_screened"] = float(w.sum())
+            row["_w_no_data"] = float(weights[~(screened | unresolved)].sum())
+            row["_w_unresolved"] = float(weights[unresolved].sum())
             row.update({f"_w_level_{lvl}": float(wl[lvl]) for lvl in LEVELS})
             row["_w_mp"] = float(w[lv >= mplus].sum())
         rows.append(row)
-    return pd.DataFrame(rows, columns=_SHARE_KEYS + _COUNT_COLUMNS
+    return pd.DataFrame(rows, columns=_SHARE_KEYS + _COUNT_COLUMNS + [_LOWER_BOUND_PARTS]
                         + (_WEIGHT_SUMS if weights is not None else []))
 
 
@@ -864,4 +951,7 @@ def add_counts(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     for cols in (_COUNT_COLUMNS, [c for c in _WEIGHT_SUMS if c in a.columns]):
         if cols:
             out[cols] = a[cols].to_numpy() + b[cols].to_numpy()
+    out[_LOWER_BOUND_PARTS] = [",".join(sorted(set(filter(None, f"{x},{y}".split(",")))))
+                               for x, y in zip(a[_LOWER_BOUND_PARTS], b[_LOWER_BOUND_PARTS],
+                                               strict=True)]
     return out

@@ -58,14 +58,99 @@ def test_composite_takes_highest_component_and_names_driver():
                          ("river_flood", "coastal_flood", "typhoon"))
     full = add_composites(table, [comp])
     c = full[full.hazard == "floods_typhoons"].set_index("site_id")
-    assert c.loc[["a", "b", "c", "d", "e"], "level"].tolist() == [2, 3, 0, 4, 1]
+    # e has coastal flood 1 and no river flood or typhoon data: "low" cannot be asserted.
+    assert c.loc[["a", "b", "c", "d", "e"], "level"].tolist() == [2, 3, 0, 4, 0]
     assert c.loc["a", "driver"] == "coastal_flood,typhoon"
     assert c.loc["d", "driver"] == "coastal_flood"
     assert c.loc["a", "level_high"] == 3
-    assert "missing:river_flood" in c.loc["e", "flags"]
+    assert "missing:river_flood" in c.loc["e", "flags"] and c.loc["e", "driver"] == ""
     assert "typhoon:ssp585" in c.loc["a", "pathway"]
     s = shares(full, SITES).set_index("hazard").loc["floods_typhoons"]
-    assert s.sites_screened == 4 and s.medium_plus_count == 2
+    assert s.sites_screened == 3 and s.medium_plus_count == 2 and s.sites_no_data == 2
+
+
+FLOODS_TYPHOONS = CompositeSpec("floods_typhoons", "Floods and typhoons",
+                                ("river_flood", "coastal_flood", "typhoon"))
+
+
+def _gap_run():
+    """Typhoon without data at a (river flood 3: a lower bound) and b (river flood 2: no
+    data); c and d have every component; e has none; f is unresolved."""
+    river = _result("river_flood", [3, 2, 1, 4, 0, 0], low=[2, 1, 1, 4, 0, 0],
+                    high=[4, 3, 1, 4, 0, 0])
+    coast = _result("coastal_flood", [1, 1, 1, 1, 0, 0])
+    typhoon = _result("typhoon", [0, 0, 2, 5, 0, 0], family="tc_change")
+    return [river, coast, typhoon]
+
+
+def test_composite_with_a_component_without_data_is_a_lower_bound_or_no_data():
+    from sitescreen.aggregate import SiteResults
+
+    results = _gap_run()
+    full = add_composites(results_table(SITES["site_id"], results), [FLOODS_TYPHOONS])
+    columnar = SiteResults.from_results(SITES["site_id"], results).with_composites(
+        [FLOODS_TYPHOONS], chunk_sites=4)
+    c = full[full.hazard == "floods_typhoons"].set_index("site_id")
+    i = columnar.layer_index("floods_typhoons", "pessimistic", 2030)
+    for got in (c, pd.DataFrame({"level": columnar.level[i], "level_low": columnar.level_low[i],
+                                 "level_high": columnar.level_high[i],
+                                 "value": columnar.value[i],
+                                 "flags": np.asarray(columnar.flags[i], dtype=object),
+                                 "driver": np.asarray(columnar.driver[i], dtype=object)},
+                                index=SITES["site_id"])):
+        # a: at least medium (river flood 3), whatever the typhoon: a lower bound, whose
+        # high end is unknown (5); b: at least low, which says nothing: no data.
+        assert got["level"].tolist() == [3, 0, 2, 5, 0, 0]
+        assert got["level_low"].tolist() == [2, 0, 2, 5, 0, 0]
+        assert got["level_high"].tolist() == [5, 0, 2, 5, 0, 0]
+        assert got.loc["a", "flags"] == "missing:typhoon" == got.loc["b", "flags"]
+        assert got.loc["a", "driver"] == "river_flood" and got.loc["b", "driver"] == ""
+        assert np.isnan(got.loc["b", "value"]) and got.loc["a", "value"] == 3.0
+    for weight in (None, "value"):
+        for s in (shares(full, SITES, weight=weight),
+                  columnar.shares(SITES, weight=weight, chunk_sites=2)):
+            row = s.set_index("hazard").loc["floods_typhoons"]
+            assert (row.sites_screened, row.sites_no_data, row.sites_unresolved) == (3, 2, 1)
+            assert row.sites_lower_bound == 1 and row.lower_bound_missing == "typhoon"
+            assert row.medium_plus_count == 2 and row.count_level_3 == 1
+            single = s.set_index("hazard").loc["typhoon"]
+            assert single.sites_lower_bound == 0 and single.lower_bound_missing == ""
+            if weight:
+                # screened a 10, c 30, d 40; no data b 20, e 0; unresolved f 5
+                assert (row.weight_screened, row.weight_no_data, row.weight_unresolved) \
+                    == (80.0, 20.0, 5.0)
+                assert single.weight_no_data == 30.0  # a and b have no typhoon data
+
+
+def test_composite_without_a_component_the_run_did_not_screen_is_that_of_the_others():
+    river = _result("river_flood", [3, 2, 1, 4, 0, 0])
+    full = add_composites(results_table(SITES["site_id"], [river]), [FLOODS_TYPHOONS])
+    c = full[full.hazard == "floods_typhoons"].set_index("site_id")
+    assert c["hazard_label"].iloc[0] == "Floods and typhoons (without coastal_flood, typhoon)"
+    assert c["level"].tolist() == [3, 2, 1, 4, 0, 0]
+    row = shares(full, SITES).set_index("hazard").loc["floods_typhoons"]
+    assert row.sites_screened == 4 and row.sites_lower_bound == 0
+
+
+def test_lower_bound_counts_add_up_over_chunks():
+    from sitescreen.aggregate import SiteResults, add_counts, count_levels
+
+    columnar = SiteResults.from_results(SITES["site_id"], _gap_run()).with_composites(
+        [FLOODS_TYPHOONS])
+    unresolved = SITES["location_source"].eq("unresolved").to_numpy()
+    a = count_levels(columnar.take(0, 1), unresolved[:1])
+    b = count_levels(columnar.take(1, 6), unresolved[1:])
+    both = add_counts(b, a).set_index("hazard").loc["floods_typhoons"]
+    assert both.sites_lower_bound == 1 and both.lower_bound_missing == "typhoon"
+    assert b.set_index("hazard").loc["floods_typhoons", "lower_bound_missing"] == ""
+
+
+def test_docstring_examples():
+    import doctest
+
+    import sitescreen.aggregate as aggregate_mod
+
+    assert doctest.testmod(aggregate_mod).failed == 0
 
 
 def test_results_table_rejects_misaligned_results():

@@ -3,7 +3,8 @@
 - Shares: per hazard x scenario x year the level percentages of the screened sites sum to
   100 % (or are all undefined when nothing was screened), counts add up to every
   denominator, and the medium-and-above range is ordered.
-- Composites: a site's composite level is the highest of its components', never lower.
+- Composites: a site's composite level is the highest of its components', never lower;
+  with a component without data, that level only when medium or higher (a lower bound).
 - Monotonicity: a worse hazard value never gives a lower level (classification, flood depth
   through return periods, typhoon wind through the return level).
 - Reproducibility: the same inputs and run id give byte-identical outputs, whether the
@@ -125,7 +126,9 @@ def test_shares_sum_to_100_percent_and_composites_take_the_highest_level(portfol
                 assert np.isnan(wpcts).all()
 
     # Composites: per site, narrative and year, the highest level (and low, high) of the
-    # components present, hence never below any of them; the driver names those at it.
+    # components present, hence never below any of them; with a component without data
+    # there, only when that is medium or higher (a lower bound, high end 5), else no data.
+    # The driver names the components at the composite level.
     keys = ["site_id", "scenario", "year"]
     for comp in COMPOSITES:
         parts = table[table["hazard"].isin(comp.components)]
@@ -134,9 +137,19 @@ def test_shares_sum_to_100_percent_and_composites_take_the_highest_level(portfol
             continue
         composite = table[table["hazard"] == comp.name].set_index(keys).sort_index()
         best = parts.groupby(keys)[["level", "level_low", "level_high"]].max().sort_index()
+        gap = parts.assign(_gap=parts["level"].eq(0)).groupby(keys)["_gap"].any().sort_index()
+        bound = gap & (best["level"] >= 3)
+        known = ~gap | bound
+        best = best.where(known, 0)
+        best.loc[bound, "level_high"] = 5
         assert composite.index.equals(best.index)
         for col in ("level", "level_low", "level_high"):
             assert (composite[col].to_numpy() == best[col].to_numpy()).all()
+        screened = composite["level"].gt(0) & ~composite.index.get_level_values(
+            "site_id").isin(sites.loc[sites["location_source"] == "unresolved", "site_id"])
+        lower = (screened & bound.to_numpy()).groupby(["scenario", "year"]).sum()
+        counted = out[out["hazard"] == comp.name].set_index(["scenario", "year"])
+        assert (counted["sites_lower_bound"] == lower.reindex(counted.index)).all()
         top = parts.merge(best["level"].rename("top").reset_index(), on=keys)
         drivers = (top[(top.level == top.top) & (top.level > 0)].groupby(keys)["hazard"]
                    .agg(lambda h: ",".join(sorted(h))))
