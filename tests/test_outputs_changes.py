@@ -128,6 +128,9 @@ def test_data_origin_change_explains_every_changed_level(tmp_path):
     changes = compare_runs(first_dir, sites=sites, table=table, manifest=manifest)
     causes = {c["cause"] for c in changes["level_changes"]}
     assert causes == {"data origin changed (synthetic-demo -> mirror)"}
+    # changes.json says where the data of both runs came from, as changes.csv does
+    assert (changes["data_origin"], changes["previous_data_origin"]) == ("mirror",
+                                                                         "synthetic-demo")
 
 
 def test_geocode_change_is_site_caused(tmp_path):
@@ -149,6 +152,7 @@ def test_no_previous_run():
     sites, table, _, manifest = build_run(hazards=("typhoon",), years=(2030,))
     changes = compare_runs(None, sites=sites, table=table, manifest=manifest)
     assert changes["previous_run"] is None and "nothing to compare" in changes["note"]
+    assert changes["data_origin"] == "synthetic-demo" and changes["previous_data_origin"] is None
     assert changes["counts"]["level_changes"] == 0
     assert changes_table(changes).empty
 
@@ -169,6 +173,7 @@ def test_runs_above_the_per_site_limit_are_compared_by_counts(tmp_path):
                          out_root=tmp_path, plan=plan_per_site("auto", len(sites), limit=2))
     changes = json.loads(files["changes.json"])
     assert changes["previous_run"] == first[3]["run_id"] and changes["per_site"] is False
+    assert changes["data_origin"] == changes["previous_data_origin"] == "synthetic-demo"
     assert changes["level_changes"] == [] and changes["sites_added"] == []
     assert "Compared by counts only: 6 sites are more than the per-site limit" in \
         changes["note"]

@@ -292,10 +292,15 @@ def test_weighted_headline_shows_the_weighted_share():
     sites = sites.assign(asset_value=[10.0, 0.0, 0.0, 0.0, 0.0, 5.0])
     weighted = compute_shares(table, sites, weight="asset_value")
     header, rows = headline_table(weighted)
-    # only Shanghai (level 4 optimistic 2030) has a value: 100 % by asset value
+    # only Shanghai (level 4 optimistic 2030) has a value: 100 % by asset value, of a base
+    # of 10; the unresolved site carries 5, which the denominators say
     opt = next(r for r in rows if r[1] == "Optimistic")
-    assert opt[2].endswith("; 100 % by asset_value")
-    assert "100 % weighted by asset_value" in hazard_sentences(weighted)[0]
+    assert opt[2].endswith("; 100 % of 10 asset_value")
+    assert opt[-1] == "5 of 6 (1 unresolved); 5 asset_value not screened"
+    assert ("100 % of the 10 asset_value at screened sites (5 at sites not located or without "
+            "data)") in hazard_sentences(weighted)[0]
+    assert all("% of the 10 asset_value at screened sites (5 at sites not located" in s
+               for s in disclosure_sentences(weighted, hazards=("water_scarcity_drought",)))
 
 
 def test_approximate_pathways_are_attributed_to_their_component():

@@ -420,7 +420,8 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame,
     Returns
     -------
     A JSON-able dict: ``previous_run``, ``previous_created_at``, ``current_run``,
-    ``same_sites_content`` (checksums equal), ``move_threshold_m``, ``counts`` (sites
+    ``data_origin`` and ``previous_data_origin`` (of this run and of the previous one, as
+    ``changes.csv`` has on every row), ``same_sites_content`` (checksums equal), ``move_threshold_m``, ``counts`` (sites
     added/removed/moved, level changes, levels up/down, and per cause group),
     ``cause_counts`` (per cause kind), ``input_changes`` (dataset versions, data origin,
     threshold sets, composites, method, software version), ``sites_added``,
@@ -432,7 +433,8 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame,
     """
     result: dict[str, Any] = {
         "previous_run": None, "previous_dir": None, "previous_created_at": None,
-        "current_run": manifest.get("run_id"), "same_sites_content": None,
+        "current_run": manifest.get("run_id"), "data_origin": manifest.get("data_origin"),
+        "previous_data_origin": None, "same_sites_content": None,
         "move_threshold_m": float(move_threshold_m), "counts": {}, "cause_counts": {},
         "input_changes": [], "sites_added": [], "sites_removed": [], "sites_moved": [],
         "level_changes": [], "share_changes": [],
@@ -445,12 +447,7 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame,
     if not per_site:
         return _compare_counts(result, previous, sites=sites, manifest=manifest, shares=shares)
     psites, ptable, pman, psummary = _read_previous(previous)
-    result.update({
-        "previous_run": pman.get("run_id", previous.name), "previous_dir": str(previous),
-        "previous_created_at": pman.get("created_at"),
-        "same_sites_content": _same(pman.get("inputs", {}).get("sites", {}).get("sha256"),
-                                    manifest.get("inputs", {}).get("sites", {}).get("sha256")),
-    })
+    result.update(_previous_fields(pman, previous, manifest))
     prev_sites, cur_sites = _site_frame(psites), _site_frame(sites)
     added, removed, moved, site_cause = _site_changes(prev_sites, cur_sites, move_threshold_m)
     inputs, lk = _input_changes(pman, manifest)
@@ -467,6 +464,18 @@ def compare_runs(previous: str | Path | None, *, sites: pd.DataFrame,
             kinds[kind] = kinds.get(kind, 0) + 1
     result["cause_counts"] = dict(sorted(kinds.items()))
     return result
+
+
+def _previous_fields(pman: Mapping, previous: Path, manifest: Mapping) -> dict:
+    """What ``changes.json`` says of the previous run: its id, folder, time, data origin and
+    whether its sites file had the same content."""
+    return {
+        "previous_run": pman.get("run_id", previous.name), "previous_dir": str(previous),
+        "previous_created_at": pman.get("created_at"),
+        "previous_data_origin": pman.get("data_origin"),
+        "same_sites_content": _same(pman.get("inputs", {}).get("sites", {}).get("sha256"),
+                                    manifest.get("inputs", {}).get("sites", {}).get("sha256")),
+    }
 
 
 def compare_sites(previous: str | Path | None, sites: pd.DataFrame, *,
@@ -574,11 +583,8 @@ def _compare_counts(result: dict, previous: Path, *, sites: pd.DataFrame, manife
     summary_path = previous / SUMMARY_JSON
     psummary = _read_json(summary_path) if summary_path.is_file() else {}
     inputs, _ = _input_changes(pman, manifest)
+    result.update(_previous_fields(pman, previous, manifest))
     result.update({
-        "previous_run": pman.get("run_id", previous.name), "previous_dir": str(previous),
-        "previous_created_at": pman.get("created_at"),
-        "same_sites_content": _same(pman.get("inputs", {}).get("sites", {}).get("sha256"),
-                                    manifest.get("inputs", {}).get("sites", {}).get("sha256")),
         "input_changes": inputs, "per_site": False,
         "note": (f"Compared by counts only: {len(sites):,} sites are more than the per-site "
                  "limit, so sites added, removed or moved and level changes per site are not "

@@ -20,7 +20,7 @@ from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank, scen
 
 __all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "headline_table",
            "approximate_pathways", "report_title", "share_records", "unresolved_lines",
-           "unresolved_weight_sentence", "unresolved_record", "HEADLINE_HAZARDS",
+           "unresolved_weight_sentence", "unresolved_record", "pct_text", "HEADLINE_HAZARDS",
            "SHARE_HEADLINE_COLUMNS"]
 
 #: The groups corporate disclosures report (e.g. SenseTime's 2023 climate report: water
@@ -28,17 +28,44 @@ __all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "h
 HEADLINE_HAZARDS = ("water_scarcity_drought", "floods_typhoons", "heat")
 
 
+def pct_text(value: float) -> str:
+    """A percentage in whole numbers, as every sentence and table cell prints it; 100 and 0
+    only when exact, else ">99" and "<1" (199 of 200 sites are not "100 %").
+
+    >>> [pct_text(v) for v in (100.0, 99.5, 57.89, 0.4, 0.0)]
+    ['100', '>99', '58', '<1', '0']
+    """
+    v = float(value)
+    text = f"{v:.0f}"
+    if text == "100" and v < 100:
+        return ">99"
+    if text in ("0", "-0") and v > 0:
+        return "<1"
+    return text
+
+
+def _between(lo: str, hi: str) -> str:
+    """``lo-hi`` of two printed values; ``lo to hi`` when one is "<1" or ">99" ("<1->99"
+    would read as an arrow)."""
+    inexact = any(t.startswith(("<", ">")) for t in (lo, hi))
+    return f"{lo} to {hi}" if inexact else f"{lo}-{hi}"
+
+
 def _fmt_pct(v: float) -> str:
-    return "  -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:3.0f}"
+    return "  -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{pct_text(v):>3}"
+
+
+def _range_of(lo: object, hi: object) -> tuple[str, str] | None:
+    """The model range ``(low, high)`` as printed, or None when it is one value or unknown."""
+    if _isnan(lo) or _isnan(hi):
+        return None
+    lo_t, hi_t = pct_text(lo), pct_text(hi)  # type: ignore[arg-type]
+    return None if lo_t == hi_t else (lo_t, hi_t)
 
 
 def _range(row: pd.Series) -> str:
-    lo, hi = row["medium_plus_pct_low"], row["medium_plus_pct_high"]
-    if any(isinstance(x, float) and math.isnan(x) for x in (lo, hi)):
-        return ""
-    if round(lo) == round(hi):
-        return ""
-    return f" ({lo:.0f}-{hi:.0f})"
+    rng = _range_of(row["medium_plus_pct_low"], row["medium_plus_pct_high"])
+    return f" ({_between(*rng)})" if rng else ""
 
 
 def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None = None,
@@ -54,8 +81,9 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
     weighted = "w_medium_plus_pct" in shares.columns
     if weighted:
         field = str(shares["weight_field"].iloc[0]) if "weight_field" in shares else "weight"
-        lines.append(f"w.medium+: share of {field} (screened sites) at medium or higher risk, "
-                     "beside the share of sites")
+        part = shares[shares["hazard"].isin(names)].to_dict("records")
+        lines.append(f"w.medium+: share of {field} (screened sites{_base_note(part)}) at "
+                     "medium or higher risk, beside the share of sites")
     for name in names:
         part = shares[shares["hazard"] == name]
         order = {n.value: i for i, n in enumerate(Narrative)}
@@ -78,7 +106,8 @@ def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None =
                 + (" (approx.)" if p.strip().replace(APPROXIMATE_MARK, "") in approx
                    or (approx and ":" not in p) else "")
                 for p in str(row["pathway"]).split(";")))
-            flag = ""
+            lower = _lower_bound_text([row])
+            flag = f"; {lower}" if lower else ""
             wmp = f"{_fmt_pct(row['w_medium_plus_pct']):>8}% " if weighted else ""
             lines.append(
                 f"{scen:<14} {row['year']:>4}  {pcts}  {mp:>6}% {_range(row):<9} {wmp}"
@@ -102,9 +131,16 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
     >>> disclosure_sentences(pd.DataFrame([row]))[0]
     'In 2030 under the Pessimistic scenario, 22 of 38 sites (58 %) face medium or higher water scarcity and drought risk.'
     >>> row.update(medium_plus_pct_low=50.0, medium_plus_pct_high=63.2, pathway_exact=False,
-    ...            pathway="rcp4p5", w_medium_plus_pct=71.0, weight_field="asset_value")
+    ...            pathway="rcp4p5", w_medium_plus_pct=71.0, weight_field="asset_value",
+    ...            weight_screened=57e6, weight_no_data=0.0, weight_unresolved=5e9)
     >>> disclosure_sentences(pd.DataFrame([row]))[0]
-    'In 2030 under the Pessimistic scenario, 22 of 38 sites (58 %) face medium or higher water scarcity and drought risk; between 50 and 63 % across the model range; 71 % weighted by asset_value (dataset pathway rcp4p5 approximates this scenario).'
+    'In 2030 under the Pessimistic scenario, 22 of 38 sites (58 %) face medium or higher water scarcity and drought risk; between 50 and 63 % across the model range; 71 % of the 57 M asset_value at screened sites (5 bn at sites not located or without data) (dataset pathway rcp4p5 approximates this scenario).'
+    >>> row.update(hazard="floods_typhoons", hazard_label="Floods and typhoons",
+    ...            medium_plus_count=199, sites_screened=200, medium_plus_pct=99.5,
+    ...            medium_plus_pct_low=0.4, medium_plus_pct_high=100.0, pathway_exact=True,
+    ...            sites_lower_bound=2, lower_bound_missing="typhoon")
+    >>> disclosure_sentences(pd.DataFrame([row]), hazards=["floods_typhoons"])[0]
+    'In 2030 under the Pessimistic scenario, 199 of 200 sites (>99 %) face medium or higher floods and typhoons risk; between <1 and 100 % across the model range; 71 % of the 57 M asset_value at screened sites (5 bn at sites not located or without data); of these, 2 without typhoon data, their level a lower bound.'
     """
     order = {h: i for i, h in enumerate(hazards)}
     part = shares[shares["hazard"].isin(hazards)]
@@ -116,12 +152,15 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
             continue
         scen = parse_narrative(row["scenario"]).title
         rng = ""
-        lo, hi = row["medium_plus_pct_low"], row["medium_plus_pct_high"]
-        if not (_isnan(lo) or _isnan(hi)) and round(lo) != round(hi):
-            rng = f"; between {lo:.0f} and {hi:.0f} % across the model range"
+        span = _range_of(row["medium_plus_pct_low"], row["medium_plus_pct_high"])
+        if span:
+            rng = f"; between {span[0]} and {span[1]} % across the model range"
         weighted = ""
         if "w_medium_plus_pct" in row and not _isnan(row["w_medium_plus_pct"]):
-            weighted = f"; {row['w_medium_plus_pct']:.0f} % weighted by {row.get('weight_field', 'weight')}"
+            weighted = _weighted_text([row], pct_text(row["w_medium_plus_pct"]))
+        lower = _lower_bound_text([row])
+        if lower:
+            weighted += f"; of these, {lower}"
         approx = ""
         if "pathway_exact" in row and not bool(row["pathway_exact"]):
             parts = approximate_pathways(row)
@@ -131,7 +170,7 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
                       if parts else " (dataset pathway approximates this scenario)")
         out.append(
             f"In {row['year']} under the {scen} scenario, {row['medium_plus_count']} of "
-            f"{row['sites_screened']} sites ({row['medium_plus_pct']:.0f} %) face medium or "
+            f"{row['sites_screened']} sites ({pct_text(row['medium_plus_pct'])} %) face medium or "
             f"higher {row['hazard_label'].lower()} risk{rng}{weighted}{approx}.")
     return out
 
@@ -142,6 +181,55 @@ def _amount(value: float) -> str:
         if abs(value) >= size:
             return f"{value / size:.4g}{unit}"
     return f"{value:.4g}"
+
+
+def _amount_span(values: Sequence[float]) -> str:
+    vals = [float(v) for v in values if not _isnan(v)]
+    if not vals:
+        return "-"
+    lo, hi = _amount(min(vals)), _amount(max(vals))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def _not_screened(rows: Sequence[Mapping]) -> list[float]:
+    """Per shares row, the weight at the sites not screened (no location or no data)."""
+    return [float(r.get("weight_no_data") or 0.0) + float(r.get("weight_unresolved") or 0.0)
+            for r in rows]
+
+
+def _weighted_text(rows: Sequence[Mapping], share: str) -> str:
+    """The weighted share of a sentence with its base: "; 51 % of the 57 M asset_value at
+    screened sites (5 bn at sites not located or without data)"."""
+    field = rows[0].get("weight_field", "weight")
+    if "weight_screened" not in rows[0]:  # a table without the amounts
+        return f"; {share} % weighted by {field}"
+    text = f"; {share} % of the {_amount_span([r['weight_screened'] for r in rows])} {field} " \
+        "at screened sites"
+    rest = _not_screened(rows)
+    if max(rest) > 0:
+        text += f" ({_amount_span(rest)} at sites not located or without data)"
+    return text
+
+
+def _base_note(rows: Sequence[Mapping]) -> str:
+    """": 57 M; 5 bn not screened", the weighted base of ``rows`` ("" without amounts)."""
+    if not rows or "weight_screened" not in rows[0]:
+        return ""
+    rest = _not_screened(rows)
+    return f": {_amount_span([r['weight_screened'] for r in rows])}" + (
+        f"; {_amount_span(rest)} not screened" if max(rest) > 0 else "")
+
+
+def _lower_bound_text(rows: Sequence[Mapping]) -> str:
+    """"2 without typhoon data, their level a lower bound": the composite sites screened
+    with a component without data (``sites_lower_bound``), or ""."""
+    counts = [int(r.get("sites_lower_bound") or 0) for r in rows]
+    if not any(counts):
+        return ""
+    parts = sorted({p for r in rows for p in str(r.get("lower_bound_missing") or "").split(",")
+                    if p})
+    return (f"{_span(counts, '')} without {' or '.join(parts) or 'some component'} data, "
+            "their level a lower bound")
 
 
 def unresolved_weight_sentence(sites: pd.DataFrame, unresolved: pd.Series,
@@ -269,14 +357,18 @@ def _ordered(shares: pd.DataFrame, hazards: Sequence[str]) -> pd.DataFrame:
 
 
 def _span(values: Sequence[float], unit: str = " %") -> str:
-    vals = [round(v) for v in values if not _isnan(v)]
+    """The lowest to the highest of ``values`` (percentages or counts), as :func:`pct_text`
+    prints them (counts, whole numbers, print as they are)."""
+    vals = [v for v in values if not _isnan(v)]
     if not vals:
         return "-"
-    lo, hi = min(vals), max(vals)
-    return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
+    lo, hi = pct_text(min(vals)), pct_text(max(vals))
+    return f"{lo}{unit}" if lo == hi else f"{_between(lo, hi)}{unit}"
 
 
 def _screened_text(part: pd.DataFrame) -> str:
+    """The denominators of headline rows: "42 of 43 (1 no data); 1 without typhoon data,
+    their level a lower bound; 5 bn asset_value not screened"."""
     total = int(part["sites_total"].max())
     screened = _span(part["sites_screened"].tolist(), "")
     gaps = []
@@ -284,7 +376,14 @@ def _screened_text(part: pd.DataFrame) -> str:
         n = _span(part[col].tolist(), "")
         if n != "0":
             gaps.append(f"{n} {what}")
-    return f"{screened} of {total}" + (f" ({', '.join(gaps)})" if gaps else "")
+    rows = part.to_dict("records")
+    text = f"{screened} of {total}" + (f" ({', '.join(gaps)})" if gaps else "")
+    lower = _lower_bound_text(rows)
+    if lower:
+        text += f"; {lower}"
+    if "weight_screened" in part.columns and max(_not_screened(rows)) > 0:
+        text += f"; {_amount_span(_not_screened(rows))} {rows[0]['weight_field']} not screened"
+    return text
 
 
 def _present_headline(shares: pd.DataFrame, hazards: Sequence[str]) -> list[str]:
@@ -298,10 +397,12 @@ def headline_table(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HA
 
     One row per headline hazard x scenario, one column per year, each cell the share of
     screened sites at medium or higher (levels 3-5) with its model range in brackets, the
-    weighted share after it when the shares were weighted, and a dagger when a dataset
-    pathway only approximates the scenario; the last column gives the denominators (sites
-    screened of the portfolio, and the sites not screened). A run with none of the
-    headline hazards shows every hazard it screened.
+    weighted share after it when the shares were weighted (with its base: "51 % of 57 M
+    asset_value"), and a dagger when a dataset pathway only approximates the scenario; the
+    last column gives the denominators (sites screened of the portfolio, the sites not
+    screened, the composite sites whose level is a lower bound as a component has no data
+    there, and the weight at the sites not screened). A run with none of the headline
+    hazards shows every hazard it screened.
     """
     if shares.empty:
         return ["Hazard", "Scenario", "Sites screened"], []
@@ -322,12 +423,14 @@ def headline_table(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HA
                 if r is None or not r["sites_screened"]:
                     cells.append("-")
                     continue
-                text = f"{r['medium_plus_pct']:.0f} %"
-                lo, hi = r["medium_plus_pct_low"], r["medium_plus_pct_high"]
-                if not (_isnan(lo) or _isnan(hi)) and round(lo) != round(hi):
-                    text += f" ({lo:.0f}-{hi:.0f})"
+                text = f"{pct_text(r['medium_plus_pct'])} %"
+                span = _range_of(r["medium_plus_pct_low"], r["medium_plus_pct_high"])
+                if span:
+                    text += f" ({_between(*span)})"
                 if weighted and not _isnan(r.get("w_medium_plus_pct")):
-                    text += f"; {r['w_medium_plus_pct']:.0f} % by {weight}"
+                    text += f"; {pct_text(r['w_medium_plus_pct'])} % " + (
+                        f"of {_amount(r['weight_screened'])} {weight}"
+                        if "weight_screened" in r else f"by {weight}")
                 if approximate_pathways(r):
                     text += " \u2020"
                 cells.append(text)
@@ -372,34 +475,39 @@ def hazard_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_
         if not rows:
             continue
         label = str(rows[0]["hazard_label"])
-        pct = [round(float(r["medium_plus_pct"])) for r in rows]
-        lo_rows = [r for r, p in zip(rows, pct, strict=True) if p == min(pct)]
-        hi_rows = [r for r, p in zip(rows, pct, strict=True) if p == max(pct)]
+        # Compared as printed (pct_text), so rows that read alike count as one share.
+        pct = [pct_text(r["medium_plus_pct"]) for r in rows]
+        values = [float(r["medium_plus_pct"]) for r in rows]
+        low_t, high_t = pct_text(min(values)), pct_text(max(values))
+        lo_rows = [r for r, p in zip(rows, pct, strict=True) if p == low_t]
+        hi_rows = [r for r, p in zip(rows, pct, strict=True) if p == high_t]
         scen = list(dict.fromkeys(r["scenario"] for r in rows))
         years = sorted({int(r["year"]) for r in rows})
         across = (f"{len(scen)} scenarios" if len(scen) > 1 else
                   f"the {scenario_title(scen[0])} scenario") + \
             (f" and the years {_and([str(y) for y in years])}" if len(years) > 1
              else f" in {years[0]}")
-        if min(pct) == max(pct):
+        if low_t == high_t:
             counts = _span([r["medium_plus_count"] for r in rows], "")
-            text = (f"{label}: {pct[0]} % ({counts} of {_span([r['sites_screened'] for r in rows], '')} "
+            text = (f"{label}: {low_t} % ({counts} of {_span([r['sites_screened'] for r in rows], '')} "
                     f"screened sites) face medium or higher risk in every case, across {across}")
         else:
             lo, hi = lo_rows[0], hi_rows[0]
-            text = (f"{label}: from {min(pct)} % ({lo['medium_plus_count']} of "
-                    f"{lo['sites_screened']} screened sites, {_where(lo_rows)}) to {max(pct)} % "
+            text = (f"{label}: from {low_t} % ({lo['medium_plus_count']} of "
+                    f"{lo['sites_screened']} screened sites, {_where(lo_rows)}) to {high_t} % "
                     f"({hi['medium_plus_count']} of {hi['sites_screened']}, {_where(hi_rows)}) "
                     f"face medium or higher risk across {across}")
         lows = [r["medium_plus_pct_low"] for r in rows]
         highs = [r["medium_plus_pct_high"] for r in rows]
-        if any(not (_isnan(a) or _isnan(b)) and round(a) != round(b)
-               for a, b in zip(lows, highs, strict=True)):
+        if any(_range_of(a, b) for a, b in zip(lows, highs, strict=True)):
             text += f"; {_span(lows + highs)} across the model range"
         if "w_medium_plus_pct" in rows[0]:
             w = [r["w_medium_plus_pct"] for r in rows]
             if any(not _isnan(v) for v in w):
-                text += f"; {_span(w)} weighted by {rows[0].get('weight_field', 'weight')}"
+                text += _weighted_text(rows, _span(w, ""))
+        lower = _lower_bound_text(rows)
+        if lower:
+            text += f"; of the screened sites, {lower}"
         approx: dict[str, list[str]] = {}
         for r in rows:
             for p in approximate_pathways(r):
@@ -431,7 +539,7 @@ def share_records(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZ
                   ) -> list[dict]:
     """The shares table as records for a table artifact: headline hazards first, the
     headline columns (:data:`SHARE_HEADLINE_COLUMNS`) first, percentages to one decimal
-    and missing values as None."""
+    (100 and 0 only when exact: 99.96 is 99.9, 0.04 is 0.1) and missing values as None."""
     rest = ["sites_no_data", "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)),
             "pathway", "period"]
     cols = [c for c in (*SHARE_HEADLINE_COLUMNS, *rest) if c in shares.columns]
@@ -440,5 +548,9 @@ def share_records(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZ
     part = shares.assign(_h=shares["hazard"].map(order).fillna(len(order)),
                          _s=shares["scenario"].map(scenario_rank))
     part = part.sort_values(["_h", "_s", "year"], kind="stable")[cols]
-    rows = part.round(1).astype(object).where(part.notna(), None)
+    rounded = part.round(1)
+    pct = [c for c in cols if "pct" in c]
+    rounded[pct] = rounded[pct].mask((rounded[pct] == 100) & (part[pct] < 100), 99.9) \
+        .mask((rounded[pct] == 0) & (part[pct] > 0), 0.1)
+    rows = rounded.astype(object).where(part.notna(), None)
     return rows.to_dict("records")
