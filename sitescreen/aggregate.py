@@ -206,6 +206,8 @@ def _composite_levels(level: np.ndarray, low: np.ndarray, high: np.ndarray, *, a
     """
     top = level.max(axis=axis)
     gap = (level == 0).any(axis=axis)
+    if not gap.any():  # the usual chunk
+        return top, low.max(axis=axis), high.max(axis=axis)
     bound = gap & (top >= int(MEDIUM_AND_ABOVE))
     known = ~gap | bound
     dtype = level.dtype
@@ -915,8 +917,7 @@ def count_levels(results: SiteResults, unresolved: np.ndarray,
             parts = _missing_parts(cat.categories, run_hazards)
             codes = np.asarray(cat.codes)
             bound = screened & np.array([bool(p) for p in parts] + [False], dtype=bool)[codes]
-            parts_text = _parts_by_group(codes, parts, bound, np.zeros(len(level), np.int64),
-                                         1)[0]
+            parts_text = ",".join(sorted({h for k in np.unique(codes[bound]) for h in parts[k]}))
         counts = np.bincount(lv, minlength=6)
         row = {k: getattr(info, k) for k in _SHARE_KEYS}
         row.update({
