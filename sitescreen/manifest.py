@@ -35,6 +35,10 @@ DEFINITIONS = {
                            "sites_unresolved and sites_no_data are reported beside it",
     "range": "medium_plus_pct_low/high: the share with every site at the low/high end "
              "of its ensemble or uncertainty range",
+    "lower_bound": "a composite is the highest level of its components; where one has no "
+                   "data at a site, that level only when medium or higher (a lower bound, "
+                   "counted in sites_lower_bound, the components in lower_bound_missing), "
+                   "else no data",
 }
 
 #: Keys that differ between two runs of the same request (when and how fast it ran).

@@ -540,8 +540,9 @@ def share_records(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADLINE_HAZ
     """The shares table as records for a table artifact: headline hazards first, the
     headline columns (:data:`SHARE_HEADLINE_COLUMNS`) first, percentages to one decimal
     (100 and 0 only when exact: 99.96 is 99.9, 0.04 is 0.1) and missing values as None."""
-    rest = ["sites_no_data", "sites_unresolved", *(f"pct_level_{i}" for i in range(1, 6)),
-            "pathway", "period"]
+    rest = ["sites_no_data", "sites_unresolved", "sites_lower_bound", "lower_bound_missing",
+            "weight_screened", "weight_no_data", "weight_unresolved",
+            *(f"pct_level_{i}" for i in range(1, 6)), "pathway", "period"]
     cols = [c for c in (*SHARE_HEADLINE_COLUMNS, *rest) if c in shares.columns]
     first = _present_headline(shares, hazards) if len(shares) else []
     order = {h: i for i, h in enumerate(first)}
