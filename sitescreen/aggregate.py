@@ -54,6 +54,8 @@ LEVELS = (1, 2, 3, 4, 5)
 #: Appended to a composite component's ``hazard:code`` pathway when that component's dataset
 #: pathway only approximates the scenario: ``"river_flood:rcp4p5 (approximate)"``.
 APPROXIMATE_MARK = " (approximate)"
+#: A composite's flag for a component without data at the site: ``missing:typhoon``.
+_MISSING = "missing:"
 
 _RESULT_COLUMNS = [
     "site_id", "hazard", "hazard_label", "is_composite", "scenario", "year", "pathway",
@@ -149,9 +151,9 @@ def add_composites(table: pd.DataFrame, composites: Sequence[CompositeSpec]) -> 
                             for c in ("level", "level_low", "level_high"))
         best, low_c, high_c = _composite_levels(level, low, high, axis=1)
         driver = _mask_labels((level == best[:, None]) & (best[:, None] > 0), hazards, ",")
-        missing = _mask_labels(level == 0, [f"missing:{h}" for h in hazards], ";")
+        missing = _mask_labels(level == 0, [f"{_MISSING}{h}" for h in hazards], ";")
         if missing_components:
-            extra = ";".join(f"missing:{h}" for h in sorted(missing_components))
+            extra = ";".join(f"{_MISSING}{h}" for h in sorted(missing_components))
             missing = np.array([f"{s};{extra}" if s else extra for s in missing], dtype=object)
         # Each component's pathway carries its own exactness, so an approximate flood
         # pathway is not blamed on the typhoon pathway beside it.
@@ -388,7 +390,6 @@ _COUNT_COLUMNS = ["sites_total", "sites_unresolved", "sites_screened",
 _LOWER_BOUND_PARTS = "lower_bound_missing"
 _WEIGHT_SUMS = ["_w_screened", "_w_no_data", "_w_unresolved",
                 *(f"_w_level_{lvl}" for lvl in LEVELS), "_w_mp"]
-_MISSING = "missing:"
 
 
 def _missing_parts(flags: Sequence[str], hazards: set[str]) -> list[tuple[str, ...]]:
@@ -640,7 +641,7 @@ class SiteResults:
                 f"{comp.label} (without {', '.join(missing_components)})"
             datasets = ",".join(sorted({d for i in comp_layers
                                         for d in self.layers[i].datasets.split(",") if d}))
-            extra_flags = ";".join(f"missing:{h}" for h in missing_components)
+            extra_flags = ";".join(f"{_MISSING}{h}" for h in missing_components)
             groups = sorted({(self.layers[i].scenario, self.layers[i].year) for i in comp_layers})
             for scenario, year in groups:
                 members = [i for i in comp_layers
@@ -682,7 +683,7 @@ class SiteResults:
                     drive_mask[a:b] = (((mat == top) & (top > 0)) * bits).sum(axis=0)
                     miss_mask[a:b] = ((mat == 0) * bits).sum(axis=0)
                 driver = _mask_categorical(drive_mask, hazards, ",")
-                flags = _mask_categorical(miss_mask, [f"missing:{h}" for h in hazards], ";",
+                flags = _mask_categorical(miss_mask, [f"{_MISSING}{h}" for h in hazards], ";",
                                           extra=extra_flags)
                 value = np.where(best > 0, best.astype("float64"), np.nan)
                 out._append(info, value, best, low, high, flags, driver, {})
