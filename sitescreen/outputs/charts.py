@@ -21,6 +21,7 @@ Charts of synthetic demo data say so in their title, in a banner and in a waterm
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import logging
@@ -35,11 +36,16 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import shapely
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import cbook
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.backends.backend_mixed import MixedModeRenderer
+from matplotlib.backends.backend_svg import RendererSVG
 from matplotlib.figure import Figure
+from matplotlib.ft2font import RenderMode
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, PathPatch
 from matplotlib.path import Path as MplPath
+from matplotlib.textpath import TextToPath
 
 from sitescreen.aggregate import SiteResults
 from sitescreen.classify import RiskLevel
@@ -104,6 +110,153 @@ def _num(value: object) -> float:
     return v
 
 
+# ----------------------------------------------------------------------------- text caches
+
+# Most of a chart's drawing time is text: laying out each string, measuring it, and rendering
+# every glyph (FreeType) again in every figure, though the 24 figures of a run repeat the same
+# few hundred strings. The canvas below keeps those results for the process: a string's
+# layout and extent (they depend on the string, font, size and dpi only) and each rendered
+# glyph bitmap, keyed by its sub-pixel offset (1/64 pixel): FreeType rasterises an outline
+# moved by whole pixels to the same bitmap, moved. The steps are matplotlib 3.11's own
+# (``RendererAgg.draw_text``, ``TextToPath.get_glyphs_with_font``), so the files are byte for
+# byte those of a plain canvas (a test compares them). All of it runs under ``_LOCK``.
+_TEXT_CACHE_LIMIT = 50_000  # entries per cache; a run of charts needs a few thousand
+_EXTENTS: dict[tuple, tuple[float, float, float]] = {}
+_LAYOUTS: dict[tuple, list[tuple]] = {}
+_GLYPHS: dict[tuple, tuple[np.ndarray, int, int]] = {}
+_PATH_LAYOUTS: dict[tuple, tuple[list[tuple], dict]] = {}
+
+
+def _remember(cache: dict, key: tuple, value):
+    if len(cache) >= _TEXT_CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _text_features(mtext) -> tuple:
+    if mtext is None:
+        return None, None
+    return mtext.get_fontfeatures(), mtext.get_language()
+
+
+class _CachedRendererAgg(RendererAgg):
+    """:class:`RendererAgg` that keeps text extents, layouts and glyph bitmaps (above)."""
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, hash(prop), self.dpi, get_hinting_flag())
+        hit = _EXTENTS.get(key)
+        return hit if hit is not None else _remember(
+            _EXTENTS, key, super().get_text_width_height_descent(s, prop, ismath))
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if ismath:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        flags = get_hinting_flag()
+        features, language = _text_features(mtext)
+        key = (s, hash(prop), self.dpi, flags, features, language)
+        items = _LAYOUTS.get(key)
+        if items is None:
+            font = self._prepare_font(prop)
+            items = _remember(_LAYOUTS, key, [
+                (i.ft_object, i.glyph_index, i.x, i.y)
+                for i in font._layout(s, flags=flags, features=features, language=language)])
+        size = prop.get_size_in_points()
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        antialiased = gc.get_antialiased()
+        height = self.height
+        matrix = None
+        for font, glyph, dx, dy in items:  # as RendererAgg._draw_text_glyphs_and_boxes
+            px = round(0x40 * (x + dx * cos - dy * sin))
+            py = round(0x40 * (height - y + dx * sin + dy * cos))  # FreeType's y is upwards
+            gkey = (font, size, self.dpi, glyph, angle, px & 63, py & 63, antialiased, flags)
+            hit = _GLYPHS.get(gkey)
+            if hit is None:
+                if matrix is None:
+                    matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]])).round().astype(int)
+                font.set_size(size, self.dpi)
+                font._set_transform(matrix, [px & 63, py & 63])
+                bitmap = font._render_glyph(
+                    glyph, flags, RenderMode.NORMAL if antialiased else RenderMode.MONO)
+                buffer = np.array(bitmap.buffer)
+                if not antialiased:
+                    buffer *= 0xff
+                hit = _remember(_GLYPHS, gkey, (buffer, bitmap.left, bitmap.top))
+            buffer, left, top = hit
+            self._renderer.draw_text_image(
+                buffer, left + (px >> 6), int(height) - (top + (py >> 6)) + buffer.shape[0],
+                0, gc)
+
+
+class _CachedTextToPath(TextToPath):
+    """:class:`TextToPath` (SVG text as paths) that keeps text extents and glyph layouts."""
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (s, hash(prop))
+        hit = _EXTENTS.get(key)
+        return hit if hit is not None else _remember(
+            _EXTENTS, key, super().get_text_width_height_descent(s, prop, ismath))
+
+    def get_glyphs_with_font(self, font, s, glyph_map=None, return_new_glyphs_only=False, *,
+                             features=None, language=None):
+        key = (font, s, features, language)
+        hit = _PATH_LAYOUTS.get(key)
+        if hit is None:
+            info, paths, _ = super().get_glyphs_with_font(font, s, features=features,
+                                                          language=language)
+            hit = _remember(_PATH_LAYOUTS, key, (info, paths))
+        info, paths = hit
+        if glyph_map is None:
+            glyph_map = {}
+        new = {} if return_new_glyphs_only else glyph_map
+        for glyph_repr, *_ in info:
+            if glyph_repr not in glyph_map:
+                new[glyph_repr] = paths[glyph_repr]
+        return list(info), new, []
+
+
+_TEXT_TO_PATH = _CachedTextToPath()
+
+
+class _CachedRendererSVG(RendererSVG):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._text2path = _TEXT_TO_PATH
+
+
+class _Canvas(FigureCanvasAgg):
+    """The Agg canvas of every chart, drawing text through the caches; SVG as
+    ``FigureCanvasSVG.print_svg`` does, with the cached text-to-path."""
+
+    def get_renderer(self):
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = _CachedRendererAgg(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
+
+    def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None,
+                  **_print_options):  # dpi, facecolor, ...: FigureCanvasSVG ignores them too
+        with cbook.open_file_cm(filename, "w", encoding="utf-8") as fh:
+            if not cbook.file_requires_unicode(fh):
+                fh = codecs.getwriter("utf-8")(fh)
+            dpi = self.figure.dpi
+            self.figure.dpi = 72
+            width, height = self.figure.get_size_inches()
+            renderer = MixedModeRenderer(
+                self.figure, width, height, dpi,
+                _CachedRendererSVG(width * 72, height * 72, fh, image_dpi=dpi,
+                                   metadata=metadata),
+                bbox_inches_restore=bbox_inches_restore)
+            self.figure.draw(renderer)
+            renderer.finalize()
+
+
 # ----------------------------------------------------------------------------- shares chart
 
 def _ordered_rows(part: pd.DataFrame) -> pd.DataFrame:
@@ -148,7 +301,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     plot_h = 0.36 * (ys[-1] + 1.0)
     width_in, height_in = 10.0, top_in + plot_h + bottom_in
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
-    FigureCanvasAgg(fig)
+    _Canvas(fig)
     bottom = bottom_in / height_in
     h = plot_h / height_in
     ax = fig.add_axes((1.55 / width_in, bottom, 4.3 / width_in, h))
@@ -446,7 +599,7 @@ def map_figure(hazard: str, scenario: str, year: int, *, sites: pd.DataFrame,
     bottom_in = 0.6
     width_in, height_in = map_w + 2.6, top_in + map_h + bottom_in
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
-    FigureCanvasAgg(fig)
+    _Canvas(fig)
     ax = fig.add_axes((0.55 / width_in, bottom_in / height_in, map_w / width_in,
                        map_h / height_in))
     ax.set_facecolor("#e6f0f7")
