@@ -338,7 +338,9 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
 
     yaxis = mp_ax.get_yaxis_transform()
     mp_ax.set_title("medium+ % (range)", fontsize=8.5, loc="left", fontweight="bold")
-    for y, row in zip(ys, rows.to_dict("records"), strict=True):
+    records = rows.to_dict("records")
+    mp_bars: list[tuple[float, float]] = []
+    for y, row in zip(ys, records, strict=True):
         screened = int(row["sites_screened"])
         if screened == 0:
             ax.barh([y], [100.0], height=0.72, color="none", edgecolor=NO_DATA_COLOUR,
@@ -350,8 +352,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
         mp, lo, hi = _num(row["medium_plus_pct"]), _num(row["medium_plus_pct_low"]), \
             _num(row["medium_plus_pct_high"])
         text = f"{mp:.0f} %"
-        # The share as a bar of its own, so the range reads on a 0-100 scale beside it.
-        mp_ax.barh([y], [mp], height=0.5, color=_MEDIUM_PLUS_COLOUR, zorder=2)
+        mp_bars.append((y, mp))
         if not (math.isnan(lo) or math.isnan(hi)) and round(lo) != round(hi):
             mp_ax.errorbar([mp], [y], xerr=[[max(mp - lo, 0.0)], [max(hi - mp, 0.0)]],
                            fmt="none", ecolor="black", elinewidth=1.3, capsize=3.5,
@@ -360,6 +361,9 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
         if approximate_pathways(row):
             text += " \u2020"
         mp_ax.text(1.06, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)
+    if mp_bars:  # the share as a bar of its own, so the range reads on a 0-100 scale beside it
+        mp_y, mp_w = zip(*mp_bars, strict=True)
+        mp_ax.barh(mp_y, mp_w, height=0.5, color=_MEDIUM_PLUS_COLOUR, zorder=2)
     mp_ax.set_xlim(0, 100)
     mp_ax.set_xticks([0, 50, 100], ["0", "50", "100%"])
     mp_ax.tick_params(axis="y", left=False, labelleft=False)
@@ -367,7 +371,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
     for spine in ("top", "right"):
         mp_ax.spines[spine].set_visible(False)
 
-    ticks = [f"{int(r.year)}  {scenario_title(r.scenario)}" for r in rows.itertuples()]
+    ticks = [f"{int(r['year'])}  {scenario_title(r['scenario'])}" for r in records]
     ax.set_yticks(ys, ticks)
     ax.set_ylim(ys[-1] + 0.6, ys[0] - 0.6)
     ax.set_xlim(0, 100)
@@ -423,7 +427,7 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
                bbox_to_anchor=(1.45 / width_in, 0.3 / height_in))
     note = ("Percentages of screened sites (located, with data); medium+ = levels 3-5."
             + ("  \u2020 dataset pathway approximates the scenario (see Methods)."
-               if any(approximate_pathways(r) for r in rows.to_dict("records")) else ""))
+               if any(approximate_pathways(r) for r in records) else ""))
     fig.text(0.012, 0.08 / height_in, note, fontsize=7, color="#555555", va="bottom")
     fig.set_label(_title_lines(label, "share of sites by risk level", manifest))
     return fig
