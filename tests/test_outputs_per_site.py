@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -144,7 +145,8 @@ def test_csv_lines_are_what_arrows_csv_writer_writes():
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    from sitescreen.outputs.per_site import EncodedLines, csv_lines
+    from sitescreen.outputs.per_site import csv_lines
+    from sitescreen.outputs.run_folder import EncodedLines
 
     n = 5000
     rng = np.random.default_rng(7)
@@ -176,3 +178,27 @@ def test_csv_lines_are_what_arrows_csv_writer_writes():
         lines = csv_lines(table, shared=shared)
         assert bytes(EncodedLines.of(lines).text) == expected.getvalue()
     assert shared["site_id"] is not None
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_json_floats_are_pythons_repr(distinct):
+    """Every layout of a float (exponents from the smallest subnormal to the largest
+    double, Arrow's and Python's thresholds, integral values, -0.0) is written as
+    ``repr`` writes it, for mostly distinct values and for few repeated ones."""
+    from sitescreen.outputs.per_site import _json_floats
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = rng.uniform(1, 10, n) * 10.0 ** rng.integers(-323, 308, n)
+        v = np.where(rng.random(n) < 0.3, np.round(v, 3), v)  # integral and short ones
+    v = np.concatenate([v, np.round(rng.uniform(-1e15, 1e15, 2000)),
+                        np.round(rng.uniform(-1, 1, 2000), 6)])
+    edges = [0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e-5, 1e16, 9999999999999998.0, 1e10,
+             9999999999.999998, 1e15, 1234567890123456.8, 5e-324, 1.7976931348623157e308,
+             2.0 ** 63, 0.1, 123.0, np.nan, np.inf, -np.inf]
+    v = np.concatenate([v, -v, edges])
+    if not distinct:
+        v = np.resize(v[rng.integers(0, len(v), 300)], 5 * len(v))
+    expected = [repr(x) if math.isfinite(x) else "null" for x in v.tolist()]
+    assert _json_floats(v).to_pylist() == expected

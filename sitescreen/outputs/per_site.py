@@ -34,7 +34,7 @@ from sitescreen.errors import ConfigError
 from sitescreen.outputs.run_folder import (
     SITE_RESULTS_CSV,
     SITES_GEOJSON,
-    EncodedFeatures,
+    EncodedLines,
     is_text_dtype,
     json_line,
     neutralise_arrow,
@@ -196,7 +196,8 @@ def long_csv_tables(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
                     extra_types: Mapping[str, Any]) -> Iterator[Any]:
     """``site_results.csv`` of a chunk of sites as one Arrow table per layer (rows of
     :func:`outputs.run_folder.site_results_frame`, text neutralised as ``csv_writer`` does):
-    built from the columns, the layer's constants stored once per table."""
+    built from the columns, the layer's constants stored once per table. The site columns
+    (:data:`_SITE_TEXT_COLUMNS`) are the same arrays in every table of the chunk."""
     import pyarrow as pa
 
     n = len(part)
@@ -277,24 +278,6 @@ class _Pieces:
         out = pc.binary_join_element_wise(
             *(pa.scalar(item) if isinstance(item, str) else item for item in items), "")
         return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
-
-
-@dataclass(frozen=True, slots=True)
-class EncodedLines:
-    """Lines of text (each with its own separator) as one buffer, and how many."""
-
-    text: memoryview
-    count: int
-
-    @classmethod
-    def of(cls, lines: Any) -> EncodedLines:
-        """The text of an Arrow string array without nulls, without a copy."""
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1,
-                                offset=4 * lines.offset)
-        data = lines.buffers()[2]
-        text = memoryview(data)[int(offsets[0]):int(offsets[-1])] if data is not None \
-            else memoryview(b"")
-        return cls(text, len(lines))
 
 
 def _csv_quoted(values: Any) -> Any:
@@ -452,16 +435,7 @@ def _joined(items: list) -> list:
     return out
 
 
-def _same_memory(a: Any, b: Any) -> bool:
-    """Whether two Arrow columns are the very same data (one column put in several tables)."""
-    def layout(column: Any) -> list:
-        chunks = column.chunks if hasattr(column, "chunks") else [column]
-        return [(c.offset, len(c), [x.address if x is not None else None for x in c.buffers()])
-                for c in chunks]
-    return a.type == b.type and layout(a) == layout(b)
-
-
-def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = None) -> Any:
+def csv_lines(table: Any, *, shared: dict[str, Any] | None = None) -> Any:
     """The data lines of ``table`` as ``pyarrow.csv.write_csv`` writes them (default
     options, no header), one Arrow string per row ending in a newline, by one string join:
     a column whose rows are all alike (a run's constant, another hazard's empty column) is
@@ -469,9 +443,9 @@ def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = 
     and neighbouring such columns are one piece, taken from the texts of their
     combinations.
 
-    ``shared`` keeps the cells of the columns it names, which several tables share (the
-    site columns repeated on each layer's rows): name -> (column, cells), or None until
-    known."""
+    ``shared`` keeps the cells of the columns it names: name -> cells, or None until known.
+    The caller gives it only with tables that all hold the very same rows in those columns
+    (the site columns of one chunk's layer tables, :func:`long_csv_tables`)."""
     line = _Pieces()
     for i in range(table.num_columns):
         column = table.column(i)
@@ -479,8 +453,8 @@ def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = 
             line.text(",")
         name = table.column_names[i]
         known = shared.get(name) if shared is not None else None
-        if known is not None and _same_memory(known[0], column):
-            line.add(known[1])
+        if known is not None:
+            line.add(known)
             continue
         whole = column.combine_chunks() if hasattr(column, "combine_chunks") else column
         constant = _csv_constant(whole)
@@ -489,7 +463,7 @@ def csv_lines(table: Any, *, shared: dict[str, tuple[Any, Any] | None] | None = 
             continue
         cells = _csv_cells(whole)
         if shared is not None and name in shared:
-            shared[name] = (column, cells)
+            shared[name] = cells
         line.add(cells)
     line.text("\n")
     return line.join(table.num_rows)
@@ -516,8 +490,9 @@ def long_csv_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: s
         with _open(path, compressed) as fh:
             header = True
             for a, part in results.chunks(chunk_sites):
-                # The site columns' texts, once a chunk.
-                shared: dict[str, tuple[Any, Any] | None] = dict.fromkeys(_SITE_TEXT_COLUMNS)
+                # The site columns' texts, once a chunk: every layer's table of the chunk
+                # holds the same site columns (long_csv_tables).
+                shared: dict[str, Any] = dict.fromkeys(_SITE_TEXT_COLUMNS)
                 for table in long_csv_tables(sites.iloc[a:a + len(part)], part,
                                              data_origin=data_origin, extra_types=types):
                     if header:
@@ -559,26 +534,89 @@ def _json_texts(values: Any) -> Any:
     return pc.fill_null(quoted, "null")
 
 
+#: Arrow's shortest text of a float: sign, integer digits, fraction digits, exponent.
+_ARROW_FLOAT_RE = r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:e(?P<exp>[+-]\d+))?$"
+
+
+def _python_float_texts(texts: Any) -> Any:
+    """``repr`` of finite floats from Arrow's shortest round-trip text of them (the same
+    digits, another layout), by Arrow kernels: Python writes ``d.ddde±XX`` (at least two
+    exponent digits) when the decimal point falls more than 16 digits right of the first
+    digit or 4 left of it (``decpt <= -4 or decpt > 16`` in CPython's ``float_repr``),
+    else the digits with a point and ``.0`` when integral."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def join(*items: Any) -> Any:
+        return pc.binary_join_element_wise(
+            *(pa.scalar(i) if isinstance(i, str) else i for i in items), "")
+
+    def length(strings: Any) -> np.ndarray:
+        return pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    parts = pc.extract_regex(texts, _ARROW_FLOAT_RE)
+    sign, whole, frac, exp = (parts.field(k) for k in ("sign", "int", "frac", "exp"))
+    exponent = pc.cast(pc.utf8_ltrim(pc.if_else(pc.equal(exp, ""), "0", exp), "+"),
+                       pa.int64()).to_numpy(zero_copy_only=False)
+    below_one = pc.equal(whole, "0").to_numpy(zero_copy_only=False)
+    # The significant digits, and decpt: the value is 0.<digits> x 10**decpt.
+    digits = pc.utf8_rtrim(pc.if_else(pa.array(below_one), pc.utf8_ltrim(frac, "0"),
+                                      join(whole, frac)), "0")
+    n = length(digits)
+    leading_zeros = length(frac) - length(pc.utf8_ltrim(frac, "0"))
+    decpt = exponent + np.where(below_one, -leading_zeros, length(whole))
+    x = decpt - 1
+    scientific = join(sign, pc.utf8_slice_codeunits(digits, 0, 1),
+                      pc.if_else(pa.array(n > 1),
+                                 join(".", pc.utf8_slice_codeunits(digits, 1)), ""),
+                      pc.if_else(pa.array(x < 0), "e-", "e+"),
+                      pc.utf8_lpad(pc.cast(pa.array(np.abs(x)), pa.string()), 2, "0"))
+    zeros = pa.scalar("0")
+    fixed = pc.if_else(  # digits then zeros up to the point, or "0." then zeros then digits
+        pa.array(decpt >= n),
+        join(sign, digits, pc.binary_repeat(zeros, pa.array(np.maximum(decpt - n, 0))), ".0"),
+        join(sign, "0.", pc.binary_repeat(zeros, pa.array(np.maximum(-decpt, 0))), digits))
+    for point in np.unique(decpt[(decpt > 0) & (decpt < n)]):  # the point among the digits
+        at = pa.array((decpt == point) & (n > point))
+        fixed = pc.if_else(at, join(sign, pc.utf8_slice_codeunits(digits, 0, int(point)), ".",
+                                    pc.utf8_slice_codeunits(digits, int(point))), fixed)
+    return pc.if_else(pa.array((decpt <= -4) | (decpt > 16)), scientific, fixed)
+
+
+def _float_reprs(v: np.ndarray) -> Any:
+    """``repr`` of each finite float64 of ``v``: Arrow's shortest round-trip text, with
+    Python's ``.0`` and its layout of large and small numbers where Arrow's differs."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(pa.array(v), pa.string())
+    # Arrow writes an exponent from 1e10 and below 1e-5; Python from 1e16 and below 1e-4.
+    odd = (v != 0) & ((np.abs(v) < 1e-4) | (np.abs(v) >= 1e10))
+    plain = text.filter(pa.array(odd)) if odd.any() else None
+    text = pc.if_else(pa.array(v == np.floor(v)),
+                      pc.binary_join_element_wise(text, pa.scalar(".0"), ""), text)
+    if plain is not None:
+        text = pc.replace_with_mask(text, pa.array(odd), _python_float_texts(plain))
+    return text
+
+
 def _json_floats(values: np.ndarray) -> Any:
     """JSON numbers of float64 values as Python's encoder writes them (``repr``), null for
-    missing and infinite ones: Arrow's shortest round-trip text, with Python's ``.0`` and
-    exponent forms fixed up (the rare exponent forms through ``repr`` itself)."""
+    missing and infinite ones; each distinct value formatted once (:func:`_float_reprs`)
+    when they are fewer than half the values (a per-site column takes a few hundred
+    distinct values among 100,000 sites)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     v = np.asarray(values, dtype="float64")
     finite = np.isfinite(v)
-    text = number_texts(pa.array(np.where(finite, v, 0.0)))
-    integral = finite & (v == np.floor(np.where(finite, v, 0.0)))
-    text = pc.if_else(pa.array(integral),
-                      pc.binary_join_element_wise(text, pa.scalar(".0"), ""), text)
-    odd = finite & (((v != 0) & (np.abs(v) < 1e-4))
-                    | pc.match_substring(text, "e").to_numpy(zero_copy_only=False))
-    if odd.any():
-        out = text.to_numpy(zero_copy_only=False).astype(object)
-        idx = np.flatnonzero(odd)
-        out[idx] = [repr(x) for x in v[idx].tolist()]
-        text = pa.array(out, type=pa.string())
+    w = np.where(finite, v, 0.0)
+    encoded = pc.dictionary_encode(pa.array(w))
+    if 2 * len(encoded.dictionary) > len(v):  # mostly distinct: format them all
+        text = _float_reprs(w)
+    else:
+        distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+        text = _float_reprs(distinct).take(encoded.indices)
     return pc.if_else(pa.array(finite), text, pa.scalar("null"))
 
 
@@ -636,7 +674,7 @@ def _category_texts(values: pd.Categorical) -> Any:
 
 
 def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin: str,
-                          site_columns: Sequence[str]) -> Iterator[EncodedFeatures]:
+                          site_columns: Sequence[str]) -> Iterator[EncodedLines]:
     """The features of :func:`outputs.run_folder.site_features` for a chunk of sites as
     JSON text, byte for byte what the encoder writes for them, built column by column
     (Arrow string kernels) in blocks of sites: no Python object per feature or value.
@@ -672,8 +710,7 @@ def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin
             line.add(_category_texts(part.flags[i][a:b]))
             line.text(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
         line.text("}}")
-        lines = EncodedLines.of(line.join(b - a))
-        yield EncodedFeatures(lines.text, lines.count)
+        yield EncodedLines.of(line.join(b - a))
 
 
 def site_geojson_writer(sites: pd.DataFrame, results: SiteResults, *, data_origin: str,
@@ -683,7 +720,7 @@ def site_geojson_writer(sites: pd.DataFrame, results: SiteResults, *, data_origi
     one feature per site), written as text one chunk of sites at a time
     (:func:`geojson_feature_texts`); ``members`` are the FeatureCollection's members after
     ``features`` (name, provenance)."""
-    def features() -> Iterator[EncodedFeatures]:
+    def features() -> Iterator[EncodedLines]:
         # Typed once for the whole portfolio, so every chunk gives a column the same type.
         typed = typed_columns(sites, [c for c in user_columns(sites) if c in site_columns])
         for a, part in results.chunks(chunk_sites):

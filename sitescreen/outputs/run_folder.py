@@ -39,7 +39,7 @@ __all__ = [
     "csv_writer",
     "neutralise_arrow",
     "write_feature_collection",
-    "EncodedFeatures",
+    "EncodedLines",
     "json_line",
     "neutralise_cell",
     "restore_cell",
@@ -137,14 +137,26 @@ def json_line(value: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedFeatures:
-    """``count`` GeoJSON features already encoded as the line encoder writes them, each
-    preceded by :attr:`SEPARATOR` (``,`` and the line break and indent of the features)."""
+class EncodedLines:
+    """``count`` lines of text already encoded, as one buffer: rows of a CSV file, or GeoJSON
+    features as the line encoder writes them, each preceded by :attr:`SEPARATOR` (``,`` and
+    the line break and indent of the features)."""
 
     text: bytes | memoryview
     count: int
 
     SEPARATOR: ClassVar[bytes] = b",\n    "
+
+    @classmethod
+    def of(cls, lines: Any) -> EncodedLines:
+        """The text of an Arrow string array without nulls (each line with its own
+        separator), without a copy."""
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1,
+                                offset=4 * lines.offset)
+        data = lines.buffers()[2]
+        text = memoryview(data)[int(offsets[0]):int(offsets[-1])] if data is not None \
+            else memoryview(b"")
+        return cls(text, len(lines))
 
 
 def _feature_collection_bytes(fc: Mapping) -> bytes:
@@ -156,7 +168,7 @@ def _feature_collection_bytes(fc: Mapping) -> bytes:
 def write_feature_collection(fh: BinaryIO, fc: Mapping) -> None:
     """Write ``fc`` piece by piece: its ``features`` may be any iterable (a generator keeps
     a gigabyte of GeoJSON from ever being held in memory at once) of features or of
-    :class:`EncodedFeatures` blocks."""
+    :class:`EncodedLines` blocks."""
     if not fc:
         fh.write(b"{}\n")
         return
@@ -169,13 +181,13 @@ def write_feature_collection(fh: BinaryIO, fc: Mapping) -> None:
             fh.write(f"  {name}: [".encode())
             count = 0
             for feature in value:
-                if isinstance(feature, EncodedFeatures):
+                if isinstance(feature, EncodedLines):
                     if feature.count:
                         # Its text starts with the separator; the first feature drops the comma.
                         fh.write(memoryview(feature.text)[0 if count else 1:])
                         count += feature.count
                     continue
-                fh.write(b"\n    " if not count else EncodedFeatures.SEPARATOR)
+                fh.write(b"\n    " if not count else EncodedLines.SEPARATOR)
                 fh.write(json_line(feature).encode())
                 count += 1
             fh.write(b"\n  ]" if count else b"]")
