@@ -805,8 +805,11 @@ class SiteResults:
         for extra in self.extra:
             if key in extra:
                 values = pd.Series(extra[key])
+                # Text (object, or pandas' str dtype that an array of strings now infers)
+                # counts where it is not empty.
+                text = values.dtype == object or pd.api.types.is_string_dtype(values)
                 out |= (values.notna() & values.astype(str).ne("")).to_numpy() \
-                    if values.dtype == object else values.notna().to_numpy()
+                    if text else values.notna().to_numpy()
         return out
 
     def layer_index(self, hazard: str, scenario: str, year: int) -> int | None:

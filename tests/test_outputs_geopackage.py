@@ -267,3 +267,24 @@ def test_data_centers_get_a_cooling_layer(tmp_path):
         pytest.approx((490.56, 2452.8))
     assert row["scenario"] == "pessimistic" and row["period"] == "2040-2059"
     assert "pue=1.4 (site)" in row["dc_assumptions"]
+
+
+def test_field_sample_is_bounded_and_holds_the_data_centers(tmp_path, monkeypatch):
+    """The field dictionary reads the first sites and the first data centers, however many
+    there are, and the GeoPackage built without a dictionary reads the same sample."""
+    from report_fixtures import cooling_run
+
+    from sitescreen.aggregate import SiteResults
+    from sitescreen.outputs import fields as fields_module
+
+    sites, table, _, manifest = cooling_run()
+    results = SiteResults.from_long_table(table, site_ids=sites["site_id"].to_numpy())
+    monkeypatch.setattr(fields_module, "SAMPLE_SITES", 1)
+    sample = fields_module.field_sample(results)
+    assert set(sample["site_id"]) == {sites["site_id"].iloc[0], "cd"}  # cd: the data center
+    path = tmp_path / "sites.gpkg"
+    write_geopackage(path, sites, results, manifest=manifest)
+    written = pyogrio.read_dataframe(path, layer="fields")
+    expected = fields_module.field_dictionary(sites, sample)
+    assert written["name"].tolist() == expected["name"].tolist()
+    assert written["type"].tolist() == expected["type"].tolist()

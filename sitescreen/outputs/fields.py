@@ -17,11 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
+from sitescreen.aggregate import SiteResults
 from sitescreen.scenarios import scenario_title
 
-__all__ = ["field_dictionary", "short_alias", "FIELDS_FILE", "FIELD_COLUMNS"]
+__all__ = ["field_dictionary", "field_sample", "short_alias", "FIELDS_FILE", "FIELD_COLUMNS"]
 
 #: File name of the dictionary in the run folder.
 FIELDS_FILE = "fields.csv"
@@ -194,6 +196,24 @@ def _describe(name: str) -> tuple[str, str]:
     return "", "the site's own column, carried through from the sites file"
 
 
+#: Sites, and data centers, whose long rows :func:`field_sample` takes.
+SAMPLE_SITES = 100
+
+
+def field_sample(results: SiteResults, *, cooling: np.ndarray | None = None) -> pd.DataFrame:
+    """The long rows from which the field dictionary and the GIS styles read a run's layers
+    and columns: those of the first :data:`SAMPLE_SITES` sites and of the first as many
+    data centers (whose rows carry the cooling columns), so the sample is bounded at any
+    size of portfolio. ``cooling``: :func:`~sitescreen.outputs.geopackage.cooling_sites` of
+    ``results``, computed when not given."""
+    from sitescreen.outputs.geopackage import cooling_sites
+
+    cooling = cooling_sites(results) if cooling is None else cooling
+    keep = np.arange(len(results)) < SAMPLE_SITES
+    keep[np.flatnonzero(cooling)[:SAMPLE_SITES]] = True
+    return results.select(keep).long_table()
+
+
 def field_dictionary(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """The dictionary (:data:`FIELD_COLUMNS`) of ``sites.geojson``, the GeoPackage's
     ``sites``, ``site_details`` and level views, and ``site_results.csv`` of a run.
@@ -201,7 +221,8 @@ def field_dictionary(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     sites : the run's site table.
-    table : the long per-site results table.
+    table : the long per-site results table, or a sample of it with every layer and column
+        (:func:`field_sample`).
     """
     from sitescreen.outputs.geopackage import (
         DETAIL_SUFFIXES,

@@ -56,7 +56,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,14 +257,16 @@ def level_layers(table: pd.DataFrame) -> list[LevelLayer]:
     return _layer_codes(table)[1]
 
 
-def headline_layer(layers: list[LevelLayer]) -> LevelLayer | None:
+def headline_layer(layers: list[LevelLayer], *,
+                   maps: Sequence[tuple[str, str, int]] | None = None) -> LevelLayer | None:
     """The layer ``sites`` is styled by: the report's first map (first headline composite,
-    worst scenario of the run, first year)."""
+    worst scenario of the run, first year; the first of ``maps`` when the caller has them)."""
     if not layers:
         return None
-    combos = pd.DataFrame([(la.hazard, la.scenario, la.year) for la in layers],
-                          columns=["hazard", "scenario", "year"])
-    first = map_layers(combos)[:1]
+    if maps is None:
+        maps = map_layers(pd.DataFrame([(la.hazard, la.scenario, la.year) for la in layers],
+                                       columns=["hazard", "scenario", "year"]))
+    first = list(maps[:1])
     if not first:
         return layers[0]
     return next(la for la in layers if (la.hazard, la.scenario, la.year) == first[0])
@@ -336,7 +338,9 @@ def _description(layer: LevelLayer, manifest: Mapping) -> str:
 
 
 def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults | pd.DataFrame,
-                     *, manifest: Mapping, fields: pd.DataFrame | None = None) -> None:
+                     *, manifest: Mapping, fields: pd.DataFrame | None = None,
+                     maps: Sequence[tuple[str, str, int]] | None = None,
+                     cooling: np.ndarray | None = None) -> None:
     """Write the run's GeoPackage (layers described in the module docstring).
 
     Parameters
@@ -348,7 +352,11 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults |
         and detail columns are written from the columns, in batches: no long table.
     manifest : the run manifest (run id, data origin, datasets, threshold sets).
     fields : the run's field dictionary (:func:`sitescreen.outputs.fields.field_dictionary`);
-        built here when not given.
+        built here when not given, from the same sample (:func:`~sitescreen.outputs.fields.
+        field_sample`).
+    maps : the run's default maps (:func:`~sitescreen.outputs.styling.map_layers`),
+        the first of which is the headline layer; computed when not given.
+    cooling : :func:`cooling_sites` of the results; computed when not given.
 
     Raises
     ------
@@ -373,18 +381,18 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults |
 
     try:
         results = _as_results(table, sites)
+        cooling = cooling_sites(results) if cooling is None else cooling
         if fields is None:
-            from sitescreen.outputs.fields import field_dictionary
+            from sitescreen.outputs.fields import field_dictionary, field_sample
 
-            fields = field_dictionary(sites, results.take(0, min(len(results), 100))
-                                      .long_table())
+            fields = field_dictionary(sites, field_sample(results, cooling=cooling))
         located = is_located(sites)
         site_frame = _site_fields(sites)
         site_frame["data_origin"] = origin
         site_frame["run_id"] = run_id
         points = site_frame.loc[located].reset_index(drop=True)
         order, layers = result_layers(results)
-        head = headline_layer(layers)
+        head = headline_layer(layers, maps=maps)
         columns = _Columns(results, located, order)
         with _gpkg_settings(_gpkg_time(manifest)):
             stream = _site_batches(points, columns, layers)
@@ -400,13 +408,13 @@ def write_geopackage(path: str | Path, sites: pd.DataFrame, table: SiteResults |
                   "One row per hazard x scenario x year: its column in sites and its dataset")
             # The footprint and cooling layers hold few sites: their long rows only.
             footprints = _footprints(sites, results.select(footprint_sites(sites))
-                                     .long_table(), origin=origin)
+                                     .long_table(), origin=origin, maps=maps)
             if footprints is not None:
                 frame, head_rows = footprints
                 frame = frame.set_geometry(gpd.GeoSeries(
                     _as_multipolygons(frame.geometry.to_numpy()), index=frame.index, crs=_CRS))
                 write(frame, FOOTPRINT_LAYER, _footprint_description(head_rows, manifest))
-            cooling = cooling_frame(results.select(cooling_sites(results)).long_table())
+            cooling = cooling_frame(results.select(cooling).long_table())
             cooling = cooling.assign(site_id=cooling["site_id"].astype(str)).merge(
                 points[["site_id", "lon", "lat"]].astype({"site_id": str}), on="site_id")
             if len(cooling):
@@ -485,11 +493,12 @@ def result_layers(results: SiteResults) -> tuple[list[int], list[LevelLayer]]:
     return order, layers
 
 
-def gis_styles(sites: pd.DataFrame, table: pd.DataFrame) -> tuple[bytes, bytes]:
+def gis_styles(sites: pd.DataFrame, table: pd.DataFrame, *,
+               maps: Sequence[tuple[str, str, int]] | None = None) -> tuple[bytes, bytes]:
     """The run folder's style files: (:data:`STYLE_FILE`, the QGIS style of the level views,
     on ``level``; :data:`SLD_FILE`, the SLD of the ``sites`` layer, on its headline level
     column and labelled by site name), the same as the GeoPackage's ``layer_styles``."""
-    head = headline_layer(level_layers(table))
+    head = headline_layer(level_layers(table), maps=maps)
     attr = head.level_column if head is not None else "level"
     label = site_layer_columns(sites).get("name")
     return level_style_qml(), level_style_sld(SITES_LAYER, attr=attr, label=label)
@@ -742,8 +751,9 @@ def _level_frames(table: pd.DataFrame, located_ids: set[str], name_of: Mapping[s
         yield name, out, rows
 
 
-def _footprints(sites: pd.DataFrame, table: pd.DataFrame, *,
-                origin: str) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None] | None:
+def _footprints(sites: pd.DataFrame, table: pd.DataFrame, *, origin: str,
+                maps: Sequence[tuple[str, str, int]] | None = None,
+                ) -> tuple[gpd.GeoDataFrame, pd.DataFrame | None] | None:
     """The footprint sites with their level attributes, or None when no site has a footprint.
 
     Returns the GeoDataFrame (input Polygon/MultiPolygon, 2-D, EPSG:4326; fields ``site_id``,
@@ -766,7 +776,7 @@ def _footprints(sites: pd.DataFrame, table: pd.DataFrame, *,
     name_of = dict(zip(ids, names, strict=True))
     # Only the footprint sites' rows: every site has the same layers, and this stays small.
     part = table[table["site_id"].astype(str).isin(name_of)]
-    first = map_layers(part)[:1] if len(part) else []
+    first = list((maps if maps is not None else map_layers(part))[:1]) if len(part) else []
     headline = layer_name(*first[0]) if first else None
 
     out = pd.DataFrame({"site_id": ids, "name": names})
@@ -801,8 +811,8 @@ def _footprint_description(rows: pd.DataFrame | None, manifest: Mapping) -> str:
             "every level layer")
 
 
-def footprint_files(sites: pd.DataFrame, table: pd.DataFrame, *,
-                    manifest: Mapping) -> dict[str, bytes]:
+def footprint_files(sites: pd.DataFrame, table: pd.DataFrame, *, manifest: Mapping,
+                    maps: Sequence[tuple[str, str, int]] | None = None) -> dict[str, bytes]:
     """``{FOOTPRINT_FILE: GeoJSON bytes}`` when some site has a footprint, else ``{}``.
 
     An RFC 7946 FeatureCollection (WGS 84 longitude/latitude): one Polygon or MultiPolygon
@@ -816,9 +826,11 @@ def footprint_files(sites: pd.DataFrame, table: pd.DataFrame, *,
     sites : the run's sites (``site_id``, ``name``, ``lon``, ``lat``, ``geometry``).
     table : the long per-site results table.
     manifest : the run manifest (run id, data origin).
+    maps : the run's default maps (:func:`~sitescreen.outputs.styling.map_layers`),
+        the first of which is the headline layer; computed when not given.
     """
     origin = str(manifest.get("data_origin", ""))
-    footprints = _footprints(sites, table, origin=origin)
+    footprints = _footprints(sites, table, origin=origin, maps=maps)
     if footprints is None:
         return {}
     frame, head_rows = footprints

@@ -620,9 +620,11 @@ def _listed_sites(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return sites.iloc[np.sort(np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS])]
 
 
-def _report_rows(sites: pd.DataFrame, results: SiteResults) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _report_rows(sites: pd.DataFrame, results: SiteResults, cooling: np.ndarray | None = None,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the listed sites, as :func:`_listed_sites` picks them, the long rows of the listed
-    sites and of the data centers) of a run's results aligned with ``sites``."""
+    sites and of the data centers: ``cooling``, computed when not given) of a run's results
+    aligned with ``sites``."""
     if len(results) != len(sites):
         raise ValueError(f"{len(results)} results for {len(sites)} sites")
     keep = np.ones(len(sites), dtype=bool)
@@ -635,7 +637,8 @@ def _report_rows(sites: pd.DataFrame, results: SiteResults) -> tuple[pd.DataFram
                 np.maximum(rank, results.level[i], out=rank)
         keep[:] = False
         keep[np.argsort(-rank, kind="stable")[:_MAX_SITE_ROWS]] = True
-    rows = results.select(keep | cooling_sites(results)).long_table()
+    rows = results.select(keep | (cooling_sites(results) if cooling is None else cooling)
+                          ).long_table()
     return sites.iloc[np.flatnonzero(keep)], rows
 
 
@@ -947,7 +950,8 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
 def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame,
                   table: SiteResults | pd.DataFrame,
                   manifest: Mapping, charts: Mapping[str, bytes],
-                  changes: Mapping | None = None) -> dict[str, bytes]:
+                  changes: Mapping | None = None,
+                  cooling: np.ndarray | None = None) -> dict[str, bytes]:
     """The run report as ``{"report.md": bytes, "report.html": bytes}``.
 
     Parameters
@@ -961,13 +965,16 @@ def render_report(*, shares: pd.DataFrame, sites: pd.DataFrame,
         HTML and linked by their relative path (``charts/...``) from the Markdown, which is
         meant to sit in the run folder beside them.
     changes : output of :func:`sitescreen.outputs.changes.compare_runs`; adds a changes section.
+    cooling : which sites are data centers with cooling columns
+        (:func:`~sitescreen.outputs.geopackage.cooling_sites` of ``table``), when the caller
+        has it.
 
     Returns
     -------
     UTF-8 encoded Markdown and HTML. Both are deterministic for the same inputs.
     """
     if isinstance(table, SiteResults):
-        listed, table = _report_rows(sites, table)
+        listed, table = _report_rows(sites, table, cooling)
     else:
         listed = _listed_sites(sites, table)
     labels = {**_labels(table), **_labels(shares)}

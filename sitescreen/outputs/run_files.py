@@ -7,7 +7,7 @@ are those of :mod:`sitescreen.outputs.run_folder` (and of the GIS and report mod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from sitescreen.outputs.run_folder import (
     json_bytes,
     user_columns,
 )
+from sitescreen.outputs.styling import map_layers
 from sitescreen.outputs.summary import unresolved_record
 from sitescreen.sites import CORE_COLUMNS
 
@@ -78,7 +79,7 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     bytes.
     """
     from sitescreen.outputs.changes import changes_table
-    from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary
+    from sitescreen.outputs.fields import FIELDS_FILE, field_dictionary, field_sample
     from sitescreen.outputs.geopackage import (
         GPKG_FILE,
         SLD_FILE,
@@ -98,10 +99,13 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     plan = plan or plan_per_site("all", len(sites))
     files = _core_files(sites=sites, results=results, shares_table=shares_table,
                         manifest=manifest, plan=plan, chunk_sites=chunk_sites)
+    # Found once for the run: the data centers (field sample, GeoPackage, report) and the
+    # default maps (charts, the headline layer of the GIS files and footprints).
+    cooling = cooling_sites(results)
+    maps = map_layers(results.layer_table())
     # The field dictionary and the GIS styles need the layers, not the sites: a few sites'
     # long rows carry every layer and column (the data centers' rows the cooling columns).
-    few = np.arange(len(results)) < 100
-    sample = results.select(few | cooling_sites(results)).long_table()
+    sample = field_sample(results, cooling=cooling)
     fields = field_dictionary(sites, sample)
     files[FIELDS_FILE] = csv_writer(fields)
     changes = None
@@ -114,14 +118,16 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
     if plan.geopackage:
         def gpkg(path: Path) -> None:
             write_geopackage(path, sites=sites, table=results, manifest=manifest,
-                             fields=fields)
+                             fields=fields, maps=maps, cooling=cooling)
         files[GPKG_FILE] = gpkg
-        files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, sample)
+        files[STYLE_FILE], files[SLD_FILE] = gis_styles(sites, sample, maps=maps)
     footprints = results.select(footprint_sites(sites))  # footprint sites only
-    files.update(footprint_files(sites, footprints.long_table(), manifest=manifest))
+    files.update(footprint_files(sites, footprints.long_table(), manifest=manifest,
+                                 maps=maps))
     if report:
         rendering = _report_rendering(sites=sites, results=results, shares_table=shares_table,
-                                      manifest=manifest, changes=changes)
+                                      manifest=manifest, changes=changes, maps=maps,
+                                      cooling=cooling)
         if not defer_report:
             files.update(rendering.files())
         else:  # drawn by the first writer, the longest, while the per-site files are written
@@ -132,7 +138,8 @@ def render_files(*, sites: pd.DataFrame, shares_table: pd.DataFrame, manifest: M
 
 def _report_rendering(*, sites: pd.DataFrame, results: SiteResults,
                       shares_table: pd.DataFrame, manifest: Mapping,
-                      changes: Mapping | None) -> SharedRendering:
+                      changes: Mapping | None, maps: Sequence[tuple[str, str, int]],
+                      cooling: np.ndarray) -> SharedRendering:
     """The charts and the HTML/Markdown report of a run, drawn together."""
     from sitescreen.outputs.charts import chart_names, render_charts
     from sitescreen.outputs.report import render_report
@@ -140,11 +147,13 @@ def _report_rendering(*, sites: pd.DataFrame, results: SiteResults,
     def render() -> dict[str, bytes]:
         # Both read the columns: the maps draw a bounded number of markers, the report reads
         # the long rows of the sites it lists (a capped number) and of the data centers.
-        charts = render_charts(shares_table, sites, results, manifest=manifest)
+        charts = render_charts(shares_table, sites, results, manifest=manifest, maps=maps)
         return {**charts, **render_report(shares=shares_table, sites=sites, table=results,
-                                          manifest=manifest, charts=charts, changes=changes)}
+                                          manifest=manifest, charts=charts, changes=changes,
+                                          cooling=cooling)}
 
-    return SharedRendering([*chart_names(shares_table, results), REPORT_MD, REPORT_HTML],
+    return SharedRendering([*chart_names(shares_table, results, maps=maps), REPORT_MD,
+                            REPORT_HTML],
                            render)
 
 
