@@ -195,3 +195,32 @@ def test_crowded_maps_draw_one_marker_per_cell_and_count_every_site(monkeypatch)
     assert "31 sites shown (2 markers: where sites crowd, the highest level)" in texts
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert sum(int(t.rsplit("(", 1)[1].rstrip(")")) for t in legend) == 31
+
+
+def test_text_caches_draw_what_a_plain_canvas_draws(run):
+    """The chart canvas keeps text layouts and glyph bitmaps across figures and writes
+    opaque PNGs as RGB: its PNG has the pixels, and its SVG the bytes, of matplotlib's
+    own canvases (a second figure draws from the filled caches)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from sitescreen.outputs import charts as charts_module
+
+    sites, table, shares, manifest = run
+    figures = [shares_figure(shares[shares["hazard"] == "typhoon"], manifest=manifest, dpi=DPI),
+               map_figure("typhoon", "optimistic", 2030, sites=sites, table=table,
+                          manifest=manifest, dpi=DPI)]
+    for fig in figures:
+        ours = {fmt: figure_bytes(fig, fmt) for fmt in ("png", "svg")}
+        FigureCanvasAgg(fig)  # matplotlib's own Agg canvas, and its SVG canvas for svg
+        with matplotlib.rc_context(charts_module._RC):
+            plain = {}
+            for fmt, meta in (("png", {"Software": "sitescreen (matplotlib)"}),
+                              ("svg", {"Date": None, "Creator": "sitescreen (matplotlib)"})):
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, metadata={**meta, "Title": fig.get_label()})
+                plain[fmt] = buf.getvalue()
+        assert ours["svg"] == plain["svg"]
+        a = mpimg.imread(io.BytesIO(ours["png"]), format="png")
+        b = mpimg.imread(io.BytesIO(plain["png"]), format="png")
+        assert a.shape[2] == 3 and b.shape[2] == 4 and (b[..., 3] == 1).all()
+        assert np.array_equal(a, b[..., :3])
