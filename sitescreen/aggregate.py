@@ -48,12 +48,25 @@ __all__ = [
     "site_masks",
     "add_counts",
     "APPROXIMATE_MARK",
+    "marked_pathway",
 ]
 
 LEVELS = (1, 2, 3, 4, 5)
 #: Appended to a composite component's ``hazard:code`` pathway when that component's dataset
 #: pathway only approximates the scenario: ``"river_flood:rcp4p5 (approximate)"``.
 APPROXIMATE_MARK = " (approximate)"
+
+
+def marked_pathway(pathway: str, exact: bool, is_composite: bool = False) -> str:
+    """A pathway as a per-site field says it: with :data:`APPROXIMATE_MARK` when the dataset
+    has no exact one (a composite's pathways already mark their approximate components).
+
+    >>> marked_pathway("rcp4p5", False), marked_pathway("rcp8p5", True)
+    ('rcp4p5 (approximate)', 'rcp8p5')
+    """
+    if exact or is_composite or pathway.endswith(APPROXIMATE_MARK):
+        return pathway
+    return pathway + APPROXIMATE_MARK
 #: A composite's flag for a component without data at the site: ``missing:typhoon``.
 _MISSING = "missing:"
 

@@ -202,3 +202,24 @@ def test_json_floats_are_pythons_repr(distinct):
         v = np.resize(v[rng.integers(0, len(v), 300)], 5 * len(v))
     expected = [repr(x) if math.isfinite(x) else "null" for x in v.tolist()]
     assert _json_floats(v).to_pylist() == expected
+
+
+def test_geojson_alone_says_which_pathways_are_approximate(tmp_path):
+    """Opened on its own (a GIS user rarely has the manifest beside it), the GeoJSON marks a
+    layer whose dataset has no exact pathway, as its composites and the CSV's pathway_exact
+    do, and lists every layer's pathway, period, exactness, units and threshold set."""
+    from tests.report_fixtures import write_run_folder
+
+    folder = write_run_folder(tmp_path, build_run(hazards=("river_flood", "typhoon"),
+                                                  years=(2030,)))
+    fc = json.loads((folder / "sites.geojson").read_text("utf-8"))
+    props = fc["features"][0]["properties"]
+    assert props["river_flood_current_trend_2030_pathway"] == "rcp4p5 (approximate)"
+    assert props["river_flood_pessimistic_2030_pathway"] == "rcp8p5"
+    assert props["typhoon_current_trend_2030_pathway"] == "ssp245"
+    layers = {x["column_prefix"]: x for x in fc["sitescreen"]["layers"]}
+    approx = layers["river_flood_current_trend_2030"]
+    assert approx["pathway_exact"] is False and "RCP4.5" in approx["pathway_note"]
+    assert layers["typhoon_pessimistic_2030"]["pathway_exact"] is True
+    assert {"period", "units", "threshold_set"} <= set(approx)
+    assert set(layers) == {k[: -len("_level")] for k in props if k.endswith("_level")}

@@ -66,7 +66,9 @@ _KNOWN: dict[str, tuple[str, str]] = {
     "run_id": ("", "identifier of the run (the run folder's name)"),
     "hazard": ("", "hazard or composite name"),
     "hazard_label": ("", "hazard or composite, in words"),
-    "is_composite": ("", "true for a composite (highest level of its components)"),
+    "is_composite": ("", "true for a composite (highest level of its components; where one "
+                         "has no data at a site, a lower bound when medium or higher, else no "
+                         "data)"),
     "scenario": ("", "narrative: optimistic, current_trend, pessimistic"),
     "year": ("year", "year screened"),
     "pathway": ("", "the dataset's own scenario pathway used for this narrative"),
@@ -75,13 +77,16 @@ _KNOWN: dict[str, tuple[str, str]] = {
     "pathway_exact": ("", "false when the dataset has no exact pathway for the narrative"),
     "exact": ("", "false when the dataset has no exact pathway for the narrative"),
     "pathway_note": ("", "why a pathway is approximate"),
-    "value": ("see units", "the hazard indicator behind the level"),
+    "value": ("see units", "the hazard indicator behind the level; inf in CSV and Parquet "
+                           "(null in GeoJSON and the GeoPackage) where a flood depth never "
+                           "reaches the damaging depth (level 1), NaN/null where no data "
+                           "(level null)"),
     "units": ("", "units of value"),
     "level": ("level", "risk " + _LEVEL),
     "level_low": ("level", "low end of the level's range across models or uncertainty; "
                            "null: no data"),
-    "level_high": ("level", "high end of the level's range across models or uncertainty; "
-                            "null: no data"),
+    "level_high": ("level", "high end of the level's range across models or uncertainty "
+                            "(5 at a composite's lower-bound site); null: no data"),
     "flags": ("", "flags on the result (near-threshold, models-disagree, ...; see "
                   "docs/errors.md)"),
     "driver": ("", "for a composite: the component(s) that set the level"),
@@ -95,7 +100,8 @@ _LAYER_PARTS = {
     "level": ("level", "risk " + _LEVEL, "lv"),
     "low": ("level", "low end of the level range; null: no data", "lo"),
     "high": ("level", "high end of the level range; null: no data", "hi"),
-    "value": (None, "hazard indicator behind the level", "val"),
+    "value": (None, "hazard indicator behind the level; null with level 1: never reached "
+                    "(a flood return period), null with level null: no data", "val"),
     "flags": ("", "flags on the result", "fl"),
     "pathway": ("", "dataset pathway used", "pw"),
     "driver": ("", "component(s) that set the composite's level", "dr"),

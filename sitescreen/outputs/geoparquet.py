@@ -76,14 +76,20 @@ def _geo_metadata(lon: np.ndarray, lat: np.ndarray) -> dict:
             "columns": {"geometry": column}}
 
 
+def layer_records(results: SiteResults) -> list[dict]:
+    """What each layer's per-site columns (``<column_prefix>_level`` ...) describe: hazard,
+    narrative, year, the dataset's pathway, period and exactness, units, threshold set."""
+    return [{"column_prefix": info.key, "hazard": info.hazard, "label": info.hazard_label,
+             "is_composite": info.is_composite, "scenario": info.scenario,
+             "year": info.year, "pathway": info.pathway, "pathway_label": info.pathway_label,
+             "period": info.period, "pathway_exact": info.pathway_exact,
+             "pathway_note": info.pathway_note, "units": info.units,
+             "threshold_set": info.threshold_set, "datasets": info.datasets}
+            for info in results.layers]
+
+
 def _run_metadata(results: SiteResults, manifest: Mapping) -> dict:
-    layers = [{"column_prefix": info.key, "hazard": info.hazard, "label": info.hazard_label,
-               "is_composite": info.is_composite, "scenario": info.scenario,
-               "year": info.year, "pathway": info.pathway, "pathway_label": info.pathway_label,
-               "period": info.period, "pathway_exact": info.pathway_exact,
-               "pathway_note": info.pathway_note, "units": info.units,
-               "threshold_set": info.threshold_set, "datasets": info.datasets}
-              for info in results.layers]
+    layers = layer_records(results)
     return {"run_id": manifest.get("run_id"), "data_origin": manifest.get("data_origin"),
             "data_origin_note": manifest.get("data_origin_note"),
             "sitescreen_version": manifest.get("sitescreen_version"),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import DEFAULT_CHUNK_SITES, LayerInfo, SiteResults
+from sitescreen.aggregate import DEFAULT_CHUNK_SITES, LayerInfo, SiteResults, marked_pathway
 from sitescreen.errors import ConfigError
 from sitescreen.outputs.run_folder import (
     SITE_RESULTS_CSV,
@@ -708,7 +708,9 @@ def geojson_feature_texts(sites: pd.DataFrame, part: SiteResults, *, data_origin
             line.add(_json_floats(part.value[i][a:b]))
             line.text(f', "{key}_flags": ')
             line.add(_category_texts(part.flags[i][a:b]))
-            line.text(f', "{key}_pathway": {json.dumps(info.pathway, ensure_ascii=False)}')
+            pathway = json.dumps(marked_pathway(info.pathway, info.pathway_exact,
+                                                info.is_composite), ensure_ascii=False)
+            line.text(f', "{key}_pathway": {pathway}')
         line.text("}}")
         yield EncodedLines.of(line.join(b - a))
 

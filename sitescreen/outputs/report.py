@@ -58,6 +58,7 @@ from sitescreen.outputs.summary import (
     disclosure_sentences,
     hazard_sentences,
     headline_table,
+    pct_text,
     report_title,
     unresolved_weight_sentence,
 )
@@ -351,6 +352,12 @@ def _pct(value: object) -> str:
     return "-" if math.isnan(v) else f"{v:.0f}"
 
 
+def _share(value: object) -> str:
+    """A share of sites in %, as the sentences print it (100 and 0 only when exact)."""
+    text = _pct(value)
+    return text if text == "-" else pct_text(float(value))  # type: ignore[arg-type]
+
+
 def _labels(frame: pd.DataFrame) -> dict[str, str]:
     # One row per hazard first: the long table has millions of rows.
     first = frame[["hazard", "hazard_label"]].drop_duplicates("hazard", keep="last")
@@ -427,25 +434,37 @@ def _sentences_by_case(doc: _Doc, shares: pd.DataFrame) -> None:
             doc.bullets(sentences)
 
 
+def _lower_bound_cell(r: Mapping) -> Any:
+    n = int(r.get("sites_lower_bound") or 0)
+    missing = _str(r.get("lower_bound_missing"))
+    return _Cell(f"{n} (no {missing} data)" if n and missing else str(n), "bad" if n else "")
+
+
 def _shares_table(doc: _Doc, part: pd.DataFrame, weighted: bool) -> None:
     header = ["Scenario", "Year", "L1 %", "L2 %", "L3 %", "L4 %", "L5 %", "Medium+ %",
               "Range %"]
     if weighted:
         header.append(f"Medium+ % by {_str(part['weight_field'].iloc[0])}")
-    header += ["Screened", "No data", "Unresolved", "Dataset pathway", "Period"]
+    # A composite's sites whose level is a lower bound (a component without data there).
+    bounded = "sites_lower_bound" in part and bool(part["sites_lower_bound"].fillna(0).any())
+    header += ["Screened", *(["Of which lower bound"] if bounded else []), "No data",
+               "Unresolved", "Dataset pathway", "Period"]
     rows = []
     for r in part.to_dict("records"):
-        lo, hi = _pct(r["medium_plus_pct_low"]), _pct(r["medium_plus_pct_high"])
+        lo, hi = _share(r["medium_plus_pct_low"]), _share(r["medium_plus_pct_high"])
         row: list[Any] = [scenario_title(r["scenario"]), r["year"],
-                          *[_pct(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
-                          _pct(r["medium_plus_pct"]), "" if lo == hi else f"{lo}-{hi}"]
+                          *[_share(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
+                          _share(r["medium_plus_pct"]),
+                          "" if lo == hi else f"{lo} to {hi}" if "<" in lo + hi or ">" in lo + hi
+                          else f"{lo}-{hi}"]
         if weighted:
-            row.append(_pct(r["w_medium_plus_pct"]))
+            row.append(_share(r["w_medium_plus_pct"]))
         approx = approximate_pathways(r)
         # A composite's pathway marks its approximate components itself.
         pathway = _str(r["pathway"]) + (" (approximate)" if approx and not r["is_composite"]
                                         else "")
-        row += [r["sites_screened"], r["sites_no_data"], r["sites_unresolved"],
+        row += [r["sites_screened"], *([_lower_bound_cell(r)] if bounded else []),
+                r["sites_no_data"], r["sites_unresolved"],
                 _Cell(pathway, "bad" if approx else "", _str(r.get("pathway_label"))),
                 _str(r["period"])]
         rows.append(row)
@@ -738,7 +757,10 @@ def _methods(doc: _Doc, manifest: Mapping, labels: Mapping[str, str]) -> None:
     comps = manifest.get("composites", [])
     if comps:
         doc.para("Composite hazards, as disclosures report them: a site's level is the highest "
-                 "level among the components with data.")
+                 "level of its components. Where a component has no data at a site, the "
+                 "others' highest level is a lower bound: kept when medium or higher "
+                 "(counted as a lower bound), else the site has no data for the composite, "
+                 "never low.")
         doc.bullets([f"{c.get('label', c.get('name'))} = highest of "
                      f"{', '.join(labels.get(x, x) for x in c.get('components', []))}"
                      for c in comps])
@@ -927,7 +949,7 @@ def _changes(doc: _Doc, changes: Mapping) -> None:
         doc.heading(3, "Medium-and-above shares that changed")
         doc.table(["Hazard", "Scenario", "Year", "Previous %", "Now %", "Change (points)"], [
             [_str(s.get("hazard_label")), scenario_title(_str(s.get("scenario"))), s.get("year"),
-             _pct(s.get("previous_medium_plus_pct")), _pct(s.get("medium_plus_pct")),
+             _share(s.get("previous_medium_plus_pct")), _share(s.get("medium_plus_pct")),
              _pct(s.get("delta_pct_points"))] for s in shares], cls="num")
     levels = changes.get("level_changes", [])
     if levels:

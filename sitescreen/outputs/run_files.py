@@ -180,7 +180,7 @@ def _core_files(*, sites: pd.DataFrame, results: SiteResults, shares_table: pd.D
                 manifest: Mapping, plan: PerSitePlan,
                 chunk_sites: int = DEFAULT_CHUNK_SITES) -> Files:
     """Summary tables, manifest and the per-site files of ``plan``."""
-    from sitescreen.outputs.geoparquet import GEOPARQUET_FILE, geoparquet_writer
+    from sitescreen.outputs.geoparquet import GEOPARQUET_FILE, geoparquet_writer, layer_records
 
     origin = manifest["data_origin"]
     site_columns = site_output_columns(sites)
@@ -199,7 +199,8 @@ def _core_files(*, sites: pd.DataFrame, results: SiteResults, shares_table: pd.D
                    "sitescreen": {"run_id": manifest["run_id"], "data_origin": origin,
                                   "data_origin_note": manifest["data_origin_note"],
                                   "sitescreen_version": manifest["sitescreen_version"],
-                                  "manifest": MANIFEST_JSON}}
+                                  "manifest": MANIFEST_JSON,
+                                  "layers": layer_records(results)}}
         files[plan.geojson_name] = site_geojson_writer(
             sites, results, data_origin=origin, site_columns=site_columns, members=members,
             compressed=plan.long_files == "gzip", chunk_sites=chunk_sites)

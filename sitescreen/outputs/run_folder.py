@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 import pandas as pd
 
+from sitescreen.aggregate import APPROXIMATE_MARK
 from sitescreen.errors import OutputError, UnsafePathError
 from sitescreen.files import atomic_folder, atomic_write, write_content
 
@@ -465,6 +466,24 @@ def max_site_properties(own_columns: int) -> int:
     return GPKG_MAX_COLUMNS - own_columns - len(GEOCODE_COLUMNS) - LEVEL_FIELDS_RESERVE - 4
 
 
+def _marked_pathways(table: pd.DataFrame) -> pd.Series:
+    """The long table's pathways as the per-site fields give them
+    (:func:`sitescreen.aggregate.marked_pathway`)."""
+    pathway = table["pathway"]
+    if "pathway_exact" not in table:
+        return pathway
+    exact = table["pathway_exact"].fillna(True).astype(bool).to_numpy()
+    composite = table["is_composite"].fillna(False).astype(bool).to_numpy() \
+        if "is_composite" in table else np.zeros(len(table), dtype=bool)
+    text = pathway.astype("string")
+    need = ~exact & ~composite & ~text.str.endswith(APPROXIMATE_MARK).fillna(True).to_numpy()
+    if not need.any():
+        return pathway
+    out = pathway.astype(object).copy()
+    out[need] = (text[need] + APPROXIMATE_MARK).astype(object)
+    return out
+
+
 def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
                   data_origin: str, site_columns: list[str], lazy: bool = False) -> dict:
     """RFC 7946 FeatureCollection: one Point feature per site (null geometry if unresolved).
@@ -482,8 +501,8 @@ def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,
         return fast
     per_site: dict[str, dict] = {sid: {} for sid in sites["site_id"]}
     cols = ["site_id", "hazard", "scenario", "year", "level", "level_low", "level_high",
-            "value", "flags", "pathway"]
-    for row in table[cols].itertuples(index=False):
+            "value", "flags"]
+    for row in table[cols].assign(pathway=_marked_pathways(table)).itertuples(index=False):
         props = per_site[row.site_id]
         base = f"{row.hazard}_{row.scenario}_{row.year}"
         props[f"{base}_level"] = int(row.level) if row.level > 0 else None
@@ -565,7 +584,7 @@ def _site_features_columnar(sites: pd.DataFrame, table: pd.DataFrame, *, data_or
     if table["flags"].dtype == object:
         return None  # None and NA flags have their own rules in the row-by-row path
     flags = np.asarray(_none_for_na(table["flags"]), dtype=object)
-    pathway = np.asarray(_none_for_na(table["pathway"]), dtype=object)
+    pathway = np.asarray(_none_for_na(_marked_pathways(table)), dtype=object)
     keys: list[str] = []
     columns: list[np.ndarray] = []
     for j, code in enumerate(layout[0]):
