@@ -228,8 +228,9 @@ def _lower_bound_text(rows: Sequence[Mapping]) -> str:
         return ""
     parts = sorted({p for r in rows for p in str(r.get("lower_bound_missing") or "").split(",")
                     if p})
+    whose = "its" if max(counts) == 1 else "their"  # "1 ..., its level"; "1-2 ..., their"
     return (f"{_span(counts, '')} without {' or '.join(parts) or 'some component'} data, "
-            "their level a lower bound")
+            f"{whose} level a lower bound")
 
 
 def unresolved_weight_sentence(sites: pd.DataFrame, unresolved: pd.Series,
