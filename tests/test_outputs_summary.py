@@ -102,7 +102,8 @@ def test_lower_bound_sites_are_named_with_the_missing_component():
     assert rows[0][-1] == ("199 of 200 (1 no data); 2 without typhoon data, their level a "
                            "lower bound")
     (sentence,) = disclosure_sentences(shares, hazards=["floods_typhoons"])
-    assert sentence.endswith("; of these, 2 without typhoon data, their level a lower bound.")
+    assert sentence.endswith(
+        "; of the screened sites, 2 without typhoon data, their level a lower bound.")
     (sentence,) = hazard_sentences(shares, hazards=["floods_typhoons"])
     assert "; of the screened sites, 2 without typhoon data, their level a lower bound" \
         in sentence

@@ -64,7 +64,7 @@ from sitescreen.outputs.styling import (
     map_layers,
     shares_chart_name,
 )
-from sitescreen.outputs.summary import approximate_pathways
+from sitescreen.outputs.summary import approximate_pathways, pct_text, range_text
 from sitescreen.scenarios import scenario_rank, scenario_title
 
 __all__ = [
@@ -380,13 +380,14 @@ def shares_figure(part: pd.DataFrame, *, manifest: Mapping, dpi: int = 150) -> F
             continue
         mp, lo, hi = _num(row["medium_plus_pct"]), _num(row["medium_plus_pct_low"]), \
             _num(row["medium_plus_pct_high"])
-        text = f"{mp:.0f} %"
+        text = f"{pct_text(mp)} %"  # as the tables print it: 100 and 0 only when exact
         mp_bars.append((y, mp))
-        if not (math.isnan(lo) or math.isnan(hi)) and round(lo) != round(hi):
+        rng = range_text(lo, hi)
+        if rng:
             mp_ax.errorbar([mp], [y], xerr=[[max(mp - lo, 0.0)], [max(hi - mp, 0.0)]],
                            fmt="none", ecolor="black", elinewidth=1.3, capsize=3.5,
                            capthick=1.3, zorder=4)
-            text += f" ({lo:.0f}-{hi:.0f})"
+            text += f" ({rng})"
         if approximate_pathways(row):
             text += " \u2020"
         mp_ax.text(1.06, y, text, transform=yaxis, ha="left", va="center", fontsize=8.5)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import SiteResults
+from sitescreen.aggregate import SiteResults, marked_pathway
 from sitescreen.scenarios import scenario_title
 
 __all__ = ["field_dictionary", "field_sample", "short_alias", "FIELDS_FILE", "FIELD_COLUMNS"]
@@ -99,7 +99,8 @@ _UNIT_SUFFIXES = (("_per_yr", "1/year"), ("_ms", "m/s"), ("_km", "km"), ("_m", "
 _LAYER_PARTS = {
     "level": ("level", "risk " + _LEVEL, "lv"),
     "low": ("level", "low end of the level range; null: no data", "lo"),
-    "high": ("level", "high end of the level range; null: no data", "hi"),
+    "high": ("level", "high end of the level range (5 at a composite's lower-bound site); "
+                      "null: no data", "hi"),
     "value": (None, "hazard indicator behind the level; null with level 1: never reached "
                     "(a flood return period), null with level null: no data", "val"),
     "flags": ("", "flags on the result", "fl"),
@@ -276,7 +277,9 @@ def field_dictionary(sites: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                 d.add(name, kind, unit, text, GEOJSON, alias=alias)
                 d.add(la.level_column, kind, unit, text, gpkg_sites, alias=alias)
             elif part == "pathway":
-                d.add(name, kind, unit, f"{text} ({la.pathway})", GEOJSON, alias=alias)
+                d.add(name, kind, unit,
+                      f"{text} ({marked_pathway(la.pathway, la.exact, la.is_composite)})",
+                      GEOJSON, alias=alias)
             elif part in la.detail_suffixes:
                 if part != "driver":
                     d.add(name, kind, unit, text, GEOJSON, alias=alias)

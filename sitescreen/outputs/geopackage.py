@@ -69,7 +69,7 @@ import pandas as pd
 import shapely
 from shapely.geometry import mapping
 
-from sitescreen.aggregate import SiteResults
+from sitescreen.aggregate import SiteResults, marked_pathway
 from sitescreen.classify import RiskLevel
 from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
@@ -329,7 +329,8 @@ def _metadata_rows(manifest: Mapping, head: LevelLayer | None = None) -> pd.Data
 
 def _description(layer: LevelLayer, manifest: Mapping) -> str:
     text = (f"{layer.hazard_label}, {scenario_title(layer.scenario)} {layer.year}: risk level "
-            f"1-5 per site (NULL = no data); dataset pathway {layer.pathway} ({layer.period}); "
+            f"1-5 per site (NULL = no data); dataset pathway "
+            f"{marked_pathway(layer.pathway, layer.exact, layer.is_composite)} ({layer.period}); "
             f"threshold set {layer.threshold_set}; run {manifest.get('run_id', '')}; data "
             f"origin {manifest.get('data_origin', '')}")
     if is_synthetic(manifest):

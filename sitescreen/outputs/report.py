@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import SiteResults
+from sitescreen.aggregate import SiteResults, marked_pathway
 from sitescreen.classify import RiskLevel
 from sitescreen.cooling import cooling_frame
 from sitescreen.data.sources import SYNTHETIC_WARNING, is_synthetic
@@ -59,6 +59,7 @@ from sitescreen.outputs.summary import (
     hazard_sentences,
     headline_table,
     pct_text,
+    range_text,
     report_title,
     unresolved_weight_sentence,
 )
@@ -436,7 +437,7 @@ def _sentences_by_case(doc: _Doc, shares: pd.DataFrame) -> None:
 
 def _lower_bound_cell(r: Mapping) -> Any:
     n = int(r.get("sites_lower_bound") or 0)
-    missing = _str(r.get("lower_bound_missing"))
+    missing = " or ".join(p for p in _str(r.get("lower_bound_missing")).split(",") if p)
     return _Cell(f"{n} (no {missing} data)" if n and missing else str(n), "bad" if n else "")
 
 
@@ -451,18 +452,14 @@ def _shares_table(doc: _Doc, part: pd.DataFrame, weighted: bool) -> None:
                "Unresolved", "Dataset pathway", "Period"]
     rows = []
     for r in part.to_dict("records"):
-        lo, hi = _share(r["medium_plus_pct_low"]), _share(r["medium_plus_pct_high"])
         row: list[Any] = [scenario_title(r["scenario"]), r["year"],
                           *[_share(r[f"pct_level_{lvl}"]) for lvl in range(1, 6)],
                           _share(r["medium_plus_pct"]),
-                          "" if lo == hi else f"{lo} to {hi}" if "<" in lo + hi or ">" in lo + hi
-                          else f"{lo}-{hi}"]
+                          range_text(r["medium_plus_pct_low"], r["medium_plus_pct_high"])]
         if weighted:
             row.append(_share(r["w_medium_plus_pct"]))
         approx = approximate_pathways(r)
-        # A composite's pathway marks its approximate components itself.
-        pathway = _str(r["pathway"]) + (" (approximate)" if approx and not r["is_composite"]
-                                        else "")
+        pathway = marked_pathway(_str(r["pathway"]), not approx, bool(r["is_composite"]))
         row += [r["sites_screened"], *([_lower_bound_cell(r)] if bounded else []),
                 r["sites_no_data"], r["sites_unresolved"],
                 _Cell(pathway, "bad" if approx else "", _str(r.get("pathway_label"))),

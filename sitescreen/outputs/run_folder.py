@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 import pandas as pd
 
-from sitescreen.aggregate import APPROXIMATE_MARK
+from sitescreen.aggregate import marked_pathway
 from sitescreen.errors import OutputError, UnsafePathError
 from sitescreen.files import atomic_folder, atomic_write, write_content
 
@@ -467,21 +467,20 @@ def max_site_properties(own_columns: int) -> int:
 
 
 def _marked_pathways(table: pd.DataFrame) -> pd.Series:
-    """The long table's pathways as the per-site fields give them
-    (:func:`sitescreen.aggregate.marked_pathway`)."""
+    """The long table's pathways as the per-site fields give them: :func:`marked_pathway`
+    once per distinct (pathway, exact, composite), mapped back to the rows."""
     pathway = table["pathway"]
     if "pathway_exact" not in table:
         return pathway
-    exact = table["pathway_exact"].fillna(True).astype(bool).to_numpy()
-    composite = table["is_composite"].fillna(False).astype(bool).to_numpy() \
-        if "is_composite" in table else np.zeros(len(table), dtype=bool)
-    text = pathway.astype("string")
-    need = ~exact & ~composite & ~text.str.endswith(APPROXIMATE_MARK).fillna(True).to_numpy()
-    if not need.any():
-        return pathway
-    out = pathway.astype(object).copy()
-    out[need] = (text[need] + APPROXIMATE_MARK).astype(object)
-    return out
+    keys = pd.DataFrame({
+        "p": pathway, "e": table["pathway_exact"].fillna(True).astype(bool),
+        "c": table["is_composite"].fillna(False).astype(bool) if "is_composite" in table
+        else False})
+    codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
+    marked = np.array([p if not isinstance(p, str) else marked_pathway(p, e, c)
+                       for p, e, c in uniques], dtype=object)
+    out = pd.Series(marked[codes], index=table.index, dtype=object)
+    return out.where(pathway.notna(), pathway.astype(object))  # a missing one stays as it was
 
 
 def site_features(sites: pd.DataFrame, table: pd.DataFrame, *,

@@ -20,7 +20,8 @@ from sitescreen.scenarios import Narrative, parse_narrative, scenario_rank, scen
 
 __all__ = ["format_shares_table", "disclosure_sentences", "hazard_sentences", "headline_table",
            "approximate_pathways", "report_title", "share_records", "unresolved_lines",
-           "unresolved_weight_sentence", "unresolved_record", "pct_text", "HEADLINE_HAZARDS",
+           "unresolved_weight_sentence", "unresolved_record", "pct_text", "range_text",
+           "HEADLINE_HAZARDS",
            "SHARE_HEADLINE_COLUMNS"]
 
 #: The groups corporate disclosures report (e.g. SenseTime's 2023 climate report: water
@@ -63,9 +64,20 @@ def _range_of(lo: object, hi: object) -> tuple[str, str] | None:
     return None if lo_t == hi_t else (lo_t, hi_t)
 
 
+def range_text(lo: object, hi: object) -> str:
+    """A share's model range as every output prints it ("53-65", "<1 to >99"), or "" when
+    it is one printed value or unknown.
+
+    >>> range_text(53.2, 65.1), range_text(0.4, 99.6), range_text(40.1, 39.9)
+    ('53-65', '<1 to >99', '')
+    """
+    rng = _range_of(lo, hi)
+    return _between(*rng) if rng else ""
+
+
 def _range(row: pd.Series) -> str:
-    rng = _range_of(row["medium_plus_pct_low"], row["medium_plus_pct_high"])
-    return f" ({_between(*rng)})" if rng else ""
+    text = range_text(row["medium_plus_pct_low"], row["medium_plus_pct_high"])
+    return f" ({text})" if text else ""
 
 
 def format_shares_table(shares: pd.DataFrame, *, hazards: Sequence[str] | None = None,
@@ -140,7 +152,7 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
     ...            medium_plus_pct_low=0.4, medium_plus_pct_high=100.0, pathway_exact=True,
     ...            sites_lower_bound=2, lower_bound_missing="typhoon")
     >>> disclosure_sentences(pd.DataFrame([row]), hazards=["floods_typhoons"])[0]
-    'In 2030 under the Pessimistic scenario, 199 of 200 sites (>99 %) face medium or higher floods and typhoons risk; between <1 and 100 % across the model range; 71 % of the 57 M asset_value at screened sites (5 bn at sites not located or without data); of these, 2 without typhoon data, their level a lower bound.'
+    'In 2030 under the Pessimistic scenario, 199 of 200 sites (>99 %) face medium or higher floods and typhoons risk; between <1 and 100 % across the model range; 71 % of the 57 M asset_value at screened sites (5 bn at sites not located or without data); of the screened sites, 2 without typhoon data, their level a lower bound.'
     """
     order = {h: i for i, h in enumerate(hazards)}
     part = shares[shares["hazard"].isin(hazards)]
@@ -160,7 +172,7 @@ def disclosure_sentences(shares: pd.DataFrame, *, hazards: Sequence[str] = HEADL
             weighted = _weighted_text([row], pct_text(row["w_medium_plus_pct"]))
         lower = _lower_bound_text([row])
         if lower:
-            weighted += f"; of these, {lower}"
+            weighted += f"; of the screened sites, {lower}"
         approx = ""
         if "pathway_exact" in row and not bool(row["pathway_exact"]):
             parts = approximate_pathways(row)
