@@ -17,14 +17,15 @@ holding the columns of every layer, one row per site of the run that wrote the p
 run's site order (text as dictionary codes). A re-run with the same data and method reads
 those few files instead of every layer's parts, samples only the locations it lacks, and adds
 a part with just them. When a snapshot had :data:`SNAPSHOT_MAX_PARTS` parts or more before
-a run that reads it whole (one process, or the driver of a Dask run once its chunks are
-done), its parts are merged into one, the run's sites first; exactly the parts merged are
-deleted. A re-run whose sites are the stored ones in the same order (some removed, or new
+a run that adds sites to it in one process, or before a Dask run (its driver, once the
+chunks are done), its parts are merged into one, the run's sites first; exactly the parts
+merged are deleted. A re-run with no new site leaves the parts as they are. A re-run whose sites are the stored ones in the same order (some removed, or new
 ones appended) copies its rows as a few slices, not site by site. The layer parts stay the
 reference (a snapshot is only a faster way to read them, and a run whose layers changed in
 part falls back to them). A part that cannot be read whole (truncated, not of this layout,
 inconsistent) is ignored with a warning naming it, its sites are sampled again, and it is
-deleted (with a warning) once the run has stored them.
+deleted (with a warning) once they are stored again (in a Dask run, by the chunk that
+stored its own share of them). A part this user may not read is an error, never damage.
 
 **Durability.** The store is a cache: every part is written to a temporary name and renamed
 into place, so a reader sees a whole file or none, but parts are not flushed to disk
@@ -62,7 +63,7 @@ from sitescreen.categorical import (
 )
 from sitescreen.data.sources import DataSource
 from sitescreen.errors import OutputError
-from sitescreen.files import atomic_write
+from sitescreen.files import atomic_write, umask_mode
 from sitescreen.hazards import HazardResult, plugin_path
 from sitescreen.scenarios import Narrative, Pathway, pathway_for
 
@@ -432,6 +433,11 @@ class ResultStore:
                 part = _read_snapshot_part(path, fingerprints, wanted)
             except FileNotFoundError:
                 continue  # merged into another part by another run meanwhile
+            except PermissionError as exc:  # not damage: never to be deleted as damaged
+                raise OutputError(
+                    f"cannot read the result snapshot {path}: {exc.strerror or exc}; the result "
+                    "store must be readable and writable by every user who runs against it "
+                    "(or use a cache folder of your own)") from exc
             except Exception as exc:
                 log.warning("ignoring unreadable result snapshot %s: %s", path, exc)
                 damaged.append(path)
@@ -954,6 +960,7 @@ def _write_part(folder: Path, loc: np.ndarray, columns: dict[str, Column | _Merg
             writer.write_batch(record)
         writer.close()
         writer = None
+        os.chmod(tmp, umask_mode())  # mkstemp makes 0600: a shared store's parts must be readable
         os.replace(tmp, path)
     except BaseException:
         if writer is not None:

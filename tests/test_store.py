@@ -435,3 +435,30 @@ def test_each_site_keeps_its_own_row_as_assemble_makes_rows_of_one_location_equa
     cached = st.cached_from_snapshot(snap, 0, lon[order], lat[order])
     again = st.assemble(cached, lon[order], lat[order], None)
     assert again.levels.tolist() == out.levels[order].tolist() == [1, 4, 5, 1, 5, 1]
+
+
+def test_a_shared_store_stays_readable_and_is_never_deleted_as_damaged(tmp_path, monkeypatch):
+    """Parts get the umask's mode (a temporary file's 0600 would lock other users of a shared
+    store out), and a part this user may not read is an error naming it, not damage to
+    delete. The tests run as root, whom no mode refuses: the refusal is simulated."""
+    import os
+    import stat
+
+    from sitescreen.files import umask_mode
+
+    st = ResultStore(tmp_path)
+    lon, lat = np.arange(5, dtype=float), np.zeros(5)
+    st.write_snapshot(["fp"], lon, lat, [_site_result(lon)])
+    st.save("layer", lon, lat, _site_result(lon))
+    parts = [*tmp_path.glob("snapshots/*/part-*.arrow"), *tmp_path.glob("layer/part-*")]
+    assert len(parts) == 2
+    for path in parts:
+        assert stat.S_IMODE(os.stat(path).st_mode) == umask_mode(), path
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(store, "_read_snapshot_part", refused)
+    with pytest.raises(OutputError, match="cannot read the result snapshot .*readable"):
+        st.read_snapshot(["fp"])
+    assert all(p.exists() for p in parts)

@@ -140,7 +140,6 @@ def _radius_km(population: int) -> float:
 
 
 @functools.cache
-@functools.cache
 def _code_hash() -> str:
     """Short hash of the matching code and the gazetteer builder (once per process)."""
     digest = hashlib.sha256()
