@@ -380,7 +380,7 @@ def _span(values: Sequence[float], unit: str = " %") -> str:
 
 
 def _screened_text(part: pd.DataFrame) -> str:
-    """The denominators of headline rows: "42 of 43 (1 no data); 1 without typhoon data,
+    """The denominators of headline rows: "42 of 43 (1 no data); 2 without typhoon data,
     their level a lower bound; 5 bn asset_value not screened"."""
     total = int(part["sites_total"].max())
     screened = _span(part["sites_screened"].tolist(), "")
