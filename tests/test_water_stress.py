@@ -429,7 +429,7 @@ def test_parsed_tables_are_kept_in_the_cache_and_follow_the_file(catalog, pack, 
 
 
 def test_old_parsed_copies_go_and_other_versions_in_use_stay(catalog, pack, tmp_path):
-    """Policy of :class:`~sitescreen.hazards.basins.ParsedCopy`: a copy of this table by other
+    """Policy of :class:`~sitescreen.data.parsed.ParsedCopy`: a copy of this table by other
     code (another checkout sharing the cache) read lately stays; one unread for UNUSED_DAYS
     (of other code, or named as an earlier release named them) goes when a copy is written."""
     cache = tmp_path / "cache"

@@ -12,22 +12,20 @@ import hashlib
 import logging
 import os
 import threading
-from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
 
 from sitescreen.catalog import CatalogEntry
+from sitescreen.data.parsed import ParsedCopy, file_signature
 from sitescreen.data.sources import file_says_synthetic
 from sitescreen.errors import HazardDataError
-from sitescreen.files import atomic_write, mark_used, remove_unused
 from sitescreen.geodesy import KM_PER_DEGREE
 
-__all__ = ["NO_BASIN", "BasinIndex", "ParsedCopy", "SiteJoin", "basin_index", "join_sites",
-           "file_signature", "local_path", "forget_indexes"]
+__all__ = ["NO_BASIN", "BasinIndex", "SiteJoin", "basin_index", "join_sites", "local_path",
+           "forget_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +39,6 @@ _INDEX_FORMAT = "1"            # bump when the cached GeoParquet layout changes
 def local_path(path: str) -> str:
     """A path pandas can open: GDAL's /vsicurl/ prefix stripped from mirror URLs."""
     return path.removeprefix("/vsicurl/")
-
-
-def file_signature(path: str) -> str:
-    """Size, newest mtime and file count of a file or folder (a .gdb is a folder)."""
-    if path.startswith("/vsi"):
-        return "remote"
-    p = Path(path)
-    try:
-        stats = [f.stat() for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p.stat()]
-    except OSError as exc:
-        raise HazardDataError(f"cannot read {path}: {exc.strerror}") from exc
-    return (f"{sum(s.st_size for s in stats)}-"
-            f"{max((s.st_mtime_ns for s in stats), default=0)}-{len(stats)}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -79,13 +64,14 @@ def forget_indexes() -> None:
 def basin_index(path: str, relpath: str, layer: str, entry: CatalogEntry,
                  cache_dir: str | None) -> BasinIndex:
     """Basin polygons of ``layer``, once per process (and once per cache folder on disk)."""
+    signature = file_signature(path)
     ident = "|".join((_INDEX_FORMAT, entry.id, entry.version, os.path.abspath(path)
-                      if not path.startswith("/vsi") else path, layer, file_signature(path)))
+                      if not path.startswith("/vsi") else path, layer, signature))
     key = hashlib.sha1(ident.encode()).hexdigest()[:16]
     with _INDEXES_LOCK:  # held while building: parallel tasks wait instead of re-reading
         index = _INDEXES.get(key)
         if index is None:
-            pfaf, geoms = _load_polygons(path, relpath, layer, entry, cache_dir, key)
+            pfaf, geoms = _load_polygons(path, relpath, layer, entry, cache_dir, signature)
             edges = shapely.boundary(geoms)
             shapely.prepare(geoms)
             shapely.prepare(edges)
@@ -98,10 +84,11 @@ def basin_index(path: str, relpath: str, layer: str, entry: CatalogEntry,
 
 
 def _load_polygons(path: str, relpath: str, layer: str, entry: CatalogEntry,
-                   cache_dir: str | None, key: str) -> tuple[np.ndarray, np.ndarray]:
+                   cache_dir: str | None, signature: str) -> tuple[np.ndarray, np.ndarray]:
     import geopandas as gpd
 
-    copy = ParsedCopy.of(cache_dir, entry, path, kind=layer, code=_INDEX_FORMAT)
+    copy = ParsedCopy.of(cache_dir, entry, path, kind=layer, code=_INDEX_FORMAT,
+                         signature=signature)
     kept = copy.read(gpd.read_parquet, "basin index cache") if copy else None
     if kept is not None:
         return kept["pfaf_id"].to_numpy("int64"), kept.geometry.to_numpy()
@@ -110,72 +97,6 @@ def _load_polygons(path: str, relpath: str, layer: str, entry: CatalogEntry,
         frame = gpd.GeoDataFrame({"pfaf_id": pfaf}, geometry=geoms, crs="EPSG:4326")
         copy.keep(frame.to_parquet, "basin index cache")
     return pfaf, geoms
-
-
-# --- parsed copies of source files in the cache folder ---------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class ParsedCopy:
-    """Where a source file's parsed copy (GeoParquet, Parquet) is kept in the cache folder.
-
-    Named ``{kind}-{slot}-{state}-{code}.parquet`` under ``<cache>/<dataset id>/[folder]``:
-    ``slot`` the source file (dataset, path, ``kind``: a layer, and the ``parts`` read, e.g.
-    columns), ``state`` the file's size, mtime and file count (:func:`file_signature`),
-    ``code`` the parsing code's format and the dataset version.
-
-    Old copies (policy): writing a copy deletes at once the copies of the same slot made from
-    another state of the file (the file changed: nothing can read them again), and any other
-    copy in the folder unread for :data:`~sitescreen.files.UNUSED_DAYS` days (copies made by
-    other code, from other data folders, or named as in earlier releases). A copy of another
-    version of the code that is still read (another checkout sharing the cache folder) stays:
-    reading a copy stamps it used.
-    """
-
-    path: Path
-
-    @classmethod
-    def of(cls, cache_dir: str | None, entry: CatalogEntry, source: str, *, kind: str,
-           code: str, parts: tuple[str, ...] = (), folder: str = "") -> ParsedCopy | None:
-        """The copy of ``source``, or None when nothing is kept (no cache folder, or a
-        remote source, whose state is unknown)."""
-        signature = file_signature(source)
-        if not cache_dir or signature == "remote":
-            return None
-        slot = _short(entry.id, os.path.abspath(source), kind, *parts, size=12)
-        name = f"{kind}-{slot}-{_short(signature)}-{_short(code, entry.version)}.parquet"
-        return cls(Path(cache_dir) / entry.id / folder / name)
-
-    def read(self, read, what: str):
-        """``read(path)`` of the kept copy, or None (none kept, or unreadable: a warning)."""
-        if not self.path.is_file():
-            return None
-        try:
-            value = read(self.path)
-        except (OSError, ValueError) as exc:
-            log.warning("%s %s unreadable (%s); reading the source again", what, self.path, exc)
-            return None
-        mark_used(self.path)
-        return value
-
-    def keep(self, write, what: str) -> None:
-        """Write the copy (``write(tmp_path)``, atomically), then delete old copies."""
-        try:
-            atomic_write(self.path, write)
-        except OSError as exc:  # the copy only saves time; never fail a run over it
-            log.warning("cannot keep the %s %s: %s", what, self.path, exc)
-            return
-        kind, slot, state, _ = self.path.stem.rsplit("-", 3)
-        same_slot = f"{kind}-{slot}-"
-        others = [p for p in self.path.parent.glob("*.parquet") if p != self.path]
-        for p in others:
-            if p.name.startswith(same_slot) and not p.name.startswith(f"{same_slot}{state}-"):
-                with suppress(OSError):
-                    p.unlink()  # parsed from an earlier state of the same file
-        remove_unused(p for p in others if p.exists())
-
-
-def _short(*parts: str, size: int = 8) -> str:
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:size]
 
 
 def _read_gdb(path: str, relpath: str, layer: str,

@@ -53,6 +53,7 @@ import pandas as pd
 
 from sitescreen.catalog import CatalogEntry
 from sitescreen.classify import ThresholdSet, classify
+from sitescreen.data.parsed import ParsedCopy, file_signature
 from sitescreen.data.sources import (
     SYNTHETIC_MARK,
     origin_details,
@@ -63,10 +64,8 @@ from sitescreen.geodesy import KM_PER_DEGREE
 from sitescreen.hazards.base import HazardContext, HazardResult
 from sitescreen.hazards.basins import (
     BasinIndex,
-    ParsedCopy,
     SiteJoin,
     basin_index,
-    file_signature,
     join_sites,
     local_path,
 )
@@ -431,7 +430,8 @@ def _cached_table(path: str, relpath: str, entry: CatalogEntry, wanted: list[str
         hit = _TABLES.get(cache_key)
         if hit is None:
             copy = ParsedCopy.of(cache_dir, entry, path, kind="table", code=_TABLE_FORMAT,
-                                 parts=(str(repeated), *wanted), folder="tables")
+                                 parts=(str(repeated), *wanted), folder="tables",
+                                 signature=signature)
             hit = copy.read(_read_kept_table, "parsed table") if copy else None
             if hit is None:
                 hit = _read_table(path, relpath, entry, wanted, repeated=repeated)
