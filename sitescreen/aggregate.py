@@ -67,6 +67,8 @@ def marked_pathway(pathway: str, exact: bool, is_composite: bool = False) -> str
     if exact or is_composite or pathway.endswith(APPROXIMATE_MARK):
         return pathway
     return pathway + APPROXIMATE_MARK
+
+
 #: A composite's flag for a component without data at the site: ``missing:typhoon``.
 _MISSING = "missing:"
 
@@ -343,10 +345,11 @@ def shares(table: pd.DataFrame, sites: pd.DataFrame, *, weight: str | None = Non
     t["_unresolved"] = t["site_id"].isin(unresolved_ids)
     t["_screened"] = (t["level"] > 0) & ~t["_unresolved"]
     # Composite sites screened with a component missing: their level is a lower bound.
-    flag_c, flag_u = pd.factorize(t["flags"].astype(str))
-    parts = _missing_parts(flag_u, set(t.loc[~t["is_composite"].astype(bool), "hazard"]))
-    t["_lb"] = t["_screened"] & t["is_composite"].astype(bool) \
-        & np.array([bool(p) for p in parts] + [False], dtype=bool)[flag_c]
+    composite = t["is_composite"].astype(bool).to_numpy()
+    flag_c = np.full(len(t), -1, dtype=np.int64)  # only composite rows' flags are read
+    flag_c[composite], flag_u = pd.factorize(t.loc[composite, "flags"].astype(str))
+    named, parts = _lower_bound_rows(flag_c, flag_u, set(t.loc[~composite, "hazard"]))
+    t["_lb"] = t["_screened"] & named
     t["_w"] = 1.0
     if weight is not None:
         w = pd.to_numeric(sites.set_index("site_id")[weight], errors="coerce")
@@ -412,6 +415,14 @@ def _missing_parts(flags: Sequence[str], hazards: set[str]) -> list[tuple[str, .
     return [tuple(f[len(_MISSING):] for f in str(text).split(";")
                   if f.startswith(_MISSING) and f[len(_MISSING):] in hazards)
             for text in flags]
+
+
+def _lower_bound_rows(codes: np.ndarray, flags: Sequence[str], hazards: set[str]
+                      ) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """Per row (``codes`` into the distinct ``flags``, -1 for none), whether its flags name
+    a component of the run without data, and per distinct flags those components."""
+    parts = _missing_parts(flags, hazards)
+    return np.array([bool(p) for p in parts] + [False], dtype=bool)[codes], parts
 
 
 def _parts_by_group(codes: np.ndarray, parts: Sequence[tuple[str, ...]], bound: np.ndarray,
@@ -930,11 +941,11 @@ def count_levels(results: SiteResults, unresolved: np.ndarray,
         bound = np.zeros(len(level), dtype=bool)
         parts_text = ""
         if info.is_composite:
-            cat = results.flags[i]
-            parts = _missing_parts(cat.categories, run_hazards)
-            codes = np.asarray(cat.codes)
-            bound = screened & np.array([bool(p) for p in parts] + [False], dtype=bool)[codes]
-            parts_text = ",".join(sorted({h for k in np.unique(codes[bound]) for h in parts[k]}))
+            codes = np.asarray(results.flags[i].codes)
+            named, parts = _lower_bound_rows(codes, results.flags[i].categories, run_hazards)
+            bound = screened & named
+            parts_text = _parts_by_group(codes, parts, bound, np.zeros(len(codes), np.int64),
+                                         1)[0]
         counts = np.bincount(lv, minlength=6)
         row = {k: getattr(info, k) for k in _SHARE_KEYS}
         row.update({
