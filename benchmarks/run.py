@@ -655,35 +655,28 @@ def case_outputs(n: int, mode: str, cache: str, config: str) -> dict:
 
 def case_raster_floor(sites: str, pack: str) -> dict:
     """Only the raster reads a screening of ``sites`` needs: every GeoTIFF the run's layers
-    read (the hazards' ``data_needs``), sampled at the sites from a fresh process; no sites
-    file, locating, store, other datasets or aggregation. A re-run that adds these sites
-    cannot be cheaper than this part of its work."""
+    read (the windowed datasets of :func:`sitescreen.data.prepare.plan_data`, from the
+    hazards' ``data_needs``), sampled at the sites from a fresh process; no sites file,
+    locating, store, other datasets or aggregation. A re-run that adds these sites cannot be
+    cheaper than this part of its work."""
     import pandas as pd
 
     from sitescreen import pipeline
-    from sitescreen.hazards import load_hazard
+    from sitescreen.data.prepare import plan_data
     from sitescreen.raster import SampleCache
 
     request = pipeline.make_request(sites=sites, data=pack, years=[2030, 2050])
     catalog = pipeline.catalog_for(request)
     data = pipeline.open_data(request)
-    paths: dict[str, None] = {}
-    for layer in pipeline.plan_layers(catalog, request):
-        spec = catalog.hazard(layer.hazard)
-        needs = getattr(load_hazard(spec), "data_needs", None)
-        for d in spec.datasets if needs is not None else ():
-            entry = catalog.dataset(d)
-            for name in needs(entry, scenario=layer.scenario, year=layer.year,
-                              params=spec.params):
-                if name.endswith(".tif"):
-                    paths[str(data.require(entry, name))] = None
     frame = pd.read_csv(sites)
     lon, lat = frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
+    plan = plan_data(catalog, pipeline.plan_layers(catalog, request), pack, lon, lat)
+    paths = [str(data.require(catalog.dataset(w.dataset), f.name))
+             for w in plan.windowed for f in w.files]
     t0, c0 = time.perf_counter(), time.process_time()
-    SampleCache().sample_many(list(paths), lon, lat)
+    SampleCache().sample_many(paths, lon, lat)
     return {"sites": len(frame), "files": len(paths), "wall_s": time.perf_counter() - t0,
             "cpu_s": time.process_time() - c0}
-
 
 CASES = {"raster": case_raster, "blocks": case_blocks, "memory": case_memory,
          "pipeline": case_pipeline, "geocode": case_geocode, "geopackage": case_geopackage,
