@@ -926,7 +926,8 @@ def bench_incremental(rep: Report, cache: Path) -> None:
     rep.add("incremental", f"  floor: the {k} added sites' raster reads alone",
             floor["wall_s"], "s",
             note=f"{100 * floor['wall_s'] / a['wall_s']:.1f} % of the first run; "
-                 f"{floor['files']} GeoTIFFs opened and sampled in a fresh process, "
+                 f"{floor['files']} GeoTIFFs opened and sampled "
+                 f"{'in a fresh process' if cfg.subprocess else 'in this process'}, "
                  f"{floor['cpu_s']:.2f} s CPU")
     big = cfg.incr_big_sites
     if not big:
